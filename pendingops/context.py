@@ -1,0 +1,354 @@
+"""The sync context: binds database, storage, remote and the version being built.
+
+Operators find the context of the sync they run in when they are subscribed, so a pipeline reads
+as the design card says::
+
+    async with SyncContext(db, storage, remote, "my-repo", mirror=True) as sync:
+        await sync.run(sync.source(units).pipe(ops.dedup(), ops.download(n=10), ops.save()))
+    print(sync.result.version)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import AsyncIterable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Literal
+
+import reactivex
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+
+from pendingops.db.database import Database
+from pendingops.db.locks import RepositoryLock
+from pendingops.db.schema import ProgressReport, SyncRun
+from pendingops.db.versions import (
+    NewVersion,
+    VersionInfo,
+    begin_version,
+    discard_version,
+    ensure_remote,
+    ensure_repository,
+    finish_version,
+    version_info,
+)
+from pendingops.download.fetcher import Fetcher
+from pendingops.pending import PendingContent
+from pendingops.progress import Progress, ProgressListener
+from pendingops.remote import RemoteConfig
+from pendingops.storage.base import ArtifactStorage
+
+ErrorPolicy = Literal["fail", "skip"]
+_current: contextvars.ContextVar[SyncContext] = contextvars.ContextVar("pendingops_sync_context")
+#: failures kept in memory for the report; the count is always exact
+_MAX_REPORTED_FAILURES = 1000
+
+
+class SyncFailed(RuntimeError):
+    """The sync did not produce a version; ``failures`` lists the units that failed, if any."""
+
+    def __init__(self, message: str, failures: list[UnitFailure] | None = None) -> None:
+        super().__init__(message)
+        self.failures = failures or []
+
+
+@dataclass(frozen=True, slots=True)
+class UnitFailure:
+    """One content unit that could not be added, and why."""
+
+    unit: str
+    stage: str
+    reason: str
+
+
+@dataclass(slots=True)
+class SyncResult:
+    """What a finished sync did. ``created`` is false when nothing changed (no new version)."""
+
+    version: VersionInfo
+    created: bool
+    added: int
+    removed: int
+    failed_count: int
+    failures: list[UnitFailure] = field(default_factory=list)
+
+
+def current_context() -> SyncContext:
+    """The sync the calling code runs in; operators use it at subscribe time."""
+    try:
+        return _current.get()
+    except LookupError:
+        raise RuntimeError(
+            "pendingops operators must run inside a sync: use 'async with SyncContext(...) as sync' "
+            "and 'await sync.run(...)'"
+        ) from None
+
+
+class SyncContext:
+    """One sync of one repository from one remote; an async context manager.
+
+    Entering takes the repository's lock and starts an invisible new version; leaving makes it
+    visible if ``run`` succeeded, and discards it otherwise (artifacts already downloaded stay in
+    storage for the rerun). ``window`` bounds how many units the source may be ahead of the end
+    of the pipeline; ``batch_size`` is the size of every database batch.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        storage: ArtifactStorage,
+        remote: RemoteConfig,
+        repository: str,
+        *,
+        mirror: bool = False,
+        on_error: ErrorPolicy = "fail",
+        batch_size: int = 1000,
+        window: int = 5000,
+        batch_wait: float = 0.1,
+        batch_max_wait: float = 5.0,
+        on_progress: ProgressListener | None = None,
+        progress_interval: float = 0.5,
+        wait_for_lock: bool = True,
+    ) -> None:
+        if on_error not in ("fail", "skip"):
+            raise ValueError(f"on_error must be 'fail' or 'skip', not {on_error!r}")
+        if batch_size < 1 or window < 1:
+            raise ValueError("batch_size and window must be at least 1")
+        self.db = db
+        self.storage = storage
+        self.remote = remote
+        self.repository = repository
+        self.mirror = mirror
+        self.on_error = on_error
+        self.batch_size = batch_size
+        self.window = window
+        self.batch_wait = batch_wait
+        self.batch_max_wait = batch_max_wait
+        self.progress = Progress()
+        self.failures: list[UnitFailure] = []
+        self.failed_count = 0
+        self.result: SyncResult | None = None
+        #: units pulled from the source and not yet out of the pipeline, and the largest it got
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.repository_id = 0
+        self.remote_id = 0
+        self.version: NewVersion | None = None
+        self.fetcher = Fetcher(remote, storage, connections=0)
+        self._on_progress = on_progress
+        self._progress_interval = progress_interval
+        self._wait_for_lock = wait_for_lock
+        self._window: asyncio.Semaphore | None = None
+        self._lock: RepositoryLock | None = None
+        self._token: contextvars.Token[SyncContext] | None = None
+        self._ran = False
+        self._run_id = 0
+        self._ticker: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> SyncContext:
+        self.repository_id, self.remote_id = await self.db.run(self._register)
+        self._lock = RepositoryLock(self.db, self.repository_id)
+        await self._lock.acquire(wait=self._wait_for_lock)
+        try:
+            self.version = await self.db.run(begin_version, self.repository_id)
+            self._run_id = await self.db.run(self._start_run)
+        except BaseException:
+            self._lock.release()
+            raise
+        self._window = asyncio.Semaphore(self.window)
+        self._token = _current.set(self)
+        if self._on_progress is not None:
+            self._ticker = asyncio.create_task(self._tick())
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self.version is not None and self._lock is not None
+        if self._token is not None:
+            _current.reset(self._token)
+        if self._ticker is not None:
+            self._ticker.cancel()
+        try:
+            await self.fetcher.close()
+            if exc is None and not self._ran:
+                exc = SyncFailed("the sync context was left without calling run()")
+            if exc is None:
+                added, removed = await self.db.run(finish_version, self.repository_id, self.version, mirror=self.mirror)
+                self.progress.add("removed", removed)
+                number = self.version.number if (added or removed) else self.version.base_number
+                info = await self.db.run(version_info, self.repository, number)
+                self.result = SyncResult(info, bool(added or removed), added, removed, self.failed_count, self.failures)
+                await self.db.run(self._end_run, "completed", info.number if added or removed else None, None)
+            else:
+                await self.db.run(discard_version, self.repository_id, self.version)
+                await self.db.run(self._end_run, "failed", None, str(exc) or type(exc).__name__)
+        finally:
+            self._lock.release()
+            if self._on_progress is not None:
+                self._on_progress(self.progress.snapshot(finished=True))
+
+    async def _tick(self) -> None:
+        assert self._on_progress is not None
+        while True:
+            await asyncio.sleep(self._progress_interval)
+            self._on_progress(self.progress.snapshot())
+
+    def _register(self, conn: Any) -> tuple[int, int]:
+        return ensure_repository(conn, self.repository), ensure_remote(conn, self.remote)
+
+    def _start_run(self, conn: Any) -> int:
+        table = SyncRun.__table__
+        return conn.execute(
+            table.insert()
+            .values(repository_id=self.repository_id, remote_id=self.remote_id, mirror=self.mirror, state="running")
+            .returning(table.c.id)
+        ).scalar_one()
+
+    def _end_run(self, conn: Any, state: str, number: int | None, error: str | None) -> None:
+        runs = SyncRun.__table__
+        conn.execute(
+            runs.update()
+            .where(runs.c.id == self._run_id)
+            .values(
+                state=state,
+                version_number=number,
+                error=error,
+                failed_units=self.failed_count,
+                finished_at=datetime.now(UTC),
+            )
+        )
+        rows = [
+            {"sync_run_id": self._run_id, "stage": name, "done": s.done, "total": s.total, "bytes": s.bytes}
+            for name, s in self.progress.stages.items()
+        ]
+        conn.execute(ProgressReport.__table__.insert(), rows)
+
+    # -- the stream ------------------------------------------------------------------------------
+
+    def source(
+        self,
+        units: Iterable[PendingContent] | AsyncIterable[PendingContent] | Observable[PendingContent],
+        *,
+        total: int | None = None,
+    ) -> Observable[PendingContent]:
+        """Turn the plugin's units into an Observable pulled at the pace the pipeline absorbs.
+
+        Iterables and async iterables are read one unit at a time, and only while fewer than
+        ``window`` units are inside the pipeline. An Observable cannot be paced (Rx has no
+        backpressure): its units are queued as they come.
+        """
+        if total is None and hasattr(units, "__len__"):
+            total = len(units)  # type: ignore[arg-type]
+        self.progress.set_total(total)
+        if isinstance(units, Observable):
+            units = _observable_to_async_iterable(units)
+
+        def subscribe(
+            observer: abc.ObserverBase[PendingContent], scheduler: abc.SchedulerBase | None = None
+        ) -> Disposable:
+            task = asyncio.get_running_loop().create_task(self._pump(units, observer))
+            return Disposable(task.cancel)
+
+        return reactivex.create(subscribe)
+
+    async def _pump(self, units: Any, observer: abc.ObserverBase[PendingContent]) -> None:
+        assert self._window is not None
+        try:
+            async for unit in _as_async_iterator(units):
+                if not isinstance(unit, PendingContent):
+                    raise TypeError(f"the source must yield PendingContent, got {type(unit).__name__}")
+                await self._window.acquire()
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                self.progress.add("seen")
+                observer.on_next(unit)
+            observer.on_completed()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the plugin's source failed: the whole sync fails
+            observer.on_error(exc)
+
+    async def run(self, pipeline: Observable[PendingContent]) -> None:
+        """Run the pipeline to its end, associating every saved unit with the new version.
+
+        Raises ``SyncFailed`` when a unit fails under the ``fail`` policy or a stage errors.
+        """
+        from pendingops.operators._associate import associate
+
+        self._ran = True
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def on_next(unit: PendingContent) -> None:
+            assert self._window is not None
+            self.in_flight -= 1
+            self._window.release()
+            if unit.failed:
+                self._record_failure(unit)
+                if self.on_error == "fail" and not done.done():
+                    failure = self.failures[-1]
+                    done.set_exception(
+                        SyncFailed(f"{failure.unit}: {failure.stage} failed: {failure.reason}", list(self.failures))
+                    )
+
+        def on_error(exc: Exception) -> None:
+            if not done.done():
+                done.set_exception(exc if isinstance(exc, SyncFailed) else SyncFailed(f"sync failed: {_describe(exc)}"))
+
+        def on_completed() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        subscription = pipeline.pipe(associate()).subscribe(on_next, on_error, on_completed)
+        try:
+            await done
+        finally:
+            subscription.dispose()
+
+    def _record_failure(self, unit: PendingContent) -> None:
+        self.failed_count += 1
+        self.progress.add("failed")
+        if len(self.failures) < _MAX_REPORTED_FAILURES:
+            self.failures.append(UnitFailure(unit.describe(), unit.failed_stage or "?", unit.error or "?"))
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def _as_async_iterator(units: Any) -> Any:
+    if isinstance(units, AsyncIterable):
+        async for unit in units:
+            yield unit
+        return
+    for count, unit in enumerate(units):
+        yield unit
+        if count % 64 == 63:
+            await asyncio.sleep(0)  # let downloads and DB results run while a long source is read
+
+
+async def _observable_to_async_iterable(observable: Observable[PendingContent]) -> Any:
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    subscription = observable.subscribe(
+        lambda unit: queue.put_nowait(("next", unit)),
+        lambda exc: queue.put_nowait(("error", exc)),
+        lambda: queue.put_nowait(("done", None)),
+    )
+    try:
+        while True:
+            kind, value = await queue.get()
+            if kind == "next":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        subscription.dispose()

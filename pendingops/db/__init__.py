@@ -1,0 +1,1 @@
+"""The database layer: schema, engine, batched lookups and writes, versions and locks."""

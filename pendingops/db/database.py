@@ -1,0 +1,145 @@
+"""Opening a database and running blocking work off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.pool import StaticPool
+
+from pendingops.db.schema import Base
+
+T = TypeVar("T")
+
+#: bound variables per statement we allow ourselves; SQLite >= 3.32 accepts 32766, PostgreSQL 65535
+_SQLITE_MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+_POSTGRES_MAX_PARAMS = 65535
+
+
+class DatabaseError(RuntimeError):
+    """The database cannot be opened or used; the message says why."""
+
+
+class Database:
+    """An engine plus the single worker thread that runs every blocking statement of a sync.
+
+    ``await db.run(fn, *args)`` calls ``fn(connection, *args)`` inside one transaction on the
+    worker thread, so the event loop keeps downloading while a batch is written.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.max_params = _SQLITE_MAX_PARAMS if self.dialect == "sqlite" else _POSTGRES_MAX_PARAMS
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    def create_schema(self) -> None:
+        """Create every table that does not exist yet, plugins' content tables included."""
+        Base.metadata.create_all(self.engine)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(conn, *args, **kwargs)`` in a transaction on the database thread."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pendingops-db")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(self.transact, fn, *args, **kwargs))
+
+    def insert(self, table: Table) -> Any:
+        """The dialect's INSERT, which has ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    def transact(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(conn, *args, **kwargs)`` in a transaction on the calling thread."""
+        with self.engine.begin() as conn:
+            return fn(conn, *args, **kwargs)
+
+    def rows_per_statement(self, columns: int) -> int:
+        """How many rows of ``columns`` bound values fit in one statement."""
+        return max(1, self.max_params // max(1, columns))
+
+    def chunks(self, items: Sequence[T], columns: int) -> Iterator[Sequence[T]]:
+        """Split ``items`` so each chunk's statement stays under the bound-variable limit."""
+        step = self.rows_per_statement(columns)
+        for start in range(0, len(items), step):
+            yield items[start : start + step]
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        self.engine.dispose()
+
+
+def open_database(url: str, *, create: bool = True) -> Database:
+    """Open (and by default create the schema of) the database at ``url``.
+
+    A bare filesystem path is taken as an SQLite file. Raises ``DatabaseError`` with a one-line
+    reason when the URL is malformed or the server cannot be reached.
+    """
+    if "://" not in url:
+        url = "sqlite:///" + os.path.abspath(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseError(f"invalid database URL {url!r}: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        engine = _sqlite_engine(parsed.render_as_string(hide_password=False), parsed.database)
+    elif parsed.get_backend_name() == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg2")
+        engine = create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    else:
+        raise DatabaseError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite:// or postgresql://")
+    db = Database(engine)
+    if create:
+        try:
+            db.create_schema()
+        except OperationalError as exc:
+            db.close()
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise DatabaseError(
+                f"cannot open database {parsed.render_as_string(hide_password=True)}: {reason}"
+            ) from None
+    return db
+
+
+def _sqlite_engine(url: str, database: str | None) -> Engine:
+    in_memory = database in (None, "", ":memory:")
+    if not in_memory:
+        folder = os.path.dirname(os.path.abspath(database or ""))
+        if not os.path.isdir(folder):
+            raise DatabaseError(f"cannot open database {url}: folder {folder} does not exist")
+    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+    if in_memory:
+        kwargs["poolclass"] = StaticPool
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        # Leave transaction control to SQLAlchemy's BEGIN, not pysqlite's implicit one.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,236 @@
+"""The data model: one schema for SQLite and PostgreSQL.
+
+Repository membership is stored as intervals: a ``repository_content`` row says a content unit
+entered the repository in ``version_added`` and left it in ``version_removed`` (NULL while it is
+still there). Version n is every row with ``version_added <= n`` and
+``version_removed IS NULL OR version_removed > n``, so a new version writes rows only for what it
+changes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from pendingops.pending import DIGEST_ALGORITHMS
+
+OTHER_DIGESTS = tuple(name for name in DIGEST_ALGORITHMS if name != "sha256")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every pendingops table, plugins' content tables included."""
+
+
+class Artifact(Base):
+    """A stored file, unique by sha256; ``location`` is its key in the artifact storage."""
+
+    __tablename__ = "artifact"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    md5: Mapped[str | None] = mapped_column(String(32))
+    sha1: Mapped[str | None] = mapped_column(String(40))
+    sha224: Mapped[str | None] = mapped_column(String(56))
+    sha384: Mapped[str | None] = mapped_column(String(96))
+    sha512: Mapped[str | None] = mapped_column(String(128))
+    location: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class Content(Base):
+    """Base of every content type. A plugin subclasses it with its own table and natural key::
+
+        class FileContent(Content):
+            __tablename__ = "file_content"
+            natural_key = ("relative_path", "sha256")
+            relative_path: Mapped[str] = mapped_column(Text)
+            sha256: Mapped[str] = mapped_column(String(64))
+
+    The subclass gets its ``id`` column (a foreign key to ``content.id``), its polymorphic
+    identity and a unique constraint on its natural key. ``content.key_digest`` holds a digest of
+    (type, natural key) so that existence queries and concurrent inserts work on one indexed
+    column whatever the plugin's key looks like.
+    """
+
+    __tablename__ = "content"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content_type: Mapped[str] = mapped_column(String(64))
+    key_digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    __table_args__ = (UniqueConstraint("content_type", "key_digest", name="content_natural_key"),)
+    __mapper_args__: ClassVar[dict[str, Any]] = {
+        "polymorphic_on": "content_type",
+        "polymorphic_identity": "content",
+    }
+
+    #: the plugin's natural-key column names
+    natural_key: ClassVar[tuple[str, ...]] = ()
+    #: the name stored in ``content.content_type``; defaults to the table name
+    type_name: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        if "__tablename__" in cls.__dict__:
+            if not cls.natural_key:
+                raise TypeError(f"{cls.__name__} must declare natural_key, a tuple of column names")
+            table = cls.__dict__["__tablename__"]
+            cls.__mapper_args__ = {"polymorphic_identity": cls.type_name or table}
+            if "id" not in cls.__dict__:
+                cls.id = mapped_column(  # type: ignore[assignment]
+                    Integer, ForeignKey("content.id", ondelete="CASCADE"), primary_key=True
+                )
+            extra = cls.__dict__.get("__table_args__", ())
+            cls.__table_args__ = (UniqueConstraint(*cls.natural_key, name=f"{table}_natural_key"), *extra)
+        super().__init_subclass__(**kwargs)
+
+    @classmethod
+    def natural_key_fields(cls) -> tuple[str, ...]:
+        return cls.natural_key
+
+    @classmethod
+    def content_type_name(cls) -> str:
+        return str(cls.__mapper_args__["polymorphic_identity"])
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """The plugin table's own columns (everything but ``id``)."""
+        return tuple(c.name for c in cls.__table__.columns if c.name != "id")  # type: ignore[attr-defined]
+
+
+class ContentArtifact(Base):
+    """Links a content unit to one of its files; ``artifact_id`` is NULL until it is downloaded."""
+
+    __tablename__ = "content_artifact"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content_id: Mapped[int] = mapped_column(ForeignKey("content.id", ondelete="CASCADE"))
+    artifact_id: Mapped[int | None] = mapped_column(ForeignKey("artifact.id", ondelete="RESTRICT"), index=True)
+    relative_path: Mapped[str] = mapped_column(Text)
+    __table_args__ = (UniqueConstraint("content_id", "relative_path", name="content_artifact_path"),)
+
+
+class Remote(Base):
+    """Where content comes from; runtime settings (timeouts, retries...) live in ``RemoteConfig``."""
+
+    __tablename__ = "remote"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    policy: Mapped[str] = mapped_column(String(16), default="immediate")
+
+
+class RemoteArtifact(Base):
+    """Where one artifact of a content unit can be fetched from, with what to expect."""
+
+    __tablename__ = "remote_artifact"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content_artifact_id: Mapped[int] = mapped_column(ForeignKey("content_artifact.id", ondelete="CASCADE"))
+    remote_id: Mapped[int] = mapped_column(ForeignKey("remote.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    md5: Mapped[str | None] = mapped_column(String(32))
+    sha1: Mapped[str | None] = mapped_column(String(40))
+    sha224: Mapped[str | None] = mapped_column(String(56))
+    sha384: Mapped[str | None] = mapped_column(String(96))
+    sha512: Mapped[str | None] = mapped_column(String(128))
+    __table_args__ = (UniqueConstraint("content_artifact_id", "remote_id", name="remote_artifact_source"),)
+
+
+class Repository(Base):
+    __tablename__ = "repository"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class RepositoryVersion(Base):
+    """An immutable numbered version; invisible until ``complete`` is true."""
+
+    __tablename__ = "repository_version"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repository.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    base_number: Mapped[int | None] = mapped_column(Integer)
+    complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    content_count: Mapped[int] = mapped_column(Integer, default=0)
+    added_count: Mapped[int] = mapped_column(Integer, default=0)
+    removed_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    __table_args__ = (UniqueConstraint("repository_id", "number", name="repository_version_number"),)
+
+
+class RepositoryContent(Base):
+    """Membership interval of a content unit in a repository (see the module docstring)."""
+
+    __tablename__ = "repository_content"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repository.id", ondelete="CASCADE"))
+    content_id: Mapped[int] = mapped_column(ForeignKey("content.id", ondelete="RESTRICT"))
+    version_added: Mapped[int] = mapped_column(Integer)
+    version_removed: Mapped[int | None] = mapped_column(Integer)
+    __table_args__ = (
+        Index("repository_content_lookup", "repository_id", "content_id"),
+        Index("repository_content_added", "repository_id", "version_added"),
+        Index("repository_content_removed", "repository_id", "version_removed"),
+        Index(
+            "repository_content_current",
+            "repository_id",
+            "content_id",
+            unique=True,
+            sqlite_where=text("version_removed IS NULL"),
+            postgresql_where=text("version_removed IS NULL"),
+        ),
+    )
+
+
+class DeclaredContent(Base):
+    """Scratch set of content ids a mirror sync declared; emptied when the version is finished."""
+
+    __tablename__ = "declared_content"
+    version_id: Mapped[int] = mapped_column(ForeignKey("repository_version.id", ondelete="CASCADE"), primary_key=True)
+    content_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class SyncRun(Base):
+    """One sync attempt and how it ended."""
+
+    __tablename__ = "sync_run"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repository.id", ondelete="CASCADE"))
+    remote_id: Mapped[int | None] = mapped_column(ForeignKey("remote.id", ondelete="SET NULL"))
+    mirror: Mapped[bool] = mapped_column(Boolean)
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    version_number: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    failed_units: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ProgressReport(Base):
+    """Final per-stage counters of a sync run."""
+
+    __tablename__ = "progress_report"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sync_run_id: Mapped[int] = mapped_column(ForeignKey("sync_run.id", ondelete="CASCADE"), index=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    done: Mapped[int] = mapped_column(BigInteger, default=0)
+    total: Mapped[int | None] = mapped_column(BigInteger)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -1,0 +1,230 @@
+"""Repository versions: creating, filling, finishing and discarding them, set-based."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, and_, delete, exists, func, insert, literal, or_, select, update
+
+from pendingops.db.database import Database
+from pendingops.db.schema import (
+    Content,
+    DeclaredContent,
+    Remote,
+    Repository,
+    RepositoryContent,
+    RepositoryVersion,
+)
+from pendingops.remote import RemoteConfig
+
+_repo = Repository.__table__
+_version = RepositoryVersion.__table__
+_rc = RepositoryContent.__table__
+_declared = DeclaredContent.__table__
+_remote = Remote.__table__
+_content = Content.__table__
+
+
+class VersionError(RuntimeError):
+    """A repository or version does not exist, or cannot be built now."""
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """A complete repository version, as reported to callers."""
+
+    repository: str
+    number: int
+    content_count: int
+    added: int
+    removed: int
+    base_number: int | None
+
+
+@dataclass(slots=True)
+class NewVersion:
+    """The version being built: invisible until ``finish_version`` marks it complete."""
+
+    id: int
+    number: int
+    base_number: int
+    base_count: int
+
+
+def ensure_repository(conn: Connection, name: str) -> int:
+    """Return the repository's id, creating it with an empty complete version 0 if needed."""
+    found = conn.execute(select(_repo.c.id).where(_repo.c.name == name)).scalar()
+    if found is not None:
+        return found
+    repo_id = conn.execute(insert(_repo).values(name=name).returning(_repo.c.id)).scalar_one()
+    conn.execute(insert(_version).values(repository_id=repo_id, number=0, complete=True, content_count=0))
+    return repo_id
+
+
+def find_repository(conn: Connection, name: str) -> int:
+    found = conn.execute(select(_repo.c.id).where(_repo.c.name == name)).scalar()
+    if found is None:
+        raise VersionError(f"no repository named {name!r}")
+    return found
+
+
+def ensure_remote(conn: Connection, remote: RemoteConfig) -> int:
+    """Return the remote row's id (by name), creating or updating it to match ``remote``."""
+    name = remote.display_name
+    found = conn.execute(select(_remote.c.id).where(_remote.c.name == name)).scalar()
+    if found is None:
+        return conn.execute(
+            insert(_remote).values(name=name, url=remote.url, policy=remote.policy).returning(_remote.c.id)
+        ).scalar_one()
+    conn.execute(update(_remote).where(_remote.c.id == found).values(url=remote.url, policy=remote.policy))
+    return found
+
+
+def latest_version(conn: Connection, repository_id: int) -> int:
+    return conn.execute(
+        select(func.max(_version.c.number)).where(_version.c.repository_id == repository_id, _version.c.complete)
+    ).scalar_one()
+
+
+def discard_incomplete_versions(conn: Connection, repository_id: int) -> int:
+    """Undo every incomplete version of the repository (left by a crash or a failed sync)."""
+    rows = conn.execute(
+        select(_version.c.id, _version.c.number).where(
+            _version.c.repository_id == repository_id, _version.c.complete.is_(False)
+        )
+    ).all()
+    for version_id, number in rows:
+        _undo_version(conn, repository_id, version_id, number)
+    return len(rows)
+
+
+def _undo_version(conn: Connection, repository_id: int, version_id: int, number: int) -> None:
+    conn.execute(delete(_rc).where(_rc.c.repository_id == repository_id, _rc.c.version_added == number))
+    conn.execute(
+        update(_rc)
+        .where(_rc.c.repository_id == repository_id, _rc.c.version_removed == number)
+        .values(version_removed=None)
+    )
+    conn.execute(delete(_declared).where(_declared.c.version_id == version_id))
+    conn.execute(delete(_version).where(_version.c.id == version_id))
+
+
+def begin_version(conn: Connection, repository_id: int) -> NewVersion:
+    """Create the next (incomplete) version on top of the latest complete one."""
+    discard_incomplete_versions(conn, repository_id)
+    base = conn.execute(
+        select(_version.c.number, _version.c.content_count)
+        .where(_version.c.repository_id == repository_id, _version.c.complete)
+        .order_by(_version.c.number.desc())
+        .limit(1)
+    ).one()
+    number = base.number + 1
+    version_id = conn.execute(
+        insert(_version)
+        .values(repository_id=repository_id, number=number, base_number=base.number, complete=False)
+        .returning(_version.c.id)
+    ).scalar_one()
+    return NewVersion(id=version_id, number=number, base_number=base.number, base_count=base.content_count)
+
+
+def associate_content(
+    conn: Connection, db: Database, repository_id: int, version: NewVersion, content_ids: Sequence[int]
+) -> int:
+    """Add content to the version being built unless already a member; return how many were added."""
+    added = 0
+    for chunk in db.chunks(sorted(set(content_ids)), 1):
+        already = exists().where(
+            _rc.c.repository_id == repository_id,
+            _rc.c.content_id == _content.c.id,
+            _rc.c.version_removed.is_(None),
+        )
+        rows = select(literal(repository_id), _content.c.id, literal(version.number)).where(
+            _content.c.id.in_(chunk), ~already
+        )
+        result = conn.execute(insert(_rc).from_select(["repository_id", "content_id", "version_added"], rows))
+        added += result.rowcount
+    return added
+
+
+def declare_content(conn: Connection, db: Database, version: NewVersion, content_ids: Sequence[int]) -> None:
+    """Record content the source declared, so a mirror finish keeps it."""
+    rows = [{"version_id": version.id, "content_id": cid} for cid in sorted(set(content_ids))]
+    for chunk in db.chunks(rows, 2):
+        conn.execute(db.insert(_declared).values(list(chunk)).on_conflict_do_nothing())
+
+
+def finish_version(conn: Connection, repository_id: int, version: NewVersion, *, mirror: bool) -> tuple[int, int]:
+    """Remove undeclared content (mirror), count the changes and make the version visible.
+
+    Returns (added, removed). A version that changes nothing is discarded instead.
+    """
+    removed = 0
+    if mirror:
+        declared = exists().where(_declared.c.version_id == version.id, _declared.c.content_id == _rc.c.content_id)
+        removed = conn.execute(
+            update(_rc)
+            .where(
+                _rc.c.repository_id == repository_id,
+                _rc.c.version_removed.is_(None),
+                _rc.c.version_added < version.number,
+                ~declared,
+            )
+            .values(version_removed=version.number)
+        ).rowcount
+        conn.execute(delete(_declared).where(_declared.c.version_id == version.id))
+    added = conn.execute(
+        select(func.count())
+        .select_from(_rc)
+        .where(_rc.c.repository_id == repository_id, _rc.c.version_added == version.number)
+    ).scalar_one()
+    if not added and not removed:
+        _undo_version(conn, repository_id, version.id, version.number)
+        return 0, 0
+    conn.execute(
+        update(_version)
+        .where(_version.c.id == version.id)
+        .values(
+            complete=True,
+            added_count=added,
+            removed_count=removed,
+            content_count=version.base_count + added - removed,
+        )
+    )
+    return added, removed
+
+
+def discard_version(conn: Connection, repository_id: int, version: NewVersion) -> None:
+    _undo_version(conn, repository_id, version.id, version.number)
+
+
+def version_info(conn: Connection, repository: str, number: int | None = None) -> VersionInfo:
+    """Describe a complete version (the latest when ``number`` is None)."""
+    repo_id = find_repository(conn, repository)
+    if number is None:
+        number = latest_version(conn, repo_id)
+    row = conn.execute(
+        select(_version).where(_version.c.repository_id == repo_id, _version.c.number == number, _version.c.complete)
+    ).first()
+    if row is None:
+        raise VersionError(f"repository {repository!r} has no version {number}")
+    return VersionInfo(repository, row.number, row.content_count, row.added_count, row.removed_count, row.base_number)
+
+
+def list_versions(conn: Connection, repository: str) -> list[VersionInfo]:
+    repo_id = find_repository(conn, repository)
+    rows = conn.execute(
+        select(_version).where(_version.c.repository_id == repo_id, _version.c.complete).order_by(_version.c.number)
+    ).all()
+    return [
+        VersionInfo(repository, r.number, r.content_count, r.added_count, r.removed_count, r.base_number) for r in rows
+    ]
+
+
+def membership_filter(repository_id: int, number: int):
+    """The WHERE clause selecting ``repository_content`` rows visible in version ``number``."""
+    return and_(
+        _rc.c.repository_id == repository_id,
+        _rc.c.version_added <= number,
+        or_(_rc.c.version_removed.is_(None), _rc.c.version_removed > number),
+    )

@@ -1,0 +1,1 @@
+"""Downloading artifacts from remotes."""

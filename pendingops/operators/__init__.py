@@ -1,0 +1,26 @@
+"""The operators a plugin writer composes: each returns an Rx operator over PendingContent.
+
+    from pendingops import operators as ops
+    source.pipe(ops.dedup(), ops.download(n=10), ops.enrich(fetch_metadata), ops.save())
+
+Every operator passes failed units through untouched and emits each unit exactly once.
+"""
+
+from pendingops.operators._associate import associate
+from pendingops.operators._dedup import dedup, query_existing_artifacts, query_existing_content
+from pendingops.operators._download import download
+from pendingops.operators._enrich import enrich, enrich_batch
+from pendingops.operators._save import save
+from pendingops.operators._stage import Operator
+
+__all__ = [
+    "Operator",
+    "associate",
+    "dedup",
+    "download",
+    "enrich",
+    "enrich_batch",
+    "query_existing_artifacts",
+    "query_existing_content",
+    "save",
+]

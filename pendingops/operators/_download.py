@@ -1,0 +1,31 @@
+"""download: fetch missing artifacts with at most n transfers in flight."""
+
+from __future__ import annotations
+
+from pendingops.context import SyncContext
+from pendingops.operators._stage import Operator, per_unit_stage
+from pendingops.pending import PendingContent
+
+
+def _wants(ctx: SyncContext, unit: PendingContent) -> bool:
+    return ctx.remote.policy == "immediate" and any(not a.is_stored for a in unit.artifacts)
+
+
+async def _fetch_missing(ctx: SyncContext, unit: PendingContent) -> None:
+    # One transfer at a time per unit, so the stage's unit limit is also its transfer limit.
+    for artifact in unit.artifacts:
+        if not artifact.is_stored:
+            await ctx.fetcher.fetch(artifact)
+            ctx.progress.add("downloaded", 1, artifact.stored_size or 0)
+
+
+def download(n: int | None = None) -> Operator:
+    """Download every artifact not yet stored, at most ``n`` at once (the remote's setting by default).
+
+    Each file is streamed to a temporary file while its digests are computed, and moved into
+    storage only when size and digests match. Nothing is fetched under the ``on_demand`` policy.
+    A unit whose download fails is marked failed with the reason.
+    """
+    if n is not None and n < 1:
+        raise ValueError("download(n) needs n >= 1")
+    return per_unit_stage("download", _wants, _fetch_missing, lambda ctx: n or ctx.remote.download_concurrency)

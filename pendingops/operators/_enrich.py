@@ -1,0 +1,54 @@
+"""enrich: the plugin's own async steps, per unit or per batch, with bounded concurrency."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from pendingops.context import SyncContext
+from pendingops.operators._stage import Operator, batch_stage, describe_error, per_unit_stage
+from pendingops.pending import PendingContent
+
+UnitStep = Callable[[PendingContent], Awaitable[None]]
+BatchStep = Callable[[list[PendingContent]], Awaitable[None]]
+Filter = Callable[[PendingContent], bool]
+
+
+def _always(unit: PendingContent) -> bool:
+    return True
+
+
+def enrich(fn: UnitStep, *, n: int = 10, when: Filter = _always, name: str = "enrich") -> Operator:
+    """Run ``await fn(unit)`` for each unit (``when(unit)`` true), at most ``n`` at once.
+
+    ``fn`` may change the unit's fields and artifacts. If it raises, that unit fails (reported
+    under ``name``) and the others go on. It runs on the sync's event loop, beside the downloads.
+    """
+    if n < 1:
+        raise ValueError("enrich(n) needs n >= 1")
+
+    async def work(ctx: SyncContext, unit: PendingContent) -> None:
+        await fn(unit)
+
+    return per_unit_stage(name, lambda ctx, unit: when(unit), work, lambda ctx: n)
+
+
+def enrich_batch(
+    fn: BatchStep, *, size: int = 100, n: int = 2, when: Filter = _always, name: str = "enrich"
+) -> Operator:
+    """Run ``await fn(units)`` on batches of up to ``size`` units, at most ``n`` batches at once.
+
+    For steps that need many units at once (one request for a whole batch). If ``fn`` raises, every
+    unit of that batch fails; ``fn`` can also fail single units with ``unit.fail(...)``.
+    """
+    if size < 1 or n < 1:
+        raise ValueError("enrich_batch needs size >= 1 and n >= 1")
+
+    async def work(ctx: SyncContext, units: list[PendingContent]) -> None:
+        try:
+            await fn(units)
+        except Exception as exc:
+            reason = describe_error(exc)
+            for unit in units:
+                unit.fail(name, reason)
+
+    return batch_stage(lambda ctx, unit: when(unit), work, size=lambda ctx: size, concurrency=n)

@@ -1,0 +1,58 @@
+"""save: write Artifacts, Content, ContentArtifacts and RemoteArtifacts in atomic batches."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+from pendingops.context import SyncContext
+from pendingops.db.writes import save_units
+from pendingops.operators._stage import Operator, batch_stage
+from pendingops.pending import PendingContent
+
+
+def _needs_saving(ctx: SyncContext, unit: PendingContent) -> bool:
+    if unit.content_id is None:
+        return True
+    return any(
+        not a.remote_artifact_current
+        or (a.artifact_id is None and a.stored_sha256)
+        or (a.artifact_id and not a.artifact_linked)
+        for a in unit.artifacts
+    )
+
+
+def _unsaveable(ctx: SyncContext, unit: PendingContent) -> str | None:
+    missing = [name for name in unit.content_type.natural_key_fields() if unit.fields.get(name) is None]
+    if missing:
+        return f"natural key field(s) {', '.join(missing)} still unknown at save"
+    if ctx.remote.policy == "immediate":
+        unstored = [a.relative_path for a in unit.artifacts if not a.is_stored]
+        if unstored:
+            return f"artifact(s) {', '.join(unstored)} not downloaded (is download() before save()?)"
+    return None
+
+
+def _save(conn: Connection, ctx: SyncContext, units: list[PendingContent]) -> None:
+    save_units(conn, ctx.db, ctx.storage, units, ctx.remote_id)
+
+
+async def _work(ctx: SyncContext, units: list[PendingContent]) -> None:
+    ready = []
+    for unit in units:
+        problem = _unsaveable(ctx, unit)
+        if problem:
+            unit.fail("save", problem)
+        else:
+            ready.append(unit)
+    if ready:
+        await ctx.db.run(_save, ctx, ready)
+        ctx.progress.add("saved", len(ready))
+
+
+def save() -> Operator:
+    """Save every unit that needs it, a batch per transaction: a unit is saved whole or not at all.
+
+    Inserts ignore rows another sync saved meanwhile and read them back, in a stable order, so
+    concurrent syncs of overlapping content neither fail nor duplicate rows.
+    """
+    return batch_stage(_needs_saving, _work)

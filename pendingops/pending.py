@@ -1,0 +1,132 @@
+"""What a plugin's source emits: content units and artifacts that are not saved yet."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pendingops.db.schema import Content
+
+DIGEST_ALGORITHMS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
+
+
+class UnitError(Exception):
+    """Raised by a pipeline step to fail one unit; the message is the reason reported."""
+
+
+class PendingInputError(ValueError):
+    """A PendingContent or PendingArtifact was built from values that cannot be right."""
+
+
+@dataclass(slots=True)
+class PendingArtifact:
+    """An artifact the remote says exists.
+
+    ``sha256`` and ``size`` are the expected values when the remote publishes them; a download
+    that disagrees with either is rejected. After download (or dedup) ``artifact_id`` is set.
+    """
+
+    url: str
+    relative_path: str
+    size: int | None = None
+    sha256: str | None = None
+    digests: dict[str, str] = field(default_factory=dict)
+    artifact_id: int | None = None
+    #: set by dedup when the content unit already exists: its ContentArtifact row
+    content_artifact_id: int | None = None
+    #: True when that ContentArtifact row already points at a stored Artifact
+    artifact_linked: bool = False
+    #: set by dedup when this remote's RemoteArtifact row already says what this artifact says
+    remote_artifact_current: bool = False
+    #: the storage key of the downloaded file, set by ``download`` before the row is saved
+    stored_sha256: str | None = None
+    stored_size: int | None = None
+    stored_digests: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.size is not None and (not isinstance(self.size, int) or self.size < 0):
+            raise PendingInputError(
+                f"artifact {self.relative_path!r}: size must be a non-negative integer, got {self.size!r}"
+            )
+        if self.sha256 is not None:
+            self.sha256 = _check_hex(self.sha256, "sha256", self.relative_path)
+        for name, value in list(self.digests.items()):
+            if name not in DIGEST_ALGORITHMS:
+                raise PendingInputError(f"artifact {self.relative_path!r}: unknown digest algorithm {name!r}")
+            self.digests[name] = _check_hex(value, name, self.relative_path)
+
+    @property
+    def is_stored(self) -> bool:
+        """True once the artifact's bytes are in storage (downloaded now or found already stored)."""
+        return self.artifact_id is not None or self.stored_sha256 is not None
+
+
+def _check_hex(value: str, algorithm: str, where: str) -> str:
+    expected_len = hashlib.new(algorithm).digest_size * 2
+    lowered = value.lower()
+    if len(lowered) != expected_len or any(c not in "0123456789abcdef" for c in lowered):
+        raise PendingInputError(f"artifact {where!r}: {algorithm} must be {expected_len} hex digits, got {value!r}")
+    return lowered
+
+
+@dataclass(slots=True, eq=False)
+class PendingContent:
+    """An unsaved content unit travelling through the pipeline.
+
+    ``content_type`` is the plugin's Content class; ``fields`` are its column values, which must
+    include every natural-key field by the time the unit reaches ``save`` (a plugin may complete
+    them later, from a downloaded artifact). A unit ends up saved (``content_id`` set) or failed
+    (``error`` set); operators pass failed units through untouched.
+    """
+
+    content_type: type[Content]
+    fields: dict[str, Any]
+    artifacts: list[PendingArtifact] = field(default_factory=list)
+    content_id: int | None = None
+    #: True when the base version already holds this content
+    in_base: bool = False
+    associated: bool = False
+    error: str | None = None
+    failed_stage: str | None = None
+    #: free room for plugin steps (enrich results, parsed metadata...)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    def fail(self, stage: str, reason: str) -> None:
+        """Mark the unit failed; the first failure wins."""
+        if self.error is None:
+            self.error = reason
+            self.failed_stage = stage
+
+    def natural_key(self) -> tuple[Any, ...] | None:
+        """The natural-key values, or None while one of them is still unknown."""
+        names = self.content_type.natural_key_fields()
+        values = tuple(self.fields.get(name) for name in names)
+        return None if any(v is None for v in values) else values
+
+    def key_digest(self) -> str:
+        """A stable digest of (content type, natural key): the database's uniqueness handle."""
+        key = self.natural_key()
+        if key is None:
+            raise PendingInputError(f"{self.describe()}: natural key is incomplete")
+        return natural_key_digest(self.content_type.content_type_name(), key)
+
+    def describe(self) -> str:
+        """A short human name for error messages and reports."""
+        key = self.natural_key()
+        if key is not None:
+            return f"{self.content_type.content_type_name()} {', '.join(map(str, key))}"
+        shown = ", ".join(f"{k}={v}" for k, v in list(self.fields.items())[:3])
+        return f"{self.content_type.content_type_name()} ({shown})"
+
+
+def natural_key_digest(type_name: str, key: tuple[Any, ...]) -> str:
+    """sha256 of a canonical JSON encoding of the type name and natural-key values."""
+    encoded = json.dumps([type_name, *key], separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(encoded.encode()).hexdigest()

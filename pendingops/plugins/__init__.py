@@ -1,0 +1,70 @@
+"""Content-type plugins and how they are found.
+
+A plugin is an object with a ``name``, its ``content_type`` (a ``Content`` subclass) and
+``open_source(remote, fetcher, workdir)``, an async context manager yielding a ``Source``: the
+units the remote declares (an async iterable) and, when known, how many there are. It may also
+offer ``pipeline()`` to replace the default operators. Third-party packages register plugins
+under the ``pendingops.plugins`` entry-point group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from pendingops.db.schema import Content
+from pendingops.download.fetcher import Fetcher
+from pendingops.operators import Operator
+from pendingops.pending import PendingContent
+from pendingops.remote import RemoteConfig
+
+ENTRY_POINT_GROUP = "pendingops.plugins"
+
+
+@dataclass(slots=True)
+class Source:
+    """What a remote declares: its units, streamed, and their number when known in advance."""
+
+    units: AsyncIterable[PendingContent]
+    total: int | None = None
+
+
+@runtime_checkable
+class Plugin(Protocol):
+    name: str
+    description: str
+    content_type: type[Content]
+
+    def open_source(
+        self, remote: RemoteConfig, fetcher: Fetcher, workdir: Path
+    ) -> AbstractAsyncContextManager[Source]: ...
+
+    def pipeline(self) -> Sequence[Operator] | None: ...
+
+
+class PluginNotFound(LookupError):
+    pass
+
+
+def available_plugins() -> dict[str, Plugin]:
+    """Every installed plugin by name: the built-in ones and those registered as entry points."""
+    from pendingops.plugins.file import FilePlugin
+
+    found: dict[str, Plugin] = {"file": FilePlugin()}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name in found:
+            continue
+        loaded = entry.load()
+        found[entry.name] = loaded() if isinstance(loaded, type) else loaded
+    return found
+
+
+def get_plugin(name: str) -> Plugin:
+    plugins = available_plugins()
+    if name not in plugins:
+        raise PluginNotFound(f"no plugin named {name!r} (installed: {', '.join(sorted(plugins))})")
+    return plugins[name]

@@ -1,0 +1,61 @@
+"""Per-stage progress counters of a sync, and the snapshots observers receive."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+#: the stages every sync reports, in pipeline order
+STAGES = ("seen", "present", "downloaded", "saved", "associated", "removed", "failed")
+
+
+@dataclass(slots=True)
+class StageProgress:
+    done: int = 0
+    total: int | None = None
+    bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressSnapshot:
+    """Counters at one moment. ``elapsed`` is seconds since the sync started."""
+
+    elapsed: float
+    stages: dict[str, StageProgress]
+    finished: bool = False
+
+    def done(self, stage: str) -> int:
+        return self.stages[stage].done
+
+    def eta_seconds(self) -> float | None:
+        """Estimated seconds left, when the source's size is known and units are finishing."""
+        total = self.stages["seen"].total
+        finished = self.stages["associated"].done + self.stages["present"].done + self.stages["failed"].done
+        finished = max(finished, self.stages["saved"].done)
+        if not total or not finished or self.elapsed <= 0:
+            return None
+        return max(0.0, (total - finished) * self.elapsed / finished)
+
+
+ProgressListener = Callable[[ProgressSnapshot], None]
+
+
+@dataclass
+class Progress:
+    """Mutable counters owned by one sync; the event loop is the only writer."""
+
+    stages: dict[str, StageProgress] = field(default_factory=lambda: {s: StageProgress() for s in STAGES})
+    started: float = field(default_factory=time.monotonic)
+
+    def add(self, stage: str, count: int = 1, nbytes: int = 0) -> None:
+        entry = self.stages.setdefault(stage, StageProgress())
+        entry.done += count
+        entry.bytes += nbytes
+
+    def set_total(self, total: int | None) -> None:
+        self.stages["seen"].total = total
+
+    def snapshot(self, *, finished: bool = False) -> ProgressSnapshot:
+        copied = {name: StageProgress(s.done, s.total, s.bytes) for name, s in self.stages.items()}
+        return ProgressSnapshot(time.monotonic() - self.started, copied, finished)

@@ -1,0 +1,41 @@
+"""The interface every artifact storage backend implements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import BinaryIO, Protocol, runtime_checkable
+
+
+class StorageError(OSError):
+    """The storage cannot be used (missing, unwritable...); the message says why."""
+
+
+@runtime_checkable
+class ArtifactStorage(Protocol):
+    """Where verified artifact bytes live, addressed by sha256.
+
+    Downloads are written to ``new_temp_path()`` (a local file) and handed to ``put`` only once
+    their size and digests are verified, so a reader never sees a partial artifact.
+    """
+
+    def new_temp_path(self) -> Path:
+        """A fresh local path for an in-progress download (the file does not exist yet)."""
+        ...
+
+    def put(self, temp_path: Path, sha256: str) -> str:
+        """Move a verified file into place and return its location; idempotent per sha256."""
+        ...
+
+    def location_for(self, sha256: str) -> str:
+        """The location an artifact with this digest has (or would have)."""
+        ...
+
+    def exists(self, location: str) -> bool: ...
+
+    def open(self, location: str) -> BinaryIO: ...
+
+    def local_path(self, location: str) -> Path | None:
+        """A filesystem path to the artifact when the backend has one (used for hard links)."""
+        ...
+
+    def delete(self, location: str) -> None: ...

@@ -1,0 +1,80 @@
+"""The default storage: a local directory laid out by digest."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import BinaryIO
+
+from pendingops.storage.base import StorageError
+
+_TEMP_DIR = "tmp"
+_ARTIFACT_DIR = "artifacts"
+
+
+class LocalStorage:
+    """Artifacts at ``ROOT/artifacts/ab/cdef...`` (sha256 split after two hex digits).
+
+    In-progress downloads go to ``ROOT/tmp`` and are renamed into place, which is atomic on one
+    filesystem. Temporary files carry the writer's pid so leftovers of a killed process can be
+    told apart from a live sync's and removed by ``remove_stale_temp_files``.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).absolute()
+        try:
+            (self.root / _TEMP_DIR).mkdir(parents=True, exist_ok=True)
+            (self.root / _ARTIFACT_DIR).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot use storage directory {self.root}: {exc.strerror}") from None
+        if not os.access(self.root / _TEMP_DIR, os.W_OK) or not os.access(self.root / _ARTIFACT_DIR, os.W_OK):
+            raise StorageError(f"cannot use storage directory {self.root}: not writable")
+
+    def new_temp_path(self) -> Path:
+        return self.root / _TEMP_DIR / f"{os.getpid()}-{uuid.uuid4().hex}.part"
+
+    def location_for(self, sha256: str) -> str:
+        return f"{_ARTIFACT_DIR}/{sha256[:2]}/{sha256[2:]}"
+
+    def put(self, temp_path: Path, sha256: str) -> str:
+        location = self.location_for(sha256)
+        final = self.root / location
+        final.parent.mkdir(exist_ok=True)
+        os.replace(temp_path, final)
+        return location
+
+    def exists(self, location: str) -> bool:
+        return (self.root / location).is_file()
+
+    def open(self, location: str) -> BinaryIO:
+        return open(self.root / location, "rb")
+
+    def local_path(self, location: str) -> Path | None:
+        return self.root / location
+
+    def delete(self, location: str) -> None:
+        (self.root / location).unlink(missing_ok=True)
+
+    def remove_stale_temp_files(self) -> int:
+        """Remove temporary files whose writing process is gone; return how many."""
+        removed = 0
+        for path in (self.root / _TEMP_DIR).glob("*.part"):
+            pid_text = path.name.split("-", 1)[0]
+            if pid_text.isdigit() and _process_alive(int(pid_text)):
+                continue
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
