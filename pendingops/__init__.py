@@ -7,7 +7,7 @@ from pendingops.context import SyncContext, SyncFailed, SyncResult, UnitFailure,
 from pendingops.db.database import Database, DatabaseError, open_database
 from pendingops.db.schema import Content
 from pendingops.db.versions import VersionError, VersionInfo
-from pendingops.declarative import declarative_version, default_pipeline
+from pendingops.declarative import declarative_version, default_pipeline, sync_remote
 from pendingops.pending import PendingArtifact, PendingContent, PendingInputError, UnitError
 from pendingops.progress import ProgressSnapshot
 from pendingops.remote import RemoteConfig
@@ -36,4 +36,5 @@ __all__ = [
     "declarative_version",
     "default_pipeline",
     "open_database",
+    "sync_remote",
 ]

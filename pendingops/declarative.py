@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from reactivex import Observable
@@ -11,6 +13,7 @@ from pendingops import operators as ops
 from pendingops.context import ErrorPolicy, SyncContext, SyncResult
 from pendingops.db.database import Database
 from pendingops.pending import PendingContent
+from pendingops.plugins import Plugin
 from pendingops.remote import RemoteConfig
 from pendingops.storage.base import ArtifactStorage
 
@@ -43,5 +46,31 @@ async def declarative_version(
     steps = list(pipeline) if pipeline is not None else default_pipeline()
     async with SyncContext(db, storage, remote, repository, mirror=mirror, on_error=on_error, **options) as sync:
         await sync.run(sync.source(source, total=total).pipe(*steps))
+    assert sync.result is not None
+    return sync.result
+
+
+async def sync_remote(
+    plugin: Plugin,
+    remote: RemoteConfig,
+    *,
+    db: Database,
+    storage: ArtifactStorage,
+    repository: str,
+    mirror: bool = False,
+    on_error: ErrorPolicy = "fail",
+    pipeline: Sequence[ops.Operator] | None = None,
+    **options: Any,
+) -> SyncResult:
+    """Sync what ``plugin`` reads from ``remote`` into a new version of ``repository``.
+
+    The plugin's own pipeline is used unless ``pipeline`` is given; ``options`` go to
+    ``SyncContext``.
+    """
+    steps = list(pipeline or plugin.pipeline() or default_pipeline())
+    async with SyncContext(db, storage, remote, repository, mirror=mirror, on_error=on_error, **options) as sync:
+        with tempfile.TemporaryDirectory(prefix="pendingops-") as workdir:
+            async with plugin.open_source(remote, sync.fetcher, Path(workdir)) as source:
+                await sync.run(sync.source(source.units, total=source.total).pipe(*steps))
     assert sync.result is not None
     return sync.result

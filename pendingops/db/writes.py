@@ -64,7 +64,7 @@ def _save_artifacts(conn: Connection, db: Database, storage: ArtifactStorage, un
     missing = sorted(set(pending) - set(ids))
     for chunk in db.chunks(missing, 1):
         ids.update(
-            conn.execute(select(_artifact.c.sha256, _artifact.c.id).where(_artifact.c.sha256.in_(chunk))).tuples()
+            conn.execute(select(_artifact.c.sha256, _artifact.c.id).where(_artifact.c.sha256.in_(chunk)))
         )
     for sha256, artifacts in pending.items():
         for artifact in artifacts:
@@ -90,7 +90,7 @@ def _save_content(conn: Connection, db: Database, units: Sequence[PendingContent
         query = select(_content.c.content_type, _content.c.key_digest, _content.c.id).where(
             _content.c.key_digest.in_(chunk)
         )
-        ids.update({(t, d): i for t, d, i in conn.execute(query).tuples()})
+        ids.update({(t, d): i for t, d, i in conn.execute(query)})
     typed_rows: dict[type[Content], list[dict[str, Any]]] = {}
     for key, group in pending.items():
         for unit in group:
@@ -118,7 +118,7 @@ def _save_content_artifacts(
         query = select(_ca.c.content_id, _ca.c.relative_path, _ca.c.id, _ca.c.artifact_id).where(
             _ca.c.content_id.in_(chunk)
         )
-        for content_id, path, ca_id, artifact_id in conn.execute(query).tuples():
+        for content_id, path, ca_id, artifact_id in conn.execute(query):
             known[(content_id, path)] = (ca_id, artifact_id)
     fill: dict[int, int] = {}
     for unit in units:
@@ -148,7 +148,7 @@ def _save_content_artifacts(
         ids = {}
         for chunk in db.chunks(ordered, 3):
             stmt = _ca.insert().values(list(chunk)).returning(_ca.c.id, _ca.c.content_id, _ca.c.relative_path)
-            ids.update({(c, p): i for i, c, p in conn.execute(stmt).tuples()})
+            ids.update({(c, p): i for i, c, p in conn.execute(stmt)})
         for unit in units:
             for artifact in unit.artifacts:
                 if (unit.content_id, artifact.relative_path) in ids:

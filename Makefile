@@ -1,0 +1,34 @@
+# Two entry points: `make demo` (a sync of a demo repository on SQLite + local storage) and
+# `make test`. Each creates the virtual environment it needs on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint postgres bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/pendingops demo
+
+# Starts the local PostgreSQL cluster when it is installed but not running (tests use it).
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || \
+	  { command -v pg_ctlcluster >/dev/null && ls /etc/postgresql >/dev/null 2>&1 && \
+	    pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -n1) main start && \
+	    for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; } || \
+	  echo "PostgreSQL is not available: its tests will be skipped (set PENDINGOPS_REQUIRE_POSTGRES=1 to fail instead)"
+
+test: $(BIN)/.installed postgres
+	$(BIN)/ruff check pendingops tests benchmarks
+	$(BIN)/python -m pytest
+
+bench: $(BIN)/.installed postgres
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache

@@ -1,0 +1,118 @@
+"""A real HTTP file remote on 127.0.0.1 for tests: serves files from memory, counts, misbehaves."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+from aiohttp import web
+
+
+@dataclass
+class Fault:
+    """How the server misbehaves for one path: an HTTP ``status``; ``truncate`` (send fewer bytes
+    than announced, then close); ``wrong_bytes`` (same size, other bytes); ``oversize`` (more
+    bytes than the manifest says); ``stall`` seconds before the body; ``times`` faults before
+    healing (None: forever)."""
+
+    status: int | None = None
+    truncate: bool = False
+    wrong_bytes: bool = False
+    oversize: int = 0
+    stall: float = 0.0
+    times: int | None = None
+
+
+@dataclass
+class RemoteServer:
+    """Serves ``files`` (relative path -> bytes) and a PULP_MANIFEST listing them."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    faults: dict[str, Fault] = field(default_factory=dict)
+    delay: float = 0.0
+    requests: Counter[str] = field(default_factory=Counter)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    manifest_override: bytes | None = None
+    _runner: web.AppRunner | None = None
+    base_url: str = ""
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_get("/{path:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://127.0.0.1:{port}/"
+        return self.base_url
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> RemoteServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def manifest_url(self) -> str:
+        return self.base_url + "PULP_MANIFEST"
+
+    def manifest(self) -> bytes:
+        if self.manifest_override is not None:
+            return self.manifest_override
+        lines = [f"{path},{hashlib.sha256(data).hexdigest()},{len(data)}" for path, data in sorted(self.files.items())]
+        return ("\n".join(lines) + "\n").encode()
+
+    def file_requests(self) -> int:
+        return sum(count for path, count in self.requests.items() if path != "PULP_MANIFEST")
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        path = unquote(request.match_info["path"])
+        self.requests[path] += 1
+        if path == "PULP_MANIFEST":
+            return web.Response(body=self.manifest())
+        if path not in self.files:
+            return web.Response(status=404)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            return await self._respond(request, path, self.files[path])
+        finally:
+            self.in_flight -= 1
+
+    async def _respond(self, request: web.Request, path: str, data: bytes) -> web.StreamResponse:
+        fault = self.faults.get(path)
+        if fault is not None and fault.times is not None:
+            if fault.times <= 0:
+                fault = None
+            else:
+                fault.times -= 1
+        if fault is None:
+            return web.Response(body=data)
+        if fault.stall:
+            await asyncio.sleep(fault.stall)
+        if fault.status is not None:
+            return web.Response(status=fault.status)
+        if fault.wrong_bytes:
+            return web.Response(body=bytes((b + 1) % 256 for b in data) or b"x")
+        if fault.oversize:
+            return web.Response(body=data + b"\0" * fault.oversize)
+        if fault.truncate:
+            response = web.StreamResponse(headers={"Content-Length": str(len(data))})
+            await response.prepare(request)
+            await response.write(data[: len(data) // 2])
+            request.transport.close()  # type: ignore[union-attr]
+            return response
+        return web.Response(body=data)
