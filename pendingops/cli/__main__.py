@@ -1,0 +1,5 @@
+import sys
+
+from pendingops.cli import main
+
+sys.exit(main())

@@ -1,0 +1,381 @@
+"""The ``pendingops`` command line: argument parsing, settings and the commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pendingops.cli._progress import ProgressPrinter, human_bytes, human_seconds
+from pendingops.context import SyncFailed, SyncResult
+from pendingops.db.database import Database, DatabaseError, open_database
+from pendingops.db.versions import VersionError, list_versions
+from pendingops.declarative import sync_remote
+from pendingops.download.fetcher import DownloadError
+from pendingops.maintenance.export import ExportError, export_version
+from pendingops.maintenance.listing import iter_version_content, list_repositories
+from pendingops.maintenance.orphans import remove_orphans
+from pendingops.maintenance.verify import StorageProblem, verify_storage
+from pendingops.pending import PendingInputError
+from pendingops.plugins import PluginNotFound, available_plugins, get_plugin
+from pendingops.progress import ProgressSnapshot
+from pendingops.remote import POLICIES, RemoteConfig
+from pendingops.storage.base import StorageError
+from pendingops.storage.local import LocalStorage
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: errors that mean the user's input or settings are wrong (exit code 2)
+_BAD_INPUT = (PendingInputError, DatabaseError, StorageError, VersionError, PluginNotFound, ExportError, ValueError)
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit 2, as for any other bad input
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "pendingops"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pendingops", description="Sync content repositories into versioned local storage.")
+    data = default_data_dir()
+    parser.add_argument(
+        "--db",
+        default=os.environ.get("PENDINGOPS_DB") or f"sqlite:///{data / 'pendingops.db'}",
+        help="database URL (sqlite:///PATH or postgresql://...); env PENDINGOPS_DB; default: %(default)s",
+    )
+    parser.add_argument(
+        "--storage",
+        default=os.environ.get("PENDINGOPS_STORAGE") or str(data / "storage"),
+        help="artifact storage directory; env PENDINGOPS_STORAGE; default: %(default)s",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    sync = commands.add_parser("sync", help="create a new repository version from a remote")
+    sync.add_argument("url", help="the remote's URL (for the file plugin: its PULP_MANIFEST)")
+    sync.add_argument("--repo", required=True, help="repository name (created if needed)")
+    mode = sync.add_mutually_exclusive_group()
+    mode.add_argument("--mirror", action="store_true", help="the version holds exactly what the remote lists")
+    mode.add_argument("--additive", action="store_true", help="keep what the repository had (the default)")
+    sync.add_argument("--plugin", default="file", help="content type plugin (default: file)")
+    sync.add_argument("--concurrency", type=_positive, default=10, help="downloads at once (default: 10)")
+    sync.add_argument(
+        "--on-error", choices=("fail", "skip"), default="fail", help="failed unit: fail the sync or skip it"
+    )
+    sync.add_argument("--policy", choices=POLICIES, default="immediate", help="download now or record where to")
+    sync.add_argument("--retries", type=_non_negative, default=3, help="retries per download (default: 3)")
+    sync.add_argument("--batch-size", type=_positive, default=1000, help="units per database batch")
+    sync.add_argument("--quiet", action="store_true", help="no progress, only the summary")
+    sync.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    commands.add_parser("plugins", help="list installed content-type plugins")
+    repos = commands.add_parser("repos", help="list repositories")
+    repos.add_argument("--json", action="store_true")
+    versions = commands.add_parser("versions", help="list a repository's versions")
+    versions.add_argument("repo")
+    versions.add_argument("--json", action="store_true")
+    content = commands.add_parser("content", help="list a version's content")
+    content.add_argument("repo")
+    content.add_argument("--version", type=_non_negative, help="version number (default: latest)")
+    content.add_argument("--json", action="store_true")
+    export = commands.add_parser("export", help="write a version's files and a PULP_MANIFEST under DEST")
+    export.add_argument("repo")
+    export.add_argument("dest", type=Path)
+    export.add_argument("--version", type=_non_negative, help="version number (default: latest)")
+    commands.add_parser("verify", help="check every stored artifact against its recorded size and digest")
+    orphans = commands.add_parser("orphans", help="remove content and artifacts no version references")
+    orphans.add_argument("--dry-run", action="store_true", help="only report what would be removed")
+    demo = commands.add_parser("demo", help="serve a generated repository on 127.0.0.1, sync, change, resync")
+    demo.add_argument("--files", type=_positive, default=40, help="files in the demo repository (default: 40)")
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+class Settings:
+    """The database and storage the commands share, opened on first use."""
+
+    def __init__(self, db_url: str, storage_dir: str) -> None:
+        self.db_url = db_url
+        self.storage_dir = storage_dir
+        self._db: Database | None = None
+        self._storage: LocalStorage | None = None
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            if self.db_url.startswith("sqlite:///") and self.db_url == _default_sqlite_url():
+                default_data_dir().mkdir(parents=True, exist_ok=True)
+            self._db = open_database(self.db_url)
+        return self._db
+
+    @property
+    def storage(self) -> LocalStorage:
+        if self._storage is None:
+            self._storage = LocalStorage(self.storage_dir)
+        return self._storage
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+
+
+def _default_sqlite_url() -> str:
+    return f"sqlite:///{default_data_dir() / 'pendingops.db'}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        print(f"pendingops: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    settings = Settings(args.db, args.storage)
+    try:
+        return COMMANDS[args.command](args, settings)
+    except SyncFailed as exc:
+        print(f"pendingops: sync failed: {exc}", file=sys.stderr)
+        _print_failures(exc.failures)
+        return EXIT_FAILED
+    except DownloadError as exc:
+        print(f"pendingops: sync failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except _BAD_INPUT as exc:
+        print(f"pendingops: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("pendingops: interrupted; the version being built was not made visible", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"pendingops: error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        settings.close()
+
+
+def _print_failures(failures: Sequence[Any], limit: int = 10) -> None:
+    for failure in failures[:limit]:
+        print(f"  failed: {failure.unit}: {failure.stage}: {failure.reason}", file=sys.stderr)
+    if len(failures) > limit:
+        print(f"  ... and {len(failures) - limit} more", file=sys.stderr)
+
+
+def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    plugin = get_plugin(args.plugin)
+    remote = RemoteConfig(url=args.url, policy=args.policy, download_concurrency=args.concurrency, retries=args.retries)
+    recorder = SnapshotRecorder(None if args.quiet or args.json else ProgressPrinter())
+    result = asyncio.run(
+        sync_remote(
+            plugin,
+            remote,
+            db=settings.db,
+            storage=settings.storage,
+            repository=args.repo,
+            mirror=args.mirror,
+            on_error=args.on_error,
+            batch_size=args.batch_size,
+            on_progress=recorder,
+            progress_interval=0.2,
+        )
+    )
+    if args.json:
+        print(json.dumps(_result_json(result), indent=2))
+    else:
+        print_summary(result, args.url, plugin.name, args.mirror, recorder.last)
+    if result.failed_count:
+        _print_failures(result.failures)
+    return EXIT_OK
+
+
+def _result_json(result: SyncResult) -> dict[str, Any]:
+    return {
+        "repository": result.version.repository,
+        "version": result.version.number,
+        "created": result.created,
+        "content_count": result.version.content_count,
+        "added": result.added,
+        "removed": result.removed,
+        "failed": result.failed_count,
+        "failures": [{"unit": f.unit, "stage": f.stage, "reason": f.reason} for f in result.failures],
+    }
+
+
+class SnapshotRecorder:
+    """Keeps the latest progress snapshot and passes each one on to a printer, if any."""
+
+    def __init__(self, printer: ProgressPrinter | None) -> None:
+        self.printer = printer
+        self.last: ProgressSnapshot | None = None
+
+    def __call__(self, snapshot: ProgressSnapshot) -> None:
+        self.last = snapshot
+        if self.printer is not None:
+            self.printer(snapshot)
+
+
+def print_summary(
+    result: SyncResult, url: str, plugin: str, mirror: bool, progress: ProgressSnapshot | None, out: Any = None
+) -> None:
+    """The end-of-sync summary: what version came out, and what each stage did."""
+    out = out or sys.stdout
+    version = result.version
+    mode = "mirror" if mirror else "additive"
+    print(f"Synced {url} into '{version.repository}' ({plugin} plugin, {mode})", file=out)
+    if result.created:
+        print(
+            f"  new version {version.number}: {version.content_count} units "
+            f"(+{result.added} added, -{result.removed} removed)",
+            file=out,
+        )
+    else:
+        print(
+            f"  nothing changed: '{version.repository}' stays at version {version.number} "
+            f"({version.content_count} units)",
+            file=out,
+        )
+    if result.failed_count:
+        print(f"  {result.failed_count} unit(s) failed and were skipped", file=out)
+    if progress is not None:
+        stages = progress.stages
+        print(
+            f"  seen {stages['seen'].done}, already present {stages['present'].done}, "
+            f"downloaded {stages['downloaded'].done} ({human_bytes(stages['downloaded'].bytes)}), "
+            f"saved {stages['saved'].done}, associated {stages['associated'].done}, "
+            f"removed {stages['removed'].done}, failed {stages['failed'].done} in {human_seconds(progress.elapsed)}",
+            file=out,
+        )
+
+
+def cmd_plugins(args: argparse.Namespace, settings: Settings) -> int:
+    for name, plugin in sorted(available_plugins().items()):
+        print(f"{name:<12} {getattr(plugin, 'description', '')}")
+    return EXIT_OK
+
+
+def cmd_repos(args: argparse.Namespace, settings: Settings) -> int:
+    with settings.db.engine.connect() as conn:
+        repos = list_repositories(conn)
+    if args.json:
+        print(json.dumps(repos, indent=2))
+        return EXIT_OK
+    if not repos:
+        print("no repositories yet")
+    for repo in repos:
+        print(f"{repo['name']:<24} version {repo['latest_version']:<5} {repo['content_count']} units")
+    return EXIT_OK
+
+
+def cmd_versions(args: argparse.Namespace, settings: Settings) -> int:
+    with settings.db.engine.connect() as conn:
+        versions = list_versions(conn, args.repo)
+    if args.json:
+        rows = [
+            {
+                "number": v.number,
+                "content_count": v.content_count,
+                "added": v.added,
+                "removed": v.removed,
+                "base": v.base_number,
+            }
+            for v in versions
+        ]
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    print(f"{'version':>7} {'units':>8} {'added':>8} {'removed':>8}")
+    for v in versions:
+        print(f"{v.number:>7} {v.content_count:>8} {v.added:>8} {v.removed:>8}")
+    return EXIT_OK
+
+
+def cmd_content(args: argparse.Namespace, settings: Settings) -> int:
+    available_plugins()  # imports every plugin's content type, so its fields can be read
+    units = iter_version_content(settings.db, args.repo, args.version)
+    if args.json:
+        print("[", end="")
+        for index, unit in enumerate(units):
+            print(("," if index else "") + "\n  " + json.dumps(unit.as_json(), default=str), end="")
+        print("\n]")
+        return EXIT_OK
+    for unit in units:
+        key = ", ".join(f"{k}={v}" for k, v in unit.natural_key.items())
+        stored = all(f.location for f in unit.files)
+        print(f"{unit.content_type}: {key}{'' if stored else '  (not downloaded)'}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    result = export_version(settings.db, settings.storage, args.repo, args.dest, args.version)
+    print(
+        f"exported version {result.version} of '{args.repo}' to {args.dest}: {result.files} files "
+        f"({result.linked} hard-linked, {result.copied} copied) and PULP_MANIFEST"
+    )
+    if result.skipped_not_stored:
+        print(f"  {result.skipped_not_stored} file(s) not downloaded yet (on-demand) were left out")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    problems = 0
+    checked = 0
+    for item in verify_storage(settings.db, settings.storage):
+        if isinstance(item, StorageProblem):
+            problems += 1
+            print(f"BAD {item.sha256} ({item.location}): {item.problem}")
+        else:
+            checked = item
+    print(f"checked {checked} artifacts: {problems} problem(s)")
+    return EXIT_FAILED if problems else EXIT_OK
+
+
+def cmd_orphans(args: argparse.Namespace, settings: Settings) -> int:
+    report = remove_orphans(settings.db, settings.storage, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} {report.content} content units and {report.artifacts} artifacts ({human_bytes(report.bytes)})")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from pendingops.cli._demo import run_demo
+
+    return run_demo(settings, args.files)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "sync": cmd_sync,
+    "plugins": cmd_plugins,
+    "repos": cmd_repos,
+    "versions": cmd_versions,
+    "content": cmd_content,
+    "export": cmd_export,
+    "verify": cmd_verify,
+    "orphans": cmd_orphans,
+    "demo": cmd_demo,
+}

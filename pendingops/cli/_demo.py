@@ -1,0 +1,126 @@
+"""``pendingops demo``: a generated file repository served on 127.0.0.1, synced, changed, resynced."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from pendingops.cli._progress import ProgressPrinter
+from pendingops.db.versions import list_versions
+from pendingops.declarative import sync_remote
+from pendingops.maintenance.listing import iter_version_content
+from pendingops.plugins.file import MANIFEST_NAME, FilePlugin
+from pendingops.remote import RemoteConfig
+
+REPOSITORY = "demo"
+
+
+def write_repository(root: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` under ``root`` with a matching PULP_MANIFEST (any previous tree is replaced)."""
+    for old in sorted(root.rglob("*"), reverse=True):
+        old.unlink() if old.is_file() else old.rmdir()
+    lines = []
+    for relative_path, data in sorted(files.items()):
+        target = root / relative_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        lines.append(f"{relative_path},{hashlib.sha256(data).hexdigest()},{len(data)}")
+    (root / MANIFEST_NAME).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def demo_files(count: int) -> dict[str, bytes]:
+    """Deterministic files, some with names that need percent-encoding."""
+    names = ["notes/read me.txt", "odd/100% pure.txt", "odd/hash#tag.txt", "odd/ünïcode.txt"]
+    files = {name: f"{name}\n".encode() * 8 for name in names}
+    for index in range(max(0, count - len(names))):
+        files[f"packages/group-{index % 4}/package-{index:03d}.bin"] = hashlib.sha256(str(index).encode()).digest() * 32
+    return files
+
+
+def changed_files(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The remote after an update: a few files removed, a few rewritten, a few added."""
+    names = sorted(files)
+    changed = {name: data for name, data in files.items() if name not in names[:3]}
+    for name in names[3:5]:
+        changed[name] = files[name] + b"updated\n"
+    for index in range(4):
+        changed[f"new/release-{index}.txt"] = f"new release {index}\n".encode()
+    return changed
+
+
+async def _serve(root: Path) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.router.add_static("/", root)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}/{MANIFEST_NAME}"
+
+
+def _files_of(settings: Any, number: int) -> dict[str, str]:
+    """relative_path -> sha256 of a version of the demo repository."""
+    units = iter_version_content(settings.db, REPOSITORY, number)
+    return {unit.fields["relative_path"]: unit.fields["sha256"] for unit in units}
+
+
+async def _demo(settings: Any, count: int) -> int:
+    from pendingops.cli._app import SnapshotRecorder, print_summary
+
+    with tempfile.TemporaryDirectory(prefix="pendingops-demo-") as tmp:
+        root = Path(tmp) / "remote"
+        root.mkdir()
+        files = demo_files(count)
+        write_repository(root, files)
+        runner, url = await _serve(root)
+        print(f"Serving a demo file repository of {len(files)} files at {url}\n")
+        try:
+            steps = [("1. initial sync", files), ("2. the remote changed: mirror resync", changed_files(files))]
+            for title, state in steps:
+                write_repository(root, state)
+                print(title)
+                recorder = SnapshotRecorder(ProgressPrinter())
+                result = await sync_remote(
+                    FilePlugin(),
+                    RemoteConfig(url=url),
+                    db=settings.db,
+                    storage=settings.storage,
+                    repository=REPOSITORY,
+                    mirror=True,
+                    on_progress=recorder,
+                    progress_interval=0.2,
+                )
+                print_summary(result, url, "file", True, recorder.last)
+                print()
+        finally:
+            await runner.cleanup()
+    with settings.db.engine.connect() as conn:
+        versions = list_versions(conn, REPOSITORY)
+    print(f"Versions of '{REPOSITORY}':")
+    print(f"{'version':>9} {'units':>7} {'added':>7} {'removed':>8}")
+    for v in versions:
+        print(f"{v.number:>9} {v.content_count:>7} {v.added:>7} {v.removed:>8}")
+    if len(versions) >= 2:
+        before, after = versions[-2].number, versions[-1].number
+        old, new = _files_of(settings, before), _files_of(settings, after)
+        print(f"\nWhat changed from version {before} to {after}:")
+        for path in sorted(old.keys() | new.keys()):
+            if path not in old:
+                print(f"  + {path}")
+            elif path not in new:
+                print(f"  - {path}")
+            elif old[path] != new[path]:
+                print(f"  ~ {path} (new content: a new unit replaces the old one)")
+    print(f"\nDatabase: {settings.db_url}\nStorage:  {settings.storage_dir}")
+    print("Try: pendingops versions demo; pendingops content demo --json; pendingops export demo /tmp/demo-export")
+    return 0
+
+
+def run_demo(settings: Any, count: int) -> int:
+    return asyncio.run(_demo(settings, count))

@@ -1,0 +1,1 @@
+"""Operations on what is stored: listing, exporting, verifying, removing orphans."""
