@@ -50,7 +50,10 @@ def describe_stages(snapshot: ProgressSnapshot) -> list[str]:
 
 
 class ProgressPrinter:
-    """Receives snapshots; redraws a panel on a terminal or logs a line every few seconds."""
+    """Receives snapshots; redraws a panel on a terminal or logs a line every few seconds.
+
+    The final snapshot is not logged in plain mode: the summary (or the error) says it all.
+    """
 
     def __init__(self, stream: TextIO | None = None, *, log_every: float = 5.0) -> None:
         self.stream = stream or sys.stderr
@@ -62,7 +65,7 @@ class ProgressPrinter:
     def __call__(self, snapshot: ProgressSnapshot) -> None:
         if self.live:
             self._draw(snapshot)
-        elif snapshot.finished or time.monotonic() - self._last_log >= self._log_every:
+        elif not snapshot.finished and time.monotonic() - self._last_log >= self._log_every:
             self._last_log = time.monotonic()
             counts = " ".join(f"{stage}={snapshot.stages[stage].done}" for stage, _ in _LABELS)
             self.stream.write(f"progress t={snapshot.elapsed:.1f}s {counts}\n")
