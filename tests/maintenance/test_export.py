@@ -1,0 +1,79 @@
+"""Export writes a version's files under DEST only, never through or onto symlinks."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from pendingops import RemoteConfig, sync_remote
+from pendingops.maintenance.export import ExportError, export_version
+from pendingops.plugins.file import FilePlugin
+from tests.remote_server import RemoteServer
+
+FILES = {"a/b/c.txt": b"deep", "top.txt": b"top", "a/other.txt": b"other"}
+
+
+def _sync(db, storage, files=FILES, policy="immediate") -> None:
+    async def run() -> None:
+        async with RemoteServer(dict(files)) as server:
+            remote = RemoteConfig(url=server.manifest_url, policy=policy)
+            await sync_remote(FilePlugin(), remote, db=db, storage=storage, repository="r")
+
+    asyncio.run(run())
+
+
+def test_export_links_files_and_writes_manifest(db, storage, tmp_path: Path) -> None:
+    _sync(db, storage)
+    result = export_version(db, storage, "r", tmp_path / "out")
+    assert (result.version, result.files, result.linked + result.copied) == (1, 3, 3)
+    for path, data in FILES.items():
+        exported = tmp_path / "out" / path
+        assert exported.read_bytes() == data
+    assert result.linked == 3  # same filesystem: hard links, no copies
+    lines = (tmp_path / "out" / "PULP_MANIFEST").read_text().splitlines()
+    assert sorted(lines) == sorted(f"{p},{hashlib.sha256(d).hexdigest()},{len(d)}" for p, d in FILES.items())
+
+
+def test_export_refuses_a_symlinked_folder_inside_dest(db, storage, tmp_path: Path) -> None:
+    _sync(db, storage)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dest = tmp_path / "out"
+    dest.mkdir()
+    os.symlink(outside, dest / "a")
+    with pytest.raises(ExportError, match="not a plain directory"):
+        export_version(db, storage, "r", dest)
+    assert list(outside.iterdir()) == []
+
+
+def test_export_refuses_to_write_onto_a_symlinked_file(db, storage, tmp_path: Path) -> None:
+    _sync(db, storage)
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"keep me")
+    dest = tmp_path / "out"
+    dest.mkdir()
+    os.symlink(victim, dest / "top.txt")
+    with pytest.raises(ExportError, match="not a regular file"):
+        export_version(db, storage, "r", dest)
+    assert victim.read_bytes() == b"keep me"
+
+
+def test_export_refuses_a_symlink_as_dest(db, storage, tmp_path: Path) -> None:
+    _sync(db, storage)
+    real = tmp_path / "real"
+    real.mkdir()
+    os.symlink(real, tmp_path / "link")
+    with pytest.raises(ExportError, match="symlink"):
+        export_version(db, storage, "r", tmp_path / "link")
+    assert list(real.iterdir()) == []
+
+
+def test_export_skips_files_not_downloaded(db, storage, tmp_path: Path) -> None:
+    _sync(db, storage, policy="on_demand")
+    result = export_version(db, storage, "r", tmp_path / "out")
+    assert (result.files, result.skipped_not_stored) == (0, 3)
+    assert (tmp_path / "out" / "PULP_MANIFEST").read_text() == ""
