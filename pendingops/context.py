@@ -23,7 +23,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from pendingops.db.database import Database
-from pendingops.db.locks import RepositoryLock
+from pendingops.db.locks import RepositoryLock, StoreLock
 from pendingops.db.schema import ProgressReport, SyncRun
 from pendingops.db.versions import (
     NewVersion,
@@ -143,6 +143,7 @@ class SyncContext:
         self._wait_for_lock = wait_for_lock
         self._window: asyncio.Semaphore | None = None
         self._lock: RepositoryLock | None = None
+        self._store_lock: StoreLock | None = None
         self._token: contextvars.Token[SyncContext] | None = None
         self._ran = False
         self._run_id = 0
@@ -152,13 +153,20 @@ class SyncContext:
 
     async def __aenter__(self) -> SyncContext:
         self.repository_id, self.remote_id = await self.db.run(self._register)
+        self._store_lock = StoreLock(self.db, shared=True)
+        await self._store_lock.acquire(wait=self._wait_for_lock)
         self._lock = RepositoryLock(self.db, self.repository_id)
-        await self._lock.acquire(wait=self._wait_for_lock)
+        try:
+            await self._lock.acquire(wait=self._wait_for_lock)
+        except BaseException:
+            self._store_lock.release()
+            raise
         try:
             self.version = await self.db.run(begin_version, self.repository_id)
             self._run_id = await self.db.run(self._start_run)
         except BaseException:
             self._lock.release()
+            self._store_lock.release()
             raise
         self._window = asyncio.Semaphore(self.window)
         self._token = _current.set(self)
@@ -190,6 +198,7 @@ class SyncContext:
                 await self.db.run(self._end_run, "failed", None, str(exc) or type(exc).__name__)
         finally:
             self._lock.release()
+            self._store_lock.release()
             if self._on_progress is not None:
                 self._on_progress(self.progress.snapshot(finished=True))
 

@@ -358,7 +358,10 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_orphans(args: argparse.Namespace, settings: Settings) -> int:
     report = remove_orphans(settings.db, settings.storage, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
-    print(f"{verb} {report.content} content units and {report.artifacts} artifacts ({human_bytes(report.bytes)})")
+    print(
+        f"{verb} {report.content} content units and {report.artifacts} artifacts ({human_bytes(report.bytes)}), "
+        f"and {report.stray_files} stray file(s) in storage"
+    )
     return EXIT_OK
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 
 from sqlalchemy import Connection, delete, exists, select
 
 from pendingops.db.database import Database
+from pendingops.db.locks import StoreLock
 from pendingops.db.schema import Artifact, Content, ContentArtifact, RepositoryContent
 from pendingops.storage.base import ArtifactStorage
 
@@ -22,14 +24,23 @@ class OrphanReport:
     content: int = 0
     artifacts: int = 0
     bytes: int = 0
+    #: files in storage with no Artifact row (downloads of syncs that failed before saving them)
+    stray_files: int = 0
 
 
 def remove_orphans(db: Database, storage: ArtifactStorage, *, dry_run: bool = False) -> OrphanReport:
     """Delete orphaned content and artifacts (rows, then files), in batches; report what went.
 
     Content is an orphan when no version of any repository (old ones included) holds it; an
-    artifact is an orphan when no content unit links it. With ``dry_run`` nothing is deleted.
+    artifact is an orphan when no content unit links it; a stored file is stray when no artifact
+    row records it. It waits for running syncs to finish and holds new ones back meanwhile, so it
+    never removes what a sync has found and is about to use. With ``dry_run`` nothing is deleted.
     """
+    with StoreLock(db, shared=False):
+        return _remove_orphans(db, storage, dry_run)
+
+
+def _remove_orphans(db: Database, storage: ArtifactStorage, dry_run: bool) -> OrphanReport:
     report = OrphanReport()
     last = 0
     while ids := db.transact(_orphan_content_ids, last):
@@ -46,7 +57,20 @@ def remove_orphans(db: Database, storage: ArtifactStorage, *, dry_run: bool = Fa
             # Only the files of rows really deleted: a sync may have linked one meanwhile.
             for location in db.transact(_delete_artifacts, [row_id for row_id, _, _ in rows]):
                 storage.delete(location)
+    locations = storage.iter_locations()
+    while chunk := tuple(islice(locations, _BATCH)):
+        known = db.transact(_recorded_locations, chunk)
+        for location in chunk:
+            if location not in known:
+                report.stray_files += 1
+                if not dry_run:
+                    storage.delete(location)
     return report
+
+
+def _recorded_locations(conn: Connection, locations: tuple[str, ...]) -> set[str]:
+    query = select(_artifact.c.location).where(_artifact.c.location.in_(locations))
+    return set(conn.execute(query).scalars())
 
 
 def _orphan_content_ids(conn: Connection, after: int) -> list[int]:

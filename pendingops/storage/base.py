@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
@@ -39,3 +40,7 @@ class ArtifactStorage(Protocol):
         ...
 
     def delete(self, location: str) -> None: ...
+
+    def iter_locations(self) -> Iterator[str]:
+        """Every stored artifact's location (for audits and orphan cleanup)."""
+        ...

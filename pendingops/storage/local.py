@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -55,6 +56,12 @@ class LocalStorage:
 
     def delete(self, location: str) -> None:
         (self.root / location).unlink(missing_ok=True)
+
+    def iter_locations(self) -> Iterator[str]:
+        for folder in sorted((self.root / _ARTIFACT_DIR).iterdir()):
+            if folder.is_dir():
+                for path in sorted(folder.iterdir()):
+                    yield f"{_ARTIFACT_DIR}/{folder.name}/{path.name}"
 
     def remove_stale_temp_files(self) -> int:
         """Remove temporary files whose writing process is gone; return how many."""

@@ -50,8 +50,15 @@ def test_content_of_a_failed_sync_is_removed_with_its_files(db, storage) -> None
     dry = remove_orphans(db, storage, dry_run=True)
     assert (dry.content, dry.artifacts) == (saved_content, 0)  # artifacts are linked until content goes
     assert _count(db, Content) == saved_content
+    # A download whose batch was never saved leaves a file with no row; make sure there is one.
+    stray = storage.root / storage.location_for("ab" * 32)
+    stray.parent.mkdir(exist_ok=True)
+    stray.write_bytes(b"left by a failed sync")
+    stored_files = [p for p in (storage.root / "artifacts").rglob("*") if p.is_file()]
     report = remove_orphans(db, storage)
     assert report.content == saved_content and report.artifacts == saved_artifacts
+    assert report.stray_files == len(stored_files) - saved_artifacts >= 1
+    assert not stray.exists()
     assert (_count(db, Content), _count(db, Artifact)) == (0, 0)
     assert [p for p in (storage.root / "artifacts").rglob("*") if p.is_file()] == []
     assert [p for p in verify_storage(db, storage) if isinstance(p, StorageProblem)] == []
