@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
-from sqlalchemy import create_engine, text
+from sqlalchemy import CheckConstraint, Integer, Text, create_engine, event, func, select, text
+from sqlalchemy.orm import Mapped, mapped_column
 
-import pendingops.plugins.file  # noqa: F401 - registers the file content table before create_all
-from pendingops import Database, LocalStorage, open_database
-from pendingops.db.schema import Base
+from pendingops import Database, LocalStorage, PendingContent, open_database
+from pendingops.db.schema import Artifact, Base, Content, RepositoryContent
+from pendingops.db.versions import find_repository, latest_version, list_versions, membership_filter
+from pendingops.plugins import file as file_plugin  # registers the file content table before create_all
 
 POSTGRES_URL = os.environ.get("PENDINGOPS_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
@@ -75,3 +80,95 @@ def db(db_kind: str, tmp_path: Path) -> Iterator[Database]:
 @pytest.fixture
 def storage(tmp_path: Path) -> LocalStorage:
     return LocalStorage(tmp_path / "storage")
+
+
+# -- helpers shared by the core tests ---------------------------------------------------------------
+
+
+class StrictContent(Content):
+    """A test content type without artifacts; the database refuses a negative ``value``."""
+
+    __tablename__ = "test_strict_content"
+    type_name = "test-strict"
+    natural_key = ("name",)
+    name: Mapped[str] = mapped_column(Text)
+    value: Mapped[int] = mapped_column(Integer, CheckConstraint("value >= 0", name="test_strict_value"))
+
+
+def file_unit(manifest_url: str, relative_path: str, data: bytes) -> PendingContent:
+    """The file plugin's unit for a file holding ``data``, listed in the manifest at ``manifest_url``."""
+    sha256 = hashlib.sha256(data).hexdigest()
+    entry_type = getattr(file_plugin, "ManifestEntry", None)
+    if entry_type is not None:
+        return file_plugin.file_unit(manifest_url, entry_type(0, relative_path, sha256, len(data)))
+    return file_plugin.file_unit(manifest_url, relative_path, sha256, len(data))  # type: ignore[call-arg]
+
+
+def file_units(manifest_url: str, files: dict[str, bytes]) -> list[PendingContent]:
+    return [file_unit(manifest_url, path, data) for path, data in sorted(files.items())]
+
+
+def file_set(files: dict[str, bytes]) -> set[tuple[str, str]]:
+    """The (relative_path, sha256) pairs a version syncing ``files`` holds."""
+    return {(path, hashlib.sha256(data).hexdigest()) for path, data in files.items()}
+
+
+def version_content(db: Database, repository: str, number: int | None = None) -> set[tuple[str, str]]:
+    """(relative_path, sha256) of every file in a version (the latest complete one by default)."""
+    files = file_plugin.FileContent.__table__
+    rc = RepositoryContent.__table__
+    with db.engine.connect() as conn:
+        repo_id = find_repository(conn, repository)
+        if number is None:
+            number = latest_version(conn, repo_id)
+        query = (
+            select(files.c.relative_path, files.c.sha256)
+            .join(rc, rc.c.content_id == files.c.id)
+            .where(membership_filter(repo_id, number))
+        )
+        rows = conn.execute(query).all()
+    pairs = {(path, digest) for path, digest in rows}
+    assert len(pairs) == len(rows), "a content unit is in the version twice"
+    return pairs
+
+
+def version_numbers(db: Database, repository: str) -> list[int]:
+    """The numbers of the repository's complete versions."""
+    with db.engine.connect() as conn:
+        return [v.number for v in list_versions(conn, repository)]
+
+
+def count_rows(db: Database, table: Any, *, distinct: Any = None) -> int:
+    """Rows of ``table`` (a mapped class or Table), or distinct values of column ``distinct``."""
+    table = getattr(table, "__table__", table)
+    expr = func.count(func.distinct(distinct)) if distinct is not None else func.count()
+    with db.engine.connect() as conn:
+        return conn.execute(select(expr).select_from(table)).scalar_one()
+
+
+def assert_no_duplicate_rows(db: Database) -> None:
+    """No artifact is stored twice (by sha256), no content unit twice (by type and natural key)."""
+    artifact, content = Artifact.__table__, Content.__table__
+    files = file_plugin.FileContent.__table__
+    assert count_rows(db, artifact) == count_rows(db, artifact, distinct=artifact.c.sha256)
+    assert count_rows(db, content) == count_rows(
+        db, content, distinct=content.c.content_type + ":" + content.c.key_digest
+    )
+    with db.engine.connect() as conn:
+        pairs = conn.execute(select(files.c.relative_path, files.c.sha256)).all()
+    assert len(pairs) == len(set(pairs))
+
+
+@contextmanager
+def count_statements(db: Database) -> Iterator[list[str]]:
+    """Record every SQL statement sent through ``db.engine`` while the block runs."""
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)

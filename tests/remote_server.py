@@ -15,14 +15,15 @@ from aiohttp import web
 class Fault:
     """How the server misbehaves for one path: an HTTP ``status``; ``truncate`` (send fewer bytes
     than announced, then close); ``wrong_bytes`` (same size, other bytes); ``oversize`` (more
-    bytes than the manifest says); ``stall`` seconds before the body; ``times`` faults before
-    healing (None: forever)."""
+    bytes than the manifest says); ``endless`` (the file's bytes, then zeros until the client
+    hangs up); ``stall`` seconds before the body; ``times`` faults before healing (None: forever)."""
 
     status: int | None = None
     truncate: bool = False
     wrong_bytes: bool = False
     oversize: int = 0
     stall: float = 0.0
+    endless: bool = False
     times: int | None = None
 
 
@@ -37,6 +38,10 @@ class RemoteServer:
     in_flight: int = 0
     max_in_flight: int = 0
     manifest_override: bytes | None = None
+    #: ("start" | "end", path) for every file request, in the order they happened
+    events: list[tuple[str, str]] = field(default_factory=list)
+    #: body bytes written by ``endless`` responses, per path
+    bytes_sent: Counter[str] = field(default_factory=Counter)
     _runner: web.AppRunner | None = None
     base_url: str = ""
 
@@ -85,12 +90,14 @@ class RemoteServer:
             return web.Response(status=404)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self.events.append(("start", path))
         try:
             if self.delay:
                 await asyncio.sleep(self.delay)
             return await self._respond(request, path, self.files[path])
         finally:
             self.in_flight -= 1
+            self.events.append(("end", path))
 
     async def _respond(self, request: web.Request, path: str, data: bytes) -> web.StreamResponse:
         fault = self.faults.get(path)
@@ -109,6 +116,8 @@ class RemoteServer:
             return web.Response(body=bytes((b + 1) % 256 for b in data) or b"x")
         if fault.oversize:
             return web.Response(body=data + b"\0" * fault.oversize)
+        if fault.endless:
+            return await self._endless(request, path, data)
         if fault.truncate:
             response = web.StreamResponse(headers={"Content-Length": str(len(data))})
             await response.prepare(request)
@@ -116,3 +125,16 @@ class RemoteServer:
             request.transport.close()  # type: ignore[union-attr]
             return response
         return web.Response(body=data)
+
+    async def _endless(self, request: web.Request, path: str, data: bytes) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        chunk = b"\0" * 65536
+        try:
+            await response.write(data)
+            while True:
+                await response.write(chunk)
+                self.bytes_sent[path] += len(chunk)
+        except (ConnectionError, RuntimeError):  # the client hung up
+            return response

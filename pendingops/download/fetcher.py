@@ -7,6 +7,7 @@ import datetime
 import hashlib
 import random
 import ssl
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -41,7 +42,8 @@ class Fetcher:
 
     Every attempt writes a new temporary file, hashes each chunk as it arrives, stops as soon as
     the body exceeds the expected size, and renames the file into storage only when size and
-    digests match. Use as an async context manager (it owns the HTTP session).
+    digests match. Artifacts with the same expected sha256 are fetched one at a time, so bytes two
+    units share are transferred once. Use as an async context manager (it owns the HTTP session).
     """
 
     def __init__(self, remote: RemoteConfig, storage: ArtifactStorage, *, connections: int | None = None) -> None:
@@ -49,6 +51,8 @@ class Fetcher:
         self.storage = storage
         self._connections = remote.download_concurrency if connections is None else connections
         self._session: aiohttp.ClientSession | None = None
+        self._digest_locks: dict[str, asyncio.Lock] = {}
+        self._digest_users: Counter[str] = Counter()
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -91,9 +95,21 @@ class Fetcher:
 
     async def fetch(self, artifact: PendingArtifact) -> None:
         """Store ``artifact``'s bytes, setting its ``stored_*`` fields; raise DownloadError if not."""
-        if artifact.sha256 and await self._adopt_stored(artifact):
+        digest = artifact.sha256
+        if not digest:
+            await self._with_retries(self._attempt, artifact)
             return
-        await self._with_retries(self._attempt, artifact)
+        lock = self._digest_locks.setdefault(digest, asyncio.Lock())
+        self._digest_users[digest] += 1
+        try:
+            async with lock:
+                if await self._adopt_stored(artifact):
+                    return
+                await self._with_retries(self._attempt, artifact)
+        finally:
+            self._digest_users[digest] -= 1
+            if not self._digest_users[digest]:
+                del self._digest_users[digest], self._digest_locks[digest]
 
     async def fetch_file(self, url: str, dest: Path, *, max_size: int | None = None) -> int:
         """Download ``url`` to the local file ``dest`` (a manifest, an index); return its size."""

@@ -1,0 +1,231 @@
+"""The fetcher against a real HTTP server: verification, size limits, retries, file:// URLs."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from pendingops import PendingArtifact, RemoteConfig
+from pendingops.download.fetcher import DownloadError, Fetcher
+from tests.remote_server import Fault, RemoteServer
+
+DATA = b"hello artifact\n" * 100
+SHA256 = hashlib.sha256(DATA).hexdigest()
+
+
+def _artifact(path: str = "f.bin", data: bytes = DATA, **overrides) -> PendingArtifact:
+    """An artifact of the server's file ``path``; its URL is completed once the server runs."""
+    fields = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), **overrides}
+    return PendingArtifact(url=path, relative_path=path, **fields)
+
+
+def _remote(server: RemoteServer, **settings) -> RemoteConfig:
+    return RemoteConfig(url=server.manifest_url, retry_backoff=0.0, **settings)
+
+
+def _stored_files(storage) -> list[Path]:
+    return sorted(p for p in (storage.root / "artifacts").rglob("*") if p.is_file())
+
+
+def _temp_files(storage) -> list[Path]:
+    return list((storage.root / "tmp").iterdir())
+
+
+def _fetch(server: RemoteServer, storage, artifact: PendingArtifact, **settings) -> None:
+    async def run() -> None:
+        async with server, Fetcher(_remote(server, **settings), storage) as fetcher:
+            artifact.url = server.base_url + artifact.url
+            await fetcher.fetch(artifact)
+
+    asyncio.run(run())
+
+
+def test_fetch_streams_verifies_and_stores(storage):
+    server = RemoteServer({"f.bin": DATA})
+    artifact = _artifact(digests={"md5": hashlib.md5(DATA).hexdigest()})
+    _fetch(server, storage, artifact)
+    assert (artifact.stored_sha256, artifact.stored_size) == (SHA256, len(DATA))
+    assert artifact.stored_digests["md5"] == hashlib.md5(DATA).hexdigest()
+    assert storage.local_path(storage.location_for(SHA256)).read_bytes() == DATA
+    assert _temp_files(storage) == []
+    assert server.requests["f.bin"] == 1
+
+
+def test_fetch_without_expected_digest_records_what_arrived(storage):
+    server = RemoteServer({"f.bin": DATA})
+    artifact = _artifact(size=None, sha256=None)
+    _fetch(server, storage, artifact)
+    assert (artifact.stored_sha256, artifact.stored_size) == (SHA256, len(DATA))
+    assert _stored_files(storage) == [storage.local_path(storage.location_for(SHA256))]
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        (Fault(truncate=True), "ClientPayloadError|expected"),
+        (Fault(wrong_bytes=True), "sha256 mismatch"),
+        (Fault(oversize=10), "larger than the expected"),
+    ],
+)
+def test_a_mismatching_body_never_produces_a_stored_file(storage, fault, expected):
+    server = RemoteServer({"f.bin": DATA}, faults={"f.bin": fault})
+    artifact = _artifact()
+    with pytest.raises(DownloadError, match=expected):
+        _fetch(server, storage, artifact, retries=1)
+    assert _stored_files(storage) == []
+    assert _temp_files(storage) == []
+    assert artifact.stored_sha256 is None and not artifact.is_stored
+
+
+def test_a_wrong_secondary_digest_is_rejected(storage):
+    server = RemoteServer({"f.bin": DATA})
+    artifact = _artifact(digests={"sha512": hashlib.sha512(b"other").hexdigest()})
+    with pytest.raises(DownloadError, match="sha512 mismatch"):
+        _fetch(server, storage, artifact, retries=0)
+    assert _stored_files(storage) == [] and _temp_files(storage) == []
+
+
+def test_a_wrong_size_with_right_digest_is_rejected(storage):
+    server = RemoteServer({"f.bin": DATA})
+    artifact = _artifact(size=len(DATA) + 1)
+    with pytest.raises(DownloadError, match=f"got {len(DATA)} bytes, expected {len(DATA) + 1}"):
+        _fetch(server, storage, artifact, retries=0)
+    assert _stored_files(storage) == [] and _temp_files(storage) == []
+
+
+def test_an_endless_body_is_cut_off_at_the_expected_size(storage):
+    server = RemoteServer({"f.bin": DATA}, faults={"f.bin": Fault(endless=True)})
+    artifact = _artifact()
+    with pytest.raises(DownloadError, match="larger than the expected"):
+        _fetch(server, storage, artifact, retries=3)
+    # The fetcher hung up (the server stopped writing) and did not retry what cannot get better.
+    assert server.requests["f.bin"] == 1
+    assert server.bytes_sent["f.bin"] < 64 * 2**20
+    assert _stored_files(storage) == [] and _temp_files(storage) == []
+
+
+def test_retries_on_5xx_then_succeeds(storage):
+    server = RemoteServer({"f.bin": DATA}, faults={"f.bin": Fault(status=503, times=2)})
+    artifact = _artifact()
+    _fetch(server, storage, artifact, retries=3)
+    assert server.requests["f.bin"] == 3
+    assert artifact.stored_sha256 == SHA256
+    assert _stored_files(storage) == [storage.local_path(storage.location_for(SHA256))]
+
+
+def test_retries_are_bounded(storage):
+    server = RemoteServer({"f.bin": DATA}, faults={"f.bin": Fault(status=500)})
+    with pytest.raises(DownloadError, match=r"HTTP 500.*after 3 attempts"):
+        _fetch(server, storage, _artifact(), retries=2)
+    assert server.requests["f.bin"] == 3
+
+
+def test_a_retried_truncation_starts_a_fresh_file(storage):
+    server = RemoteServer({"f.bin": DATA}, faults={"f.bin": Fault(truncate=True, times=1)})
+    artifact = _artifact()
+    _fetch(server, storage, artifact, retries=1)
+    assert server.requests["f.bin"] == 2
+    assert storage.local_path(storage.location_for(SHA256)).read_bytes() == DATA
+    assert _temp_files(storage) == []
+
+
+@pytest.mark.parametrize("status", [404, 403, 401])
+def test_no_retry_on_client_errors(storage, status):
+    server = RemoteServer({"f.bin": DATA}, faults={"f.bin": Fault(status=status)})
+    with pytest.raises(DownloadError, match=f"HTTP {status}"):
+        _fetch(server, storage, _artifact(), retries=5)
+    assert server.requests["f.bin"] == 1
+
+
+def test_missing_file_is_404_without_retry(storage):
+    server = RemoteServer({})
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        _fetch(server, storage, _artifact("missing.bin"), retries=5)
+    assert server.requests["missing.bin"] == 1
+
+
+def test_an_already_stored_file_is_adopted_without_a_request(storage):
+    temp = storage.new_temp_path()
+    temp.write_bytes(DATA)
+    storage.put(temp, SHA256)
+    server = RemoteServer({"f.bin": DATA})
+    artifact = _artifact()
+    _fetch(server, storage, artifact)
+    assert server.requests["f.bin"] == 0
+    assert (artifact.stored_sha256, artifact.stored_size) == (SHA256, len(DATA))
+
+
+def test_a_corrupt_stored_file_is_not_adopted(storage):
+    location = storage.location_for(SHA256)
+    path = storage.local_path(location)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"corrupted")
+    server = RemoteServer({"f.bin": DATA})
+    _fetch(server, storage, _artifact())
+    assert server.requests["f.bin"] == 1
+    assert path.read_bytes() == DATA
+
+
+def test_concurrent_fetches_of_one_digest_download_it_once(storage):
+    server = RemoteServer({"a.bin": DATA, "b.bin": DATA, "c.bin": DATA}, delay=0.05)
+    artifacts = [_artifact(name) for name in ("a.bin", "b.bin", "c.bin")]
+
+    async def run() -> None:
+        async with server, Fetcher(_remote(server), storage) as fetcher:
+            for artifact in artifacts:
+                artifact.url = server.base_url + artifact.url
+            await asyncio.gather(*(fetcher.fetch(a) for a in artifacts))
+
+    asyncio.run(run())
+    assert server.file_requests() == 1
+    assert all(a.stored_sha256 == SHA256 for a in artifacts)
+
+
+def test_file_urls(storage, tmp_path):
+    source = tmp_path / "remote dir" / "f.bin"
+    source.parent.mkdir()
+    source.write_bytes(DATA)
+    artifact = PendingArtifact(url=source.as_uri(), relative_path="f.bin", size=len(DATA), sha256=SHA256)
+
+    async def run(artifact: PendingArtifact) -> None:
+        async with Fetcher(RemoteConfig(url=source.parent.as_uri() + "/"), storage) as fetcher:
+            await fetcher.fetch(artifact)
+
+    asyncio.run(run(artifact))
+    assert storage.local_path(storage.location_for(SHA256)).read_bytes() == DATA
+    assert source.read_bytes() == DATA  # the remote's own file is only read
+
+    missing = PendingArtifact(url=(tmp_path / "nope.bin").as_uri(), relative_path="nope.bin")
+    with pytest.raises(DownloadError, match="No such file"):
+        asyncio.run(run(missing))
+    wrong = PendingArtifact(url=source.as_uri(), relative_path="f.bin", sha256=hashlib.sha256(b"x").hexdigest())
+    with pytest.raises(DownloadError, match="sha256 mismatch"):
+        asyncio.run(run(wrong))
+    assert _temp_files(storage) == []
+
+
+def test_unsupported_scheme(storage):
+    artifact = PendingArtifact(url="ftp://example.invalid/f.bin", relative_path="f.bin")
+
+    async def run() -> None:
+        async with Fetcher(RemoteConfig(url="ftp://example.invalid/"), storage) as fetcher:
+            await fetcher.fetch(artifact)
+
+    with pytest.raises(DownloadError, match="unsupported URL scheme 'ftp'"):
+        asyncio.run(run())
+
+
+def test_fetch_file_refuses_more_than_max_size(tmp_path, storage):
+    server = RemoteServer({"big": b"x" * 1000})
+    dest = tmp_path / "out"
+
+    async def run(limit: int) -> int:
+        async with server, Fetcher(_remote(server), storage) as fetcher:
+            return await fetcher.fetch_file(server.base_url + "big", dest, max_size=limit)
+
+    assert asyncio.run(run(1000)) == 1000 and dest.read_bytes() == b"x" * 1000
+    with pytest.raises(DownloadError, match="larger than 999 bytes"):
+        asyncio.run(run(999))
