@@ -1,16 +1,24 @@
 """The file plugin: plain files listed in a ``PULP_MANIFEST``.
 
 Each manifest line is ``relative_path,sha256,size`` (UTF-8), split on its last two commas so paths
-may contain commas; blank lines and ``#`` lines are skipped. Files are fetched from the manifest's
-directory joined with the percent-encoded relative path.
+may contain commas; blank lines and lines starting with ``#`` are skipped. Files are fetched from
+the manifest's directory joined with the percent-encoded relative path.
+
+The manifest is downloaded to the sync's work directory, checked in a first streaming pass (every
+line, and no relative path listed twice), then streamed again to emit the units: a bad manifest
+fails the sync before anything is downloaded or written, and memory stays flat however long it is.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, closing
+from itertools import islice
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import quote, urljoin, urlsplit
 
 from sqlalchemy import BigInteger, String, Text
@@ -19,6 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from pendingops.db.schema import Content
 from pendingops.download.fetcher import Fetcher
 from pendingops.operators import Operator
+from pendingops.paths import unsafe_path_reason
 from pendingops.pending import PendingArtifact, PendingContent, PendingInputError
 from pendingops.plugins import Source
 from pendingops.remote import RemoteConfig
@@ -26,10 +35,11 @@ from pendingops.remote import RemoteConfig
 MANIFEST_NAME = "PULP_MANIFEST"
 #: sizes above this are refused as absurd (it is also the largest exact integer of a float)
 MAX_FILE_SIZE = 2**53
-MAX_PATH_BYTES = 4096
-MAX_SEGMENT_BYTES = 255
+#: longer lines are refused unread: a 4096-byte path, a digest and a size fit with room to spare
+MAX_LINE_BYTES = 8192
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body")
+_BATCH = 1000
 
 
 class FileContent(Content):
@@ -44,64 +54,106 @@ class FileContent(Content):
 
 
 class ManifestError(PendingInputError):
-    """A manifest line is malformed or unsafe; the message names the line and the problem."""
+    """The manifest is malformed or unsafe; the message names the line and the problem."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
-def check_relative_path(path: str) -> str | None:
-    """Why ``path`` is unsafe as a relative path inside a repository, or None when it is fine."""
-    if not path:
-        return "empty relative path"
-    if _CONTROL.search(path):
-        return "relative path contains a NUL or control character"
-    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
-        return "relative path must not be absolute"
-    if "\\" in path:
-        return "relative path must not contain a backslash"
-    if len(path.encode()) > MAX_PATH_BYTES:
-        return f"relative path is longer than {MAX_PATH_BYTES} bytes"
-    for segment in path.split("/"):
-        if segment == "":
-            return "relative path has an empty segment"
-        if segment in (".", ".."):
-            return f"relative path has a {segment!r} segment"
-        if len(segment.encode()) > MAX_SEGMENT_BYTES:
-            return f"relative path has a segment longer than {MAX_SEGMENT_BYTES} bytes"
-    return None
+class ManifestEntry(NamedTuple):
+    line: int
+    relative_path: str
+    sha256: str
+    size: int
 
 
-def parse_manifest_line(raw: bytes, number: int) -> tuple[str, str, int] | None:
-    """Parse one manifest line into (relative_path, sha256, size); None for blank and # lines."""
+def parse_manifest_line(raw: bytes, number: int) -> ManifestEntry | None:
+    """Parse line ``number`` of a manifest; None for blank and ``#`` lines, ManifestError if bad."""
+
+    def bad(problem: str) -> ManifestError:
+        return ManifestError(f"line {number}: {problem}", number)
+
+    if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+        raise bad(f"longer than {MAX_LINE_BYTES} bytes")
     try:
         line = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ManifestError(f"line {number}: not valid UTF-8") from None
+    except UnicodeDecodeError as exc:
+        raise bad(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
     line = line.rstrip("\r\n")
+    if number == 1:
+        line = line.removeprefix("\ufeff")
     if not line.strip() or line.startswith("#"):
         return None
     parts = line.rsplit(",", 2)
     if len(parts) != 3:
-        raise ManifestError(f"line {number}: expected 'relative_path,sha256,size', got {line[:80]!r}")
+        raise bad(f"expected 'relative_path,sha256,size', got {_show(line)}")
     path, digest, size_text = parts
-    problem = check_relative_path(path)
+    problem = unsafe_path_reason(path)
     if problem:
-        raise ManifestError(f"line {number}: {problem}: {path[:80]!r}")
+        raise bad(f"{problem}: {_show(path)}")
     if not _SHA256.fullmatch(digest):
-        raise ManifestError(f"line {number}: sha256 must be 64 hex digits, got {digest[:80]!r}")
+        raise bad(f"sha256 must be 64 hex digits, got {_show(digest)}")
     if not size_text.isascii() or not size_text.isdigit():
-        raise ManifestError(f"line {number}: size must be a non-negative whole number, got {size_text[:40]!r}")
-    size = int(size_text)
-    if size > MAX_FILE_SIZE:
-        raise ManifestError(f"line {number}: size {size} is absurdly large")
-    return path, digest.lower(), size
+        raise bad(f"size must be a non-negative whole number of bytes, got {_show(size_text)}")
+    if len(size_text) > 20 or int(size_text) > MAX_FILE_SIZE:
+        raise bad(f"size {_show(size_text)} is absurdly large (limit {MAX_FILE_SIZE} bytes)")
+    return ManifestEntry(number, path, digest.lower(), int(size_text))
 
 
-def iter_manifest(path: Path) -> Iterator[tuple[int, tuple[str, str, int]]]:
-    """Yield (line number, entry) for each file line of a manifest, reading it line by line."""
+def iter_manifest(path: Path) -> Iterator[ManifestEntry]:
+    """Yield the file entries of the manifest at ``path``, reading one bounded line at a time."""
     with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        number = 0
+        while raw := handle.readline(MAX_LINE_BYTES + 1):
+            number += 1
             entry = parse_manifest_line(raw, number)
             if entry is not None:
-                yield number, entry
+                yield entry
+
+
+def check_manifest(path: Path, scratch: Path) -> int:
+    """Check every line of the manifest at ``path`` and return how many files it lists.
+
+    Raises ManifestError for the first bad line, for an HTML page, and for a relative path listed
+    twice (naming both lines). Paths are indexed in an SQLite file at ``scratch``, not in memory.
+    """
+    try:
+        return _count_unique(iter_manifest(path), scratch)
+    except ManifestError as exc:
+        with open(path, "rb") as handle:
+            head = handle.read(1024).lower()
+        if any(marker in head for marker in _HTML_MARKERS):
+            raise ManifestError(f"line {exc.line}: this is an HTML page, not a PULP_MANIFEST", exc.line) from None
+        raise
+
+
+def _count_unique(entries: Iterable[ManifestEntry], scratch: Path) -> int:
+    with closing(sqlite3.connect(scratch)) as conn:
+        conn.execute("PRAGMA journal_mode = OFF")
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("CREATE TABLE entry (line INTEGER PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL)")
+        count = 0
+        entries = iter(entries)
+        while batch := [(e.line, e.relative_path, e.sha256) for e in islice(entries, _BATCH)]:
+            conn.executemany("INSERT INTO entry VALUES (?, ?, ?)", batch)
+            count += len(batch)
+        conn.execute("CREATE INDEX entry_path ON entry (path, line)")
+        repeat = conn.execute(
+            "SELECT b.line, b.path, b.sha256, a.line, a.sha256 FROM entry b"
+            " JOIN entry a ON a.path = b.path AND a.line < b.line ORDER BY b.line, a.line LIMIT 1"
+        ).fetchone()
+    if repeat is not None:
+        line, path, digest, first_line, first_digest = repeat
+        if digest == first_digest:
+            problem = f"relative path {_show(path)} is listed twice (also on line {first_line})"
+        else:
+            problem = (
+                f"relative path {_show(path)} is listed twice with different sha256"
+                f" (line {first_line}: {first_digest}, line {line}: {digest})"
+            )
+        raise ManifestError(f"line {line}: {problem}", line)
+    return count
 
 
 def file_url(manifest_url: str, relative_path: str) -> str:
@@ -109,11 +161,11 @@ def file_url(manifest_url: str, relative_path: str) -> str:
     return urljoin(manifest_url, quote(relative_path, safe="/"))
 
 
-def file_unit(manifest_url: str, relative_path: str, sha256: str, size: int) -> PendingContent:
-    artifact = PendingArtifact(
-        url=file_url(manifest_url, relative_path), relative_path=relative_path, size=size, sha256=sha256
-    )
-    return PendingContent(FileContent, {"relative_path": relative_path, "sha256": sha256, "size": size}, [artifact])
+def file_unit(manifest_url: str, entry: ManifestEntry) -> PendingContent:
+    """The content unit of one manifest entry, with its one artifact."""
+    path, digest, size = entry.relative_path, entry.sha256, entry.size
+    artifact = PendingArtifact(url=file_url(manifest_url, path), relative_path=path, size=size, sha256=digest)
+    return PendingContent(FileContent, {"relative_path": path, "sha256": digest, "size": size}, [artifact])
 
 
 class FilePlugin:
@@ -125,37 +177,37 @@ class FilePlugin:
 
     @asynccontextmanager
     async def open_source(self, remote: RemoteConfig, fetcher: Fetcher, workdir: Path) -> AsyncIterator[Source]:
-        """Fetch the manifest to ``workdir``, check every line, then stream the units.
+        """Fetch the manifest into ``workdir``, check all of it, then stream its units.
 
-        The whole manifest is validated before the first unit is emitted, so a bad line fails the
-        sync before anything is written.
+        A ``file://`` remote is only read: the manifest is copied into ``workdir`` first.
         """
         url = remote.url
         if urlsplit(url).scheme not in ("http", "https", "file"):
             raise ManifestError(f"unsupported manifest URL {url!r}: use http, https or file")
-        local = workdir / f"manifest-{id(self)}.txt"
+        local, scratch = workdir / MANIFEST_NAME, workdir / "manifest-paths.sqlite"
         try:
             await fetcher.fetch_file(url, local)
-            total = _validate(local)
-
-            async def units() -> AsyncIterator[PendingContent]:
-                for _number, (path, digest, size) in iter_manifest(local):
-                    yield file_unit(url, path, digest, size)
-
-            yield Source(units(), total)
+            try:
+                total = await asyncio.to_thread(check_manifest, local, scratch)
+            except ManifestError as exc:
+                raise ManifestError(f"bad manifest {url}: {exc}", exc.line) from None
+            scratch.unlink()
+            yield Source(_units(url, local), total)
         finally:
             local.unlink(missing_ok=True)
+            scratch.unlink(missing_ok=True)
 
     def pipeline(self) -> list[Operator] | None:
         return None
 
 
-def _validate(manifest: Path) -> int:
-    count = 0
-    with open(manifest, "rb") as handle:
-        head = handle.read(512).lstrip().lower()
-    if head.startswith((b"<!doctype html", b"<html")):
-        raise ManifestError("the remote returned an HTML page, not a PULP_MANIFEST")
-    for _ in iter_manifest(manifest):
-        count += 1
-    return count
+async def _units(url: str, manifest: Path) -> AsyncIterator[PendingContent]:
+    for count, entry in enumerate(iter_manifest(manifest), start=1):
+        yield file_unit(url, entry)
+        if count % 256 == 0:
+            await asyncio.sleep(0)  # let downloads and saves run while a long manifest is read
+
+
+def _show(text: str, limit: int = 80) -> str:
+    """``text`` quoted for an error message, cut at ``limit`` characters."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
