@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -97,11 +98,8 @@ class StrictContent(Content):
 
 def file_unit(manifest_url: str, relative_path: str, data: bytes) -> PendingContent:
     """The file plugin's unit for a file holding ``data``, listed in the manifest at ``manifest_url``."""
-    sha256 = hashlib.sha256(data).hexdigest()
-    entry_type = getattr(file_plugin, "ManifestEntry", None)
-    if entry_type is not None:
-        return file_plugin.file_unit(manifest_url, entry_type(0, relative_path, sha256, len(data)))
-    return file_plugin.file_unit(manifest_url, relative_path, sha256, len(data))  # type: ignore[call-arg]
+    entry = file_plugin.ManifestEntry(0, relative_path, hashlib.sha256(data).hexdigest(), len(data))
+    return file_plugin.file_unit(manifest_url, entry)
 
 
 def file_units(manifest_url: str, files: dict[str, bytes]) -> list[PendingContent]:
@@ -172,3 +170,23 @@ def count_statements(db: Database) -> Iterator[list[str]]:
         yield statements
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
+
+
+def race(*calls: Callable[[], Any]) -> list[Any]:
+    """Run each call in its own thread, all released at once; return results (or the exceptions raised)."""
+    barrier = threading.Barrier(len(calls))
+    outcome: list[Any] = [None] * len(calls)
+
+    def worker(index: int) -> None:
+        barrier.wait()
+        try:
+            outcome[index] = calls[index]()
+        except Exception as exc:  # handed back to the caller
+            outcome[index] = exc
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcome

@@ -59,20 +59,23 @@ class Database:
 
     def insert(self, table: Table) -> Any:
         """The dialect's INSERT, which has ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
-        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+        return dialect_insert(self.dialect, table)
 
     def transact(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(conn, *args, **kwargs)`` in a transaction on the calling thread."""
         with self.engine.begin() as conn:
             return fn(conn, *args, **kwargs)
 
-    def rows_per_statement(self, columns: int) -> int:
-        """How many rows of ``columns`` bound values fit in one statement."""
-        return max(1, self.max_params // max(1, columns))
+    def rows_per_statement(self, columns: int, *, other_params: int = 0) -> int:
+        """How many rows of ``columns`` bound values fit in one statement that binds ``other_params`` more."""
+        return max(1, (self.max_params - other_params) // max(1, columns))
 
-    def chunks(self, items: Sequence[T], columns: int) -> Iterator[Sequence[T]]:
-        """Split ``items`` so each chunk's statement stays under the bound-variable limit."""
-        step = self.rows_per_statement(columns)
+    def chunks(self, items: Sequence[T], columns: int, *, other_params: int = 0) -> Iterator[Sequence[T]]:
+        """Split ``items`` so each chunk's statement stays under the bound-variable limit.
+
+        ``columns`` is the values each item binds; ``other_params`` the statement's other bound values.
+        """
+        step = self.rows_per_statement(columns, other_params=other_params)
         for start in range(0, len(items), step):
             yield items[start : start + step]
 
@@ -81,6 +84,11 @@ class Database:
             self._executor.shutdown(wait=True)
             self._executor = None
         self.engine.dispose()
+
+
+def dialect_insert(dialect: str, table: Table) -> Any:
+    """The INSERT of ``dialect`` ('sqlite' or 'postgresql'), which has ``on_conflict_do_nothing``."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def open_database(url: str, *, create: bool = True) -> Database:

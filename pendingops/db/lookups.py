@@ -29,7 +29,7 @@ def query_existing_content(
     for unit in units:
         by_digest.setdefault((unit.content_type.content_type_name(), unit.key_digest()), []).append(unit)
     digests = sorted({digest for _, digest in by_digest})
-    for chunk in db.chunks(digests, 1):
+    for chunk in db.chunks(digests, 1, other_params=2):  # remote_id and repository_id
         query = (
             select(
                 _content.c.id,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, delete, exists, func, insert, literal, or_, select, update
 
-from pendingops.db.database import Database
+from pendingops.db.database import Database, dialect_insert
 from pendingops.db.schema import (
     Content,
     DeclaredContent,
@@ -53,11 +53,17 @@ class NewVersion:
 
 
 def ensure_repository(conn: Connection, name: str) -> int:
-    """Return the repository's id, creating it with an empty complete version 0 if needed."""
+    """Return the repository's id, creating it with an empty complete version 0 if needed.
+
+    Safe when another process creates the same repository at the same time.
+    """
     found = conn.execute(select(_repo.c.id).where(_repo.c.name == name)).scalar()
     if found is not None:
         return found
-    repo_id = conn.execute(insert(_repo).values(name=name).returning(_repo.c.id)).scalar_one()
+    stmt = dialect_insert(conn.dialect.name, _repo).values(name=name)
+    repo_id = conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]).returning(_repo.c.id)).scalar()
+    if repo_id is None:  # created meanwhile by someone else, with its version 0
+        return conn.execute(select(_repo.c.id).where(_repo.c.name == name)).scalar_one()
     conn.execute(insert(_version).values(repository_id=repo_id, number=0, complete=True, content_count=0))
     return repo_id
 
@@ -74,9 +80,11 @@ def ensure_remote(conn: Connection, remote: RemoteConfig) -> int:
     name = remote.display_name
     found = conn.execute(select(_remote.c.id).where(_remote.c.name == name)).scalar()
     if found is None:
-        return conn.execute(
-            insert(_remote).values(name=name, url=remote.url, policy=remote.policy).returning(_remote.c.id)
-        ).scalar_one()
+        stmt = dialect_insert(conn.dialect.name, _remote).values(name=name, url=remote.url, policy=remote.policy)
+        created = conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]).returning(_remote.c.id)).scalar()
+        if created is not None:
+            return created
+        found = conn.execute(select(_remote.c.id).where(_remote.c.name == name)).scalar_one()
     conn.execute(update(_remote).where(_remote.c.id == found).values(url=remote.url, policy=remote.policy))
     return found
 
@@ -133,7 +141,7 @@ def associate_content(
 ) -> int:
     """Add content to the version being built unless already a member; return how many were added."""
     added = 0
-    for chunk in db.chunks(sorted(set(content_ids)), 1):
+    for chunk in db.chunks(sorted(set(content_ids)), 1, other_params=3):  # repository_id twice, number
         already = exists().where(
             _rc.c.repository_id == repository_id,
             _rc.c.content_id == _content.c.id,

@@ -30,10 +30,15 @@ def _insert_ignore_returning(
     if not rows:
         return out
     cols = [table.c[name] for name in returning]
-    for chunk in db.chunks(rows, len(rows[0])):
+    for chunk in db.chunks(rows, _bound_per_row(table, rows[0])):
         stmt = db.insert(table).values(list(chunk)).on_conflict_do_nothing(index_elements=conflict).returning(*cols)
         out.extend(conn.execute(stmt))
     return out
+
+
+def _bound_per_row(table: Table, row: dict[str, Any]) -> int:
+    """Values one row binds in a multi-row INSERT: its own, plus a Python-side default per column."""
+    return len(row) + sum(1 for c in table.columns if c.name not in row and c.default is not None)
 
 
 def save_units(
@@ -63,9 +68,8 @@ def _save_artifacts(conn: Connection, db: Database, storage: ArtifactStorage, un
     ids = {r.sha256: r.id for r in _insert_ignore_returning(conn, db, _artifact, rows, ["sha256"], ["id", "sha256"])}
     missing = sorted(set(pending) - set(ids))
     for chunk in db.chunks(missing, 1):
-        ids.update(
-            conn.execute(select(_artifact.c.sha256, _artifact.c.id).where(_artifact.c.sha256.in_(chunk)))
-        )
+        query = select(_artifact.c.sha256, _artifact.c.id).where(_artifact.c.sha256.in_(chunk))
+        ids.update({sha256: artifact_id for sha256, artifact_id in conn.execute(query)})
     for sha256, artifacts in pending.items():
         for artifact in artifacts:
             artifact.artifact_id = ids[sha256]
@@ -102,7 +106,7 @@ def _save_content(conn: Connection, db: Database, units: Sequence[PendingContent
     for content_type, rows_of_type in typed_rows.items():
         table = content_type.__table__  # type: ignore[attr-defined]
         rows_of_type.sort(key=lambda r: r["id"])
-        for chunk in db.chunks(rows_of_type, len(rows_of_type[0])):
+        for chunk in db.chunks(rows_of_type, _bound_per_row(table, rows_of_type[0])):
             conn.execute(table.insert().values(list(chunk)))
     return created
 
@@ -146,7 +150,7 @@ def _save_content_artifacts(
     if rows:
         ordered = [rows[key] for key in sorted(rows)]
         ids = {}
-        for chunk in db.chunks(ordered, 3):
+        for chunk in db.chunks(ordered, _bound_per_row(_ca, ordered[0])):
             stmt = _ca.insert().values(list(chunk)).returning(_ca.c.id, _ca.c.content_id, _ca.c.relative_path)
             ids.update({(c, p): i for i, c, p in conn.execute(stmt)})
         for unit in units:
@@ -187,7 +191,7 @@ def _save_remote_artifacts(conn: Connection, db: Database, units: Sequence[Pendi
     if not rows:
         return
     ordered = [rows[key] for key in sorted(rows)]
-    for chunk in db.chunks(ordered, len(ordered[0])):
+    for chunk in db.chunks(ordered, _bound_per_row(_ra, ordered[0])):
         stmt = db.insert(_ra).values(list(chunk))
         stmt = stmt.on_conflict_do_update(
             index_elements=["content_artifact_id", "remote_id"],
