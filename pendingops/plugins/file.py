@@ -116,7 +116,9 @@ def check_manifest(path: Path, scratch: Path) -> int:
     """Check every line of the manifest at ``path`` and return how many files it lists.
 
     Raises ManifestError for the first bad line, for an HTML page, and for a relative path listed
-    twice (naming both lines). Paths are indexed in an SQLite file at ``scratch``, not in memory.
+    twice (naming both lines). Paths are indexed in an SQLite file at ``scratch``, not in memory:
+    memory stays flat (SQLite's page cache, a few MiB), the file takes about 1.5 times the
+    manifest's size on disk, and a million lines take a few seconds (on a worker thread).
     """
     try:
         return _count_unique(iter_manifest(path), scratch)
