@@ -10,6 +10,7 @@ from pendingops.operators._associate import associate
 from pendingops.operators._dedup import dedup, query_existing_artifacts, query_existing_content
 from pendingops.operators._download import download
 from pendingops.operators._enrich import enrich, enrich_batch
+from pendingops.operators._known_digests import query_known_digests
 from pendingops.operators._save import save
 from pendingops.operators._stage import Operator
 
@@ -22,5 +23,6 @@ __all__ = [
     "enrich_batch",
     "query_existing_artifacts",
     "query_existing_content",
+    "query_known_digests",
     "save",
 ]
