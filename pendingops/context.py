@@ -182,10 +182,10 @@ class SyncContext:
             _current.reset(self._token)
         if self._ticker is not None:
             self._ticker.cancel()
+        forgot_run = SyncFailed("the sync context was left without calling run()") if not self._ran else None
+        exc = exc or forgot_run
         try:
             await self.fetcher.close()
-            if exc is None and not self._ran:
-                exc = SyncFailed("the sync context was left without calling run()")
             if exc is None:
                 added, removed = await self.db.run(finish_version, self.repository_id, self.version, mirror=self.mirror)
                 self.progress.add("removed", removed)
@@ -201,6 +201,8 @@ class SyncContext:
             self._store_lock.release()
             if self._on_progress is not None:
                 self._on_progress(self.progress.snapshot(finished=True))
+        if forgot_run is not None and exc is forgot_run:
+            raise forgot_run
 
     async def _tick(self) -> None:
         assert self._on_progress is not None
@@ -268,11 +270,18 @@ class SyncContext:
 
     async def _pump(self, units: Any, observer: abc.ObserverBase[PendingContent]) -> None:
         assert self._window is not None
+        iterator = aiter(_as_async_iterator(units))
         try:
-            async for unit in _as_async_iterator(units):
+            while True:
+                # Take a place in the window before pulling, so the source is never read further ahead.
+                await self._window.acquire()
+                try:
+                    unit = await anext(iterator)
+                except StopAsyncIteration:
+                    self._window.release()
+                    break
                 if not isinstance(unit, PendingContent):
                     raise TypeError(f"the source must yield PendingContent, got {type(unit).__name__}")
-                await self._window.acquire()
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
                 self.progress.add("seen")

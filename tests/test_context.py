@@ -1,0 +1,269 @@
+"""SyncContext: the source's pacing (window), clear errors, crash recovery, the version's lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import reactivex
+from reactivex import operators as rx_ops
+from sqlalchemy import select
+
+from pendingops import (
+    PendingContent,
+    RemoteConfig,
+    SyncContext,
+    SyncFailed,
+    current_context,
+    declarative_version,
+)
+from pendingops import operators as ops
+from pendingops.db.schema import ProgressReport, RepositoryContent, SyncRun
+from pendingops.db.versions import associate_content, begin_version, ensure_repository, version_info
+from pendingops.db.writes import save_units
+from tests.conftest import count_rows, file_unit, file_units, version_content, version_numbers
+
+URL = "http://127.0.0.1:9/PULP_MANIFEST"  # never contacted: these syncs download nothing
+ON_DEMAND = RemoteConfig(url=URL, policy="on_demand")
+FAST = {"batch_wait": 0.01}
+
+
+def _unit(i: int) -> PendingContent:
+    return file_unit(URL, f"dir/f{i}", f"bytes of {i}".encode())
+
+
+def _tap(seen: list[PendingContent]) -> ops.Operator:
+    return rx_ops.do_action(seen.append)
+
+
+def _sync(db, storage, source, **options):
+    options = {"remote": ON_DEMAND, "repository": "r", **FAST, **options}
+    return asyncio.run(declarative_version(source, db=db, storage=storage, **options))
+
+
+def test_the_source_is_read_lazily_and_never_more_than_window_ahead(db, storage):
+    """A million-unit source, a sync cancelled after 3,000 units: the source was read 3,000 + at most
+    ``window`` units far, and never more than ``window`` units ahead of the end of the pipeline."""
+    window, stop_after = 64, 3000
+    pulled = 0
+    finished: list[PendingContent] = []
+    ahead: list[int] = []
+    contexts: list[SyncContext] = []
+
+    def source():
+        nonlocal pulled
+        for i in range(1_000_000):
+            pulled += 1
+            ahead.append(pulled - len(finished))
+            yield _unit(i)
+
+    async def slow(unit: PendingContent) -> None:
+        contexts.append(current_context())
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    async def scenario() -> None:
+        task = asyncio.current_task()
+
+        def end(unit: PendingContent) -> None:
+            finished.append(unit)
+            if len(finished) == stop_after:
+                task.cancel()
+
+        # associate() placed last, so what passes the tap has come out of the pipeline.
+        pipeline = [ops.enrich(slow, n=1000), ops.associate(), rx_ops.do_action(end)]
+        await declarative_version(
+            source(), db=db, storage=storage, remote=ON_DEMAND, repository="r", pipeline=pipeline, window=window
+        )
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(scenario())
+    ctx = contexts[0]
+    assert stop_after <= len(finished) < 2 * stop_after  # units still finishing while the cancel is delivered
+    assert pulled <= len(finished) + window
+    assert max(ahead) <= window
+    assert ctx.max_in_flight == window  # the window was really reached: the bound is what held the source
+    assert version_numbers(db, "r") == [0]
+
+
+def test_window_smaller_than_a_batch_does_not_stall(db, storage):
+    ahead: list[int] = []
+    done: list[PendingContent] = []
+    contexts: list[SyncContext] = []
+
+    def source():
+        for i in range(300):
+            ahead.append(i + 1 - len(done))
+            yield _unit(i)
+
+    async def remember(unit: PendingContent) -> None:
+        if not contexts:
+            contexts.append(current_context())
+
+    pipeline = [ops.enrich(remember), *(ops.dedup(), ops.download(), ops.save()), ops.associate(), _tap(done)]
+    result = _sync(db, storage, source(), pipeline=pipeline, window=10, batch_size=1000)
+    assert result.added == 300 and len(done) == 300
+    assert max(ahead) <= 10
+    assert contexts[0].max_in_flight <= 10
+    assert len(version_content(db, "r")) == 300
+
+
+def test_the_source_rejects_what_is_not_pending_content(db, storage):
+    source = [_unit(1), {"relative_path": "x"}, _unit(2)]
+    with pytest.raises(SyncFailed, match="the source must yield PendingContent, got dict"):
+        _sync(db, storage, source)
+    assert version_numbers(db, "r") == [0]
+
+
+def test_a_failing_source_fails_the_sync(db, storage):
+    def source():
+        yield _unit(1)
+        raise OSError("manifest went away")
+
+    with pytest.raises(SyncFailed, match="OSError: manifest went away"):
+        _sync(db, storage, source())
+    assert version_numbers(db, "r") == [0]
+
+
+@pytest.mark.parametrize(
+    "make_operator",
+    [
+        ops.dedup,
+        ops.query_existing_content,
+        ops.query_existing_artifacts,
+        ops.download,
+        ops.save,
+        ops.associate,
+        lambda: ops.enrich(asyncio.sleep),
+        lambda: ops.enrich_batch(asyncio.sleep),
+    ],
+)
+def test_operators_outside_a_sync_raise_a_clear_error(make_operator):
+    errors: list[Exception] = []
+
+    async def scenario() -> None:
+        reactivex.of(_unit(1)).pipe(make_operator()).subscribe(on_error=errors.append)
+
+    asyncio.run(scenario())
+    assert len(errors) == 1
+    assert isinstance(errors[0], RuntimeError)
+    assert "must run inside a sync" in str(errors[0]) and "SyncContext" in str(errors[0])
+    with pytest.raises(RuntimeError, match="must run inside a sync"):
+        current_context()
+
+
+def test_sources_may_be_iterables_async_iterables_or_observables(db, storage):
+    async def agen():
+        for i in range(10, 20):
+            yield _unit(i)
+
+    _sync(db, storage, [_unit(i) for i in range(10)])
+    _sync(db, storage, agen())
+    _sync(db, storage, reactivex.from_iterable([_unit(i) for i in range(20, 30)]))
+    assert version_numbers(db, "r") == [0, 1, 2, 3]
+    assert len(version_content(db, "r")) == 30
+
+
+def test_an_incomplete_version_left_by_a_crash_is_discarded_and_never_visible(db, storage):
+    _sync(db, storage, [_unit(i) for i in range(5)])
+    crashed = file_units(URL, {"crashed-in": b"never visible"})
+
+    def crash(conn):
+        repo = ensure_repository(conn, "r")
+        remote_id = conn.execute(select(SyncRun.__table__.c.remote_id)).scalars().first()
+        save_units(conn, db, storage, crashed, remote_id)
+        version = begin_version(conn, repo)
+        associate_content(conn, db, repo, version, [crashed[0].content_id])
+        return version.number
+
+    assert db.transact(crash) == 2
+    assert version_numbers(db, "r") == [0, 1]
+    assert db.transact(version_info, "r").number == 1
+    assert ("crashed-in", crashed[0].fields["sha256"]) not in version_content(db, "r")
+
+    result = _sync(db, storage, [_unit(i) for i in range(5, 7)])
+    assert result.version.number == 2 and result.added == 2
+    content = version_content(db, "r")
+    assert {path for path, _ in content} == {f"dir/f{i}" for i in range(7)}
+    assert version_numbers(db, "r") == [0, 1, 2]
+
+
+def test_leaving_the_context_without_run_makes_no_version(db, storage):
+    async def scenario() -> None:
+        async with SyncContext(db, storage, ON_DEMAND, "r"):
+            pass
+
+    with pytest.raises(SyncFailed, match="without calling run"):
+        asyncio.run(scenario())
+    assert version_numbers(db, "r") == [0]
+
+
+def test_a_cancelled_sync_leaves_no_version(db, storage):
+    """Cancelled after its units were associated with the new version: the version is discarded."""
+    associated = asyncio.Event()
+
+    async def hang(unit: PendingContent) -> None:
+        associated.set()
+        await asyncio.Event().wait()
+
+    async def scenario() -> None:
+        pipeline = [ops.dedup(), ops.save(), ops.associate(), ops.enrich(hang)]
+        sync = declarative_version(
+            [_unit(1)], db=db, storage=storage, remote=ON_DEMAND, repository="r", pipeline=pipeline, **FAST
+        )
+        task = asyncio.ensure_future(sync)
+        await associated.wait()
+        assert count_rows(db, RepositoryContent) == 1  # in the incomplete version
+        assert version_numbers(db, "r") == [0]
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert count_rows(db, RepositoryContent) == 0
+    assert version_numbers(db, "r") == [0]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"on_error": "ignore"}, "on_error must be 'fail' or 'skip'"),
+        ({"batch_size": 0}, "batch_size and window must be at least 1"),
+        ({"window": 0}, "batch_size and window must be at least 1"),
+    ],
+)
+def test_bad_options_are_refused(db, storage, options, message):
+    with pytest.raises(ValueError, match=message):
+        SyncContext(db, storage, ON_DEMAND, "r", **options)
+
+
+def test_progress_and_the_sync_record(db, storage):
+    snapshots = []
+    _sync(db, storage, [_unit(i) for i in range(8)], mirror=True, on_progress=snapshots.append)
+    result = _sync(db, storage, [_unit(i) for i in range(3, 10)], mirror=True, on_progress=snapshots.append)
+    final = snapshots[-1]
+    assert final.finished
+    assert (final.done("seen"), final.done("present"), final.done("saved")) == (7, 5, 2)
+    assert (final.done("associated"), final.done("removed"), final.done("failed")) == (2, 3, 0)
+    assert final.stages["seen"].total == 7
+    assert (result.added, result.removed, result.version.content_count) == (2, 3, 7)
+    runs = SyncRun.__table__
+    with db.engine.connect() as conn:
+        rows = conn.execute(select(runs.c.state, runs.c.version_number).order_by(runs.c.id)).all()
+        reports = conn.execute(select(ProgressReport.__table__.c.stage)).scalars().all()
+    assert [tuple(r) for r in rows] == [("completed", 1), ("completed", 2)]
+    assert {"seen", "saved", "associated", "removed"} <= set(reports)
+
+
+def test_every_unit_comes_out_exactly_once(db, storage):
+    done: list[PendingContent] = []
+    units = [_unit(i) for i in range(40)] + [_unit(i) for i in range(5)]  # duplicates too
+    pipeline = [ops.dedup(), ops.download(), ops.save(), ops.associate(), _tap(done)]
+    result = _sync(db, storage, units, pipeline=pipeline, batch_size=7)
+    assert sorted(map(id, done)) == sorted(map(id, units))
+    assert result.added == 40
+    assert all(u.content_id is not None for u in done)
+    ids_by_path: dict[str, set[int]] = {}
+    for unit in done:
+        ids_by_path.setdefault(unit.fields["relative_path"], set()).add(unit.content_id)
+    assert len(ids_by_path) == 40 and all(len(ids) == 1 for ids in ids_by_path.values())
