@@ -6,7 +6,7 @@ import re
 
 MAX_PATH_BYTES = 4096
 MAX_SEGMENT_BYTES = 255
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 from sqlalchemy import CheckConstraint, Integer, Text, create_engine, event, func, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pendingops import Database, LocalStorage, PendingContent, open_database
@@ -20,7 +21,12 @@ from pendingops.db.schema import Artifact, Base, Content, RepositoryContent
 from pendingops.db.versions import find_repository, latest_version, list_versions, membership_filter
 from pendingops.plugins import file as file_plugin  # registers the file content table before create_all
 
-POSTGRES_URL = os.environ.get("PENDINGOPS_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+#: the PostgreSQL server under test; each test session works in its own scratch database on it
+POSTGRES_SERVER = os.environ.get("PENDINGOPS_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = (
+    make_url(POSTGRES_SERVER).set(database=f"pendingops_test_{os.getpid()}").render_as_string(hide_password=False)
+)
+_created_postgres_db = False
 
 settings.register_profile(
     "ci", max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
@@ -31,14 +37,32 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 def _postgres_reachable() -> str | None:
+    """Create this session's scratch database on first use; say why not if the server is down."""
+    global _created_postgres_db
+    if _created_postgres_db:
+        return None
     try:
-        engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+        engine = create_engine(POSTGRES_SERVER, connect_args={"connect_timeout": 3}, isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+            name = make_url(POSTGRES_URL).database
+            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
         engine.dispose()
+        _created_postgres_db = True
         return None
     except Exception as exc:  # any failure means "not reachable"
         return str(exc).splitlines()[0]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Drop this session's scratch PostgreSQL database."""
+    if not _created_postgres_db:
+        return
+    engine = create_engine(POSTGRES_SERVER, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        name = make_url(POSTGRES_URL).database
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
 
 
 def require_postgres() -> None:

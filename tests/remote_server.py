@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
-from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -82,7 +81,7 @@ class RemoteServer:
         return sum(count for path, count in self.requests.items() if path != "PULP_MANIFEST")
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        path = unquote(request.match_info["path"])
+        path = request.match_info["path"]  # already percent-decoded by aiohttp
         self.requests[path] += 1
         if path == "PULP_MANIFEST":
             return web.Response(body=self.manifest())

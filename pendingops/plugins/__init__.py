@@ -9,6 +9,7 @@ under the ``pendingops.plugins`` entry-point group.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import AsyncIterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -58,8 +59,11 @@ def available_plugins() -> dict[str, Plugin]:
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         if entry.name in found:
             continue
-        loaded = entry.load()
-        found[entry.name] = loaded() if isinstance(loaded, type) else loaded
+        try:
+            loaded = entry.load()
+            found[entry.name] = loaded() if isinstance(loaded, type) else loaded
+        except Exception as exc:  # one broken third-party plugin must not break every command
+            warnings.warn(f"plugin {entry.name!r} ({entry.value}) cannot be loaded: {exc}", stacklevel=2)
     return found
 
 

@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import POSTGRES_URL, fresh_database
-from tests.remote_server import Fault, RemoteServer
+from tests.remote_server import Fault
+from tests.server_thread import ServerThread
 
 SCRIPT = str(Path(sys.executable).parent / "pendingops")
-
-
-class ServerThread:
-    """A RemoteServer running on its own event loop in a background thread."""
-
-    def __init__(self, files: dict[str, bytes]) -> None:
-        self.server = RemoteServer(dict(files))
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-
-    def __enter__(self) -> RemoteServer:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(10)
-        return self.server
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.close(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
 
 
 def files_v1() -> dict[str, bytes]:

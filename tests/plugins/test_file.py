@@ -238,8 +238,7 @@ SPECIAL_NAMES = [
 ]
 
 
-#: names holding %XX sequences: RemoteServer unquotes the path aiohttp already decoded, so it
-#: cannot serve them; they are tested over file:// and (xfail) over HTTP until it is fixed
+#: names holding %XX sequences: they must reach the server as literal names, not be decoded twice
 ESCAPE_LIKE_NAMES = ["%41%2F%25.txt", "50%25 off/%zz%2.txt"]
 
 
@@ -251,11 +250,7 @@ def special_files(names: list[str] = SPECIAL_NAMES) -> dict[str, bytes]:
     "names",
     [
         pytest.param(SPECIAL_NAMES, id="special"),
-        pytest.param(
-            ESCAPE_LIKE_NAMES,
-            id="escape-like",
-            marks=pytest.mark.xfail(strict=True, reason="tests/remote_server.py decodes request paths twice"),
-        ),
+        pytest.param(ESCAPE_LIKE_NAMES, id="escape-like"),
     ],
 )
 def test_special_names_are_percent_encoded_end_to_end(db, storage, names):
