@@ -1,0 +1,96 @@
+"""download(n): bounded transfers, on-demand policy, per-unit failures."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pendingops import RemoteConfig, SyncFailed, declarative_version
+from pendingops import operators as ops
+from pendingops.db.schema import Artifact, ContentArtifact, RemoteArtifact
+from tests.conftest import count_rows, file_set, file_units, version_content
+from tests.remote_server import Fault, RemoteServer
+
+
+def _files(n: int) -> dict[str, bytes]:
+    return {f"f{i:03}": f"file {i}".encode() * (i + 1) for i in range(n)}
+
+
+def _sync(db, storage, server: RemoteServer, files: dict[str, bytes], **options):
+    async def scenario():
+        async with server:
+            remote = RemoteConfig(url=server.manifest_url, **options.pop("remote", {}))
+            units = file_units(server.manifest_url, files)
+            return await declarative_version(
+                units, db=db, storage=storage, remote=remote, repository="r", batch_wait=0.01, **options
+            )
+
+    return asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("n", [1, 2, 4])
+def test_at_most_n_downloads_in_flight(db, storage, n):
+    files = _files(3 * n)
+    server = RemoteServer(files, delay=0.1)
+    result = _sync(db, storage, server, files, pipeline=[ops.dedup(), ops.download(n=n), ops.save()])
+    assert result.added == 3 * n
+    assert server.max_in_flight == n
+    assert server.file_requests() == 3 * n
+
+
+def test_the_remote_setting_is_the_default_limit(db, storage):
+    files = _files(9)
+    server = RemoteServer(files, delay=0.1)
+    result = _sync(db, storage, server, files, remote={"download_concurrency": 3})
+    assert result.added == 9 and server.max_in_flight == 3
+
+
+def test_download_needs_a_positive_limit():
+    with pytest.raises(ValueError, match="n >= 1"):
+        ops.download(n=0)
+
+
+def test_on_demand_fetches_nothing_then_immediate_links_the_files(db, storage):
+    files = _files(5)
+    server = RemoteServer(files)
+    lazy = _sync(db, storage, server, files, remote={"policy": "on_demand"})
+    assert lazy.added == 5 and server.file_requests() == 0
+    assert count_rows(db, Artifact) == 0 and count_rows(db, RemoteArtifact) == 5
+    eager = _sync(db, storage, server, files)
+    assert not eager.created and server.file_requests() == 5
+    assert count_rows(db, Artifact) == 5 and count_rows(db, ContentArtifact) == 5
+    with db.engine.connect() as conn:
+        unlinked = conn.execute(
+            ContentArtifact.__table__.select().where(ContentArtifact.__table__.c.artifact_id.is_(None))
+        ).all()
+    assert unlinked == []
+    assert version_content(db, "r") == file_set(files)
+
+
+def test_a_failed_download_fails_its_unit_with_the_reason(db, storage):
+    files = _files(6)
+    server = RemoteServer(files, faults={"f002": Fault(status=404), "f004": Fault(status=503)})
+    result = _sync(db, storage, server, files, on_error="skip", remote={"retries": 1, "retry_backoff": 0})
+    assert result.failed_count == 2
+    reasons = {f.unit.split(",")[0].removeprefix("file "): (f.stage, f.reason) for f in result.failures}
+    assert reasons["f002"][0] == "download" and "HTTP 404" in reasons["f002"][1]
+    assert reasons["f004"][0] == "download" and "HTTP 503" in reasons["f004"][1] and "2 attempts" in reasons["f004"][1]
+    assert server.requests["f002"] == 1 and server.requests["f004"] == 2
+    kept = {p: d for p, d in files.items() if p not in ("f002", "f004")}
+    assert version_content(db, "r") == file_set(kept)
+    assert count_rows(db, Artifact) == 4
+
+
+def test_a_bad_digest_under_fail_policy_fails_the_sync(db, storage):
+    files = _files(3)
+    server = RemoteServer(files, faults={"f001": Fault(wrong_bytes=True)})
+    with pytest.raises(SyncFailed, match=r"f001.*download failed.*sha256 mismatch") as caught:
+        _sync(db, storage, server, files, remote={"retries": 0})
+    assert [(f.stage, f.unit) for f in caught.value.failures] == [("download", f"file f001, {_sha('f001', files)}")]
+    assert not list((storage.root / "tmp").iterdir())
+
+
+def _sha(path: str, files: dict[str, bytes]) -> str:
+    (pair,) = [p for p in file_set(files) if p[0] == path]
+    return pair[1]

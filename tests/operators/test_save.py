@@ -1,0 +1,104 @@
+"""save: whole units in atomic batches; units that cannot be saved fail with a clear reason."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import select
+
+from pendingops import PendingArtifact, PendingContent, RemoteConfig, SyncFailed, declarative_version
+from pendingops import operators as ops
+from pendingops.db.schema import Artifact, Content
+from pendingops.plugins.file import FileContent, file_url
+from tests.conftest import StrictContent, count_rows, file_set, file_units, version_content, version_numbers
+from tests.remote_server import RemoteServer
+
+FILES = {f"f{i:02}": f"file {i}".encode() for i in range(8)}
+
+
+def _run(db, storage, units_for, *, files=FILES, policy="immediate", **options):
+    """Sync ``units_for(manifest_url)`` from a server holding ``files``; return the result and the server."""
+    server = RemoteServer(files)
+
+    async def scenario():
+        async with server:
+            return await declarative_version(
+                units_for(server.manifest_url),
+                db=db,
+                storage=storage,
+                remote=RemoteConfig(url=server.manifest_url, policy=policy),
+                repository="r",
+                batch_wait=0.01,
+                **options,
+            )
+
+    return asyncio.run(scenario()), server
+
+
+def _strict(i: int, value: int | None = None) -> PendingContent:
+    return PendingContent(StrictContent, {"name": f"s{i:02}", "value": i if value is None else value})
+
+
+def test_a_database_error_fails_the_sync_and_its_batch_saves_nothing(db, storage):
+    units = [_strict(i, -1 if i == 9 else i) for i in range(12)]
+    with pytest.raises(SyncFailed, match="IntegrityError"):
+        _run(db, storage, lambda url: units, policy="on_demand", batch_size=4)
+    with db.engine.connect() as conn:
+        names = sorted(conn.execute(select(StrictContent.__table__.c.name)).scalars())
+    # Batches are saved whole: the batch of s09 left nothing, earlier ones are all there.
+    assert names in ([], [f"s{i:02}" for i in range(4)], [f"s{i:02}" for i in range(8)])
+    assert count_rows(db, Content) == len(names)
+    assert version_numbers(db, "r") == [0]
+
+
+def test_content_without_artifacts(db, storage):
+    result, _ = _run(db, storage, lambda url: [_strict(i) for i in range(5)], policy="on_demand")
+    assert result.added == 5 and count_rows(db, StrictContent) == 5 and count_rows(db, Artifact) == 0
+
+
+def test_a_unit_with_an_incomplete_natural_key_fails_at_save(db, storage):
+    def units_for(url: str) -> list[PendingContent]:
+        units = file_units(url, FILES)
+        units[2].fields.pop("sha256")
+        return units
+
+    result, _ = _run(db, storage, units_for, on_error="skip")
+    (failure,) = result.failures
+    assert failure.stage == "save" and failure.reason == "natural key field(s) sha256 still unknown at save"
+    assert failure.unit.startswith("file (relative_path=f02")
+    assert result.added == 7 and count_rows(db, FileContent) == 7
+
+
+def test_save_without_download_refuses_unstored_artifacts(db, storage):
+    result, server = _run(
+        db, storage, lambda url: file_units(url, FILES), pipeline=[ops.dedup(), ops.save()], on_error="skip"
+    )
+    assert result.failed_count == 8 and not result.created
+    assert {f.reason for f in result.failures} == {
+        f"artifact(s) {p} not downloaded (is download() before save()?)" for p in FILES
+    }
+    assert count_rows(db, Content) == 0 and server.file_requests() == 0
+
+
+def test_a_key_completed_after_download_is_saved_once(db, storage):
+    """Like a remote that publishes no digests: sha256 is learned from the downloaded file."""
+
+    def units_for(url: str) -> list[PendingContent]:
+        return [
+            PendingContent(FileContent, {"relative_path": p}, [PendingArtifact(url=file_url(url, p), relative_path=p)])
+            for p in FILES
+        ]
+
+    async def complete_key(unit: PendingContent) -> None:
+        (artifact,) = unit.artifacts
+        unit.fields.update(sha256=artifact.stored_sha256, size=artifact.stored_size)
+
+    def pipeline():
+        return [ops.download(), ops.enrich(complete_key), ops.query_existing_content(), ops.save()]
+
+    first, _ = _run(db, storage, units_for, pipeline=pipeline())
+    assert first.added == 8 and version_content(db, "r") == file_set(FILES)
+    again, _ = _run(db, storage, units_for, pipeline=pipeline())
+    assert not again.created
+    assert count_rows(db, Content) == count_rows(db, Artifact) == 8
