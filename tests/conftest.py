@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pendingops import Database, LocalStorage, PendingContent, open_database
-from pendingops.db.schema import Artifact, Base, Content, RepositoryContent
+from pendingops.db.schema import Artifact, Content, RepositoryContent
 from pendingops.db.versions import find_repository, latest_version, list_versions, membership_filter
 from pendingops.plugins import file as file_plugin  # registers the file content table before create_all
 
@@ -82,7 +82,9 @@ def fresh_database(kind: str, tmp_path: Path) -> Database:
         return open_database(f"sqlite:///{tmp_path / 'pendingops.db'}")
     require_postgres()
     db = open_database(POSTGRES_URL, create=False)
-    Base.metadata.drop_all(db.engine)
+    with db.engine.begin() as conn:  # tables of plugins this process never imported go too
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
     db.create_schema()
     return db
 

@@ -177,6 +177,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"pendingops: error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
         return EXIT_FAILED
+    except Exception as exc:
+        if os.environ.get("PENDINGOPS_DEBUG"):
+            raise
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        print(
+            f"pendingops: internal error: {type(exc).__name__}: {first_line} (PENDINGOPS_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     finally:
         settings.close()
 

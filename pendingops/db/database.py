@@ -23,6 +23,7 @@ T = TypeVar("T")
 #: bound variables per statement we allow ourselves; SQLite >= 3.32 accepts 32766, PostgreSQL 65535
 _SQLITE_MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 _POSTGRES_MAX_PARAMS = 65535
+_SCHEMA_LOCK_KEY = 0x70656E64736368  # "pendsch"
 
 
 class DatabaseError(RuntimeError):
@@ -47,8 +48,15 @@ class Database:
         return self.dialect == "sqlite"
 
     def create_schema(self) -> None:
-        """Create every table that does not exist yet, plugins' content tables included."""
-        Base.metadata.create_all(self.engine)
+        """Create every table that does not exist yet, plugins' content tables included.
+
+        Processes starting at once take turns (PostgreSQL: an advisory lock for the transaction;
+        SQLite: the write lock of BEGIN IMMEDIATE), so none trips over a table another creates.
+        """
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_KEY})")
+            Base.metadata.create_all(conn)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(conn, *args, **kwargs)`` in a transaction on the database thread."""
