@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,15 +25,6 @@ from tests.conftest import count_rows
 from tests.plugins.cookbook_server import CookbookServer, CookbookVersion, Key, cookbook, make_tarball
 
 REPO = "cookbooks"
-
-
-@pytest.fixture
-def cookbook_db(db: Database) -> Iterator[Database]:
-    """The ``db`` fixture; on PostgreSQL the cookbook table is dropped afterwards, so test runs
-    that never import this plugin can still drop the schema."""
-    yield db
-    if not db.is_sqlite:
-        CookbookContent.__table__.drop(db.engine, checkfirst=True)
 
 
 def sha(data: bytes) -> str:
@@ -130,16 +120,16 @@ def test_universe_is_checked_and_sorted():
 # -- whole syncs ------------------------------------------------------------------------------------
 
 
-def test_sync_stores_each_version_once_with_its_metadata(cookbook_db, storage):
+def test_sync_stores_each_version_once_with_its_metadata(db, storage):
     async def scenario() -> None:
         async with CookbookServer(offer("apt@7.4.0", "apt@7.5.0", "nginx@2.7.6")) as server:
             server.cookbooks[("nginx", "2.7.6")].dependencies = {"apt": ">= 7.0"}
-            result = await sync(server, cookbook_db, storage)
+            result = await sync(server, db, storage)
             assert (result.version.number, result.added, result.failed_count) == (1, 3, 0)
-            assert version_cookbooks(cookbook_db) == expected(server, "apt@7.4.0", "apt@7.5.0", "nginx@2.7.6")
+            assert version_cookbooks(db) == expected(server, "apt@7.4.0", "apt@7.5.0", "nginx@2.7.6")
             assert server.tarball_requests == {key: 1 for key in server.cookbooks}
             assert server.metadata_requests == {key: 1 for key in server.cookbooks}
-            row = stored_row(cookbook_db, "nginx", "2.7.6")
+            row = stored_row(db, "nginx", "2.7.6")
             tarball = server.cookbooks[("nginx", "2.7.6")].tarball
             assert (row.license, row.tarball_size, row.published_at) == (
                 "Apache-2.0",
@@ -155,14 +145,14 @@ def test_sync_stores_each_version_once_with_its_metadata(cookbook_db, storage):
     asyncio.run(scenario())
 
 
-def test_content_id_is_the_sha256_of_the_stored_tarball(cookbook_db, storage):
+def test_content_id_is_the_sha256_of_the_stored_tarball(db, storage):
     async def scenario() -> None:
         async with CookbookServer(offer("apt@7.4.0")) as server:
-            await sync(server, cookbook_db, storage)
+            await sync(server, db, storage)
             tarball = server.cookbooks[("apt", "7.4.0")].tarball
-            row = stored_row(cookbook_db, "apt", "7.4.0")
+            row = stored_row(db, "apt", "7.4.0")
             assert row.content_id == sha(tarball)
-            with cookbook_db.engine.connect() as conn:
+            with db.engine.connect() as conn:
                 location = conn.execute(select(Artifact.__table__.c.location)).scalar_one()
             with storage.open(location) as handle:
                 assert handle.read() == tarball
@@ -170,13 +160,13 @@ def test_content_id_is_the_sha256_of_the_stored_tarball(cookbook_db, storage):
     asyncio.run(scenario())
 
 
-def test_resync_downloads_and_asks_nothing(cookbook_db, storage):
+def test_resync_downloads_and_asks_nothing(db, storage):
     async def scenario() -> None:
         async with CookbookServer(offer("apt@7.4.0", "apt@7.5.0", "nginx@2.7.6")) as server:
-            await sync(server, cookbook_db, storage)
+            await sync(server, db, storage)
             tarballs, metadata = server.tarball_count(), server.metadata_count()
             for mirror in (False, True):
-                again = await sync(server, cookbook_db, storage, mirror=mirror)
+                again = await sync(server, db, storage, mirror=mirror)
                 assert not again.created and again.version.number == 1
             assert (server.tarball_count(), server.metadata_count()) == (tarballs, metadata)
             assert server.universe_requests == 3
@@ -184,166 +174,162 @@ def test_resync_downloads_and_asks_nothing(cookbook_db, storage):
     asyncio.run(scenario())
 
 
-def test_mirror_resync_follows_the_universe_and_keeps_old_versions(cookbook_db, storage):
+def test_mirror_resync_follows_the_universe_and_keeps_old_versions(db, storage):
     async def scenario() -> None:
         async with CookbookServer(offer("apt@7.4.0", "apt@7.5.0", "nginx@2.7.6")) as server:
-            await sync(server, cookbook_db, storage)
-            first = version_cookbooks(cookbook_db)
+            await sync(server, db, storage)
+            first = version_cookbooks(db)
             del server.cookbooks[("apt", "7.4.0")]
             server.cookbooks.update(offer("apt@7.6.0"))
-            result = await sync(server, cookbook_db, storage, mirror=True)
+            result = await sync(server, db, storage, mirror=True)
             assert (result.version.number, result.added, result.removed) == (2, 1, 1)
-            assert version_cookbooks(cookbook_db) == expected(server, "apt@7.5.0", "apt@7.6.0", "nginx@2.7.6")
-            assert version_cookbooks(cookbook_db, number=1) == first
+            assert version_cookbooks(db) == expected(server, "apt@7.5.0", "apt@7.6.0", "nginx@2.7.6")
+            assert version_cookbooks(db, number=1) == first
             assert server.tarball_requests[("apt", "7.6.0")] == 1 and server.tarball_count() == 4
 
     asyncio.run(scenario())
 
 
-def test_additive_resync_adds_and_removes_nothing(cookbook_db, storage):
+def test_additive_resync_adds_and_removes_nothing(db, storage):
     async def scenario() -> None:
         async with CookbookServer(offer("apt@7.4.0", "nginx@2.7.6")) as server:
-            await sync(server, cookbook_db, storage)
-            before = version_cookbooks(cookbook_db)
+            await sync(server, db, storage)
+            before = version_cookbooks(db)
             del server.cookbooks[("apt", "7.4.0")]
             server.cookbooks.update(offer("apt@7.6.0"))
-            result = await sync(server, cookbook_db, storage)
+            result = await sync(server, db, storage)
             assert (result.version.number, result.added, result.removed, result.version.content_count) == (2, 1, 0, 3)
-            assert version_cookbooks(cookbook_db) == before | expected(server, "apt@7.6.0")
+            assert version_cookbooks(db) == before | expected(server, "apt@7.6.0")
 
     asyncio.run(scenario())
 
 
-def test_second_repository_of_the_same_remote_downloads_nothing(cookbook_db, storage):
+def test_second_repository_of_the_same_remote_downloads_nothing(db, storage):
     async def scenario() -> None:
         async with CookbookServer(offer("apt@7.4.0", "apt@7.5.0", "nginx@2.7.6")) as server:
-            await sync(server, cookbook_db, storage, repository="first")
+            await sync(server, db, storage, repository="first")
             tarballs, metadata = server.tarball_count(), server.metadata_count()
-            contents, artifacts = count_rows(cookbook_db, Content), count_rows(cookbook_db, Artifact)
-            result = await sync(server, cookbook_db, storage, repository="second")
+            contents, artifacts = count_rows(db, Content), count_rows(db, Artifact)
+            result = await sync(server, db, storage, repository="second")
             assert (result.version.number, result.added) == (1, 3)
             assert server.tarball_count() == tarballs, "digests known from RemoteArtifacts: no download"
             assert server.metadata_count() == metadata, "content already saved: no metadata request"
-            assert version_cookbooks(cookbook_db, "second") == version_cookbooks(cookbook_db, "first")
-            assert (count_rows(cookbook_db, Content), count_rows(cookbook_db, Artifact)) == (contents, artifacts)
+            assert version_cookbooks(db, "second") == version_cookbooks(db, "first")
+            assert (count_rows(db, Content), count_rows(db, Artifact)) == (contents, artifacts)
 
     asyncio.run(scenario())
 
 
-def test_without_known_digests_every_tarball_is_downloaded_again(cookbook_db, storage):
+def test_without_known_digests_every_tarball_is_downloaded_again(db, storage):
     async def scenario() -> None:
         async with CookbookServer(offer("apt@7.4.0", "nginx@2.7.6")) as server:
-            await sync(server, cookbook_db, storage, repository="first")
+            await sync(server, db, storage, repository="first")
             result = await sync(
-                server, cookbook_db, storage, repository="second", plugin=CookbookPlugin(trust_known_digests=False)
+                server, db, storage, repository="second", plugin=CookbookPlugin(trust_known_digests=False)
             )
             assert result.added == 2 and server.tarball_count() == 4
-            assert count_rows(cookbook_db, Content) == 2 and count_rows(cookbook_db, Artifact) == 2
+            assert count_rows(db, Content) == 2 and count_rows(db, Artifact) == 2
 
     asyncio.run(scenario())
 
 
-def test_failed_metadata_request_skips_that_version(cookbook_db, storage):
+def test_failed_metadata_request_skips_that_version(db, storage):
     async def scenario() -> None:
         async with CookbookServer(offer("apt@7.4.0", "apt@7.5.0", "nginx@2.7.6")) as server:
             server.metadata_faults[("apt", "7.5.0")] = 404
-            result = await sync(server, cookbook_db, storage, on_error="skip")
+            result = await sync(server, db, storage, on_error="skip")
             assert (result.added, result.failed_count) == (2, 1)
             (failure,) = result.failures
             assert failure.stage == "metadata" and "HTTP 404" in failure.reason and "apt, 7.5.0" in failure.unit
-            assert version_cookbooks(cookbook_db) == expected(server, "apt@7.4.0", "nginx@2.7.6")
+            assert version_cookbooks(db) == expected(server, "apt@7.4.0", "nginx@2.7.6")
             server.metadata_faults.clear()
-            healed = await sync(server, cookbook_db, storage, on_error="skip")
+            healed = await sync(server, db, storage, on_error="skip")
             assert (healed.added, healed.failed_count) == (1, 0)
-            assert version_cookbooks(cookbook_db) == expected(server, "apt@7.4.0", "apt@7.5.0", "nginx@2.7.6")
+            assert version_cookbooks(db) == expected(server, "apt@7.4.0", "apt@7.5.0", "nginx@2.7.6")
 
     asyncio.run(scenario())
 
 
-def test_failed_metadata_request_fails_the_sync_by_default(cookbook_db, storage):
+def test_failed_metadata_request_fails_the_sync_by_default(db, storage):
     async def scenario() -> None:
         async with CookbookServer(offer("apt@7.4.0", "nginx@2.7.6")) as server:
             server.metadata_faults[("nginx", "2.7.6")] = 500
             with pytest.raises(SyncFailed, match=r"cookbook nginx, 2\.7\.6.*metadata failed.*HTTP 500"):
-                await sync(server, cookbook_db, storage)
-            with cookbook_db.engine.connect() as conn:
+                await sync(server, db, storage)
+            with db.engine.connect() as conn:
                 assert latest_version(conn, find_repository(conn, REPO)) == 0
 
     asyncio.run(scenario())
 
 
-def test_failed_metadata_refresh_keeps_the_base_version_in_mirror_mode(cookbook_db, storage):
+def test_failed_metadata_refresh_keeps_the_base_version_in_mirror_mode(db, storage):
     async def scenario() -> None:
         async with CookbookServer(offer("apt@7.4.0", "apt@7.5.0", "nginx@2.7.6")) as server:
-            await sync(server, cookbook_db, storage)
+            await sync(server, db, storage)
             server.metadata_faults[("apt", "7.4.0")] = 404
             del server.cookbooks[("nginx", "2.7.6")]
             server.cookbooks.update(offer("nginx@2.8.0"))
             plugin = CookbookPlugin(refresh_metadata=True)
             snapshots: list[ProgressSnapshot] = []
             result = await sync(
-                server, cookbook_db, storage, plugin=plugin, mirror=True, on_error="skip", on_progress=snapshots.append
+                server, db, storage, plugin=plugin, mirror=True, on_error="skip", on_progress=snapshots.append
             )
             assert (result.added, result.removed, result.failed_count) == (1, 1, 1)
             assert result.failures[0].stage == "metadata"
             # apt 7.4.0 failed after its key was complete and looked up: the base version had it, so
             # the core keeps it (the plugin's by-name fallback had nothing to do).
             assert snapshots[-1].finished and "kept" not in snapshots[-1].stages
-            assert version_cookbooks(cookbook_db) == expected(server, "apt@7.4.0", "apt@7.5.0", "nginx@2.8.0")
+            assert version_cookbooks(db) == expected(server, "apt@7.4.0", "apt@7.5.0", "nginx@2.8.0")
             assert server.metadata_requests[("apt", "7.5.0")] == 2, "refresh asks again for saved versions"
 
     asyncio.run(scenario())
 
 
-def test_changed_tarball_is_a_new_unit_and_old_versions_keep_the_old_one(cookbook_db, storage):
+def test_changed_tarball_is_a_new_unit_and_old_versions_keep_the_old_one(db, storage):
     async def scenario() -> None:
         async with CookbookServer(offer("apt@7.4.0", "nginx@2.7.6")) as server:
-            await sync(server, cookbook_db, storage)
+            await sync(server, db, storage)
             old = expected(server, "apt@7.4.0")
             # The remote republishes apt 7.4.0 with other bytes at a new url.
             server.cookbooks.update(offer("apt@7.4.0", tag=" (rebuilt)"))
             server.cookbooks[("apt", "7.4.0")].path = "files/apt-7.4.0-r2.tar.gz"
-            result = await sync(server, cookbook_db, storage, mirror=True)
+            result = await sync(server, db, storage, mirror=True)
             assert (result.added, result.removed) == (1, 1)
             new = expected(server, "apt@7.4.0")
             assert new != old
-            assert version_cookbooks(cookbook_db) == new | expected(server, "nginx@2.7.6")
-            assert old <= version_cookbooks(cookbook_db, number=1) and not new & version_cookbooks(
-                cookbook_db, number=1
-            )
-            assert count_rows(cookbook_db, CookbookContent) == 3
+            assert version_cookbooks(db) == new | expected(server, "nginx@2.7.6")
+            assert old <= version_cookbooks(db, number=1) and not new & version_cookbooks(db, number=1)
+            assert count_rows(db, CookbookContent) == 3
 
     asyncio.run(scenario())
 
 
-def test_tarball_replaced_at_the_same_url_is_found_by_downloading(cookbook_db, storage):
+def test_tarball_replaced_at_the_same_url_is_found_by_downloading(db, storage):
     async def scenario() -> None:
         async with CookbookServer(offer("apt@7.4.0")) as server:
-            await sync(server, cookbook_db, storage)
+            await sync(server, db, storage)
             old = expected(server, "apt@7.4.0")
             server.cookbooks.update(offer("apt@7.4.0", tag=" (rebuilt)"))
-            trusting = await sync(server, cookbook_db, storage, mirror=True)
+            trusting = await sync(server, db, storage, mirror=True)
             assert not trusting.created, "the known digest is trusted: the replacement is not seen"
-            checking = await sync(
-                server, cookbook_db, storage, mirror=True, plugin=CookbookPlugin(trust_known_digests=False)
-            )
+            checking = await sync(server, db, storage, mirror=True, plugin=CookbookPlugin(trust_known_digests=False))
             new = expected(server, "apt@7.4.0")
-            assert (checking.added, checking.removed) == (1, 1) and version_cookbooks(cookbook_db) == new
-            assert version_cookbooks(cookbook_db, number=1) == old
+            assert (checking.added, checking.removed) == (1, 1) and version_cookbooks(db) == new
+            assert version_cookbooks(db, number=1) == old
             # The url now led to two digests: the known-digest lookup no longer guesses, it downloads.
             downloads = server.tarball_count()
-            again = await sync(server, cookbook_db, storage, mirror=True)
+            again = await sync(server, db, storage, mirror=True)
             assert not again.created and server.tarball_count() == downloads + 1
-            assert version_cookbooks(cookbook_db) == new
+            assert version_cookbooks(db) == new
 
     asyncio.run(scenario())
 
 
-def test_failures_before_the_key_is_complete_keep_the_base_version_in_mirror_mode(cookbook_db, storage):
+def test_failures_before_the_key_is_complete_keep_the_base_version_in_mirror_mode(db, storage):
     async def scenario() -> None:
         async with CookbookServer(offer("apt@7.4.0", "apt@7.5.0", "nginx@2.7.6")) as server:
-            await sync(server, cookbook_db, storage)
-            base = version_cookbooks(cookbook_db)
+            await sync(server, db, storage)
+            base = version_cookbooks(db)
             # Both republished at new urls: apt 7.4.0's tarball cannot be fetched, nginx's metadata fails.
             for key, tag in ((("apt", "7.4.0"), "a"), (("nginx", "2.7.6"), "n")):
                 server.cookbooks.update(offer("@".join(key), tag=tag))
@@ -352,58 +338,56 @@ def test_failures_before_the_key_is_complete_keep_the_base_version_in_mirror_mod
             server.metadata_faults[("nginx", "2.7.6")] = 404
             del server.cookbooks[("apt", "7.5.0")]
             snapshots: list[ProgressSnapshot] = []
-            result = await sync(
-                server, cookbook_db, storage, mirror=True, on_error="skip", on_progress=snapshots.append
-            )
+            result = await sync(server, db, storage, mirror=True, on_error="skip", on_progress=snapshots.append)
             assert (result.added, result.removed, result.failed_count) == (0, 1, 2)
             assert {f.stage for f in result.failures} == {"download", "metadata"}
             assert snapshots[-1].done("kept") == 2, "both kept by name and version"
-            assert version_cookbooks(cookbook_db) == {c for c in base if c[:2] != ("apt", "7.5.0")}
+            assert version_cookbooks(db) == {c for c in base if c[:2] != ("apt", "7.5.0")}
 
     asyncio.run(scenario())
 
 
-def test_tarball_whose_metadata_names_another_cookbook_is_refused(cookbook_db, storage):
+def test_tarball_whose_metadata_names_another_cookbook_is_refused(db, storage):
     async def scenario() -> None:
         async with CookbookServer(offer("apt@7.4.0")) as server:
             server.cookbooks[("nginx", "1.0.0")] = CookbookVersion(
                 make_tarball("nginx", "1.0.0", metadata={"name": "evil"})
             )
             server.cookbooks[("old", "0.1.0")] = CookbookVersion(make_tarball("old", "0.1.0", metadata={}))
-            result = await sync(server, cookbook_db, storage, on_error="skip")
+            result = await sync(server, db, storage, on_error="skip")
             (failure,) = result.failures
             assert failure.stage == "read_tarball" and "metadata.json says name 'evil'" in failure.reason
-            assert {c[:2] for c in version_cookbooks(cookbook_db)} == {("apt", "7.4.0"), ("old", "0.1.0")}
-            assert stored_row(cookbook_db, "old", "0.1.0").description is None
+            assert {c[:2] for c in version_cookbooks(db)} == {("apt", "7.4.0"), ("old", "0.1.0")}
+            assert stored_row(db, "old", "0.1.0").description is None
 
     asyncio.run(scenario())
 
 
-def test_bad_universe_fails_before_any_download(cookbook_db, storage):
+def test_bad_universe_fails_before_any_download(db, storage):
     async def scenario() -> None:
         async with CookbookServer(offer("apt@7.4.0")) as server:
             server.cookbooks[("apt", "x.y")] = CookbookVersion(b"")
             with pytest.raises(UniverseError, match=r"cookbook 'apt' version 'x\.y': invalid version"):
-                await sync(server, cookbook_db, storage)
+                await sync(server, db, storage)
             assert server.tarball_count() == 0
 
     asyncio.run(scenario())
 
 
-def test_on_demand_sync_needs_digests_known_from_an_earlier_download(cookbook_db, storage):
+def test_on_demand_sync_needs_digests_known_from_an_earlier_download(db, storage):
     async def scenario() -> None:
         async with CookbookServer(offer("apt@7.4.0", "nginx@2.7.6")) as server:
-            lazy = await sync(server, cookbook_db, storage, repository="lazy", policy="on_demand", on_error="skip")
+            lazy = await sync(server, db, storage, repository="lazy", policy="on_demand", on_error="skip")
             assert lazy.added == 0 and {f.stage for f in lazy.failures} == {"complete_key"}
-            await sync(server, cookbook_db, storage, repository="eager")
-            lazy = await sync(server, cookbook_db, storage, repository="lazy", policy="on_demand")
+            await sync(server, db, storage, repository="eager")
+            lazy = await sync(server, db, storage, repository="lazy", policy="on_demand")
             assert lazy.added == 2 and server.tarball_count() == 2
-            assert version_cookbooks(cookbook_db, "lazy") == version_cookbooks(cookbook_db, "eager")
+            assert version_cookbooks(db, "lazy") == version_cookbooks(db, "eager")
 
     asyncio.run(scenario())
 
 
-def test_metadata_requests_run_while_other_tarballs_download(cookbook_db, storage):
+def test_metadata_requests_run_while_other_tarballs_download(db, storage):
     """The other tarballs are held until cb00's metadata request arrives, and that request is
     answered only once they were all served: the sync finishes only if downloads go on while a
     metadata request is pending, and the server's log shows that order."""
@@ -426,7 +410,7 @@ def test_metadata_requests_run_while_other_tarballs_download(cookbook_db, storag
             server.on_metadata_request = lambda name, version: (name, version) == first and asked.set()
             remote = RemoteConfig(url=server.base_url, retries=0, download_concurrency=3)
             result = await asyncio.wait_for(
-                sync_remote(CookbookPlugin(), remote, db=cookbook_db, storage=storage, repository=REPO), 60
+                sync_remote(CookbookPlugin(), remote, db=db, storage=storage, repository=REPO), 60
             )
             assert result.added == 12
             order = [e for e in server.events if e[0] != "universe"]
@@ -437,12 +421,12 @@ def test_metadata_requests_run_while_other_tarballs_download(cookbook_db, storag
     asyncio.run(scenario())
 
 
-def test_remote_artifacts_record_the_learned_digest(cookbook_db, storage):
+def test_remote_artifacts_record_the_learned_digest(db, storage):
     async def scenario() -> None:
         async with CookbookServer(offer("apt@7.4.0")) as server:
-            await sync(server, cookbook_db, storage)
+            await sync(server, db, storage)
             ra = RemoteArtifact.__table__
-            with cookbook_db.engine.connect() as conn:
+            with db.engine.connect() as conn:
                 rows = conn.execute(select(ra.c.url, ra.c.sha256, ra.c.size)).all()
                 statements = conn.execute(select(func.count()).select_from(ra)).scalar_one()
             tarball = server.cookbooks[("apt", "7.4.0")].tarball
