@@ -1,0 +1,165 @@
+"""The results table and the targets of MISSION.md ("The numbers we aim at")."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+RAW_DOWNLOAD = "raw download"
+RAW_NEW = "raw download new 10%"
+RAW_INSERT = "raw bulk insert"
+INITIAL = "initial sync"
+NOOP = "no-op resync"
+MIRROR = "mirror resync 10%"
+ADDITIVE = "additive resync 10%"
+
+
+@dataclass(slots=True)
+class Row:
+    """One measured phase. ``raw`` is the full raw download time measured next to it (for the ratio)."""
+
+    phase: str
+    database: str
+    units: int
+    wall: float
+    rss_mib: float
+    statements: int | None = None
+    stall: float | None = None
+    change: str = ""
+    raw: float | None = None
+
+    @property
+    def per_second(self) -> float:
+        return self.units / self.wall if self.wall else 0.0
+
+    @property
+    def statements_per_1000(self) -> float | None:
+        return None if self.statements is None or not self.units else self.statements * 1000 / self.units
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    goal: str
+    database: str
+    figure: str
+    met: bool | None  # None: not measured in this run
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+_COLUMNS = (
+    ("phase", "<22"),
+    ("database", "<10"),
+    ("units", ">7"),
+    ("+added/-removed", ">15"),
+    ("wall s", ">8"),
+    ("units/s", ">8"),
+    ("x raw", ">6"),
+    ("peak RSS MiB", ">12"),
+    ("SQL/1k units", ">12"),
+    ("max stall ms", ">12"),
+    ("server", "<0"),
+)
+
+
+def table(rows: Sequence[Row], server: str) -> str:
+    """The results as a Markdown table (readable as plain text too)."""
+    lines = [
+        "| " + " | ".join(format(name, align) for name, align in _COLUMNS) + " |",
+        "|" + "|".join("-" * (max(len(name), int(align[1:] or 0)) + 2) for name, align in _COLUMNS) + "|",
+    ]
+    for row in rows:
+        ratio = row.wall / row.raw if row.raw and row.phase != RAW_INSERT else None
+        cells = (
+            row.phase,
+            row.database,
+            str(row.units),
+            row.change or "-",
+            _fmt(row.wall, ".2f"),
+            _fmt(row.per_second, ".0f"),
+            _fmt(ratio, ".2f"),
+            _fmt(row.rss_mib, ".1f"),
+            _fmt(row.statements_per_1000, ".1f"),
+            _fmt(None if row.stall is None else row.stall * 1000, ".0f"),
+            server,
+        )
+        lines.append("| " + " | ".join(format(c, a) for c, (_, a) in zip(cells, _COLUMNS, strict=True)) + " |")
+    return "\n".join(lines)
+
+
+def speed_targets(rows: Sequence[Row], databases: Sequence[str]) -> list[Target]:
+    """Every speed, SQL and stall target of MISSION.md, per database, from one run's rows."""
+    targets = []
+    for database in databases:
+        got = {row.phase: row for row in rows if row.database == database}
+        if INITIAL not in got:
+            continue
+        initial, noop, mirror, raw, new = got[INITIAL], got[NOOP], got[MIRROR], got[RAW_DOWNLOAD], got[RAW_NEW]
+        ratio = initial.wall / raw.wall
+        targets.append(
+            Target(
+                "initial sync within 1.5x the raw download",
+                database,
+                f"{ratio:.2f}x ({initial.wall:.2f} s vs {raw.wall:.2f} s)",
+                ratio <= 1.5,
+            )
+        )
+        speedup = initial.wall / noop.wall
+        targets.append(
+            Target(
+                "no-op resync at least 20x faster than initial",
+                database,
+                f"{speedup:.1f}x ({noop.wall:.2f} s vs {initial.wall:.2f} s)",
+                speedup >= 20,
+            )
+        )
+        ratio = mirror.wall / new.wall
+        targets.append(
+            Target(
+                "mirror 10% churn at most 2x the new-10% download",
+                database,
+                f"{ratio:.2f}x ({mirror.wall:.2f} s vs {new.wall:.2f} s)",
+                ratio <= 2,
+            )
+        )
+        per_1000 = initial.statements_per_1000 or 0.0
+        targets.append(
+            Target(
+                "at most 20 SQL statements per 1,000 new units",
+                database,
+                f"{per_1000:.1f} (initial sync: {initial.statements} statements for {initial.units} new units)",
+                per_1000 <= 20,
+            )
+        )
+        syncs = [row for row in got.values() if row.phase in (INITIAL, NOOP, MIRROR, ADDITIVE)]
+        worst = max(syncs, key=lambda row: row.stall or 0.0)
+        stall_ms = (worst.stall or 0.0) * 1000
+        targets.append(
+            Target(
+                "event loop never blocked more than 100 ms",
+                database,
+                f"{stall_ms:.0f} ms (worst: {worst.phase})",
+                stall_ms <= 100,
+            )
+        )
+    return targets
+
+
+def memory_target(small: Row, large: Row) -> Target:
+    ratio = large.rss_mib / small.rss_mib
+    return Target(
+        f"peak RSS at {large.units:,} units at most 1.25x the peak at {small.units:,}",
+        small.database,
+        f"{ratio:.2f}x ({large.rss_mib:.1f} MiB vs {small.rss_mib:.1f} MiB)",
+        ratio <= 1.25,
+    )
+
+
+def targets_section(targets: Sequence[Target]) -> str:
+    lines = []
+    for target in targets:
+        verdict = {True: "met", False: "NOT MET", None: "not measured"}[target.met]
+        lines.append(f"- [{verdict}] {target.goal} ({target.database}): {target.figure}")
+    return "\n".join(lines)

@@ -1,0 +1,347 @@
+"""Benchmark pendingops syncs against the raw limits of this machine, side by side in one run.
+
+    .venv/bin/python benchmarks/run.py            # speed, SQL cost and loop stalls (README.md)
+    .venv/bin/python benchmarks/run.py --memory   # peak RSS at N and 10 N units (on_demand)
+
+Every phase runs in its own process, so each peak RSS is that phase's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from _phase import RESULT_PREFIX
+from _repo import MANIFEST, Entry, make_entries, write_manifest
+from _report import (
+    ADDITIVE,
+    INITIAL,
+    MIRROR,
+    NOOP,
+    RAW_DOWNLOAD,
+    RAW_INSERT,
+    RAW_NEW,
+    Row,
+    Target,
+    memory_target,
+    speed_targets,
+    table,
+    targets_section,
+)
+from _server import Server, serve
+from sqlalchemy import create_engine
+from sqlalchemy.engine import URL, make_url
+
+BENCH_DIR = Path(__file__).resolve().parent
+PHASE_SCRIPT = BENCH_DIR / "_phase.py"
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/pendingops_bench"
+QUICK_FILES = 1000
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=10_000, help="files in the repository (default 10000)")
+    parser.add_argument("--size", type=int, default=1024, help="bytes per file (default 1024)")
+    parser.add_argument("--concurrency", type=int, default=10, help="downloads in flight (default 10)")
+    parser.add_argument("--databases", default="sqlite,postgresql", help="comma-separated: sqlite,postgresql")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES, help="dropped and recreated for each run")
+    parser.add_argument("--quick", action="store_true", help=f"a smoke run with {QUICK_FILES} files")
+    parser.add_argument("--memory", action="store_true", help="peak RSS of on_demand syncs of N and 10 N units")
+    parser.add_argument("--repeat", type=int, default=3, help="raw limits: keep the fastest of N runs (default 3)")
+    parser.add_argument("--server", choices=("auto", "nginx", "aiohttp"), default="auto")
+    parser.add_argument("--no-install", action="store_true", help="never try to install nginx")
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="record each sync with py-spy (slows it)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.files = QUICK_FILES
+    args.databases = [name.strip() for name in args.databases.split(",") if name.strip()]
+    unknown = set(args.databases) - {"sqlite", "postgresql"}
+    if unknown or args.files < 10 or args.size < 32 or args.concurrency < 1 or args.repeat < 1:
+        parser.error("use --databases sqlite,postgresql, --files >= 10, --size >= 32, --concurrency and --repeat >= 1")
+    return args
+
+
+def run_phase(spec: dict[str, Any], profile_to: Path | None = None) -> dict[str, Any]:
+    """Run one phase in a new process and return what it reported."""
+    command = [sys.executable, str(PHASE_SCRIPT), json.dumps(spec)]
+    if profile_to is not None:
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        options = ["--format", "raw", "--rate", "200", "--threads", "--subprocesses", "-o", str(profile_to)]
+        command = [py_spy, "record", *options, "--", *command]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    for line in done.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX) :])
+    raise BenchError(f"phase {spec['kind']} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+
+
+def admin_url(postgres_url: str) -> URL:
+    """The server's maintenance database, with the driver pendingops uses (psycopg2)."""
+    url = make_url(postgres_url)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg2")
+    return url.set(database="postgres")
+
+
+def fresh_database(kind: str, folder: Path, postgres_url: str) -> str:
+    """The URL of an empty database of ``kind``: a new SQLite file, or the PostgreSQL one recreated."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if kind == "sqlite":
+        path = folder / "bench.db"
+        for leftover in folder.glob("bench.db*"):
+            leftover.unlink()
+        return f"sqlite:///{path}"
+    name = make_url(postgres_url).database
+    engine = create_engine(admin_url(postgres_url), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    engine.dispose()
+    return postgres_url
+
+
+def database_version(kind: str, postgres_url: str) -> str:
+    """ "SQLite 3.40.1" or the PostgreSQL server's version; raises when PostgreSQL is unreachable."""
+    if kind == "sqlite":
+        return f"SQLite {sqlite3.sqlite_version}"
+    engine = create_engine(admin_url(postgres_url), connect_args={"connect_timeout": 5})
+    with engine.connect() as conn:
+        version = conn.exec_driver_sql("SHOW server_version").scalar()
+    engine.dispose()
+    return f"PostgreSQL {version}"
+
+
+class Bench:
+    """The state shared by the phases of one run: options, folders, the server and the rows."""
+
+    def __init__(self, args: argparse.Namespace, work: Path, root: Path, server: Server) -> None:
+        self.args = args
+        self.work = work
+        self.root = root
+        self.server = server
+        self.rows: list[Row] = []
+        self.problems: list[str] = []
+        self.package = ""  # where the measured pendingops was imported from
+
+    @property
+    def manifest_url(self) -> str:
+        return self.server.base_url + MANIFEST
+
+    def publish(self, entries: Sequence[Entry]) -> int:
+        """Make the served PULP_MANIFEST list exactly ``entries``."""
+        return write_manifest(self.root / MANIFEST, entries)
+
+    def sync(
+        self,
+        phase: str,
+        database: str,
+        url: str,
+        units: int,
+        *,
+        mirror: bool,
+        policy: str = "immediate",
+        expect: tuple[int, int] | None = None,
+        raw: float | None = None,
+    ) -> Row:
+        spec = {
+            "kind": "sync",
+            "db": url,
+            "storage": str(self.work / database / "storage"),
+            "url": self.manifest_url,
+            "policy": policy,
+            "concurrency": self.args.concurrency,
+            "mirror": mirror,
+        }
+        profile = None
+        if self.args.profile is not None:
+            self.args.profile.mkdir(parents=True, exist_ok=True)
+            profile = self.args.profile / f"{database}-{re.sub(r'[^a-z0-9]+', '-', phase).strip('-')}.txt"
+        result = run_phase(spec, profile)
+        self.package = result["package"]
+        added, removed = result["added"], result["removed"]
+        if result["failed"] or (expect is not None and (added, removed) != expect):
+            self.problems.append(
+                f"{phase} on {database}: added {added}, removed {removed}, failed {result['failed']} "
+                f"(expected added {expect[0] if expect else '?'}, removed {expect[1] if expect else '?'}, failed 0)"
+            )
+        row = Row(
+            phase,
+            database,
+            units,
+            result["wall"],
+            result["peak_rss_mib"],
+            result["statements"],
+            result["stall"],
+            f"+{added}/-{removed}",
+            raw,
+        )
+        self.rows.append(row)
+        return row
+
+    def fastest(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """The fastest of ``--repeat`` runs of a raw phase: the limit the machine allows."""
+        return min((run_phase(spec) for _ in range(self.args.repeat)), key=lambda result: result["wall"])
+
+    def download(self, phase: str, database: str, manifest: Path, raw: float | None = None) -> Row:
+        dest = self.work / "downloads"
+        spec = {
+            "kind": "download",
+            "manifest": str(manifest),
+            "base_url": self.server.base_url,
+            "dest": str(dest),
+            "concurrency": self.args.concurrency,
+        }
+        try:
+            result = self.fastest(spec)
+        finally:
+            shutil.rmtree(dest, ignore_errors=True)
+        row = Row(phase, database, result["files"], result["wall"], result["peak_rss_mib"], None, result["stall"])
+        row.raw = raw if raw is not None else row.wall
+        self.rows.append(row)
+        return row
+
+    def insert(self, database: str, url: str, rows: int) -> Row:
+        result = self.fastest({"kind": "insert", "db": url, "rows": rows})
+        row = Row(RAW_INSERT, database, rows, result["wall"], result["peak_rss_mib"], result["statements"])
+        self.rows.append(row)
+        return row
+
+
+def run_speed(bench: Bench, databases: Sequence[str]) -> list[Target]:
+    """Raw limits, then initial, no-op, mirror and additive syncs, for each database."""
+    n, size = bench.args.files, bench.args.size
+    k = max(1, n // 10)
+    print(f"Writing {n + 2 * k} files of {size} bytes...", flush=True)
+    entries = make_entries(bench.root, range(n + 2 * k), size)
+    # v1 is the initial state; v2 drops files 0..k-1 and adds n..n+k-1; v3 shifts by another k
+    states = {
+        name: [entries[i] for i in range(start, start + n)] for name, start in (("v1", 0), ("v2", k), ("v3", 2 * k))
+    }
+    full, new = bench.work / "full.manifest", bench.work / "new.manifest"
+    write_manifest(full, states["v1"])
+    write_manifest(new, [entries[i] for i in range(n, n + k)])
+    for database in databases:
+        print(f"{database}: raw limits...", flush=True)
+        url = fresh_database(database, bench.work / database, bench.args.postgres_url)
+        raw = bench.download(RAW_DOWNLOAD, database, full).wall
+        bench.download(RAW_NEW, database, new, raw)
+        bench.insert(database, url, n)
+        print(f"{database}: syncs...", flush=True)
+        bench.publish(states["v1"])
+        bench.sync(INITIAL, database, url, n, mirror=True, expect=(n, 0), raw=raw)
+        bench.sync(NOOP, database, url, n, mirror=True, expect=(0, 0), raw=raw)
+        bench.publish(states["v2"])
+        bench.sync(MIRROR, database, url, n, mirror=True, expect=(k, k), raw=raw)
+        bench.publish(states["v3"])
+        bench.sync(ADDITIVE, database, url, n, mirror=False, expect=(k, 0), raw=raw)
+    return speed_targets(bench.rows, databases)
+
+
+def run_memory(bench: Bench, databases: Sequence[str]) -> list[Target]:
+    """Initial on_demand syncs (rows only, no downloads) of N and 10 N units, each in a fresh database."""
+    targets = []
+    for database in databases:
+        measured = []
+        for n in (bench.args.files, bench.args.files * 10):
+            print(f"{database}: on_demand initial sync of {n} units...", flush=True)
+            bench.publish(list(make_entries(None, range(n), bench.args.size).values()))  # manifest only
+            shutil.rmtree(bench.work / database, ignore_errors=True)
+            url = fresh_database(database, bench.work / database, bench.args.postgres_url)
+            phase = f"on_demand initial {n // 1000}k" if n % 1000 == 0 else f"on_demand initial {n}"
+            measured.append(bench.sync(phase, database, url, n, mirror=False, policy="on_demand", expect=(n, 0)))
+        targets.append(memory_target(*measured))
+    return targets
+
+
+def machine() -> str:
+    cpu = "unknown cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    system = f"{platform.system()} {platform.release()}"
+    return f"{os.cpu_count()} cores ({cpu}), {system}, Python {platform.python_version()}"
+
+
+def source_revision(package: str) -> str:
+    """The measured code: the checkout's commit (and whether pendingops/ has local changes), or its path."""
+    checkout = BENCH_DIR.parent
+    if Path(package).resolve() != checkout / "pendingops":
+        return f"pendingops imported from {package}"
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=checkout, capture_output=True, text=True).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "pendingops")
+    return f"commit {git('rev-parse', '--short', 'HEAD')}" + (" + local changes in pendingops/" if dirty else "")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    databases = []
+    versions = []
+    for kind in args.databases:
+        try:
+            versions.append(database_version(kind, args.postgres_url))
+            databases.append(kind)
+        except Exception as exc:  # an unreachable server: measure the others
+            print(f"skipping {kind}: {str(exc).splitlines()[0]}", flush=True)
+    if not databases:
+        print("no database to measure", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="pendingops-bench-") as tmp:
+        work = Path(tmp)
+        work.chmod(0o755)
+        root = work / "remote"
+        root.mkdir()
+        (root / MANIFEST).write_text("", encoding="utf-8")
+        with serve(root, work / "server", args.server, install=not args.no_install) as server:
+            print(f"Serving {root} with {server.kind} at {server.base_url}", flush=True)
+            bench = Bench(args, work, root, server)
+            try:
+                targets = run_memory(bench, databases) if args.memory else run_speed(bench, databases)
+            except BenchError as exc:
+                print(f"benchmark aborted: {exc}", file=sys.stderr)
+                return 1
+    mode = "memory mode (--memory)" if args.memory else "speed"
+    print()
+    print(f"pendingops benchmark, {mode}: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {source_revision(bench.package)}")
+    print(f"machine: {machine()}")
+    print(f"server: {server.kind}; databases: {', '.join(versions)}")
+    print(f"files: {args.files} x {args.size} bytes; download concurrency {args.concurrency}", end="")
+    print("" if args.memory else f"; raw limits: fastest of {args.repeat} runs")
+    print()
+    print(table(bench.rows, server.kind))
+    print()
+    print("Targets (MISSION.md):")
+    print(targets_section(targets))
+    if not args.memory:
+        print("- [not measured] peak RSS at 10x the units at most 1.25x: run with --memory")
+    else:
+        print("- [not measured] speed, SQL and loop-stall targets: run without --memory")
+    for problem in bench.problems:
+        print(f"PROBLEM: {problem}")
+    return 1 if bench.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
