@@ -216,3 +216,21 @@ def race(*calls: Callable[[], Any]) -> list[Any]:
     for thread in threads:
         thread.join()
     return outcome
+
+
+def assert_artifacts_intact(db: Database, storage: LocalStorage) -> None:
+    """Every stored artifact's bytes hash to its recorded sha256 and size; no download is left half done."""
+    artifact = Artifact.__table__
+    with db.engine.connect() as conn:
+        rows = conn.execute(select(artifact.c.sha256, artifact.c.size, artifact.c.location)).all()
+    for sha256, size, location in rows:
+        assert location == storage.location_for(sha256)
+        with storage.open(location) as handle:
+            data = handle.read()
+        assert (hashlib.sha256(data).hexdigest(), len(data)) == (sha256, size)
+    assert list((storage.root / "tmp").iterdir()) == []
+
+
+def failed_paths(failures: list[Any]) -> list[str]:
+    """The relative paths of failed file units, from their reports ("file PATH, SHA256")."""
+    return [failure.unit.rsplit(", ", 1)[0].removeprefix("file ") for failure in failures]
