@@ -45,6 +45,8 @@ ErrorPolicy = Literal["fail", "skip"]
 _current: contextvars.ContextVar[SyncContext] = contextvars.ContextVar("pendingops_sync_context")
 #: failures kept in memory for the report; the count is always exact
 _MAX_REPORTED_FAILURES = 1000
+#: the source hands the loop back to downloads and database results after this many units
+_YIELD_EVERY = 32
 
 
 class SyncFailed(RuntimeError):
@@ -271,6 +273,7 @@ class SyncContext:
     async def _pump(self, units: Any, observer: abc.ObserverBase[PendingContent]) -> None:
         assert self._window is not None
         iterator = aiter(_as_async_iterator(units))
+        pulled = 0
         try:
             while True:
                 # Take a place in the window before pulling, so the source is never read further ahead.
@@ -286,6 +289,10 @@ class SyncContext:
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
                 self.progress.add("seen")
                 observer.on_next(unit)
+                pulled += 1
+                if pulled % _YIELD_EVERY == 0:
+                    # A window with room does not suspend: let downloads and DB results run.
+                    await asyncio.sleep(0)
             observer.on_completed()
         except asyncio.CancelledError:
             raise
@@ -346,10 +353,8 @@ async def _as_async_iterator(units: Any) -> Any:
         async for unit in units:
             yield unit
         return
-    for count, unit in enumerate(units):
+    for unit in units:
         yield unit
-        if count % 64 == 63:
-            await asyncio.sleep(0)  # let downloads and DB results run while a long source is read
 
 
 async def _observable_to_async_iterable(observable: Observable[PendingContent]) -> Any:

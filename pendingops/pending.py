@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -64,12 +65,16 @@ class PendingArtifact:
         return self.artifact_id is not None or self.stored_sha256 is not None
 
 
+#: hex digits of each digest algorithm's value
+_HEX_LENGTH = {name: hashlib.new(name).digest_size * 2 for name in DIGEST_ALGORITHMS}
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+
 def _check_hex(value: str, algorithm: str, where: str) -> str:
-    expected_len = hashlib.new(algorithm).digest_size * 2
-    lowered = value.lower()
-    if len(lowered) != expected_len or any(c not in "0123456789abcdef" for c in lowered):
+    expected_len = _HEX_LENGTH[algorithm]
+    if not isinstance(value, str) or len(value) != expected_len or not _HEX.fullmatch(value):
         raise PendingInputError(f"artifact {where!r}: {algorithm} must be {expected_len} hex digits, got {value!r}")
-    return lowered
+    return value.lower()
 
 
 @dataclass(slots=True, eq=False)

@@ -44,6 +44,16 @@ class Database:
         self._executor: ThreadPoolExecutor | None = None
 
     @property
+    def max_params(self) -> int:
+        """Bound variables one statement may carry; multi-row INSERTs are paged to fit it."""
+        return self._max_params
+
+    @max_params.setter
+    def max_params(self, value: int) -> None:
+        self._max_params = value
+        self.engine.dialect.insertmanyvalues_max_parameters = value  # type: ignore[attr-defined]
+
+    @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 

@@ -56,19 +56,19 @@ def query_existing_content(
             )
             .where(_content.c.key_digest.in_(chunk))
         )
-        for row in conn.execute(query):
-            for unit in by_digest.get((row.content_type, row.key_digest), ()):
-                unit.content_id = row.id
-                unit.in_base = row.membership is not None
+        for content_id, type_name, digest, ca_id, path, artifact_id, url, sha256, size, member in conn.execute(query):
+            for unit in by_digest.get((type_name, digest), ()):
+                unit.content_id = content_id
+                unit.in_base = member is not None
                 for artifact in unit.artifacts:
-                    if artifact.relative_path != row.relative_path:
+                    if artifact.relative_path != path:
                         continue
-                    artifact.content_artifact_id = row.ca_id
-                    if row.artifact_id is not None:
-                        artifact.artifact_id = row.artifact_id
+                    artifact.content_artifact_id = ca_id
+                    if artifact_id is not None:
+                        artifact.artifact_id = artifact_id
                         artifact.artifact_linked = True
                     artifact.remote_artifact_current = (
-                        row.url == artifact.url and row.sha256 == artifact.sha256 and row.size == artifact.size
+                        url == artifact.url and sha256 == artifact.sha256 and size == artifact.size
                     )
 
 

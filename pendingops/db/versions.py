@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, select, update
 
 from pendingops.db.database import Database, dialect_insert
 from pendingops.db.schema import (
@@ -139,27 +139,32 @@ def begin_version(conn: Connection, repository_id: int) -> NewVersion:
 def associate_content(
     conn: Connection, db: Database, repository_id: int, version: NewVersion, content_ids: Sequence[int]
 ) -> int:
-    """Add content to the version being built unless already a member; return how many were added."""
-    added = 0
-    for chunk in db.chunks(sorted(set(content_ids)), 1, other_params=3):  # repository_id twice, number
-        already = exists().where(
-            _rc.c.repository_id == repository_id,
-            _rc.c.content_id == _content.c.id,
-            _rc.c.version_removed.is_(None),
+    """Add content to the version being built unless already a member; return how many were added.
+
+    The current-membership partial unique index decides, through ON CONFLICT, so the cost does not
+    depend on the planner's (possibly stale) statistics of a table being filled.
+    """
+    rows = [
+        {"repository_id": repository_id, "content_id": cid, "version_added": version.number}
+        for cid in sorted(set(content_ids))
+    ]
+    if not rows:
+        return 0
+    stmt = (
+        db.insert(_rc)
+        .on_conflict_do_nothing(
+            index_elements=["repository_id", "content_id"], index_where=_rc.c.version_removed.is_(None)
         )
-        rows = select(literal(repository_id), _content.c.id, literal(version.number)).where(
-            _content.c.id.in_(chunk), ~already
-        )
-        result = conn.execute(insert(_rc).from_select(["repository_id", "content_id", "version_added"], rows))
-        added += result.rowcount
-    return added
+        .returning(_rc.c.id)
+    )
+    return len(conn.execute(stmt, rows).all())
 
 
 def declare_content(conn: Connection, db: Database, version: NewVersion, content_ids: Sequence[int]) -> None:
     """Record content the source declared, so a mirror finish keeps it."""
     rows = [{"version_id": version.id, "content_id": cid} for cid in sorted(set(content_ids))]
-    for chunk in db.chunks(rows, 2):
-        conn.execute(db.insert(_declared).values(list(chunk)).on_conflict_do_nothing())
+    if rows:
+        conn.execute(db.insert(_declared).on_conflict_do_nothing(), rows)
 
 
 def finish_version(conn: Connection, repository_id: int, version: NewVersion, *, mirror: bool) -> tuple[int, int]:

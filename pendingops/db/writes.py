@@ -25,20 +25,16 @@ _ra = RemoteArtifact.__table__
 def _insert_ignore_returning(
     conn: Connection, db: Database, table: Table, rows: list[dict[str, Any]], conflict: list[str], returning: list[str]
 ) -> list[Any]:
-    """Insert ``rows`` skipping conflicts on ``conflict``; return the inserted rows' ``returning``."""
-    out: list[Any] = []
+    """Insert ``rows`` skipping conflicts on ``conflict``; return the inserted rows' ``returning``.
+
+    One cached statement executed over all rows: SQLAlchemy sends them as multi-row INSERTs sized
+    to the driver's bound-variable limit, without compiling a new statement per batch.
+    """
     if not rows:
-        return out
+        return []
     cols = [table.c[name] for name in returning]
-    for chunk in db.chunks(rows, _bound_per_row(table, rows[0])):
-        stmt = db.insert(table).values(list(chunk)).on_conflict_do_nothing(index_elements=conflict).returning(*cols)
-        out.extend(conn.execute(stmt))
-    return out
-
-
-def _bound_per_row(table: Table, row: dict[str, Any]) -> int:
-    """Values one row binds in a multi-row INSERT: its own, plus a Python-side default per column."""
-    return len(row) + sum(1 for c in table.columns if c.name not in row and c.default is not None)
+    stmt = db.insert(table).on_conflict_do_nothing(index_elements=conflict).returning(*cols)
+    return list(conn.execute(stmt, rows))
 
 
 def save_units(
@@ -106,8 +102,7 @@ def _save_content(conn: Connection, db: Database, units: Sequence[PendingContent
     for content_type, rows_of_type in typed_rows.items():
         table = content_type.__table__  # type: ignore[attr-defined]
         rows_of_type.sort(key=lambda r: r["id"])
-        for chunk in db.chunks(rows_of_type, _bound_per_row(table, rows_of_type[0])):
-            conn.execute(table.insert().values(list(chunk)))
+        conn.execute(table.insert(), rows_of_type)
     return created
 
 
@@ -149,10 +144,8 @@ def _save_content_artifacts(
                 artifact.artifact_linked = True
     if rows:
         ordered = [rows[key] for key in sorted(rows)]
-        ids = {}
-        for chunk in db.chunks(ordered, _bound_per_row(_ca, ordered[0])):
-            stmt = _ca.insert().values(list(chunk)).returning(_ca.c.id, _ca.c.content_id, _ca.c.relative_path)
-            ids.update({(c, p): i for i, c, p in conn.execute(stmt)})
+        stmt = _ca.insert().returning(_ca.c.id, _ca.c.content_id, _ca.c.relative_path)
+        ids = {(c, p): i for i, c, p in conn.execute(stmt, ordered)}
         for unit in units:
             for artifact in unit.artifacts:
                 if (unit.content_id, artifact.relative_path) in ids:
@@ -191,10 +184,9 @@ def _save_remote_artifacts(conn: Connection, db: Database, units: Sequence[Pendi
     if not rows:
         return
     ordered = [rows[key] for key in sorted(rows)]
-    for chunk in db.chunks(ordered, _bound_per_row(_ra, ordered[0])):
-        stmt = db.insert(_ra).values(list(chunk))
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["content_artifact_id", "remote_id"],
-            set_={name: stmt.excluded[name] for name in ("url", "size", "sha256", *OTHER_DIGESTS)},
-        )
-        conn.execute(stmt)
+    stmt = db.insert(_ra)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["content_artifact_id", "remote_id"],
+        set_={name: stmt.excluded[name] for name in ("url", "size", "sha256", *OTHER_DIGESTS)},
+    )
+    conn.execute(stmt, ordered)

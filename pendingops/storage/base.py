@@ -24,7 +24,11 @@ class ArtifactStorage(Protocol):
         ...
 
     def put(self, temp_path: Path, sha256: str) -> str:
-        """Move a verified file into place and return its location; idempotent per sha256."""
+        """Move a verified file into place and return its location; idempotent per sha256.
+
+        Called on the event loop once per download, so it must be quick (a rename); a backend that
+        uploads somewhere should hand the transfer to a worker of its own.
+        """
         ...
 
     def location_for(self, sha256: str) -> str:

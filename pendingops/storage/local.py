@@ -24,6 +24,7 @@ class LocalStorage:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).absolute()
+        self._shards: set[Path] = set()  # shard folders known to exist
         try:
             (self.root / _TEMP_DIR).mkdir(parents=True, exist_ok=True)
             (self.root / _ARTIFACT_DIR).mkdir(parents=True, exist_ok=True)
@@ -41,7 +42,9 @@ class LocalStorage:
     def put(self, temp_path: Path, sha256: str) -> str:
         location = self.location_for(sha256)
         final = self.root / location
-        final.parent.mkdir(exist_ok=True)
+        if final.parent not in self._shards:
+            final.parent.mkdir(exist_ok=True)
+            self._shards.add(final.parent)
         os.replace(temp_path, final)
         return location
 

@@ -80,7 +80,7 @@ def test_large_batches_stay_under_the_real_sqlite_limit(tmp_path, storage):
     assert result.added == 4000 and count_rows(db, Artifact) == 4000
     widest = max(statements, key=lambda s: s.count("?"))
     assert widest.count("?") <= db.max_params
-    assert widest.count("?") > 30_000  # batches really were that large
+    assert widest.count("?") >= 4000  # one batch: the whole sync's lookup went in one statement
     db.close()
 
 
