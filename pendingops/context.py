@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 from collections.abc import AsyncIterable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
+from pendingops.budget import ByteBudget
 from pendingops.db.database import Database
 from pendingops.db.locks import RepositoryLock, StoreLock
 from pendingops.db.schema import ProgressReport, SyncRun
@@ -42,6 +44,7 @@ from pendingops.remote import RemoteConfig
 from pendingops.storage.base import ArtifactStorage
 
 ErrorPolicy = Literal["fail", "skip"]
+logger = logging.getLogger("pendingops")
 _current: contextvars.ContextVar[SyncContext] = contextvars.ContextVar("pendingops_sync_context")
 #: failures kept in memory for the report; the count is always exact
 _MAX_REPORTED_FAILURES = 1000
@@ -95,7 +98,8 @@ class SyncContext:
     Entering takes the repository's lock and starts an invisible new version; leaving makes it
     visible if ``run`` succeeded, and discards it otherwise (artifacts already downloaded stay in
     storage for the rerun). ``window`` bounds how many units the source may be ahead of the end
-    of the pipeline; ``batch_size`` is the size of every database batch.
+    of the pipeline, ``max_pending_bytes`` how many downloaded bytes they may hold; ``batch_size``
+    is the size of every database batch.
     """
 
     def __init__(
@@ -114,6 +118,7 @@ class SyncContext:
         on_progress: ProgressListener | None = None,
         progress_interval: float = 0.5,
         wait_for_lock: bool = True,
+        max_pending_bytes: int = 2 * 1024**3,
     ) -> None:
         if on_error not in ("fail", "skip"):
             raise ValueError(f"on_error must be 'fail' or 'skip', not {on_error!r}")
@@ -140,6 +145,8 @@ class SyncContext:
         self.remote_id = 0
         self.version: NewVersion | None = None
         self.fetcher = Fetcher(remote, storage, connections=0)
+        #: bytes downloaded by units not yet through the pipeline (bounds disk use)
+        self.byte_budget = ByteBudget(max_pending_bytes)
         self._on_progress = on_progress
         self._progress_interval = progress_interval
         self._wait_for_lock = wait_for_lock
@@ -170,6 +177,9 @@ class SyncContext:
             self._lock.release()
             self._store_lock.release()
             raise
+        removed = await asyncio.to_thread(self.storage.remove_stale_temp_files)
+        if removed:
+            logger.info("removed %d temporary file(s) left by an interrupted sync", removed)
         self._window = asyncio.Semaphore(self.window)
         self._token = _current.set(self)
         if self._on_progress is not None:
@@ -314,6 +324,9 @@ class SyncContext:
             assert self._window is not None
             self.in_flight -= 1
             self._window.release()
+            if unit.held_bytes:
+                self.byte_budget.release(unit.held_bytes)
+                unit.held_bytes = 0
             if unit.failed:
                 self._record_failure(unit)
                 if self.on_error == "fail" and not done.done():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import AsyncIterable, Iterable, Sequence
 from pathlib import Path
@@ -69,7 +70,9 @@ async def sync_remote(
     """
     steps = list(pipeline or plugin.pipeline() or default_pipeline())
     async with SyncContext(db, storage, remote, repository, mirror=mirror, on_error=on_error, **options) as sync:
-        with tempfile.TemporaryDirectory(prefix="pendingops-") as workdir:
+        # The work folder lives in storage's temporary area: nothing is written outside storage.
+        temp_area = storage.new_temp_path().parent
+        with tempfile.TemporaryDirectory(prefix=f"{os.getpid()}-", suffix=".work", dir=temp_area) as workdir:
             async with plugin.open_source(remote, sync.fetcher, Path(workdir)) as source:
                 await sync.run(sync.source(source.units, total=source.total).pipe(*steps))
     assert sync.result is not None

@@ -98,6 +98,8 @@ class PendingContent:
     failed_stage: str | None = None
     #: free room for plugin steps (enrich results, parsed metadata...)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: bytes of this unit's downloads counted against the sync's byte budget until it is done
+    held_bytes: int = 0
 
     @property
     def failed(self) -> bool:

@@ -15,7 +15,14 @@ async def _fetch_missing(ctx: SyncContext, unit: PendingContent) -> None:
     # One transfer at a time per unit, so the stage's unit limit is also its transfer limit.
     for artifact in unit.artifacts:
         if not artifact.is_stored:
+            expected = artifact.size or 0
+            await ctx.byte_budget.reserve(expected)
+            unit.held_bytes += expected
             await ctx.fetcher.fetch(artifact)
+            unknown_size = (artifact.stored_size or 0) - expected
+            if unknown_size > 0:
+                ctx.byte_budget.add(unknown_size)
+                unit.held_bytes += unknown_size
             ctx.progress.add("downloaded", 1, artifact.stored_size or 0)
 
 
@@ -23,8 +30,9 @@ def download(n: int | None = None) -> Operator:
     """Download every artifact not yet stored, at most ``n`` at once (the remote's setting by default).
 
     Each file is streamed to a temporary file while its digests are computed, and moved into
-    storage only when size and digests match. Nothing is fetched under the ``on_demand`` policy.
-    A unit whose download fails is marked failed with the reason.
+    storage only when size and digests match. Downloads wait while the sync's byte budget
+    (``max_pending_bytes``) is held by units not yet through the pipeline. Nothing is fetched under
+    the ``on_demand`` policy. A unit whose download fails is marked failed with the reason.
     """
     if n is not None and n < 1:
         raise ValueError("download(n) needs n >= 1")

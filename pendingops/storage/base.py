@@ -45,6 +45,10 @@ class ArtifactStorage(Protocol):
 
     def delete(self, location: str) -> None: ...
 
+    def remove_stale_temp_files(self) -> int:
+        """Remove temporary files and work folders left by processes that died; return how many."""
+        ...
+
     def iter_locations(self) -> Iterator[str]:
         """Every stored artifact's location (for audits and orphan cleanup)."""
         ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +18,10 @@ _ARTIFACT_DIR = "artifacts"
 class LocalStorage:
     """Artifacts at ``ROOT/artifacts/ab/cdef...`` (sha256 split after two hex digits).
 
-    In-progress downloads go to ``ROOT/tmp`` and are renamed into place, which is atomic on one
-    filesystem. Temporary files carry the writer's pid so leftovers of a killed process can be
-    told apart from a live sync's and removed by ``remove_stale_temp_files``.
+    In-progress downloads (and a sync's work folder, for manifests and indexes) go to ``ROOT/tmp``;
+    downloads are renamed into place, which is atomic on one filesystem. Names there start with the
+    writer's pid, so leftovers of a killed process can be told apart from a live sync's and removed
+    by ``remove_stale_temp_files``.
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -67,13 +69,18 @@ class LocalStorage:
                     yield f"{_ARTIFACT_DIR}/{folder.name}/{path.name}"
 
     def remove_stale_temp_files(self) -> int:
-        """Remove temporary files whose writing process is gone; return how many."""
+        """Remove temporary files and work folders whose process is gone; return how many."""
         removed = 0
-        for path in (self.root / _TEMP_DIR).glob("*.part"):
+        for path in (self.root / _TEMP_DIR).iterdir():
+            if path.suffix not in (".part", ".work"):
+                continue
             pid_text = path.name.split("-", 1)[0]
             if pid_text.isdigit() and _process_alive(int(pid_text)):
                 continue
-            path.unlink(missing_ok=True)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
             removed += 1
         return removed
 

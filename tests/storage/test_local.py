@@ -71,11 +71,16 @@ def test_remove_stale_temp_files_removes_only_dead_writers_files(storage):
         nameless.write_bytes(b"?")
         unrelated = tmp / f"{dead.pid}-notes.txt"
         unrelated.write_bytes(b"not ours")
+        stale_work = tmp / f"{dead.pid}-xyz.work"
+        (stale_work / "sub").mkdir(parents=True)
+        (stale_work / "sub" / "manifest").write_bytes(b"left behind")
+        live_work = tmp / f"{alive.pid}-uvw.work"
+        live_work.mkdir()
 
-        assert storage.remove_stale_temp_files() == 2
+        assert storage.remove_stale_temp_files() == 3
 
-        assert mine.exists() and other_live.exists() and unrelated.exists()
-        assert not stale.exists() and not nameless.exists()
+        assert mine.exists() and other_live.exists() and unrelated.exists() and live_work.exists()
+        assert not stale.exists() and not nameless.exists() and not stale_work.exists()
         assert storage.remove_stale_temp_files() == 0
     finally:
         alive.stdin.close()
