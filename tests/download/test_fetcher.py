@@ -191,7 +191,7 @@ def test_file_urls(storage, tmp_path):
     artifact = PendingArtifact(url=source.as_uri(), relative_path="f.bin", size=len(DATA), sha256=SHA256)
 
     async def run(artifact: PendingArtifact) -> None:
-        async with Fetcher(RemoteConfig(url=source.parent.as_uri() + "/"), storage) as fetcher:
+        async with Fetcher(RemoteConfig(url=source.parent.as_uri() + "/", retries=0), storage) as fetcher:
             await fetcher.fetch(artifact)
 
     asyncio.run(run(artifact))
