@@ -50,8 +50,19 @@ class StallWatchdog:
             self.max_stall = max(self.max_stall, loop.time() - before - self.period)
 
 
+def _executions(parameters: Any, many: bool) -> int:
+    """Statements one cursor call runs: one per row for a DBAPI executemany over rows, else one.
+
+    SQLAlchemy's multi-row INSERT pages arrive as one flat parameter set and count once.
+    """
+    rows = (
+        many and isinstance(parameters, list | tuple) and parameters and isinstance(parameters[0], list | tuple | dict)
+    )
+    return len(parameters) if rows else 1
+
+
 class StatementCounter:
-    """Counts the SQL statements an engine sends (``before_cursor_execute``), from any thread."""
+    """Counts the SQL statements an engine runs (``before_cursor_execute``), from any thread."""
 
     def __init__(self, engine: Any) -> None:
         from sqlalchemy import event
@@ -60,9 +71,11 @@ class StatementCounter:
         self._lock = threading.Lock()
         event.listen(engine, "before_cursor_execute", self._on_execute)
 
-    def _on_execute(self, *args: Any) -> None:
+    def _on_execute(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        # A DBAPI executemany over a list of rows runs the statement once per row (psycopg2 sends
+        # each one); SQLAlchemy's multi-row pages arrive as one parameter mapping and count once.
         with self._lock:
-            self.count += 1
+            self.count += _executions(parameters, many)
 
 
 async def run_sync(spec: dict[str, Any]) -> dict[str, Any]:

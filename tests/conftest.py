@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from sqlalchemy import CheckConstraint, Integer, Text, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pendingops import Database, LocalStorage, PendingContent, open_database
@@ -183,13 +185,25 @@ def assert_no_duplicate_rows(db: Database) -> None:
     assert len(pairs) == len(set(pairs))
 
 
+def executions(parameters: Any, many: bool) -> int:
+    """Statements one cursor call runs: one per row for a DBAPI executemany over rows, else one.
+
+    SQLAlchemy's multi-row INSERT pages arrive as one flat parameter set and count once.
+    """
+    rows = (
+        many and isinstance(parameters, list | tuple) and parameters and isinstance(parameters[0], list | tuple | dict)
+    )
+    return len(parameters) if rows else 1
+
+
 @contextmanager
 def count_statements(db: Database) -> Iterator[list[str]]:
     """Record every SQL statement sent through ``db.engine`` while the block runs."""
     statements: list[str] = []
 
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        # A DBAPI executemany over a list of rows runs once per row (psycopg2 sends each one).
+        statements.extend([statement] * executions(parameters, many))
 
     event.listen(db.engine, "before_cursor_execute", record)
     try:
@@ -234,3 +248,27 @@ def assert_artifacts_intact(db: Database, storage: LocalStorage) -> None:
 def failed_paths(failures: list[Any]) -> list[str]:
     """The relative paths of failed file units, from their reports ("file PATH, SHA256")."""
     return [failure.unit.rsplit(", ", 1)[0].removeprefix("file ") for failure in failures]
+
+
+#: the bound-variable limit of the ``tight_sqlite`` database
+TIGHT_LIMIT = 999
+
+
+@pytest.fixture
+def tight_sqlite(tmp_path: Path) -> Iterator[Database]:
+    """A real SQLite database refusing statements with more than TIGHT_LIMIT bound variables."""
+    db = open_database(f"sqlite:///{tmp_path / 'tight.db'}")
+    db.engine.dispose()
+
+    @event.listens_for(db.engine, "connect")
+    def _limit(dbapi_conn, _record) -> None:
+        dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, TIGHT_LIMIT)
+
+    db.max_params = TIGHT_LIMIT
+    marks = ",".join("?" * (TIGHT_LIMIT + 1))
+    with db.engine.connect() as conn, pytest.raises(OperationalError, match="too many SQL variables"):
+        conn.exec_driver_sql(f"SELECT 1 WHERE 1 IN ({marks})", tuple(range(TIGHT_LIMIT + 1)))
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT 1")).scalar() == 1
+    yield db
+    db.close()

@@ -79,6 +79,18 @@ class Database:
         """The dialect's INSERT, which has ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
         return dialect_insert(self.dialect, table)
 
+    @staticmethod
+    def insert_rows(conn: Connection, stmt: Any, rows: Sequence[dict[str, Any]], *returning: Any) -> list[Any]:
+        """Run an INSERT over many rows as multi-row statements and return the ``returning`` rows.
+
+        SQLAlchemy pages the rows into multi-row INSERTs sized to the bound-variable limit, from
+        one cached statement; the RETURNING clause is what makes it do so on every driver (without
+        it psycopg2 sends an ON CONFLICT insert once per row, and sqlite3 steps a plain one per row).
+        """
+        if not rows:
+            return []
+        return list(conn.execute(stmt.returning(*returning), rows))
+
     def transact(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(conn, *args, **kwargs)`` in a transaction on the calling thread."""
         with self.engine.begin() as conn:

@@ -148,23 +148,16 @@ def associate_content(
         {"repository_id": repository_id, "content_id": cid, "version_added": version.number}
         for cid in sorted(set(content_ids))
     ]
-    if not rows:
-        return 0
-    stmt = (
-        db.insert(_rc)
-        .on_conflict_do_nothing(
-            index_elements=["repository_id", "content_id"], index_where=_rc.c.version_removed.is_(None)
-        )
-        .returning(_rc.c.id)
+    stmt = db.insert(_rc).on_conflict_do_nothing(
+        index_elements=["repository_id", "content_id"], index_where=_rc.c.version_removed.is_(None)
     )
-    return len(conn.execute(stmt, rows).all())
+    return len(db.insert_rows(conn, stmt, rows, _rc.c.id))
 
 
 def declare_content(conn: Connection, db: Database, version: NewVersion, content_ids: Sequence[int]) -> None:
     """Record content the source declared, so a mirror finish keeps it."""
     rows = [{"version_id": version.id, "content_id": cid} for cid in sorted(set(content_ids))]
-    if rows:
-        conn.execute(db.insert(_declared).on_conflict_do_nothing(), rows)
+    db.insert_rows(conn, db.insert(_declared).on_conflict_do_nothing(), rows, _declared.c.content_id)
 
 
 def finish_version(conn: Connection, repository_id: int, version: NewVersion, *, mirror: bool) -> tuple[int, int]:

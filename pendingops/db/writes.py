@@ -25,16 +25,9 @@ _ra = RemoteArtifact.__table__
 def _insert_ignore_returning(
     conn: Connection, db: Database, table: Table, rows: list[dict[str, Any]], conflict: list[str], returning: list[str]
 ) -> list[Any]:
-    """Insert ``rows`` skipping conflicts on ``conflict``; return the inserted rows' ``returning``.
-
-    One cached statement executed over all rows: SQLAlchemy sends them as multi-row INSERTs sized
-    to the driver's bound-variable limit, without compiling a new statement per batch.
-    """
-    if not rows:
-        return []
-    cols = [table.c[name] for name in returning]
-    stmt = db.insert(table).on_conflict_do_nothing(index_elements=conflict).returning(*cols)
-    return list(conn.execute(stmt, rows))
+    """Insert ``rows`` skipping conflicts on ``conflict``; return the inserted rows' ``returning``."""
+    stmt = db.insert(table).on_conflict_do_nothing(index_elements=conflict)
+    return db.insert_rows(conn, stmt, rows, *(table.c[name] for name in returning))
 
 
 def save_units(
@@ -102,7 +95,7 @@ def _save_content(conn: Connection, db: Database, units: Sequence[PendingContent
     for content_type, rows_of_type in typed_rows.items():
         table = content_type.__table__  # type: ignore[attr-defined]
         rows_of_type.sort(key=lambda r: r["id"])
-        conn.execute(table.insert(), rows_of_type)
+        db.insert_rows(conn, table.insert(), rows_of_type, table.c.id)
     return created
 
 
@@ -144,8 +137,8 @@ def _save_content_artifacts(
                 artifact.artifact_linked = True
     if rows:
         ordered = [rows[key] for key in sorted(rows)]
-        stmt = _ca.insert().returning(_ca.c.id, _ca.c.content_id, _ca.c.relative_path)
-        ids = {(c, p): i for i, c, p in conn.execute(stmt, ordered)}
+        inserted = db.insert_rows(conn, _ca.insert(), ordered, _ca.c.id, _ca.c.content_id, _ca.c.relative_path)
+        ids = {(c, p): i for i, c, p in inserted}
         for unit in units:
             for artifact in unit.artifacts:
                 if (unit.content_id, artifact.relative_path) in ids:
@@ -189,4 +182,4 @@ def _save_remote_artifacts(conn: Connection, db: Database, units: Sequence[Pendi
         index_elements=["content_artifact_id", "remote_id"],
         set_={name: stmt.excluded[name] for name in ("url", "size", "sha256", *OTHER_DIGESTS)},
     )
-    conn.execute(stmt, ordered)
+    db.insert_rows(conn, stmt, ordered, _ra.c.id)

@@ -31,7 +31,7 @@ def _wants(ctx: SyncContext, unit: PendingContent) -> bool:
 def _known_by_url(conn: Connection, ctx: SyncContext, urls: list[str]) -> dict[str, set[tuple[str, int | None]]]:
     """url -> every (sha256, size) this remote's RemoteArtifacts at that url lead to."""
     known: dict[str, set[tuple[str, int | None]]] = {}
-    for chunk in ctx.db.chunks(urls, 1):
+    for chunk in ctx.db.chunks(urls, 1, other_params=1):  # remote_id
         query = (
             select(_ra.c.url, _ra.c.sha256, _ra.c.size, _artifact.c.sha256.label("stored"), _artifact.c.size.label("n"))
             .select_from(_ra)
