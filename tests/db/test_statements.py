@@ -9,8 +9,15 @@ import pytest
 
 from pendingops import RemoteConfig, SyncContext, declarative_version, default_pipeline
 from pendingops.db.schema import Artifact, Content
-from tests.conftest import count_rows, count_statements, file_set, file_units, fresh_database, version_content
-from tests.db.conftest import TIGHT_LIMIT
+from tests.conftest import (
+    TIGHT_LIMIT,
+    count_rows,
+    count_statements,
+    file_set,
+    file_units,
+    fresh_database,
+    version_content,
+)
 
 URL = "http://127.0.0.1:9/PULP_MANIFEST"  # never contacted: on demand, or the files are already stored
 ON_DEMAND = RemoteConfig(url=URL, policy="on_demand")

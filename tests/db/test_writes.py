@@ -14,8 +14,7 @@ from pendingops.db.schema import Artifact, Content, ContentArtifact, RemoteArtif
 from pendingops.db.versions import ensure_remote, ensure_repository
 from pendingops.db.writes import save_units
 from pendingops.plugins.file import FileContent
-from tests.conftest import StrictContent, assert_no_duplicate_rows, count_rows, file_units
-from tests.db.conftest import TIGHT_LIMIT
+from tests.conftest import TIGHT_LIMIT, StrictContent, assert_no_duplicate_rows, count_rows, file_units
 
 URL = "http://remote.invalid/PULP_MANIFEST"
 
