@@ -68,7 +68,7 @@ async def sync_remote(
     The plugin's own pipeline is used unless ``pipeline`` is given; ``options`` go to
     ``SyncContext``.
     """
-    steps = list(pipeline or plugin.pipeline() or default_pipeline())
+    steps = list(pipeline) if pipeline is not None else list(plugin.pipeline() or default_pipeline())
     async with SyncContext(db, storage, remote, repository, mirror=mirror, on_error=on_error, **options) as sync:
         # The work folder lives in storage's temporary area: nothing is written outside storage.
         temp_area = storage.new_temp_path().parent

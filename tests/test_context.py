@@ -14,6 +14,7 @@ from pendingops import (
     RemoteConfig,
     SyncContext,
     SyncFailed,
+    UnitError,
     current_context,
     declarative_version,
 )
@@ -267,3 +268,14 @@ def test_every_unit_comes_out_exactly_once(db, storage):
     for unit in done:
         ids_by_path.setdefault(unit.fields["relative_path"], set()).add(unit.content_id)
     assert len(ids_by_path) == 40 and all(len(ids) == 1 for ids in ids_by_path.values())
+
+
+def test_the_failure_report_is_capped_but_the_count_is_exact(db, storage):
+    async def refuse(unit: PendingContent) -> None:
+        raise UnitError("refused")
+
+    units = (_unit(i) for i in range(1005))
+    result = _sync(db, storage, units, on_error="skip", pipeline=[ops.enrich(refuse, n=50)])
+    assert result.failed_count == 1005 and len(result.failures) == 1000
+    assert {(f.stage, f.reason) for f in result.failures} == {("enrich", "refused")}
+    assert not result.created

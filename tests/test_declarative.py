@@ -121,3 +121,15 @@ def test_fail_policy_in_mirror_mode_changes_nothing(db, storage):
             assert version_content(db, "r") == file_set(BASE)
 
     asyncio.run(scenario())
+
+
+def test_an_explicit_pipeline_replaces_the_default_even_when_empty(db, storage):
+    async def scenario():
+        async with RemoteServer(BASE) as server:
+            # Nothing looks up, downloads or saves: units never get a content id, so nothing is added.
+            empty = await _sync(db, storage, server, pipeline=[])
+            assert not empty.created and server.file_requests() == 0
+            default = await _sync(db, storage, server)
+            assert default.added == len(BASE) and server.file_requests() == len(BASE)
+
+    asyncio.run(scenario())
