@@ -94,3 +94,13 @@ def test_a_bad_digest_under_fail_policy_fails_the_sync(db, storage):
 def _sha(path: str, files: dict[str, bytes]) -> str:
     (pair,) = [p for p in file_set(files) if p[0] == path]
     return pair[1]
+
+
+def test_empty_files_and_odd_names(db, storage):
+    files = {"empty": b"", "sp ace/ünï, cödé%20#?.txt": b"odd name", "also-empty": b""}
+    server = RemoteServer(files)
+    result = _sync(db, storage, server, files)
+    assert result.added == 3
+    assert server.file_requests() == 2  # the two empty files are one artifact, fetched once
+    assert version_content(db, "r") == file_set(files)
+    assert count_rows(db, Artifact) == 2
