@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections import Counter
+import socket
+import struct
+import time
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -15,7 +18,13 @@ class Fault:
     """How the server misbehaves for one path: an HTTP ``status``; ``truncate`` (send fewer bytes
     than announced, then close); ``wrong_bytes`` (same size, other bytes); ``oversize`` (more
     bytes than the manifest says); ``endless`` (the file's bytes, then zeros until the client
-    hangs up); ``stall`` seconds before the body; ``times`` faults before healing (None: forever)."""
+    hangs up); ``stall`` seconds before the body; ``times`` faults before healing (None: forever).
+
+    Also: ``drip`` seconds between writes of ``drip_size`` bytes of the body; ``reset`` (half the
+    body, then a TCP reset instead of a proper end); ``redirect_loop`` (302 to the same URL);
+    ``retry_after`` (a Retry-After header, in seconds or as an HTTP date, on a ``status`` response,
+    503 when no status is given); ``html`` (200 with an HTML page instead of the bytes). A fault
+    registered for ``PULP_MANIFEST`` applies to the manifest."""
 
     status: int | None = None
     truncate: bool = False
@@ -24,6 +33,19 @@ class Fault:
     stall: float = 0.0
     endless: bool = False
     times: int | None = None
+    drip: float = 0.0
+    drip_size: int = 4
+    reset: bool = False
+    redirect_loop: bool = False
+    retry_after: float | str | None = None
+    html: bool = False
+
+
+#: what ``Fault(html=True)`` serves: a sign-in page, as a captive portal or a proxy would
+HTML_PAGE = (
+    b"<!DOCTYPE html>\n<html>\n<head><title>Sign in</title></head>\n"
+    b"<body><h1>Sign in to continue</h1><form method='post'><input name='user'></form></body>\n</html>\n"
+)
 
 
 @dataclass
@@ -41,6 +63,8 @@ class RemoteServer:
     events: list[tuple[str, str]] = field(default_factory=list)
     #: body bytes written by ``endless`` responses, per path
     bytes_sent: Counter[str] = field(default_factory=Counter)
+    #: time.monotonic() of every request, per path
+    request_times: defaultdict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     _runner: web.AppRunner | None = None
     base_url: str = ""
 
@@ -83,7 +107,10 @@ class RemoteServer:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.match_info["path"]  # already percent-decoded by aiohttp
         self.requests[path] += 1
+        self.request_times[path].append(time.monotonic())
         if path == "PULP_MANIFEST":
+            if path in self.faults:
+                return await self._respond(request, path, self.manifest())
             return web.Response(body=self.manifest())
         if path not in self.files:
             return web.Response(status=404)
@@ -108,9 +135,17 @@ class RemoteServer:
         if fault is None:
             return web.Response(body=data)
         if fault.stall:
-            await asyncio.sleep(fault.stall)
+            await _pause(request, fault.stall)
+        if fault.redirect_loop:
+            return web.Response(status=302, headers={"Location": request.raw_path})
+        if fault.retry_after is not None:
+            value = fault.retry_after
+            header = value if isinstance(value, str) else f"{value:g}"
+            return web.Response(status=fault.status or 503, headers={"Retry-After": header})
         if fault.status is not None:
             return web.Response(status=fault.status)
+        if fault.html:
+            return web.Response(body=HTML_PAGE, content_type="text/html")
         if fault.wrong_bytes:
             return web.Response(body=bytes((b + 1) % 256 for b in data) or b"x")
         if fault.oversize:
@@ -123,7 +158,38 @@ class RemoteServer:
             await response.write(data[: len(data) // 2])
             request.transport.close()  # type: ignore[union-attr]
             return response
+        if fault.reset:
+            return await self._reset(request, data)
+        if fault.drip:
+            return await self._drip(request, data, fault)
         return web.Response(body=data)
+
+    async def _reset(self, request: web.Request, data: bytes) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": str(len(data))})
+        await response.prepare(request)
+        await response.write(data[: len(data) // 2])
+        await asyncio.sleep(0.01)  # let the first half reach the client
+        transport = request.transport
+        if transport is not None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:  # close with a RST, not a FIN
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+        return response
+
+    async def _drip(self, request: web.Request, data: bytes, fault: Fault) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": str(len(data))})
+        await response.prepare(request)
+        size = max(1, fault.drip_size)
+        try:
+            for start in range(0, len(data), size):
+                if start:
+                    await _pause(request, fault.drip)
+                await response.write(data[start : start + size])
+            await response.write_eof()
+        except (ConnectionError, RuntimeError):  # the client hung up
+            pass
+        return response
 
     async def _endless(self, request: web.Request, path: str, data: bytes) -> web.StreamResponse:
         response = web.StreamResponse()
@@ -137,3 +203,12 @@ class RemoteServer:
                 self.bytes_sent[path] += len(chunk)
         except (ConnectionError, RuntimeError):  # the client hung up
             return response
+
+
+async def _pause(request: web.Request, seconds: float) -> None:
+    """Sleep ``seconds``, or less if the client hangs up meanwhile (nothing is left to answer)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if request.transport is None or request.transport.is_closing():
+            return
+        await asyncio.sleep(min(left, 0.02))
