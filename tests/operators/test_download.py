@@ -32,7 +32,8 @@ def _sync(db, storage, server: RemoteServer, files: dict[str, bytes], **options)
 @pytest.mark.parametrize("n", [1, 2, 4])
 def test_at_most_n_downloads_in_flight(db, storage, n):
     files = _files(3 * n)
-    server = RemoteServer(files, delay=0.1)
+    # Each response is held 0.2 s, so the n transfers the limit allows are all seen in flight at once.
+    server = RemoteServer(files, delay=0.2)
     result = _sync(db, storage, server, files, pipeline=[ops.dedup(), ops.download(n=n), ops.save()])
     assert result.added == 3 * n
     assert server.max_in_flight == n
@@ -41,7 +42,7 @@ def test_at_most_n_downloads_in_flight(db, storage, n):
 
 def test_the_remote_setting_is_the_default_limit(db, storage):
     files = _files(9)
-    server = RemoteServer(files, delay=0.1)
+    server = RemoteServer(files, delay=0.2)
     result = _sync(db, storage, server, files, remote={"download_concurrency": 3})
     assert result.added == 9 and server.max_in_flight == 3
 
