@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import StaticPool
 
 from pendingops.db.schema import Base
@@ -125,13 +125,13 @@ def open_database(url: str, *, create: bool = True) -> Database:
     """Open (and by default create the schema of) the database at ``url``.
 
     A bare filesystem path is taken as an SQLite file. Raises ``DatabaseError`` with a one-line
-    reason when the URL is malformed or the server cannot be reached.
+    reason when the URL is malformed, the server cannot be reached or the file is not a database.
     """
     if "://" not in url:
         url = "sqlite:///" + os.path.abspath(url)
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number...
         raise DatabaseError(f"invalid database URL {url!r}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
         engine = _sqlite_engine(parsed.render_as_string(hide_password=False), parsed.database)
@@ -145,7 +145,7 @@ def open_database(url: str, *, create: bool = True) -> Database:
     if create:
         try:
             db.create_schema()
-        except OperationalError as exc:
+        except DBAPIError as exc:  # unreachable server, refused login, a file that is not a database...
             db.close()
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise DatabaseError(
