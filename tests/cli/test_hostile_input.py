@@ -237,11 +237,6 @@ def test_an_unreachable_database(env: Env, db_kind: str) -> None:
     assert not env.storage.exists() or [p for p in env.storage.rglob("*") if p.is_file()] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open_database turns only OperationalError into a DatabaseError; SQLite's 'file is not a database' "
-    "is reported as an internal error (exit 1)",
-)
 def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
     junk = tmp_path / "junk.db"
     content = hashlib.sha512(b"junk").digest() * 64
