@@ -159,7 +159,8 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
     if not in_memory:
         folder = os.path.dirname(os.path.abspath(database or ""))
         if not os.path.isdir(folder):
-            raise DatabaseError(f"cannot open database {url}: folder {folder} does not exist")
+            problem = "is not a folder" if os.path.exists(folder) else "does not exist"
+            raise DatabaseError(f"cannot open database {url}: {folder} {problem}")
     kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
     if in_memory:
         kwargs["poolclass"] = StaticPool

@@ -212,10 +212,21 @@ class Fetcher:
             raise DownloadError(f"{url}: too many redirects", retryable=False) from None
         except aiohttp.InvalidURL as exc:
             raise DownloadError(f"{url}: invalid URL ({exc})", retryable=False) from None
-        except TimeoutError:
-            raise DownloadError(f"{url}: timed out", retryable=True) from None
+        except TimeoutError as exc:
+            raise DownloadError(f"{url}: timed out ({self._timeout_kind(exc)})", retryable=True) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise DownloadError(f"{url}: {type(exc).__name__}: {exc}", retryable=True) from None
+
+    def _timeout_kind(self, exc: TimeoutError) -> str:
+        """Which of the remote's timeouts fired, as far as the HTTP client tells."""
+        remote = self.remote
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return f"no connection within connect_timeout={remote.connect_timeout:g} s"
+        if isinstance(exc, aiohttp.SocketTimeoutError):
+            return f"no data for read_timeout={remote.read_timeout:g} s"
+        if remote.total_timeout is not None:
+            return f"total_timeout={remote.total_timeout:g} s"
+        return "timeout"
 
 
 async def _file_body(url: str) -> AsyncIterator[bytes]:

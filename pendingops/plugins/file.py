@@ -35,6 +35,8 @@ from pendingops.remote import RemoteConfig
 
 MANIFEST_NAME = "PULP_MANIFEST"
 #: sizes above this are refused as absurd (it is also the largest exact integer of a float)
+#: a manifest larger than this is refused (a remote streaming forever must not fill the disk)
+MAX_MANIFEST_BYTES = 4 * 1024**3
 MAX_FILE_SIZE = 2**53
 #: longer lines are refused unread: a 4096-byte path, a digest and a size fit with room to spare
 MAX_LINE_BYTES = 8192
@@ -196,7 +198,7 @@ class FilePlugin:
             raise ManifestError(f"unsupported manifest URL {url!r}: use http, https or file")
         local, scratch = workdir / MANIFEST_NAME, workdir / "manifest-paths.sqlite"
         try:
-            await fetcher.fetch_file(url, local)
+            await fetcher.fetch_file(url, local, max_size=MAX_MANIFEST_BYTES)
             try:
                 total = await asyncio.to_thread(check_manifest, local, scratch)
             except ManifestError as exc:

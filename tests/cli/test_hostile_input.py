@@ -226,7 +226,7 @@ def test_an_unreachable_database(env: Env, db_kind: str) -> None:
         blocker = env.root / "a-file"
         blocker.write_bytes(b"not a folder\n")
         url = f"sqlite:///{blocker / DB_FILE}"
-        problem = rf"cannot open database {re.escape(url)}: folder {re.escape(str(blocker))} does not exist"
+        problem = rf"cannot open database {re.escape(url)}: {re.escape(str(blocker))} is not a folder"
     before = env.snapshot()
     with ServerThread(FILES) as server:
         done = env.run("sync", server.manifest_url, "--repo", "r", "--quiet", db_url=url)

@@ -29,7 +29,7 @@ def test_a_file_that_is_not_a_database(tmp_path):
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("sqlite:////no/such/folder/x.db", "folder /no/such/folder does not exist"),
+        ("sqlite:////no/such/folder/x.db", "/no/such/folder does not exist"),
         ("mysql://localhost/x", "unsupported database 'mysql'"),
         ("postgresql://[::1/x", "invalid database URL"),
         ("postgresql://localhost:port/x", "invalid database URL"),

@@ -163,8 +163,8 @@ LASTING = {
     "HTTP 429": (Fault(status=429), r"HTTP 429 Too Many Requests"),
     "connection reset mid-body": (Fault(reset=True), r"(not completed|reset by peer|Disconnected)"),
     "short body": (Fault(truncate=True), r"ClientPayloadError: Response payload is not completed"),
-    "stalled before the body": (Fault(stall=STALL), r"timed out"),
-    "dripping body": (Fault(drip=DRIP), r"timed out"),
+    "stalled before the body": (Fault(stall=STALL), r"timed out \(no data for read_timeout=0.2 s\)"),
+    "dripping body": (Fault(drip=DRIP), r"timed out \(no data for read_timeout=0.2 s\)"),
     "wrong bytes": (Fault(wrong_bytes=True), rf"sha256 mismatch \(expected {_sha(FILES[BIG])}, got [0-9a-f]{{64}}\)"),
     "HTML page shorter than the file": (Fault(html=True), rf"got {len(HTML_PAGE)} bytes, expected {len(FILES[BIG])}"),
 }
@@ -249,7 +249,7 @@ def test_a_body_dripping_within_the_read_timeout_is_not_cut(db: Database, storag
 def test_the_total_timeout_cuts_a_body_that_keeps_dripping(db: Database, storage: LocalStorage) -> None:
     result, server, _ = _run(db, storage, {BIG: Fault(drip=0.05, drip_size=64)}, retries=1, total_timeout=0.3)
     assert server.requests[BIG] == 2
-    assert _reason(result, BIG) == f"{server.base_url}{BIG}: timed out (after 2 attempts)"
+    assert _reason(result, BIG) == f"{server.base_url}{BIG}: timed out (total_timeout=0.3 s) (after 2 attempts)"
     assert_outcome(db, storage, result, failed={BIG})
 
 
@@ -257,7 +257,8 @@ def test_under_the_fail_policy_a_stalled_body_fails_the_sync(db: Database, stora
     async def scenario() -> RemoteServer:
         async with RemoteServer(dict(FILES), faults={BIG: Fault(stall=STALL)}) as server:
             remote = _remote(server, retries=1)
-            with pytest.raises(SyncFailed, match=rf"file {BIG}, .*download failed: .*timed out \(after 2 attempts\)"):
+            reason = rf"file {BIG}, .*download failed: .*timed out \(.+\) \(after 2 attempts\)"
+            with pytest.raises(SyncFailed, match=reason):
                 await sync_remote(FilePlugin(), remote, db=db, storage=storage, repository="r")
             return server
 
@@ -383,8 +384,8 @@ def test_every_fault_at_once_then_a_rerun_against_the_healed_remote(db: Database
         "f03.bin": r"HTTP 429 Too Many Requests \(after 2 attempts\)",
         "f04.bin": r".*\(after 2 attempts\)",
         "f05.bin": r"ClientPayloadError: .*\(after 2 attempts\)",
-        "f06.bin": r"timed out \(after 2 attempts\)",
-        "f07.bin": r"timed out \(after 2 attempts\)",
+        "f06.bin": r"timed out \(.+\) \(after 2 attempts\)",
+        "f07.bin": r"timed out \(.+\) \(after 2 attempts\)",
         "f08.bin": r"sha256 mismatch .*\(after 2 attempts\)",
         "f09.bin": rf"body is larger than the expected {size} bytes",
         "f10.bin": r"too many redirects",
@@ -440,8 +441,8 @@ def _sync_with_manifest_fault(db: Database, storage: LocalStorage, fault: Fault)
 @pytest.mark.parametrize(
     ("fault", "requests", "error", "message"),
     [
-        (Fault(stall=STALL), 3, DownloadError, r"PULP_MANIFEST: timed out \(after 3 attempts\)"),
-        (Fault(drip=DRIP), 3, DownloadError, r"PULP_MANIFEST: timed out \(after 3 attempts\)"),
+        (Fault(stall=STALL), 3, DownloadError, r"PULP_MANIFEST: timed out \(.+\) \(after 3 attempts\)"),
+        (Fault(drip=DRIP), 3, DownloadError, r"PULP_MANIFEST: timed out \(.+\) \(after 3 attempts\)"),
         (Fault(status=404), 1, DownloadError, r"PULP_MANIFEST: HTTP 404 Not Found"),
         (Fault(redirect_loop=True), None, DownloadError, r"PULP_MANIFEST: too many redirects"),
         (Fault(html=True), 1, ManifestError, r"line 1: this is an HTML page, not a PULP_MANIFEST"),
