@@ -211,16 +211,23 @@ class SyncContext:
         finally:
             self._lock.release()
             self._store_lock.release()
-            if self._on_progress is not None:
-                self._on_progress(self.progress.snapshot(finished=True))
+            self._report_progress(finished=True)
         if forgot_run is not None and exc is forgot_run:
             raise forgot_run
 
     async def _tick(self) -> None:
-        assert self._on_progress is not None
-        while True:
+        while self._on_progress is not None:
             await asyncio.sleep(self._progress_interval)
-            self._on_progress(self.progress.snapshot())
+            self._report_progress()
+
+    def _report_progress(self, *, finished: bool = False) -> None:
+        if self._on_progress is None:
+            return
+        try:
+            self._on_progress(self.progress.snapshot(finished=finished))
+        except Exception:  # a broken display must not stop the sync, nor go unnoticed
+            logger.exception("the on_progress callback failed; progress reports stop")
+            self._on_progress = None
 
     def _register(self, conn: Any) -> tuple[int, int]:
         return ensure_repository(conn, self.repository), ensure_remote(conn, self.remote)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import pytest
 import reactivex
@@ -279,3 +280,22 @@ def test_the_failure_report_is_capped_but_the_count_is_exact(db, storage):
     assert result.failed_count == 1005 and len(result.failures) == 1000
     assert {(f.stage, f.reason) for f in result.failures} == {("enrich", "refused")}
     assert not result.created
+
+
+def test_a_failing_progress_callback_does_not_fail_the_sync(db, storage, caplog) -> None:
+    def broken(snapshot: object) -> None:
+        raise RuntimeError("display gone")
+
+    async def scenario() -> SyncContext:
+        units = file_units("file:///nowhere/PULP_MANIFEST", {"a": b"1", "b": b"2"})
+        remote = RemoteConfig(url="file:///nowhere/PULP_MANIFEST", policy="on_demand")
+        async with SyncContext(db, storage, remote, "r", on_progress=broken, progress_interval=0.001) as sync:
+            await asyncio.sleep(0.01)  # let the ticker call the callback
+            await sync.run(sync.source(units).pipe(ops.dedup(), ops.save()))
+        return sync
+
+    with caplog.at_level("ERROR", logger="pendingops"):
+        sync = asyncio.run(scenario())
+    assert sync.result is not None and sync.result.added == 2
+    assert version_content(db, "r") == {(p, hashlib.sha256(d).hexdigest()) for p, d in {"a": b"1", "b": b"2"}.items()}
+    assert caplog.text.count("on_progress callback failed") == 1

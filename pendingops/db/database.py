@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,8 @@ T = TypeVar("T")
 #: bound variables per statement we allow ourselves; SQLite >= 3.32 accepts 32766, PostgreSQL 65535
 _SQLITE_MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 _POSTGRES_MAX_PARAMS = 65535
+#: the password part of ``scheme://user:password@host``, hidden in error messages
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 _SCHEMA_LOCK_KEY = 0x70656E64736368  # "pendsch"
 
 
@@ -132,7 +135,8 @@ def open_database(url: str, *, create: bool = True) -> Database:
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number...
-        raise DatabaseError(f"invalid database URL {url!r}: {exc}") from None
+        shown = _PASSWORD.sub(r"\1***@", url)
+        raise DatabaseError(f"invalid database URL {shown!r}: {str(exc).replace(url, shown)}") from None
     if parsed.get_backend_name() == "sqlite":
         engine = _sqlite_engine(parsed.render_as_string(hide_password=False), parsed.database)
     elif parsed.get_backend_name() == "postgresql":

@@ -40,3 +40,10 @@ def test_bad_urls_are_one_line_errors(url, message):
     with pytest.raises(DatabaseError, match=message) as caught:
         open_database(url)
     assert "\n" not in str(caught.value)
+
+
+def test_a_bad_url_is_reported_without_its_password() -> None:
+    with pytest.raises(DatabaseError) as caught:
+        open_database("postgresql://user:s3cret@127.0.0.1:notaport/db")
+    assert "s3cret" not in str(caught.value)
+    assert "user:***@" in str(caught.value)
