@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from tests.loopback import LoopbackServer
+
 
 @dataclass
 class Fault:
@@ -49,7 +51,7 @@ HTML_PAGE = (
 
 
 @dataclass
-class RemoteServer:
+class RemoteServer(LoopbackServer):
     """Serves ``files`` (relative path -> bytes) and a PULP_MANIFEST listing them."""
 
     files: dict[str, bytes] = field(default_factory=dict)
@@ -68,28 +70,10 @@ class RemoteServer:
     _runner: web.AppRunner | None = None
     base_url: str = ""
 
-    async def start(self) -> str:
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/{path:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base_url = f"http://127.0.0.1:{port}/"
-        return self.base_url
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> RemoteServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+        return app
 
     @property
     def manifest_url(self) -> str:

@@ -34,6 +34,7 @@ from pendingops import (
 from pendingops import operators as ops
 from pendingops.plugins.file import FileContent
 from tests.conftest import assert_no_duplicate_rows, count_rows, version_content
+from tests.loopback import LoopbackServer
 
 REPO = "custom"
 #: batches flush only when full or when upstream completes, so batch boundaries are exact
@@ -41,7 +42,7 @@ EXACT_BATCHES = {"batch_wait": 60.0, "batch_max_wait": 120.0}
 
 
 @dataclass
-class FileServer:
+class FileServer(LoopbackServer):
     """Serves ``files`` under ``/files/``, licenses one at a time (``GET /license/{path}``) or
     for many files at once (``POST /licenses`` with a JSON list of paths); counts and logs it all.
 
@@ -60,22 +61,12 @@ class FileServer:
     base_url: str = ""
     _runner: web.AppRunner | None = None
 
-    async def __aenter__(self) -> FileServer:
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/files/{path:.*}", self._file)
         app.router.add_get("/license/{path:.*}", self._license)
         app.router.add_post("/licenses", self._licenses)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base_url = f"http://127.0.0.1:{port}/"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._runner is not None
-        await self._runner.cleanup()
+        return app
 
     async def _file(self, request: web.Request) -> web.Response:
         path = request.match_info["path"]

@@ -20,6 +20,8 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from tests.loopback import LoopbackServer
+
 Key = tuple[str, str]
 
 
@@ -63,7 +65,7 @@ def cookbook(name: str, version: str, *, tag: str = "", **options: Any) -> tuple
 
 
 @dataclass
-class CookbookServer:
+class CookbookServer(LoopbackServer):
     """Serves ``cookbooks`` ((name, version) -> CookbookVersion) like a Supermarket does.
 
     ``metadata_faults`` / ``tarball_faults`` map a version to the HTTP status to answer instead;
@@ -89,30 +91,12 @@ class CookbookServer:
     base_url: str = ""
     _runner: web.AppRunner | None = None
 
-    async def start(self) -> str:
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/universe", self._universe)
         app.router.add_get("/api/v1/cookbooks/{name}/versions/{version}", self._metadata)
         app.router.add_get("/{path:.*}", self._tarball)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base_url = f"http://127.0.0.1:{port}/"
-        return self.base_url
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> CookbookServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+        return app
 
     def tarball_path(self, key: Key) -> str:
         name, version = key
