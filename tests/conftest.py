@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import sqlite3
@@ -18,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pendingops import Database, LocalStorage, PendingContent, open_database
+from pendingops import Database, LocalStorage, PendingContent, RemoteConfig, declarative_version, open_database
 from pendingops.db.schema import Artifact, Content, RepositoryContent
 from pendingops.db.versions import find_repository, latest_version, list_versions, membership_filter
 from pendingops.plugins import file as file_plugin  # registers the file content table before create_all
@@ -137,6 +138,28 @@ def file_units(manifest_url: str, files: dict[str, bytes]) -> list[PendingConten
 def file_set(files: dict[str, bytes]) -> set[tuple[str, str]]:
     """The (relative_path, sha256) pairs a version syncing ``files`` holds."""
     return {(path, hashlib.sha256(data).hexdigest()) for path, data in files.items()}
+
+
+def sync_served(
+    db: Database, storage: LocalStorage, server: Any, pipeline: Any, files: dict[str, bytes], **options: Any
+) -> Any:
+    """Start ``server`` (a RemoteServer), sync ``files`` from it through ``pipeline``, return the result."""
+
+    async def scenario() -> Any:
+        async with server:
+            units = file_units(server.manifest_url, files)
+            return await declarative_version(
+                units,
+                db=db,
+                storage=storage,
+                remote=RemoteConfig(url=server.manifest_url),
+                repository="r",
+                pipeline=pipeline,
+                batch_wait=0.01,
+                **options,
+            )
+
+    return asyncio.run(scenario())
 
 
 def version_content(db: Database, repository: str, number: int | None = None) -> set[tuple[str, str]]:

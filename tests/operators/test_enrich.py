@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from pendingops import PendingContent, RemoteConfig, UnitError, declarative_version
+from pendingops import PendingContent, UnitError
 from pendingops import operators as ops
-from tests.conftest import file_set, file_units, version_content
+from tests.conftest import file_set, sync_served, version_content
 from tests.remote_server import RemoteServer
 
 FILES = {f"f{i:02}": f"file {i}".encode() for i in range(12)}
@@ -20,21 +20,7 @@ def _path(unit: PendingContent) -> str:
 
 
 def _sync(db, storage, server: RemoteServer, pipeline, files=FILES, **options):
-    async def scenario():
-        async with server:
-            units = file_units(server.manifest_url, files)
-            return await declarative_version(
-                units,
-                db=db,
-                storage=storage,
-                remote=RemoteConfig(url=server.manifest_url),
-                repository="r",
-                pipeline=pipeline,
-                batch_wait=0.01,
-                **options,
-            )
-
-    return asyncio.run(scenario())
+    return sync_served(db, storage, server, pipeline, files, **options)
 
 
 def test_an_enrich_failure_fails_only_its_unit(db, storage):

@@ -6,9 +6,9 @@ import asyncio
 
 from reactivex import operators as rx_ops
 
-from pendingops import PendingContent, RemoteConfig, declarative_version
+from pendingops import PendingContent
 from pendingops import operators as ops
-from tests.conftest import file_set, file_units, version_content
+from tests.conftest import file_set, sync_served, version_content
 from tests.remote_server import RemoteServer
 
 FILES = {f"f{i:02}": f"file {i}".encode() for i in range(20)}
@@ -16,22 +16,7 @@ FILES = {f"f{i:02}": f"file {i}".encode() for i in range(20)}
 
 def _sync(db, storage, pipeline, files=FILES, **options):
     server = RemoteServer(files)
-
-    async def scenario():
-        async with server:
-            units = file_units(server.manifest_url, files)
-            return await declarative_version(
-                units,
-                db=db,
-                storage=storage,
-                remote=RemoteConfig(url=server.manifest_url),
-                repository="r",
-                pipeline=pipeline,
-                batch_wait=0.01,
-                **options,
-            )
-
-    return asyncio.run(scenario()), server
+    return sync_served(db, storage, server, pipeline, files, **options), server
 
 
 def test_every_operator_emits_each_unit_exactly_once(db, storage):
