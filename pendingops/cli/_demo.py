@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -118,8 +120,15 @@ async def _demo(settings: Any, count: int) -> int:
             elif old[path] != new[path]:
                 print(f"  ~ {path} (new content: a new unit replaces the old one)")
     print(f"\nDatabase: {settings.db_url}\nStorage:  {settings.storage_dir}")
-    print("Try: pendingops versions demo; pendingops content demo --json; pendingops export demo /tmp/demo-export")
+    command = _command_name()
+    print(f"Try: {command} versions demo; {command} content demo --json; {command} export demo /tmp/demo-export")
     return 0
+
+
+def _command_name() -> str:
+    """How to call this program again: its bare name when it is on PATH, else the path it ran from."""
+    invoked = Path(sys.argv[0])
+    return invoked.name if shutil.which(invoked.name) == str(invoked.absolute()) else str(invoked)
 
 
 def run_demo(settings: Any, count: int) -> int:
