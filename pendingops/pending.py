@@ -100,6 +100,8 @@ class PendingContent:
     extra: dict[str, Any] = field(default_factory=dict)
     #: bytes of this unit's downloads counted against the sync's byte budget until it is done
     held_bytes: int = 0
+    _digested_key: tuple[Any, ...] | None = field(default=None, repr=False)
+    _digest: str | None = field(default=None, repr=False)
 
     @property
     def failed(self) -> bool:
@@ -113,16 +115,23 @@ class PendingContent:
 
     def natural_key(self) -> tuple[Any, ...] | None:
         """The natural-key values, or None while one of them is still unknown."""
-        names = self.content_type.natural_key_fields()
-        values = tuple(self.fields.get(name) for name in names)
-        return None if any(v is None for v in values) else values
+        fields = self.fields
+        values = tuple([fields.get(name) for name in self.content_type.natural_key])
+        return None if None in values else values
 
     def key_digest(self) -> str:
-        """A stable digest of (content type, natural key): the database's uniqueness handle."""
+        """A stable digest of (content type, natural key): the database's uniqueness handle.
+
+        Computed again only when the key's values change (a plugin may complete them late).
+        """
         key = self.natural_key()
         if key is None:
             raise PendingInputError(f"{self.describe()}: natural key is incomplete")
-        return natural_key_digest(self.content_type.content_type_name(), key)
+        if self._digested_key != key:
+            self._digest = natural_key_digest(self.content_type.content_type_name(), key)
+            self._digested_key = key
+        assert self._digest is not None
+        return self._digest
 
     def describe(self) -> str:
         """A short human name for error messages and reports."""

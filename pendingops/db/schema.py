@@ -101,10 +101,6 @@ class Content(Base):
         super().__init_subclass__(**kwargs)
 
     @classmethod
-    def natural_key_fields(cls) -> tuple[str, ...]:
-        return cls.natural_key
-
-    @classmethod
     def content_type_name(cls) -> str:
         return str(cls.__mapper_args__["polymorphic_identity"])
 

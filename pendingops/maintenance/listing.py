@@ -132,7 +132,7 @@ def _page(conn: Connection, repo_id: int, number: int, after: int, types: dict[s
     for row in rows:
         cls = types.get(row.content_type)
         values = fields.get(row.id, {})
-        key = {name: values.get(name) for name in cls.natural_key_fields()} if cls else {}
+        key = {name: values.get(name) for name in cls.natural_key} if cls else {}
         units.append(StoredUnit(row.id, row.content_type, values, key, files.get(row.id, [])))
     return units
 

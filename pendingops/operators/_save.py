@@ -22,7 +22,7 @@ def _needs_saving(ctx: SyncContext, unit: PendingContent) -> bool:
 
 
 def _unsaveable(ctx: SyncContext, unit: PendingContent) -> str | None:
-    missing = [name for name in unit.content_type.natural_key_fields() if unit.fields.get(name) is None]
+    missing = [name for name in unit.content_type.natural_key if unit.fields.get(name) is None]
     if missing:
         return f"natural key field(s) {', '.join(missing)} still unknown at save"
     if ctx.remote.policy == "immediate":
