@@ -199,15 +199,11 @@ class SyncContext:
         try:
             await self.fetcher.close()
             if exc is None:
-                added, removed = await self.db.run(finish_version, self.repository_id, self.version, mirror=self.mirror)
+                added, removed, info = await self.db.run(self._complete)
                 self.progress.add("removed", removed)
-                number = self.version.number if (added or removed) else self.version.base_number
-                info = await self.db.run(version_info, self.repository, number)
                 self.result = SyncResult(info, bool(added or removed), added, removed, self.failed_count, self.failures)
-                await self.db.run(self._end_run, "completed", info.number if added or removed else None, None)
             else:
-                await self.db.run(discard_version, self.repository_id, self.version)
-                await self.db.run(self._end_run, "failed", None, str(exc) or type(exc).__name__)
+                await self.db.run(self._abandon, str(exc) or type(exc).__name__)
         finally:
             self._lock.release()
             self._store_lock.release()
@@ -240,7 +236,22 @@ class SyncContext:
             .returning(table.c.id)
         ).scalar_one()
 
-    def _end_run(self, conn: Any, state: str, number: int | None, error: str | None) -> None:
+    def _complete(self, conn: Any) -> tuple[int, int, VersionInfo]:
+        """Finish the version and record the run, in one transaction: visible and recorded together."""
+        assert self.version is not None
+        added, removed = finish_version(conn, self.repository_id, self.version, mirror=self.mirror)
+        created = bool(added or removed)
+        info = version_info(conn, self.repository, self.version.number if created else self.version.base_number)
+        self._end_run(conn, "completed", info.number if created else None, None, removed=removed)
+        return added, removed, info
+
+    def _abandon(self, conn: Any, error: str) -> None:
+        """Discard the version (downloaded artifacts stay) and record why, in one transaction."""
+        assert self.version is not None
+        discard_version(conn, self.repository_id, self.version)
+        self._end_run(conn, "failed", None, error)
+
+    def _end_run(self, conn: Any, state: str, number: int | None, error: str | None, *, removed: int = 0) -> None:
         runs = SyncRun.__table__
         conn.execute(
             runs.update()
@@ -254,7 +265,13 @@ class SyncContext:
             )
         )
         rows = [
-            {"sync_run_id": self._run_id, "stage": name, "done": s.done, "total": s.total, "bytes": s.bytes}
+            {
+                "sync_run_id": self._run_id,
+                "stage": name,
+                "done": s.done + (removed if name == "removed" else 0),
+                "total": s.total,
+                "bytes": s.bytes,
+            }
             for name, s in self.progress.stages.items()
         ]
         conn.execute(ProgressReport.__table__.insert(), rows)
