@@ -29,6 +29,8 @@ def human_bytes(count: int) -> str:
 
 
 def human_seconds(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds:.2f} s"
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, secs = divmod(int(seconds), 60)
