@@ -33,11 +33,24 @@ def _insert_ignore_returning(
 def save_units(
     conn: Connection, db: Database, storage: ArtifactStorage, units: Sequence[PendingContent], remote_id: int
 ) -> None:
-    """Save a batch of units with all their rows, in the caller's transaction."""
+    """Save a batch of units with all their rows, in the caller's transaction.
+
+    Content is immutable: a unit whose content is already stored but declares an artifact that
+    content does not have is failed (its natural key should have changed), never silently
+    saved without that artifact.
+    """
     _save_artifacts(conn, db, storage, units)
     new_content = _save_content(conn, db, units)
     _save_content_artifacts(conn, db, units, new_content)
-    _save_remote_artifacts(conn, db, units, remote_id)
+    for unit in units:
+        unlinked = [a.relative_path for a in unit.artifacts if a.content_artifact_id is None]
+        if unlinked:
+            unit.fail(
+                "save",
+                f"content already stored under this natural key has no artifact {', '.join(map(repr, unlinked))}; "
+                "stored content never changes, so a changed artifact needs a changed natural key",
+            )
+    _save_remote_artifacts(conn, db, [u for u in units if not u.failed], remote_id)
 
 
 def _save_artifacts(conn: Connection, db: Database, storage: ArtifactStorage, units: Sequence[PendingContent]) -> None:

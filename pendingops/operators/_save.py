@@ -46,7 +46,7 @@ async def _work(ctx: SyncContext, units: list[PendingContent]) -> None:
             ready.append(unit)
     if ready:
         await ctx.db.run(_save, ctx, ready)
-        ctx.progress.add("saved", len(ready))
+        ctx.progress.add("saved", sum(1 for unit in ready if not unit.failed))
 
 
 def save() -> Operator:

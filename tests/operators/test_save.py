@@ -9,9 +9,17 @@ from sqlalchemy import select
 
 from pendingops import PendingArtifact, PendingContent, RemoteConfig, SyncFailed, declarative_version
 from pendingops import operators as ops
-from pendingops.db.schema import Artifact, Content
+from pendingops.db.schema import Artifact, Content, ContentArtifact
 from pendingops.plugins.file import FileContent, file_url
-from tests.conftest import StrictContent, count_rows, file_set, file_units, version_content, version_numbers
+from tests.conftest import (
+    StrictContent,
+    count_rows,
+    file_set,
+    file_unit,
+    file_units,
+    version_content,
+    version_numbers,
+)
 from tests.remote_server import RemoteServer
 
 FILES = {f"f{i:02}": f"file {i}".encode() for i in range(8)}
@@ -102,3 +110,26 @@ def test_a_key_completed_after_download_is_saved_once(db, storage):
     again, _ = _run(db, storage, units_for, pipeline=pipeline())
     assert not again.created
     assert count_rows(db, Content) == count_rows(db, Artifact) == 8
+
+
+def test_stored_content_declared_with_a_new_artifact_fails_instead_of_losing_it(db, storage):
+    url = "http://127.0.0.1:9/PULP_MANIFEST"  # on demand: nothing is fetched
+    remote = RemoteConfig(url=url, policy="on_demand")
+    first = file_unit(url, "a.txt", b"a")
+
+    def changed() -> PendingContent:  # a.txt again, now claiming a second file
+        unit = file_unit(url, "a.txt", b"a")
+        unit.artifacts.append(PendingArtifact(url=url + "extra", relative_path="extra.bin", size=1))
+        return unit
+
+    async def run(units, **options):
+        return await declarative_version(units, db=db, storage=storage, remote=remote, repository="r", **options)
+
+    assert asyncio.run(run([first])).added == 1
+    result = asyncio.run(run([changed(), file_unit(url, "b.txt", b"b")], on_error="skip"))
+    assert result.added == 1 and result.failed_count == 1
+    failure = result.failures[0]
+    assert failure.stage == "save" and "'extra.bin'" in failure.reason and "natural key" in failure.reason
+    assert count_rows(db, ContentArtifact) == 2  # a.txt's and b.txt's; no row for the undeclared path
+    with pytest.raises(SyncFailed, match=r"extra\.bin"):
+        asyncio.run(run([changed()]))
