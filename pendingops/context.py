@@ -38,7 +38,7 @@ from pendingops.db.versions import (
     version_info,
 )
 from pendingops.download.fetcher import Fetcher
-from pendingops.pending import PendingContent
+from pendingops.pending import PendingContent, describe_error
 from pendingops.progress import Progress, ProgressListener
 from pendingops.remote import RemoteConfig
 from pendingops.storage.base import ArtifactStorage
@@ -361,7 +361,9 @@ class SyncContext:
 
         def on_error(exc: Exception) -> None:
             if not done.done():
-                done.set_exception(exc if isinstance(exc, SyncFailed) else SyncFailed(f"sync failed: {_describe(exc)}"))
+                done.set_exception(
+                    exc if isinstance(exc, SyncFailed) else SyncFailed(f"sync failed: {describe_error(exc)}")
+                )
 
         def on_completed() -> None:
             if not done.done():
@@ -378,11 +380,6 @@ class SyncContext:
         self.progress.add("failed")
         if len(self.failures) < _MAX_REPORTED_FAILURES:
             self.failures.append(UnitFailure(unit.describe(), unit.failed_stage or "?", unit.error or "?"))
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 async def _as_async_iterator(units: Any) -> Any:

@@ -18,6 +18,15 @@ class UnitError(Exception):
     """Raised by a pipeline step to fail one unit; the message is the reason reported."""
 
 
+def describe_error(exc: BaseException) -> str:
+    """One line naming an exception for reports: a UnitError's own message, else type and message."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    if isinstance(exc, UnitError) and first:
+        return first
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 class PendingInputError(ValueError):
     """A PendingContent or PendingArtifact was built from values that cannot be right."""
 

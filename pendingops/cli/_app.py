@@ -21,7 +21,7 @@ from pendingops.maintenance.export import ExportError, export_version
 from pendingops.maintenance.listing import iter_version_content, list_repositories
 from pendingops.maintenance.orphans import remove_orphans
 from pendingops.maintenance.verify import StorageProblem, verify_storage
-from pendingops.pending import PendingInputError
+from pendingops.pending import PendingInputError, describe_error
 from pendingops.plugins import PluginNotFound, available_plugins, get_plugin
 from pendingops.progress import ProgressSnapshot
 from pendingops.remote import POLICIES, RemoteConfig
@@ -180,9 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("PENDINGOPS_DEBUG"):
             raise
-        first_line = (str(exc).strip().splitlines() or [""])[0]
         print(
-            f"pendingops: internal error: {type(exc).__name__}: {first_line} (PENDINGOPS_DEBUG=1 shows the traceback)",
+            f"pendingops: internal error: {describe_error(exc)} (PENDINGOPS_DEBUG=1 shows the traceback)",
             file=sys.stderr,
         )
         return EXIT_FAILED

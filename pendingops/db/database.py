@@ -56,10 +56,6 @@ class Database:
         self._max_params = value
         self.engine.dialect.insertmanyvalues_max_parameters = value  # type: ignore[attr-defined]
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.dialect == "sqlite"
-
     def create_schema(self) -> None:
         """Create every table that does not exist yet, plugins' content tables included.
 

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, func, select
 
 from pendingops.db.database import Database
 from pendingops.db.schema import Artifact, Content, ContentArtifact, Repository, RepositoryContent, RepositoryVersion
-from pendingops.db.versions import find_repository, latest_version, membership_filter, version_info
+from pendingops.db.versions import find_repository, membership_filter, version_info
 
 _rc = RepositoryContent.__table__
 _content = Content.__table__
@@ -135,9 +135,3 @@ def _page(conn: Connection, repo_id: int, number: int, after: int, types: dict[s
         key = {name: values.get(name) for name in cls.natural_key} if cls else {}
         units.append(StoredUnit(row.id, row.content_type, values, key, files.get(row.id, [])))
     return units
-
-
-def version_numbers(conn: Connection, repository: str) -> tuple[int, int]:
-    """(repository id, latest complete version number)."""
-    repo_id = find_repository(conn, repository)
-    return repo_id, latest_version(conn, repo_id)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from pendingops.context import SyncContext
-from pendingops.operators._stage import Operator, batch_stage, describe_error, per_unit_stage
-from pendingops.pending import PendingContent
+from pendingops.operators._stage import Operator, batch_stage, per_unit_stage
+from pendingops.pending import PendingContent, describe_error
 
 UnitStep = Callable[[PendingContent], Awaitable[None]]
 BatchStep = Callable[[list[PendingContent]], Awaitable[None]]

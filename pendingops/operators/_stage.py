@@ -17,19 +17,10 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
 from pendingops.context import SyncContext, current_context
-from pendingops.pending import PendingContent, UnitError
+from pendingops.pending import PendingContent, describe_error
 
 Operator = Callable[[Observable[PendingContent]], Observable[PendingContent]]
 Wants = Callable[[SyncContext, PendingContent], bool]
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line naming an exception, for per-unit failure reports."""
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else ""
-    if isinstance(exc, UnitError) and first:
-        return first
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 class _Emitter:

@@ -12,7 +12,7 @@ from tests.conftest import count_rows
 def test_a_bare_path_is_an_sqlite_file(tmp_path):
     db = open_database(str(tmp_path / "plain.db"))
     try:
-        assert db.is_sqlite and count_rows(db, Repository) == 0
+        assert db.dialect == "sqlite" and count_rows(db, Repository) == 0
     finally:
         db.close()
     assert (tmp_path / "plain.db").exists()
