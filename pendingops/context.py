@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -155,6 +155,8 @@ class SyncContext:
         self._store_lock: StoreLock | None = None
         self._token: contextvars.Token[SyncContext] | None = None
         self._ran = False
+        #: why ``run`` failed; a context whose run failed can only discard its version
+        self._run_error: BaseException | None = None
         self._run_id = 0
         self._ticker: asyncio.Task[None] | None = None
 
@@ -163,21 +165,17 @@ class SyncContext:
     async def __aenter__(self) -> SyncContext:
         self.repository_id, self.remote_id = await self.db.run(self._register)
         self._store_lock = StoreLock(self.db, shared=True)
-        await self._store_lock.acquire(wait=self._wait_for_lock)
         self._lock = RepositoryLock(self.db, self.repository_id)
         try:
+            await self._store_lock.acquire(wait=self._wait_for_lock)
             await self._lock.acquire(wait=self._wait_for_lock)
-        except BaseException:
-            self._store_lock.release()
-            raise
-        try:
             self.version = await self.db.run(begin_version, self.repository_id)
             self._run_id = await self.db.run(self._start_run)
-        except BaseException:
-            self._lock.release()
-            self._store_lock.release()
+            removed = await asyncio.to_thread(self.storage.remove_stale_temp_files)
+        except BaseException as exc:
+            # Undo whatever was taken, even when cancelled (a deadline on the sync) half way.
+            await _uninterruptible(self._undo_enter(exc))
             raise
-        removed = await asyncio.to_thread(self.storage.remove_stale_temp_files)
         if removed:
             logger.info("removed %d temporary file(s) left by an interrupted sync", removed)
         self._window = asyncio.Semaphore(self.window)
@@ -185,6 +183,21 @@ class SyncContext:
         if self._on_progress is not None:
             self._ticker = asyncio.create_task(self._tick())
         return self
+
+    async def _undo_enter(self, exc: BaseException) -> None:
+        try:
+            if self.version is not None:
+                await self.db.run(self._abandon, describe_error(exc))
+        finally:
+            self._release_locks()
+
+    def _release_locks(self) -> None:
+        for lock in (self._lock, self._store_lock):
+            if lock is not None and lock.held:
+                try:
+                    lock.release()
+                except Exception:  # the lock's connection is gone, and with it the lock
+                    logger.warning("could not release %s cleanly", type(lock).__name__, exc_info=True)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -195,21 +208,26 @@ class SyncContext:
         if self._ticker is not None:
             self._ticker.cancel()
         forgot_run = SyncFailed("the sync context was left without calling run()") if not self._ran else None
-        exc = exc or forgot_run
+        failure = exc or self._run_error or forgot_run
+        # Finishing or discarding the version, then letting go of the locks, happens whole: a
+        # cancellation meanwhile is held back until both are done, so no lock is ever released with
+        # an incomplete version still in the database.
+        await _uninterruptible(self._finish(failure))
+        if exc is None and failure is not None:
+            raise failure
+
+    async def _finish(self, failure: BaseException | None) -> None:
         try:
             await self.fetcher.close()
-            if exc is None:
+            if failure is None:
                 added, removed, info = await self.db.run(self._complete)
                 self.progress.add("removed", removed)
                 self.result = SyncResult(info, bool(added or removed), added, removed, self.failed_count, self.failures)
             else:
-                await self.db.run(self._abandon, str(exc) or type(exc).__name__)
+                await self.db.run(self._abandon, str(failure) or type(failure).__name__)
         finally:
-            self._lock.release()
-            self._store_lock.release()
+            self._release_locks()
             self._report_progress(finished=True)
-        if forgot_run is not None and exc is forgot_run:
-            raise forgot_run
 
     async def _tick(self) -> None:
         while self._on_progress is not None:
@@ -249,7 +267,8 @@ class SyncContext:
         """Discard the version (downloaded artifacts stay) and record why, in one transaction."""
         assert self.version is not None
         discard_version(conn, self.repository_id, self.version)
-        self._end_run(conn, "failed", None, error)
+        if self._run_id:
+            self._end_run(conn, "failed", None, error)
 
     def _end_run(self, conn: Any, state: str, number: int | None, error: str | None, *, removed: int = 0) -> None:
         runs = SyncRun.__table__
@@ -340,6 +359,8 @@ class SyncContext:
         """
         from pendingops.operators._associate import associate
 
+        if self._run_error is not None:
+            raise SyncFailed(f"this sync already failed: {describe_error(self._run_error)}")
         self._ran = True
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
@@ -372,6 +393,10 @@ class SyncContext:
         subscription = pipeline.pipe(associate()).subscribe(on_next, on_error, on_completed)
         try:
             await done
+        except BaseException as exc:
+            # Remembered, so the version cannot be finished however the caller handles this.
+            self._run_error = self._run_error or exc
+            raise
         finally:
             subscription.dispose()
 
@@ -380,6 +405,22 @@ class SyncContext:
         self.progress.add("failed")
         if len(self.failures) < _MAX_REPORTED_FAILURES:
             self.failures.append(UnitFailure(unit.describe(), unit.failed_stage or "?", unit.error or "?"))
+
+
+async def _uninterruptible(work: Awaitable[None]) -> None:
+    """Run ``work`` to its end even if the caller is cancelled meanwhile; then pass the cancellation on."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done() and task.cancelled():
+                raise
+            cancelled = True
+    task.result()
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 async def _as_async_iterator(units: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 
 import pytest
 import reactivex
@@ -18,9 +19,11 @@ from pendingops import (
     UnitError,
     current_context,
     declarative_version,
+    open_database,
 )
 from pendingops import operators as ops
-from pendingops.db.schema import ProgressReport, RepositoryContent, SyncRun
+from pendingops.db.locks import LockBusy, RepositoryLock
+from pendingops.db.schema import ProgressReport, RepositoryContent, RepositoryVersion, SyncRun
 from pendingops.db.versions import associate_content, begin_version, ensure_repository, version_info
 from pendingops.db.writes import save_units
 from tests.conftest import count_rows, file_unit, file_units, version_content, version_numbers
@@ -299,3 +302,90 @@ def test_a_failing_progress_callback_does_not_fail_the_sync(db, storage, caplog)
     assert sync.result is not None and sync.result.added == 2
     assert version_content(db, "r") == {(p, hashlib.sha256(d).hexdigest()) for p, d in {"a": b"1", "b": b"2"}.items()}
     assert caplog.text.count("on_progress callback failed") == 1
+
+
+def _second_database(db):
+    """Another engine (and database thread) on the same database, as another process would have."""
+    return open_database(db.engine.url.render_as_string(hide_password=False), create=False)
+
+
+def test_a_run_failure_caught_inside_the_context_never_publishes_a_version(db, storage):
+    """Mirror, batch_size=5, the first unit fails in enrich, and the caller swallows SyncFailed inside the
+    block: the base version's 100 units stay the latest version; nothing is removed."""
+    assert _sync(db, storage, [_unit(i) for i in range(100)]).added == 100
+
+    async def fail_first(unit: PendingContent) -> None:
+        if unit.fields["relative_path"] == "dir/f0":
+            raise UnitError("refused")
+
+    caught: list[SyncFailed] = []
+
+    async def scenario() -> None:
+        async with SyncContext(db, storage, ON_DEMAND, "r", mirror=True, batch_size=5, **FAST) as sync:
+            units = sync.source([_unit(i) for i in range(100)])
+            try:
+                await sync.run(units.pipe(ops.enrich(fail_first), ops.dedup(), ops.save()))
+            except SyncFailed as exc:
+                caught.append(exc)
+            with pytest.raises(SyncFailed, match="already failed"):
+                await sync.run(sync.source([]))
+
+    with pytest.raises(SyncFailed, match="refused"):
+        asyncio.run(scenario())
+    assert len(caught) == 1
+    assert version_numbers(db, "r") == [0, 1]
+    assert len(version_content(db, "r")) == 100
+    with db.engine.connect() as conn:
+        states = conn.execute(select(SyncRun.__table__.c.state).order_by(SyncRun.__table__.c.id)).scalars().all()
+    assert states == ["completed", "failed"]
+
+
+def test_a_cancelled_exit_keeps_the_lock_until_the_version_is_discarded(db, storage):
+    """Cancelling the task while the context's exit waits for the database: the repository lock is held
+    until the incomplete version is gone, then released."""
+    other = _second_database(db)
+    gate, busy = threading.Event(), threading.Event()
+
+    def block(conn) -> None:
+        busy.set()
+        gate.wait(60)
+
+    entered, proceed = asyncio.Event(), asyncio.Event()
+    held: list[int] = []
+
+    async def failing_sync() -> None:
+        async with SyncContext(db, storage, ON_DEMAND, "r", **FAST) as sync:
+            held.append(sync.repository_id)
+            entered.set()
+            await proceed.wait()
+            raise RuntimeError("boom")
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(failing_sync())
+        await entered.wait()
+        blocker = asyncio.ensure_future(db.run(block))
+        await asyncio.to_thread(busy.wait, 60)
+        proceed.set()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        task.cancel()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        with pytest.raises(LockBusy):  # the version still exists: its lock must still be held
+            await RepositoryLock(other, held[0]).acquire(wait=False)
+        gate.set()
+        await blocker
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        lock = RepositoryLock(other, held[0])
+        await lock.acquire(wait=False)
+        lock.release()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        gate.set()
+        other.close()
+    with db.engine.connect() as conn:
+        versions = conn.execute(select(RepositoryVersion.__table__.c.number)).scalars().all()
+    assert versions == [0]  # the incomplete version 1 was discarded before the lock went

@@ -1,29 +1,70 @@
 """Cross-process locks: one sync at a time per repository; no orphan cleanup during a sync.
 
 PostgreSQL: session-level advisory locks on a connection held while the lock is (released by the
-server if the process dies). SQLite: ``flock`` on files beside the database (released by the
-kernel if the process dies). Because a dead holder releases its lock, an incomplete version found
-by a repository lock's new holder is known to be abandoned and is discarded.
+server if the process dies). SQLite file: ``flock`` on files beside the database (released by the
+kernel if the process dies). In-memory SQLite lives in one process, so an in-process lock does.
+Because a dead holder releases its lock, an incomplete version found by a repository lock's new
+holder is known to be abandoned and is discarded.
 
 Every sync holds the store lock shared; orphan cleanup holds it exclusively, so it never deletes
-content or artifacts a running sync has found and is about to use.
+content or artifacts a running sync has found and is about to use. A wait for a lock can be
+cancelled at any moment (a deadline on a sync) and leaves nothing held behind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import fcntl
 import os
+import threading
 from typing import IO, Any
 
 from pendingops.db.database import Database
 
 _REPOSITORY_NAMESPACE = 0x70656E64  # "pend": keeps our advisory lock ids apart from other apps'
 _STORE_NAMESPACE = 0x73746F72  # "stor"
+#: how often a cancellable wait retries a file or in-process lock (seconds, growing to the maximum)
+_POLL_FIRST, _POLL_MAX = 0.005, 0.2
 
 
 class LockBusy(RuntimeError):
     """The lock is held elsewhere and the caller asked not to wait."""
+
+
+class _InProcessLock:
+    """A shared/exclusive lock between threads of this process (for in-memory SQLite)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._shared = 0
+        self._exclusive = False
+
+    def try_acquire(self, shared: bool) -> bool:
+        with self._guard:
+            if self._exclusive or (not shared and self._shared):
+                return False
+            if shared:
+                self._shared += 1
+            else:
+                self._exclusive = True
+            return True
+
+    def release(self, shared: bool) -> None:
+        with self._guard:
+            if shared:
+                self._shared -= 1
+            else:
+                self._exclusive = False
+
+
+_in_process: dict[tuple[int, str], _InProcessLock] = {}
+_in_process_guard = threading.Lock()
+
+
+def _in_process_lock(engine: Any, name: str) -> _InProcessLock:
+    with _in_process_guard:
+        return _in_process.setdefault((id(engine), name), _InProcessLock())
 
 
 class _Lock:
@@ -35,21 +76,46 @@ class _Lock:
         self._shared = shared
         self._connection: Any = None
         self._file: IO[bytes] | None = None
-
-    async def acquire(self, *, wait: bool = True) -> None:
-        """Take the lock; with ``wait``, block (off the event loop) until the holder lets go."""
-        if not await asyncio.to_thread(self.acquire_blocking, wait):
-            raise LockBusy(self.busy_message)
+        self._memory: _InProcessLock | None = None
 
     busy_message = "the lock is held by another process"
 
-    def acquire_blocking(self, wait: bool = True) -> bool:
+    @property
+    def held(self) -> bool:
+        return self._connection is not None or self._file is not None or self._memory is not None
+
+    async def acquire(self, *, wait: bool = True) -> None:
+        """Take the lock; with ``wait``, wait (without blocking the event loop) until the holder lets go.
+
+        Cancelling the wait leaves the lock free: a PostgreSQL wait is cancelled on the server, and a
+        lock granted just as the caller was cancelled is released at once.
+        """
         if self._db.dialect == "postgresql":
-            return self._acquire_advisory(wait)
-        database = self._db.engine.url.database
-        if not database or database == ":memory:":
+            got = await self._acquire_advisory_async(wait)
+        else:
+            got = self._try_local()
+            delay = _POLL_FIRST
+            while not got and wait:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _POLL_MAX)
+                got = self._try_local()
+        if not got:
+            raise LockBusy(self.busy_message)
+
+    def acquire_blocking(self, wait: bool = True) -> bool:
+        """Take the lock from a thread that may block; return False if busy and not ``wait``."""
+        if self._db.dialect == "postgresql":
+            connection = self._db.engine.connect()
+            return self._advisory_lock(connection, wait)
+        if self._local_file() is None:
+            lock = _in_process_lock(self._db.engine, self._file_suffix)
+            while not lock.try_acquire(self._shared):
+                if not wait:
+                    return False
+                threading.Event().wait(_POLL_FIRST)
+            self._memory = lock
             return True
-        self._file = open(f"{os.path.abspath(database)}.{self._file_suffix}.lock", "ab")  # noqa: SIM115 - held
+        self._file = open(self._local_file(), "ab")  # noqa: SIM115 - held while locked
         mode = fcntl.LOCK_SH if self._shared else fcntl.LOCK_EX
         try:
             fcntl.flock(self._file, mode if wait else mode | fcntl.LOCK_NB)
@@ -59,29 +125,83 @@ class _Lock:
             return False
         return True
 
-    def _acquire_advisory(self, wait: bool) -> bool:
+    def _local_file(self) -> str | None:
+        database = self._db.engine.url.database
+        if not database or database == ":memory:":
+            return None
+        return f"{os.path.abspath(database)}.{self._file_suffix}.lock"
+
+    def _try_local(self) -> bool:
+        """One non-blocking attempt at the file or in-process lock."""
+        return self.acquire_blocking(False)
+
+    async def _acquire_advisory_async(self, wait: bool) -> bool:
+        connection = await asyncio.to_thread(self._db.engine.connect)
+        try:
+            backend = await asyncio.to_thread(_backend_pid, connection)
+        except BaseException:
+            connection.invalidate()
+            connection.close()
+            raise
+        pending = _lock_threads.submit(self._advisory_lock, connection, wait)
+        try:
+            return await asyncio.shield(asyncio.wrap_future(pending))
+        except asyncio.CancelledError:
+            threading.Thread(target=self._undo_cancelled_wait, args=(pending, connection, backend), daemon=True).start()
+            raise
+
+    def _advisory_lock(self, connection: Any, wait: bool) -> bool:
         kind = "_shared" if self._shared else ""
         fn = f"pg_advisory_lock{kind}" if wait else f"pg_try_advisory_lock{kind}"
-        self._connection = self._db.engine.connect()
-        got = self._connection.exec_driver_sql(f"SELECT {fn}({self._namespace}, {int(self._key)})").scalar()
-        self._connection.commit()
-        if not wait and not got:
-            self._connection.close()
-            self._connection = None
+        try:
+            got = connection.exec_driver_sql(f"SELECT {fn}({self._namespace}, {int(self._key)})").scalar()
+            connection.commit()
+        except BaseException:
+            _drop(connection)
+            raise
+        if not wait and not got:  # pg_advisory_lock returns void once granted; the try form a boolean
+            connection.close()
             return False
+        self._connection = connection
         return True
+
+    def _undo_cancelled_wait(self, pending: concurrent.futures.Future[bool], connection: Any, backend: int) -> None:
+        """After a cancelled wait: stop the server-side wait, and let go of a lock granted meanwhile."""
+        if not pending.done():
+            try:
+                with self._db.engine.connect() as other:
+                    other.exec_driver_sql(f"SELECT pg_cancel_backend({int(backend)})")
+            except Exception:  # the server is gone: so is the session and its lock
+                pass
+        try:
+            got = pending.result()
+        except BaseException:
+            return  # the wait failed (cancelled on the server): the connection was dropped, nothing held
+        if got:
+            try:
+                self.release()
+            except Exception:
+                _drop(connection)
+                self._connection = None
 
     def release(self) -> None:
         if self._connection is not None:
+            connection, self._connection = self._connection, None
             kind = "_shared" if self._shared else ""
-            self._connection.exec_driver_sql(f"SELECT pg_advisory_unlock{kind}({self._namespace}, {int(self._key)})")
-            self._connection.commit()
-            self._connection.close()
-            self._connection = None
+            try:
+                connection.exec_driver_sql(f"SELECT pg_advisory_unlock{kind}({self._namespace}, {int(self._key)})")
+                connection.commit()
+                connection.close()
+            except Exception:
+                _drop(connection)  # closing the session is what frees a session lock for sure
+                raise
         if self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
             self._file = None
+        if self._memory is not None:
+            self._memory.release(self._shared)
+            self._memory = None
 
     def __enter__(self) -> _Lock:
         self.acquire_blocking(True)
@@ -89,6 +209,25 @@ class _Lock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+#: threads that wait for PostgreSQL locks; a wait can outlive the coroutine that asked for it
+_lock_threads = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="pendingops-lock")
+
+
+def _backend_pid(connection: Any) -> int:
+    pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    connection.commit()
+    return int(pid)
+
+
+def _drop(connection: Any) -> None:
+    """Close a connection for good (not back to the pool), ending its server session and session locks."""
+    try:
+        connection.invalidate()
+        connection.close()
+    except Exception:
+        pass
 
 
 class RepositoryLock(_Lock):

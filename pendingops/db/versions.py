@@ -108,6 +108,19 @@ def discard_incomplete_versions(conn: Connection, repository_id: int) -> int:
 
 
 def _undo_version(conn: Connection, repository_id: int, version_id: int, number: int) -> None:
+    """Delete an incomplete version and the membership changes it made.
+
+    The version row is deleted by id first, and nothing else happens unless that row was still
+    there and incomplete: membership rows carry only the version's number, which another version
+    may have taken by the time a stale undo runs.
+    """
+    gone = conn.execute(
+        delete(_version).where(
+            _version.c.id == version_id, _version.c.repository_id == repository_id, _version.c.complete.is_(False)
+        )
+    ).rowcount
+    if not gone:
+        return
     conn.execute(delete(_rc).where(_rc.c.repository_id == repository_id, _rc.c.version_added == number))
     conn.execute(
         update(_rc)
@@ -115,7 +128,6 @@ def _undo_version(conn: Connection, repository_id: int, version_id: int, number:
         .values(version_removed=None)
     )
     conn.execute(delete(_declared).where(_declared.c.version_id == version_id))
-    conn.execute(delete(_version).where(_version.c.id == version_id))
 
 
 def begin_version(conn: Connection, repository_id: int) -> NewVersion:
