@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, select, update
 
 from pendingops.db.database import Database
+from pendingops.db.lookups import link_to_stored, stored_content_by_id
 from pendingops.db.schema import OTHER_DIGESTS, Artifact, Content, ContentArtifact, RemoteArtifact
 from pendingops.pending import PendingArtifact, PendingContent
 from pendingops.storage.base import ArtifactStorage
@@ -35,21 +36,13 @@ def save_units(
 ) -> None:
     """Save a batch of units with all their rows, in the caller's transaction.
 
-    Content is immutable: a unit whose content is already stored but declares an artifact that
-    content does not have is failed (its natural key should have changed), never silently
-    saved without that artifact.
+    Content is immutable: a unit whose natural key is already stored (or declared by an earlier
+    unit of the batch) with other artifacts or other bytes is failed, never saved as that content.
     """
     _save_artifacts(conn, db, storage, units)
     new_content = _save_content(conn, db, units)
-    _save_content_artifacts(conn, db, units, new_content)
-    for unit in units:
-        unlinked = [a.relative_path for a in unit.artifacts if a.content_artifact_id is None]
-        if unlinked:
-            unit.fail(
-                "save",
-                f"content already stored under this natural key has no artifact {', '.join(map(repr, unlinked))}; "
-                "stored content never changes, so a changed artifact needs a changed natural key",
-            )
+    _link_content_saved_meanwhile(conn, db, [u for u in units if not u.failed], new_content, remote_id)
+    _save_content_artifacts(conn, db, [u for u in units if not u.failed], new_content)
     _save_remote_artifacts(conn, db, [u for u in units if not u.failed], remote_id)
 
 
@@ -91,18 +84,23 @@ def _save_content(conn: Connection, db: Database, units: Sequence[PendingContent
     )
     ids = {(r.content_type, r.key_digest): r.id for r in inserted}
     created = set(ids.values())
-    missing = sorted({d for key in pending if key not in ids for d in [key[1]]})
-    for chunk in db.chunks(missing, 1):
-        query = select(_content.c.content_type, _content.c.key_digest, _content.c.id).where(
-            _content.c.key_digest.in_(chunk)
-        )
-        ids.update({(t, d): i for t, d, i in conn.execute(query)})
+    missing: dict[str, list[str]] = {}
+    for type_name, digest in sorted(key for key in pending if key not in ids):
+        missing.setdefault(type_name, []).append(digest)
+    for type_name, digests in missing.items():
+        for chunk in db.chunks(digests, 1, other_params=1):
+            query = select(_content.c.key_digest, _content.c.id).where(
+                _content.c.content_type == type_name, _content.c.key_digest.in_(chunk)
+            )
+            ids.update({(type_name, d): i for d, i in conn.execute(query)})
     typed_rows: dict[type[Content], list[dict[str, Any]]] = {}
     for key, group in pending.items():
+        first = group[0]
         for unit in group:
             unit.content_id = ids[key]
+            if unit is not first and _artifact_set(unit) != _artifact_set(first):
+                unit.fail("save", _DECLARED_TWICE)
         if ids[key] in created:
-            first = group[0]
             row = {"id": ids[key], **{name: first.fields.get(name) for name in first.content_type.field_names()}}
             typed_rows.setdefault(first.content_type, []).append(row)
     for content_type, rows_of_type in typed_rows.items():
@@ -112,40 +110,39 @@ def _save_content(conn: Connection, db: Database, units: Sequence[PendingContent
     return created
 
 
+def _link_content_saved_meanwhile(
+    conn: Connection, db: Database, units: Sequence[PendingContent], new_content: set[int], remote_id: int
+) -> None:
+    """Units whose content another sync (or an earlier batch) saved after their lookup: link or fail them."""
+    late = [u for u in units if u.content_id not in new_content and _lacks_ca_ids(u)]
+    if not late:
+        return
+    stored = stored_content_by_id(conn, db, [u.content_id for u in late if u.content_id is not None], remote_id)
+    for unit in late:
+        assert unit.content_id is not None
+        problem = link_to_stored(unit, stored[unit.content_id])
+        if problem:
+            unit.fail("save", problem)
+
+
 def _save_content_artifacts(
     conn: Connection, db: Database, units: Sequence[PendingContent], new_content: set[int]
 ) -> None:
     rows: dict[tuple[int, str], dict[str, Any]] = {}
-    # Content another sync created between our lookup and our insert: find its rows.
-    unknown = sorted({u.content_id for u in units if u.content_id not in new_content and _lacks_ca_ids(u)})
-    known: dict[tuple[int, str], tuple[int, int | None]] = {}
-    for chunk in db.chunks(unknown, 1):
-        query = select(_ca.c.content_id, _ca.c.relative_path, _ca.c.id, _ca.c.artifact_id).where(
-            _ca.c.content_id.in_(chunk)
-        )
-        for content_id, path, ca_id, artifact_id in conn.execute(query):
-            known[(content_id, path)] = (ca_id, artifact_id)
     fill: dict[int, int] = {}
     for unit in units:
         assert unit.content_id is not None
         for artifact in unit.artifacts:
-            key = (unit.content_id, artifact.relative_path)
             if unit.content_id in new_content:
                 rows.setdefault(
-                    key,
+                    (unit.content_id, artifact.relative_path),
                     {
                         "content_id": unit.content_id,
                         "relative_path": artifact.relative_path,
                         "artifact_id": artifact.artifact_id,
                     },
                 )
-                continue
-            if artifact.content_artifact_id is None and key in known:
-                artifact.content_artifact_id, stored_artifact = known[key]
-                if stored_artifact is not None:
-                    artifact.artifact_id = artifact.artifact_id or stored_artifact
-                    artifact.artifact_linked = True
-            if artifact.content_artifact_id is not None and artifact.artifact_id and not artifact.artifact_linked:
+            elif artifact.content_artifact_id is not None and artifact.artifact_id and not artifact.artifact_linked:
                 fill[artifact.content_artifact_id] = artifact.artifact_id
                 artifact.artifact_linked = True
     if rows:
@@ -169,6 +166,17 @@ def _save_content_artifacts(
 
 def _lacks_ca_ids(unit: PendingContent) -> bool:
     return any(a.content_artifact_id is None for a in unit.artifacts)
+
+
+_DECLARED_TWICE = (
+    "declared twice in this sync with different artifacts under one natural key; "
+    "stored content never changes, so changed artifacts need a changed natural key"
+)
+
+
+def _artifact_set(unit: PendingContent) -> frozenset[tuple[str, str | None]]:
+    """What a unit says its content holds: relative paths and the bytes' sha256 where known."""
+    return frozenset((a.relative_path, a.stored_sha256 or a.sha256) for a in unit.artifacts)
 
 
 def _save_remote_artifacts(conn: Connection, db: Database, units: Sequence[PendingContent], remote_id: int) -> None:

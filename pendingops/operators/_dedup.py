@@ -24,7 +24,7 @@ def _lookup(conn: Connection, ctx: SyncContext, units: list[PendingContent], con
         if keyed:
             lookups.query_existing_content(conn, ctx.db, keyed, ctx.repository_id, ctx.remote_id)
     if artifacts:
-        unlinked = [u for u in units if _artifact_unknown(ctx, u)]
+        unlinked = [u for u in units if not u.failed and _artifact_unknown(ctx, u)]
         if unlinked:
             return lookups.query_existing_artifacts(conn, ctx.db, unlinked)
     return 0

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import pytest
 from sqlalchemy import select
 
 from pendingops import PendingArtifact, PendingContent, RemoteConfig, SyncFailed, declarative_version
 from pendingops import operators as ops
-from pendingops.db.schema import Artifact, Content, ContentArtifact
+from pendingops.db.schema import Artifact, Content, ContentArtifact, RemoteArtifact
 from pendingops.plugins.file import FileContent, file_url
 from tests.conftest import (
     StrictContent,
@@ -129,7 +130,72 @@ def test_stored_content_declared_with_a_new_artifact_fails_instead_of_losing_it(
     result = asyncio.run(run([changed(), file_unit(url, "b.txt", b"b")], on_error="skip"))
     assert result.added == 1 and result.failed_count == 1
     failure = result.failures[0]
-    assert failure.stage == "save" and "'extra.bin'" in failure.reason and "natural key" in failure.reason
+    assert failure.stage == "dedup" and "'extra.bin'" in failure.reason and "natural key" in failure.reason
     assert count_rows(db, ContentArtifact) == 2  # a.txt's and b.txt's; no row for the undeclared path
     with pytest.raises(SyncFailed, match=r"extra\.bin"):
         asyncio.run(run([changed()]))
+
+
+def _named(name: str, url: str, path: str, data: bytes) -> PendingContent:
+    """A unit whose natural key is its name alone, holding ``data`` at ``path``."""
+    artifact = PendingArtifact(url=url, relative_path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    return PendingContent(StrictContent, {"name": name, "value": 1}, [artifact])
+
+
+def _remote_artifact_digests(db) -> list[str]:
+    with db.engine.connect() as conn:
+        return sorted(conn.execute(select(RemoteArtifact.__table__.c.sha256)).scalars())
+
+
+@pytest.mark.parametrize("policy", ["immediate", "on_demand"])
+def test_a_stored_key_declared_with_other_bytes_fails_and_keeps_the_stored_bytes(db, storage, policy):
+    """name=a saved with X; the remote changes the file; name=a declaring Y fails in another repository."""
+    old, new = b"the old bytes", b"the new bytes"
+
+    async def sync(data: bytes, repository: str, **options):
+        async with RemoteServer({"a.bin": data}) as server:
+            units = [_named("a", server.base_url + "a.bin", "a.bin", data)]
+            remote = RemoteConfig(url=server.manifest_url, policy=policy)
+            try:
+                return await declarative_version(
+                    units, db=db, storage=storage, remote=remote, repository=repository, batch_wait=0.01, **options
+                ), server
+            except SyncFailed as exc:
+                return exc, server
+
+    first, _ = asyncio.run(sync(old, "r"))
+    assert first.added == 1
+    failed, server = asyncio.run(sync(new, "r2"))
+    assert isinstance(failed, SyncFailed)
+    assert "sha256" in str(failed) and "natural key" in str(failed)
+    assert server.requests["a.bin"] == 0  # the new bytes were never fetched
+    skipped, _ = asyncio.run(sync(new, "r2", on_error="skip"))
+    assert skipped.failed_count == 1 and skipped.added == 0 and not skipped.created
+    assert _remote_artifact_digests(db) == [hashlib.sha256(old).hexdigest()]
+    assert count_rows(db, Artifact) == (1 if policy == "immediate" else 0)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 100])
+def test_one_key_declared_with_two_different_paths_gives_the_same_result_in_any_batching(db, storage, batch_size):
+    files = {"p1": b"first file", "p2": b"second file"}
+
+    async def sync():
+        async with RemoteServer(files) as server:
+            units = [_named("a", server.base_url + path, path, data) for path, data in files.items()]
+            return await declarative_version(
+                units,
+                db=db,
+                storage=storage,
+                remote=RemoteConfig(url=server.manifest_url),
+                repository="r",
+                batch_wait=0.01,
+                batch_size=batch_size,
+                on_error="skip",
+            )
+
+    result = asyncio.run(sync())
+    assert result.added == 1 and result.failed_count == 1
+    assert "natural key" in result.failures[0].reason
+    with db.engine.connect() as conn:
+        paths = conn.execute(select(ContentArtifact.__table__.c.relative_path)).scalars().all()
+    assert len(paths) == 1  # the content holds the first declaration's file only
