@@ -66,6 +66,10 @@ class Database:
             if self.dialect == "postgresql":
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_KEY})")
             Base.metadata.create_all(conn)
+            # Indexes added to tables that already existed (create_all skips existing tables whole).
+            for table in Base.metadata.sorted_tables:
+                for index in table.indexes:
+                    index.create(conn, checkfirst=True)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(conn, *args, **kwargs)`` in a transaction on the database thread."""

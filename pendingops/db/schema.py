@@ -183,6 +183,8 @@ class RepositoryContent(Base):
     version_removed: Mapped[int | None] = mapped_column(Integer)
     __table_args__ = (
         Index("repository_content_lookup", "repository_id", "content_id"),
+        # "Is this content in any repository?" (orphan cleanup, and ON DELETE RESTRICT's own check)
+        Index("repository_content_content", "content_id"),
         Index("repository_content_added", "repository_id", "version_added"),
         Index("repository_content_removed", "repository_id", "version_removed"),
         Index(

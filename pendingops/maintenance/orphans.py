@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import islice
 
-from sqlalchemy import Connection, delete, exists, select
+from sqlalchemy import Connection, and_, delete, exists, select
 
 from pendingops.db.database import Database
 from pendingops.db.locks import StoreLock
@@ -49,7 +49,7 @@ def _remove_orphans(db: Database, storage: ArtifactStorage, dry_run: bool) -> Or
         if not dry_run:
             db.transact(_delete_content, ids)
     last = 0
-    while rows := db.transact(_orphan_artifacts, last):
+    while rows := db.transact(_orphan_artifacts, last, dry_run):
         report.artifacts += len(rows)
         report.bytes += sum(size for _, _, size in rows)
         last = rows[-1][0]
@@ -84,11 +84,18 @@ def _delete_content(conn: Connection, ids: list[int]) -> None:
     conn.execute(delete(_content).where(_content.c.id.in_(ids), ~exists().where(_rc.c.content_id == _content.c.id)))
 
 
-def _orphan_artifacts(conn: Connection, after: int) -> list[tuple[int, str, int]]:
-    referenced = exists().where(_ca.c.artifact_id == _artifact.c.id)
+def _orphan_artifacts(conn: Connection, after: int, dry_run: bool) -> list[tuple[int, str, int]]:
+    """The next batch of artifacts no content links; in a dry run, no content that stays links.
+
+    A dry run deleted no orphaned content, so artifacts only that content links count as orphans
+    too: the dry run reports what the real run removes.
+    """
+    links = _ca.c.artifact_id == _artifact.c.id
+    if dry_run:
+        links = and_(links, exists().where(_rc.c.content_id == _ca.c.content_id))
     query = (
         select(_artifact.c.id, _artifact.c.location, _artifact.c.size)
-        .where(_artifact.c.id > after, ~referenced)
+        .where(_artifact.c.id > after, ~exists().where(links))
         .order_by(_artifact.c.id)
         .limit(_BATCH)
     )

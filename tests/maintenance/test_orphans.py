@@ -47,15 +47,17 @@ def test_content_of_a_failed_sync_is_removed_with_its_files(db, storage) -> None
     asyncio.run(run())
     saved_content, saved_artifacts = _count(db, Content), _count(db, Artifact)
     assert saved_content > 0 and saved_artifacts > 0
-    dry = remove_orphans(db, storage, dry_run=True)
-    assert (dry.content, dry.artifacts) == (saved_content, 0)  # artifacts are linked until content goes
-    assert _count(db, Content) == saved_content
     # A download whose batch was never saved leaves a file with no row; make sure there is one.
     stray = storage.root / storage.location_for("ab" * 32)
     stray.parent.mkdir(exist_ok=True)
     stray.write_bytes(b"left by a failed sync")
     stored_files = [p for p in (storage.root / "artifacts").rglob("*") if p.is_file()]
+    dry = remove_orphans(db, storage, dry_run=True)
+    assert (_count(db, Content), _count(db, Artifact)) == (saved_content, saved_artifacts)  # nothing deleted
+    assert stray.exists()
     report = remove_orphans(db, storage)
+    assert dry == report  # the dry run reports what the real run does: content, artifacts, bytes, stray files
+    assert report.bytes == 10 * saved_artifacts
     assert report.content == saved_content and report.artifacts == saved_artifacts
     assert report.stray_files == len(stored_files) - saved_artifacts >= 1
     assert not stray.exists()
