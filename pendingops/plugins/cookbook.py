@@ -271,7 +271,7 @@ def _base_versions_of(conn: Connection, ctx: SyncContext, units: list[PendingCon
     table = CookbookContent.__table__
     pairs = sorted({(u.fields["name"], u.fields["version"]) for u in units})
     found: list[int] = []
-    for chunk in ctx.db.chunks(pairs, 2):
+    for chunk in ctx.db.chunks(pairs, 2, other_params=2):  # repository_id, base_number
         query = (
             select(table.c.id)
             .join(_rc, _rc.c.content_id == table.c.id)

@@ -9,19 +9,31 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from pendingops import Database, LocalStorage, ProgressSnapshot, RemoteConfig, SyncFailed, SyncResult, sync_remote
+from pendingops import (
+    Database,
+    LocalStorage,
+    ProgressSnapshot,
+    RemoteConfig,
+    SyncContext,
+    SyncFailed,
+    SyncResult,
+    sync_remote,
+)
 from pendingops.db.schema import Artifact, Content, RemoteArtifact, RepositoryContent
 from pendingops.db.versions import find_repository, latest_version, membership_filter
 from pendingops.plugins import available_plugins
 from pendingops.plugins.cookbook import (
     CookbookContent,
     CookbookPlugin,
+    UniverseEntry,
     UniverseError,
+    _base_versions_of,
+    cookbook_unit,
     metadata_url,
     parse_universe,
     universe_url,
 )
-from tests.conftest import count_rows
+from tests.conftest import TIGHT_LIMIT, count_rows
 from tests.plugins.cookbook_server import CookbookServer, CookbookVersion, Key, cookbook, make_tarball
 
 REPO = "cookbooks"
@@ -433,3 +445,18 @@ def test_remote_artifacts_record_the_learned_digest(db, storage):
             assert rows == [(server.download_url(("apt", "7.4.0")), sha(tarball), len(tarball))] and statements == 1
 
     asyncio.run(scenario())
+
+
+def test_keeping_failed_versions_respects_the_bound_variable_limit(tight_sqlite, storage):
+    """More failed (name, version) pairs in one batch than fit one statement with its other parameters."""
+    pairs = TIGHT_LIMIT // 2  # two values a pair: with the repository id and base number, one too many
+
+    async def scenario() -> list[int]:
+        remote = RemoteConfig(url="http://127.0.0.1:9/", policy="on_demand")
+        async with SyncContext(tight_sqlite, storage, remote, "r", mirror=True) as sync:
+            units = [cookbook_unit(UniverseEntry(f"cb{i}", "1.0.0", "http://127.0.0.1:9/x", {})) for i in range(pairs)]
+            kept = await tight_sqlite.run(_base_versions_of, sync, units)
+            await sync.run(sync.source([]))
+        return kept
+
+    assert asyncio.run(scenario()) == []
