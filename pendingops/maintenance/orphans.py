@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import islice
 
-from sqlalchemy import Connection, and_, delete, exists, select
+from sqlalchemy import Connection, Select, and_, delete, exists, select
 
 from pendingops.db.database import Database
 from pendingops.db.locks import StoreLock
@@ -73,10 +73,13 @@ def _recorded_locations(conn: Connection, locations: tuple[str, ...]) -> set[str
     return set(conn.execute(query).scalars())
 
 
-def _orphan_content_ids(conn: Connection, after: int) -> list[int]:
+def _orphan_content_query(after: int) -> Select[tuple[int]]:
     referenced = exists().where(_rc.c.content_id == _content.c.id)
-    query = select(_content.c.id).where(_content.c.id > after, ~referenced).order_by(_content.c.id).limit(_BATCH)
-    return list(conn.execute(query).scalars())
+    return select(_content.c.id).where(_content.c.id > after, ~referenced).order_by(_content.c.id).limit(_BATCH)
+
+
+def _orphan_content_ids(conn: Connection, after: int) -> list[int]:
+    return list(conn.execute(_orphan_content_query(after)).scalars())
 
 
 def _delete_content(conn: Connection, ids: list[int]) -> None:
