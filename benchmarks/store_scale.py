@@ -38,7 +38,7 @@ def _fresh(kind: str, folder: Path, postgres_url: str) -> Database:
     if kind == "sqlite":
         return open_database(f"sqlite:///{folder / 'store.db'}")
     url = make_url(postgres_url)
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    admin = create_engine(url.set(drivername="postgresql+psycopg2", database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{url.database}"'))

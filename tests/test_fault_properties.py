@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +33,9 @@ from tests.conftest import (
 from tests.remote_server import HTML_PAGE, Fault, RemoteServer
 
 RETRIES = 1
-SETTINGS: dict[str, Any] = {"read_timeout": 0.2, "retries": RETRIES, "retry_backoff": 0.01}
+#: A stall or a drip lasts until the client hangs up, so only the client's read timeout ends it; that
+#: timeout is far above what a healthy answer takes on a loaded machine, so healthy files never time out.
+SETTINGS: dict[str, Any] = {"read_timeout": 2.0, "retries": RETRIES, "retry_backoff": 0.01}
 #: the client's redirect limit per attempt (a redirect loop healing sooner is followed)
 MAX_REDIRECTS = 10
 
@@ -54,8 +57,8 @@ KINDS = [
     Kind("429 + Retry-After", Fault(status=429, retry_after=0), retryable=True),
     Kind("reset", Fault(reset=True), retryable=True),
     Kind("short body", Fault(truncate=True), retryable=True),
-    Kind("stall", Fault(stall=0.5), retryable=True),
-    Kind("drip", Fault(drip=0.5), retryable=True),
+    Kind("stall", Fault(stall=math.inf), retryable=True),
+    Kind("drip", Fault(drip=math.inf), retryable=True),
     Kind("wrong bytes", Fault(wrong_bytes=True), retryable=True),
     Kind("oversize", Fault(oversize=7), retryable=False),
     Kind("html", Fault(html=True), retryable=False),  # the page is longer than every file here
