@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import islice
+from typing import Any
 
-from sqlalchemy import Connection, Select, and_, delete, exists, select
+from sqlalchemy import Connection, Select, Table, and_, delete, exists, func, select
 
 from pendingops.db.database import Database
 from pendingops.db.locks import StoreLock
@@ -42,21 +43,23 @@ def remove_orphans(db: Database, storage: ArtifactStorage, *, dry_run: bool = Fa
 
 def _remove_orphans(db: Database, storage: ArtifactStorage, dry_run: bool) -> OrphanReport:
     report = OrphanReport()
-    last = 0
-    while ids := db.transact(_orphan_content_ids, last):
+    after = 0
+    while (last := db.transact(_window_end, _content, after)) is not None:
+        ids = db.transact(_orphan_content_ids, after, last)
         report.content += len(ids)
-        last = ids[-1]
-        if not dry_run:
+        if ids and not dry_run:
             db.transact(_delete_content, ids)
-    last = 0
-    while rows := db.transact(_orphan_artifacts, last, dry_run):
+        after = last
+    after = 0
+    while (last := db.transact(_window_end, _artifact, after)) is not None:
+        rows = db.transact(_orphan_artifacts, after, last, dry_run)
         report.artifacts += len(rows)
         report.bytes += sum(size for _, _, size in rows)
-        last = rows[-1][0]
-        if not dry_run:
+        if rows and not dry_run:
             # Only the files of rows really deleted: a sync may have linked one meanwhile.
             for location in db.transact(_delete_artifacts, [row_id for row_id, _, _ in rows]):
                 storage.delete(location)
+        after = last
     locations = storage.iter_locations()
     while chunk := tuple(islice(locations, _BATCH)):
         known = db.transact(_recorded_locations, chunk)
@@ -68,44 +71,69 @@ def _remove_orphans(db: Database, storage: ArtifactStorage, dry_run: bool) -> Or
     return report
 
 
+def _none(column: Any, *where: Any) -> Any:
+    """True where no row matches ``where``: a correlated probe per row, never a join of the whole table.
+
+    PostgreSQL turns ``NOT EXISTS`` into a hash anti-join that reads every membership row for each
+    batch; a scalar subquery stays a per-row index probe on both databases.
+    """
+    return select(column).where(*where).limit(1).scalar_subquery().is_(None)
+
+
+def _content_unreferenced() -> Any:
+    return _none(_rc.c.id, _rc.c.content_id == _content.c.id)
+
+
+def _window_end(conn: Connection, table: Table, after: int) -> int | None:
+    """The last id of the next ``_BATCH`` rows of ``table`` after ``after``, or None at the end.
+
+    Each check then looks at one window of ids: the planner probes the membership index for those
+    rows instead of joining the whole membership table once per batch.
+    """
+    window = select(table.c.id).where(table.c.id > after).order_by(table.c.id).limit(_BATCH).subquery()
+    return conn.execute(select(func.max(window.c.id))).scalar()
+
+
 def _recorded_locations(conn: Connection, locations: tuple[str, ...]) -> set[str]:
     query = select(_artifact.c.location).where(_artifact.c.location.in_(locations))
     return set(conn.execute(query).scalars())
 
 
-def _orphan_content_query(after: int) -> Select[tuple[int]]:
-    referenced = exists().where(_rc.c.content_id == _content.c.id)
-    return select(_content.c.id).where(_content.c.id > after, ~referenced).order_by(_content.c.id).limit(_BATCH)
+def _orphan_content_query(after: int, last: int) -> Select[tuple[int]]:
+    in_window = and_(_content.c.id > after, _content.c.id <= last)
+    return select(_content.c.id).where(in_window, _content_unreferenced()).order_by(_content.c.id)
 
 
-def _orphan_content_ids(conn: Connection, after: int) -> list[int]:
-    return list(conn.execute(_orphan_content_query(after)).scalars())
+def _orphan_content_ids(conn: Connection, after: int, last: int) -> list[int]:
+    return list(conn.execute(_orphan_content_query(after, last)).scalars())
 
 
 def _delete_content(conn: Connection, ids: list[int]) -> None:
     # Content types' own tables, ContentArtifacts and RemoteArtifacts go by ON DELETE CASCADE.
-    conn.execute(delete(_content).where(_content.c.id.in_(ids), ~exists().where(_rc.c.content_id == _content.c.id)))
+    conn.execute(delete(_content).where(_content.c.id.in_(ids), _content_unreferenced()))
 
 
-def _orphan_artifacts(conn: Connection, after: int, dry_run: bool) -> list[tuple[int, str, int]]:
-    """The next batch of artifacts no content links; in a dry run, no content that stays links.
+def _orphan_artifacts_query(after: int, last: int, *, dry_run: bool) -> Select[tuple[int, str, int]]:
+    """Artifacts of the id window no content links; in a dry run, no content that stays links.
 
     A dry run deleted no orphaned content, so artifacts only that content links count as orphans
     too: the dry run reports what the real run removes.
     """
-    links = _ca.c.artifact_id == _artifact.c.id
+    links = [_ca.c.artifact_id == _artifact.c.id]
     if dry_run:
-        links = and_(links, exists().where(_rc.c.content_id == _ca.c.content_id))
-    query = (
+        links.append(exists().where(_rc.c.content_id == _ca.c.content_id))
+    return (
         select(_artifact.c.id, _artifact.c.location, _artifact.c.size)
-        .where(_artifact.c.id > after, ~exists().where(links))
+        .where(_artifact.c.id > after, _artifact.c.id <= last, _none(_ca.c.id, *links))
         .order_by(_artifact.c.id)
-        .limit(_BATCH)
     )
-    return [tuple(row) for row in conn.execute(query)]
+
+
+def _orphan_artifacts(conn: Connection, after: int, last: int, dry_run: bool) -> list[tuple[int, str, int]]:
+    return [tuple(row) for row in conn.execute(_orphan_artifacts_query(after, last, dry_run=dry_run))]
 
 
 def _delete_artifacts(conn: Connection, ids: list[int]) -> list[str]:
-    unreferenced = ~exists().where(_ca.c.artifact_id == _artifact.c.id)
+    unreferenced = _none(_ca.c.id, _ca.c.artifact_id == _artifact.c.id)
     stmt = delete(_artifact).where(_artifact.c.id.in_(ids), unreferenced).returning(_artifact.c.location)
     return list(conn.execute(stmt).scalars())

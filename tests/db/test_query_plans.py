@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Index, inspect
+import pytest
+from sqlalchemy import Index, inspect, text
 
 from pendingops.db.lookups import _content, _stored_query
 from pendingops.db.schema import Base, RepositoryContent
-from pendingops.maintenance.orphans import _orphan_content_query
+from pendingops.maintenance.orphans import _orphan_artifacts_query, _orphan_content_query
 from tests.conftest import fresh_database
 
 
@@ -43,7 +44,35 @@ def test_sqlite_plans_search_indexes_instead_of_scanning(tmp_path):
         plan = _plan(db, lookup)
         assert "SEARCH content USING COVERING INDEX" in plan and "key_digest=?" in plan, plan
         assert "SCAN" not in plan, plan
-        plan = _plan(db, _orphan_content_query(0))
-        assert "SEARCH repository_content USING INDEX repository_content_content (content_id=?)" in plan, plan
+        plan = _plan(db, _orphan_content_query(0, 1000))
+        assert "INDEX repository_content_content (content_id=?)" in plan and "SCAN" not in plan, plan
+    finally:
+        db.close()
+
+
+@pytest.mark.postgres
+def test_postgresql_orphan_checks_probe_the_membership_index_per_window(tmp_path):
+    """With 20,000 members and fresh statistics, a window's orphan check is an index probe per row;
+    a hash anti-join would read every membership row once per window (quadratic cleanup)."""
+    db = fresh_database("postgresql", tmp_path)
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO repository (id, name, created_at) VALUES (1, 'r', now())"))
+            conn.execute(
+                text(
+                    "INSERT INTO content (id, content_type, key_digest, created_at) "
+                    "SELECT x, 'file', lpad(to_hex(x), 64, '0'), now() FROM generate_series(1, 40000) AS x"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO repository_content (repository_id, content_id, version_added) "
+                    "SELECT 1, x, 1 FROM generate_series(1, 20000) AS x"
+                )
+            )
+            conn.execute(text("ANALYZE"))
+        for query in (_orphan_content_query(10000, 11000), _orphan_artifacts_query(10000, 11000, dry_run=True)):
+            plan = _plan(db, query)
+            assert "Seq Scan on repository_content" not in plan and "Anti Join" not in plan, plan
     finally:
         db.close()
