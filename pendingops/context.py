@@ -30,6 +30,7 @@ from pendingops.db.schema import ProgressReport, SyncRun
 from pendingops.db.versions import (
     NewVersion,
     VersionInfo,
+    VersionLost,
     begin_version,
     discard_version,
     ensure_remote,
@@ -220,7 +221,11 @@ class SyncContext:
         try:
             await self.fetcher.close()
             if failure is None:
-                added, removed, info = await self.db.run(self._complete)
+                try:
+                    added, removed, info = await self.db.run(self._complete)
+                except VersionLost as exc:  # fenced: the version went to another sync; record the failure
+                    await self.db.run(self._abandon, str(exc))
+                    raise SyncFailed(str(exc)) from None
                 self.progress.add("removed", removed)
                 self.result = SyncResult(info, bool(added or removed), added, removed, self.failed_count, self.failures)
             else:

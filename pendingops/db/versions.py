@@ -30,6 +30,14 @@ class VersionError(RuntimeError):
     """A repository or version does not exist, or cannot be built now."""
 
 
+class VersionLost(VersionError):
+    """The version being built is no longer this sync's: another sync discarded it or finished one.
+
+    It happens only when this sync lost its repository lock (its database session ended) and
+    another sync took the lock meanwhile; the version is never finished.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class VersionInfo:
     """A complete repository version, as reported to callers."""
@@ -148,6 +156,22 @@ def begin_version(conn: Connection, repository_id: int) -> NewVersion:
     return NewVersion(id=version_id, number=number, base_number=base.number, base_count=base.content_count)
 
 
+def claim_version(conn: Connection, version: NewVersion) -> None:
+    """Check, in the caller's transaction, that the version being built is still this sync's.
+
+    The version row is locked for the transaction (PostgreSQL), so another sync cannot discard it
+    between this check and the caller's writes: every membership write is fenced by it.
+    """
+    query = select(_version.c.repository_id).where(_version.c.id == version.id, _version.c.complete.is_(False))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    if conn.execute(query).scalar() is None:
+        raise VersionLost(
+            f"version {version.number} was discarded by another sync while this one was building it "
+            "(the repository lock was lost); no new version; rerun"
+        )
+
+
 def associate_content(
     conn: Connection, db: Database, repository_id: int, version: NewVersion, content_ids: Sequence[int]
 ) -> int:
@@ -156,6 +180,7 @@ def associate_content(
     The current-membership partial unique index decides, through ON CONFLICT, so the cost does not
     depend on the planner's (possibly stale) statistics of a table being filled.
     """
+    claim_version(conn, version)
     rows = [
         {"repository_id": repository_id, "content_id": cid, "version_added": version.number}
         for cid in sorted(set(content_ids))
@@ -168,6 +193,7 @@ def associate_content(
 
 def declare_content(conn: Connection, db: Database, version: NewVersion, content_ids: Sequence[int]) -> None:
     """Record content the source declared, so a mirror finish keeps it."""
+    claim_version(conn, version)
     rows = [{"version_id": version.id, "content_id": cid} for cid in sorted(set(content_ids))]
     db.insert_rows(conn, db.insert(_declared).on_conflict_do_nothing(), rows, _declared.c.content_id)
 
@@ -175,8 +201,16 @@ def declare_content(conn: Connection, db: Database, version: NewVersion, content
 def finish_version(conn: Connection, repository_id: int, version: NewVersion, *, mirror: bool) -> tuple[int, int]:
     """Remove undeclared content (mirror), count the changes and make the version visible.
 
-    Returns (added, removed). A version that changes nothing is discarded instead.
+    Returns (added, removed). A version that changes nothing is discarded instead. Raises
+    VersionLost when the version is no longer this sync's, or another version was finished since
+    its base.
     """
+    claim_version(conn, version)
+    if latest_version(conn, repository_id) != version.base_number:
+        raise VersionLost(
+            f"another sync finished a version of this repository after version {version.base_number}, "
+            "while this one was building on it (the repository lock was lost); no new version; rerun"
+        )
     removed = 0
     if mirror:
         declared = exists().where(_declared.c.version_id == version.id, _declared.c.content_id == _rc.c.content_id)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 
 import pytest
 from sqlalchemy import select, update
 
-from pendingops import RemoteConfig, VersionError, open_database
+from pendingops import RemoteConfig, SyncFailed, VersionError, declarative_version, open_database
+from pendingops import operators as ops
 from pendingops.db.schema import Remote, Repository, RepositoryContent, RepositoryVersion
 from pendingops.db.versions import (
     associate_content,
@@ -161,3 +163,53 @@ def test_concurrent_registration_of_one_repository_and_remote(db, db_kind, tmp_p
         assert first == second
     assert count_rows(db, Repository) == count_rows(db, Remote) == 15
     assert count_rows(db, RepositoryVersion) == 15
+
+
+def test_a_sync_whose_version_another_sync_discarded_fails_and_writes_nothing_into_the_new_one(db, storage):
+    """Sync A loses its repository lock mid-sync (its session ended) and sync B, which took the lock,
+    discards A's incomplete version and builds its own with the same number. A's next membership write
+    and its finish are fenced: A fails saying so, and B's version holds exactly B's content."""
+    remote = RemoteConfig(url=URL, policy="on_demand")
+    first_half, second_half = {f"a{i}": b"a%d" % i for i in range(6)}, {f"b{i}": b"b%d" % i for i in range(6)}
+    b_ids = _saved_ids(db, storage, {"x": b"x"})
+    other = open_database(db.engine.url.render_as_string(hide_password=False), create=False)
+    paused, resume = asyncio.Event(), asyncio.Event()
+
+    async def pause_once(unit) -> None:
+        if not paused.is_set():
+            paused.set()
+            await resume.wait()
+
+    def sync_b() -> None:
+        with other.engine.connect() as conn:
+            repo_id = conn.execute(select(Repository.__table__.c.id)).scalar_one()
+        _build(other, repo_id, [b_ids["x"]])
+
+    async def scenario() -> None:
+        pipeline = [ops.dedup(), ops.save(), ops.associate(), ops.enrich(pause_once)]
+        task = asyncio.ensure_future(
+            declarative_version(
+                file_units(URL, {**first_half, **second_half}),
+                db=db,
+                storage=storage,
+                remote=remote,
+                repository="r",
+                pipeline=pipeline,
+                batch_size=6,
+                batch_wait=0.01,
+            )
+        )
+        await paused.wait()  # A has associated its first batch with its incomplete version 1
+        await asyncio.to_thread(sync_b)  # B, holding the lock A lost, builds and finishes version 1
+        resume.set()
+        with pytest.raises(SyncFailed, match="lock was lost"):
+            await task
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        other.close()
+    assert version_numbers(db, "r") == [0, 1]
+    assert _paths(db, "r") == {"x"}  # nothing of A's in B's version
+    with db.engine.connect() as conn:
+        assert conn.execute(select(RepositoryVersion.__table__.c.complete)).scalars().all() == [True, True]
