@@ -22,9 +22,10 @@ from typing import Any, Literal
 import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
+from sqlalchemy import select
 
 from pendingops.budget import ByteBudget
-from pendingops.db.database import Database
+from pendingops.db.database import Database, connection_lost
 from pendingops.db.locks import RepositoryLock, StoreLock
 from pendingops.db.schema import ProgressReport, SyncRun
 from pendingops.db.versions import (
@@ -188,7 +189,7 @@ class SyncContext:
     async def _undo_enter(self, exc: BaseException) -> None:
         try:
             if self.version is not None:
-                await self.db.run(self._abandon, describe_error(exc))
+                await self._abandon_if_possible(describe_error(exc))
         finally:
             self._release_locks()
 
@@ -221,18 +222,59 @@ class SyncContext:
         try:
             await self.fetcher.close()
             if failure is None:
-                try:
-                    added, removed, info = await self.db.run(self._complete)
-                except VersionLost as exc:  # fenced: the version went to another sync; record the failure
-                    await self.db.run(self._abandon, str(exc))
-                    raise SyncFailed(str(exc)) from None
-                self.progress.add("removed", removed)
-                self.result = SyncResult(info, bool(added or removed), added, removed, self.failed_count, self.failures)
+                await self._complete_or_explain()
             else:
-                await self.db.run(self._abandon, str(failure) or type(failure).__name__)
+                await self._abandon_if_possible(str(failure) or type(failure).__name__)
         finally:
             self._release_locks()
             self._report_progress(finished=True)
+
+    async def _complete_or_explain(self) -> None:
+        """Finish the version; when the database fails meanwhile, report what it actually stored."""
+        try:
+            added, removed, info = await self.db.run(self._complete)
+        except VersionLost as exc:  # fenced: the version went to another sync; record the failure
+            await self._abandon_if_possible(str(exc))
+            raise SyncFailed(str(exc)) from None
+        except Exception as exc:
+            lost = connection_lost(exc)
+            if lost is None:
+                raise
+            # The commit may have reached the server with only its answer lost: the run record,
+            # written in the same transaction, says which.
+            recorded = await self._recorded_outcome()
+            if recorded is None:
+                await self._abandon_if_possible(lost)
+                raise SyncFailed(f"{lost} while finishing the version; no new version; rerun to continue") from None
+            added, removed, info = recorded
+        self.progress.add("removed", removed)
+        self.result = SyncResult(info, bool(added or removed), added, removed, self.failed_count, self.failures)
+
+    async def _recorded_outcome(self) -> tuple[int, int, VersionInfo] | None:
+        """(added, removed, version) if this run was recorded as completed, None if it was not."""
+
+        def read(conn: Any) -> tuple[int, int, VersionInfo] | None:
+            runs = SyncRun.__table__
+            state, number = conn.execute(
+                select(runs.c.state, runs.c.version_number).where(runs.c.id == self._run_id)
+            ).one()
+            if state != "completed":
+                return None
+            assert self.version is not None
+            info = version_info(conn, self.repository, self.version.base_number if number is None else number)
+            return (info.added, info.removed, info) if number is not None else (0, 0, info)
+
+        return await self.db.run(read)
+
+    async def _abandon_if_possible(self, error: str) -> None:
+        """Discard the version and record why; if the database is out of reach, the version stays
+        invisible (incomplete) and the next sync of the repository discards it."""
+        try:
+            await self.db.run(self._abandon, error)
+        except Exception as exc:
+            if connection_lost(exc) is None:
+                raise
+            logger.warning("could not record the failed sync (%s); the next sync discards its version", exc)
 
     async def _tick(self) -> None:
         while self._on_progress is not None:
@@ -387,9 +429,14 @@ class SyncContext:
 
         def on_error(exc: Exception) -> None:
             if not done.done():
-                done.set_exception(
-                    exc if isinstance(exc, SyncFailed) else SyncFailed(f"sync failed: {describe_error(exc)}")
-                )
+                lost = connection_lost(exc)
+                if isinstance(exc, SyncFailed):
+                    failure = exc
+                elif lost is not None:
+                    failure = SyncFailed(f"{lost}; no new version; rerun to continue")
+                else:
+                    failure = SyncFailed(f"sync failed: {describe_error(exc)}")
+                done.set_exception(failure)
 
         def on_completed() -> None:
             if not done.done():

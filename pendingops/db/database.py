@@ -119,6 +119,14 @@ class Database:
         self.engine.dispose()
 
 
+def connection_lost(exc: BaseException) -> str | None:
+    """One line saying the database connection was lost (a restart, a failover), or None if it was not."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection closed"
+        return f"database connection lost ({reason})"
+    return None
+
+
 def dialect_insert(dialect: str, table: Table) -> Any:
     """The INSERT of ``dialect`` ('sqlite' or 'postgresql'), which has ``on_conflict_do_nothing``."""
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
