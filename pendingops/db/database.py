@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from pendingops.db.schema import Base
@@ -121,10 +121,15 @@ class Database:
 
 def connection_lost(exc: BaseException) -> str | None:
     """One line saying the database connection was lost (a restart, a failover), or None if it was not."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection closed"
-        return f"database connection lost ({reason})"
-    return None
+    if not isinstance(exc, DBAPIError):
+        return None
+    # psycopg2 gives an error the server sent a SQLSTATE; one without is the client's own: the
+    # connection broke or could not be made (the server is restarting).
+    client_side = isinstance(exc, OperationalError) and getattr(exc.orig, "pgcode", "") is None
+    if not (exc.connection_invalidated or client_side):
+        return None
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection closed"
+    return f"database connection lost ({reason})"
 
 
 def dialect_insert(dialect: str, table: Table) -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import fcntl
 import os
 import threading
@@ -137,17 +138,11 @@ class _Lock:
 
     async def _acquire_advisory_async(self, wait: bool) -> bool:
         connection = await asyncio.to_thread(self._db.engine.connect)
-        try:
-            backend = await asyncio.to_thread(_backend_pid, connection)
-        except BaseException:
-            connection.invalidate()
-            connection.close()
-            raise
         pending = _lock_threads.submit(self._advisory_lock, connection, wait)
         try:
             return await asyncio.shield(asyncio.wrap_future(pending))
         except asyncio.CancelledError:
-            threading.Thread(target=self._undo_cancelled_wait, args=(pending, connection, backend), daemon=True).start()
+            threading.Thread(target=self._undo_cancelled_wait, args=(pending, connection), daemon=True).start()
             raise
 
     def _advisory_lock(self, connection: Any, wait: bool) -> bool:
@@ -165,14 +160,14 @@ class _Lock:
         self._connection = connection
         return True
 
-    def _undo_cancelled_wait(self, pending: concurrent.futures.Future[bool], connection: Any, backend: int) -> None:
+    def _undo_cancelled_wait(self, pending: concurrent.futures.Future[bool], connection: Any) -> None:
         """After a cancelled wait: stop the server-side wait, and let go of a lock granted meanwhile."""
         if not pending.done():
-            try:
-                with self._db.engine.connect() as other:
-                    other.exec_driver_sql(f"SELECT pg_cancel_backend({int(backend)})")
-            except Exception:  # the server is gone: so is the session and its lock
-                pass
+            # The driver's cancel request names this very session (by its secret key), never another
+            # that reused its process id; on an idle session it does nothing. If the session is
+            # gone, so is its lock.
+            with contextlib.suppress(Exception):
+                connection.connection.dbapi_connection.cancel()
         try:
             got = pending.result()
         except BaseException:
@@ -213,12 +208,6 @@ class _Lock:
 
 #: threads that wait for PostgreSQL locks; a wait can outlive the coroutine that asked for it
 _lock_threads = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="pendingops-lock")
-
-
-def _backend_pid(connection: Any) -> int:
-    pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-    connection.commit()
-    return int(pid)
 
 
 def _drop(connection: Any) -> None:

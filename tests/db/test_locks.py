@@ -15,6 +15,13 @@ URL = "http://127.0.0.1:9/PULP_MANIFEST"  # never contacted: on_demand syncs dow
 ON_DEMAND = RemoteConfig(url=URL, policy="on_demand")
 
 
+#: repository locks in this test's own database (other test sessions share the server)
+_OUR_ADVISORY_LOCKS = (
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1885695588"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
 def _second_database(db):
     return open_database(db.engine.url.render_as_string(hide_password=False), create=False)
 
@@ -76,7 +83,7 @@ def test_a_sync_cancelled_while_waiting_for_the_lock_never_takes_it_later(db, st
         if db.dialect == "postgresql":
             with db.engine.connect() as conn:
                 granted = conn.execute(
-                    text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :key AND granted"),
+                    text(_OUR_ADVISORY_LOCKS + " AND objid = :key AND granted"),
                     {"key": repository_id},
                 ).scalar_one()
             assert granted == 0
@@ -99,7 +106,7 @@ def test_a_cancelled_lock_wait_on_postgresql_is_withdrawn_on_the_server(tmp_path
         for _ in range(600):  # the withdrawal runs in the background: give it a generous while
             with db.engine.connect() as conn:
                 waiting = conn.execute(
-                    text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted")
+                    text(_OUR_ADVISORY_LOCKS + " AND objid = 4242 AND NOT granted")
                 ).scalar_one()
             if not waiting:
                 return

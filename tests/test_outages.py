@@ -1,0 +1,276 @@
+"""Database outages: a PostgreSQL restart at several moments of a sync. The reported outcome is the
+stored outcome, and two syncs of one repository never both write a version.
+
+The restarts happen in a private cluster this module creates (initdb into a temporary folder, on a
+free port) and removes, so the shared test server is never disturbed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, select, text
+
+from pendingops import (
+    Database,
+    LocalStorage,
+    PendingContent,
+    RemoteConfig,
+    SyncFailed,
+    declarative_version,
+    default_pipeline,
+    open_database,
+)
+from pendingops import operators as ops
+from pendingops.db.schema import SyncRun
+from tests.conftest import assert_artifacts_intact, file_set, file_units, version_content, version_numbers
+from tests.remote_server import RemoteServer
+
+pytestmark = pytest.mark.postgres
+
+_BIN = Path("/usr/lib/postgresql")
+FILES = {f"d{i % 4}/f{i:03}": f"outage file {i}".encode() * 8 for i in range(48)}
+
+
+def _pg_bin(name: str) -> str | None:
+    found = sorted(_BIN.glob(f"*/bin/{name}"))
+    return str(found[-1]) if found else shutil.which(name)
+
+
+class PrivateCluster:
+    """A PostgreSQL cluster of our own, started and restarted with pg_ctl."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.data = folder / "data"
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *command: str) -> None:
+        # Output goes to a file, not a pipe: a server started by pg_ctl would hold a pipe open for ever.
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        with open(self.folder / "pg_ctl.out", "ab") as out:
+            done = subprocess.run([*prefix, *command], stdout=out, stderr=subprocess.STDOUT, timeout=300)
+        if done.returncode:
+            output = (self.folder / "pg_ctl.out").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{command[0]} failed ({done.returncode}): {output}")
+
+    def create(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres")
+        initdb = _pg_bin("initdb")
+        assert initdb is not None
+        self._run(initdb, "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(self._ctl(), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start")
+
+    def _ctl(self) -> str:
+        ctl = _pg_bin("pg_ctl")
+        assert ctl is not None
+        return ctl
+
+    def restart(self) -> None:
+        """Stop the server at once (as a crash or a failover would: every session and its locks end), then start it."""
+        log = str(self.folder / "log")
+        self._run(self._ctl(), "-D", str(self.data), "-m", "immediate", "-l", log, "-w", "restart")
+
+    def remove(self) -> None:
+        try:
+            self._run(self._ctl(), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PrivateCluster]:
+    if _pg_bin("initdb") is None or _pg_bin("pg_ctl") is None:
+        message = "PostgreSQL's initdb and pg_ctl are not installed"
+        if os.environ.get("PENDINGOPS_REQUIRE_POSTGRES"):
+            pytest.fail(message)
+        pytest.skip(message)
+    folder = Path(tempfile.mkdtemp(prefix="pendingops-cluster-"))
+    folder.chmod(0o755)
+    private = PrivateCluster(folder)
+    private.create()
+    try:
+        yield private
+    finally:
+        private.remove()
+
+
+@pytest.fixture
+def outage_db(cluster: PrivateCluster) -> Iterator[Database]:
+    db = open_database(cluster.url, create=False)
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    db.create_schema()
+    yield db
+    db.close()
+
+
+def _restart_before(db: Database, cluster: PrivateCluster, statement_start: str) -> Callable[[], int]:
+    """Restart the server just before the first statement starting with ``statement_start`` runs."""
+    fired: list[int] = []
+
+    def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if not fired and statement.lstrip().startswith(statement_start):
+            fired.append(1)
+            cluster.restart()
+
+    event.listen(db.engine, "before_cursor_execute", before)
+    return lambda: len(fired)
+
+
+def _sync(db: Database, storage: LocalStorage, server: RemoteServer, pipeline: list | None = None) -> Any:
+    async def run() -> Any:
+        async with server:
+            units = file_units(server.manifest_url, FILES)
+            try:
+                return await declarative_version(
+                    units,
+                    db=db,
+                    storage=storage,
+                    remote=RemoteConfig(url=server.manifest_url),
+                    repository="r",
+                    mirror=True,
+                    batch_size=12,
+                    batch_wait=0.01,
+                    pipeline=pipeline,
+                )
+            except SyncFailed as exc:
+                return exc
+
+    return asyncio.run(run())
+
+
+def _assert_truthful(db: Database, storage: LocalStorage, outcome: Any) -> None:
+    """Success if and only if a complete new version holds every file; failure leaves no new version."""
+    runs = SyncRun.__table__
+    with db.engine.connect() as conn:
+        states = conn.execute(select(runs.c.state)).scalars().all()
+    if isinstance(outcome, SyncFailed):
+        assert "\n" not in str(outcome)
+        assert version_numbers(db, "r") == [0]
+        assert states[-1] != "completed"
+    else:
+        assert outcome.version.number == 1 and outcome.added == len(FILES)
+        assert version_numbers(db, "r") == [0, 1]
+        assert version_content(db, "r") == file_set(FILES)
+        assert states[-1] == "completed"
+    assert_artifacts_intact(db, storage)
+
+
+@pytest.mark.parametrize(
+    ("moment", "statement"),
+    [
+        ("during a save batch", "INSERT INTO content "),
+        ("while adding to the version", "INSERT INTO repository_content "),
+        ("while finishing the version", "UPDATE repository_version SET complete"),
+    ],
+)
+def test_a_restart_inside_a_database_batch_fails_the_sync_and_says_so(outage_db, storage, cluster, moment, statement):
+    fired = _restart_before(outage_db, cluster, statement)
+    outcome = _sync(outage_db, storage, RemoteServer(dict(FILES)))
+    assert fired() == 1
+    assert isinstance(outcome, SyncFailed), moment
+    assert "database connection lost" in str(outcome) and "no new version" in str(outcome)
+    _assert_truthful(outage_db, storage, outcome)
+    rerun = _sync(outage_db, storage, RemoteServer(dict(FILES)))  # the rerun completes the version
+    _assert_truthful(outage_db, storage, rerun)
+    assert not isinstance(rerun, SyncFailed)
+
+
+def test_a_restart_during_downloads_is_told_truly_and_the_rerun_completes(outage_db, storage, cluster):
+    """The server restarts while files download and batches are saved: whether the sync rode it out
+    (later batches on fresh connections, the version fenced by its own row) or failed, what it says is
+    what the database holds, and a rerun completes the version."""
+    started = asyncio.Event()
+
+    async def restart_once(unit: PendingContent) -> None:
+        if unit.fields["relative_path"] == "d1/f009" and not started.is_set():
+            started.set()
+            await asyncio.to_thread(cluster.restart)
+
+    outcome = _sync(outage_db, storage, RemoteServer(dict(FILES)), [ops.enrich(restart_once), *_default()])
+    assert started.is_set()
+    _assert_truthful(outage_db, storage, outcome)
+    if isinstance(outcome, SyncFailed):
+        assert "database connection lost" in str(outcome)
+        rerun = _sync(outage_db, storage, RemoteServer(dict(FILES)))
+        _assert_truthful(outage_db, storage, rerun)
+        assert not isinstance(rerun, SyncFailed)
+
+
+def test_a_second_sync_during_the_outage_and_the_first_never_both_write_a_version(outage_db, storage, cluster):
+    """Sync A pauses after its first batch; the server restarts (A's lock goes with its session); sync B
+    of the same repository runs to the end; A resumes and must fail: only B's version exists."""
+    paused, resume = asyncio.Event(), asyncio.Event()
+
+    async def pause_once(unit: PendingContent) -> None:
+        if not paused.is_set():
+            paused.set()
+            await resume.wait()
+
+    b_files = {"only-b.txt": b"written by sync B"}
+
+    async def scenario() -> tuple[Any, Any]:
+        async with RemoteServer(dict(FILES)) as server_a, RemoteServer(dict(b_files)) as server_b:
+            pipeline = [*_default(), ops.associate(), ops.enrich(pause_once)]
+            a = asyncio.ensure_future(
+                declarative_version(
+                    file_units(server_a.manifest_url, FILES),
+                    db=outage_db,
+                    storage=storage,
+                    remote=RemoteConfig(url=server_a.manifest_url),
+                    repository="r",
+                    mirror=True,
+                    batch_size=12,
+                    batch_wait=0.01,
+                    pipeline=pipeline,
+                )
+            )
+            await paused.wait()
+            await asyncio.to_thread(cluster.restart)
+            other = open_database(cluster.url, create=False)
+            try:
+                b = await declarative_version(
+                    file_units(server_b.manifest_url, b_files),
+                    db=other,
+                    storage=storage,
+                    remote=RemoteConfig(url=server_b.manifest_url),
+                    repository="r",
+                    mirror=True,
+                    batch_wait=0.01,
+                    wait_for_lock=False,  # A's lock went with its session: B must not wait for it
+                )
+            finally:
+                other.close()
+            resume.set()
+            try:
+                return await a, b
+            except SyncFailed as exc:
+                return exc, b
+
+    a, b = asyncio.run(scenario())
+    # A fails: on the lost connection, or at its next write, fenced by the version B discarded.
+    assert isinstance(a, SyncFailed) and ("lock was lost" in str(a) or "database connection lost" in str(a))
+    assert b.version.number == 1
+    assert version_numbers(outage_db, "r") == [0, 1]
+    assert version_content(outage_db, "r") == file_set(b_files)
+    assert_artifacts_intact(outage_db, storage)
+
+
+def _default() -> list:
+    return default_pipeline()
