@@ -24,6 +24,7 @@ from pendingops.db.schema import ProgressReport, RepositoryContent, SyncRun
 from pendingops.db.versions import associate_content, begin_version, ensure_repository, version_info
 from pendingops.db.writes import save_units
 from tests.conftest import count_rows, file_unit, file_units, version_content, version_numbers
+from tests.remote_server import RemoteServer
 
 URL = "http://127.0.0.1:9/PULP_MANIFEST"  # never contacted: these syncs download nothing
 ON_DEMAND = RemoteConfig(url=URL, policy="on_demand")
@@ -280,6 +281,28 @@ def test_the_failure_report_is_capped_but_the_count_is_exact(db, storage):
     assert result.failed_count == 1005 and len(result.failures) == 1000
     assert {(f.stage, f.reason) for f in result.failures} == {("enrich", "refused")}
     assert not result.created
+
+
+def test_failed_units_give_their_window_place_back(db, storage):
+    """20 units that all fail, under a window of 4: each failed unit frees its place, so the sync ends
+    (a place kept would leave the source waiting forever) with every failure counted, nothing in flight."""
+    files = {f"gone/{i:02d}": f"gone {i}".encode() for i in range(20)}
+
+    async def scenario() -> tuple[SyncContext, RemoteServer]:
+        async with RemoteServer({}) as server:  # the units list files the server does not have: 404
+            remote = RemoteConfig(url=server.manifest_url, retries=0)
+            async with SyncContext(db, storage, remote, "r", on_error="skip", window=4, **FAST) as sync:
+                units = file_units(server.manifest_url, files)
+                await sync.run(sync.source(units).pipe(ops.dedup(), ops.download(n=2), ops.save()))
+        return sync, server
+
+    sync, server = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert sync.result is not None and sync.result.failed_count == 20
+    assert {(f.stage, f.reason.split(": ")[-1]) for f in sync.result.failures} == {("download", "HTTP 404 Not Found")}
+    assert not sync.result.created and sync.result.added == 0
+    assert sync.in_flight == 0 and sync.max_in_flight == 4  # the window was full, and emptied
+    assert server.file_requests() == 20
+    assert version_numbers(db, "r") == [0]
 
 
 def test_a_failing_progress_callback_does_not_fail_the_sync(db, storage, caplog) -> None:
