@@ -505,6 +505,7 @@ def _environment(copy: Path) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(copy), *filter(None, [os.environ.get("PYTHONPATH")])])
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["HYPOTHESIS_PROFILE"] = "ci"  # derandomized: the same examples on every run
+    env["COLUMNS"] = "400"  # pytest cuts its one-line failure summaries to the terminal's width
     # A skipped PostgreSQL test must stay a skip (counted by this tool), not become a failure.
     env.pop("PENDINGOPS_REQUIRE_POSTGRES", None)
     return env
