@@ -262,7 +262,7 @@ MUTANTS: tuple[Mutant, ...] = (
         why="orphan cleanup takes the store lock shared, so it runs during a sync and removes what it found",
         old="""    with StoreLock(db, shared=False):""",
         new="""    with StoreLock(db, shared=True):""",
-        tests=("tests/test_concurrency.py::test_orphan_cleanup_during_a_sync_waits_for_it",),
+        tests=("tests/maintenance/test_orphans.py::test_orphan_cleanup_waits_for_a_sync_that_found_orphans",),
         databases="both",
     ),
     # -- 4: every remote is hostile; 5: secrets -------------------------------------------------------
@@ -345,7 +345,7 @@ MUTANTS: tuple[Mutant, ...] = (
         old="""                _rc.c.version_removed.is_(None),
                 _rc.c.version_added < version.number,""",
         new="""                _rc.c.version_added < version.number,""",
-        tests=("tests/db/test_versions.py::test_versions_are_intervals_and_old_versions_never_change",),
+        tests=("tests/db/test_versions.py::test_a_mirror_removal_leaves_what_earlier_versions_removed_alone",),
     ),
     Mutant(
         id="stale-remote-artifact",
