@@ -186,6 +186,17 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=(T_FAULTS + "test_a_refused_connection_is_retried",),
     ),
     Mutant(
+        id="retry-after-ignored",
+        guarantee="outages: Retry-After honoured",
+        file="pendingops/download/fetcher.py",
+        why="a server's Retry-After is ignored: an overloaded remote is asked again after the short backoff",
+        old="""                delay = exc.retry_after
+""",
+        new="""                delay = None
+""",
+        tests=(T_FAULTS + "test_retry_after_is_honoured",),
+    ),
+    Mutant(
         id="no-read-timeout",
         guarantee="4 bounded time (outages)",
         file="pendingops/download/fetcher.py",
@@ -274,6 +285,15 @@ MUTANTS: tuple[Mutant, ...] = (
         old="""        if segment in (".", ".."):""",
         new="""        if segment == ".":""",
         tests=("tests/plugins/test_file.py::test_bad_manifest_is_refused_and_nothing_is_written[sqlite-dotdot]",),
+    ),
+    Mutant(
+        id="manifest-line-unbounded",
+        guarantee="4 bounded memory",
+        file="pendingops/plugins/file.py",
+        why="manifest lines are read whole, so one endless line is held in memory before it is refused",
+        old="""        while raw := handle.readline(MAX_LINE_BYTES + 1):""",
+        new="""        while raw := handle.readline():""",
+        tests=("tests/plugins/test_file.py::test_an_endless_line_is_refused_after_reading_a_bounded_prefix",),
     ),
     Mutant(
         id="export-follows-symlinks",
