@@ -635,9 +635,9 @@ def run_one(mutant: Mutant, base: Path, scratch: Path, *, apply: bool) -> Outcom
     return outcome
 
 
-def print_table(outcomes: Sequence[Outcome], heading: str, *, show_failures: bool = False) -> None:
+def print_table(outcomes: Sequence[Outcome], *, show_failures: bool = False) -> None:
     """The table of outcomes; with ``show_failures``, the line pytest gave each failed test."""
-    rows = [("id", "guarantee", "file", heading, "tests run", "seconds")]
+    rows = [("id", "guarantee", "file", "result", "tests run", "seconds")]
     for o in outcomes:
         tests = (
             f"{o.ran}" + (f" ({o.failed} failed)" if o.failed else "") + (f", {o.skipped} skipped" if o.skipped else "")
@@ -689,7 +689,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"ERROR {problem}", file=sys.stderr)
         if args.list:
             for m in mutants:
-                print(f"{m.id:32} {m.guarantee:40} {m.file}\n{'':32} {m.why}\n{'':32} tests: {' '.join(m.tests)}")
+                print(f"{m.id:32} {m.guarantee:40} {m.file}\n{'':32} {m.why}")
+                print(f"{'':32} tests ({m.databases}): {' '.join(m.tests)}")
             print(f"{len(mutants)} mutants; patterns checked against the committed tree at {head}")
             return 1 if problems else 0
         if problems:
@@ -702,7 +703,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         started = time.monotonic()
         apply = not args.baseline
-        runs = mutants if apply else [*mutants, *SELF_CHECKS]
+        runs = mutants if apply else [*mutants, *(check for check in SELF_CHECKS if check not in mutants)]
 
         def job(mutant: Mutant) -> Outcome:
             # The baseline runs the self checks mutated: each must be killed to prove the copy is imported.
@@ -716,7 +717,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elapsed = time.monotonic() - started
 
     print()
-    print_table(outcomes, "result", show_failures=args.why)
+    print_table(outcomes, show_failures=args.why)
     good = sum(o.ok for o in outcomes)
     if apply:
         killed = sum(o.result.startswith("killed") for o in outcomes)
