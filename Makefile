@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint postgres bench clean
+.PHONY: demo test lint postgres bench mutants clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,11 +24,17 @@ postgres:
 	  echo "PostgreSQL is not available: its tests will be skipped (set PENDINGOPS_REQUIRE_POSTGRES=1 to fail instead)"
 
 test: $(BIN)/.installed postgres
-	$(BIN)/ruff check pendingops tests benchmarks
+	$(BIN)/ruff check pendingops tests benchmarks tools
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/.installed postgres
 	$(BIN)/python benchmarks/run.py
+
+# The mutation check (minutes, not part of CI): the selected tests pass unmutated, then every
+# guarantee-mutant in tools/mutants.py must be killed by them.
+mutants: $(BIN)/.installed postgres
+	$(BIN)/python tools/mutants.py --baseline
+	$(BIN)/python tools/mutants.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from pendingops import RemoteConfig, SyncContext
+from pendingops import PendingContent, RemoteConfig, SyncContext, UnitError
 from pendingops import operators as ops
 from pendingops.budget import ByteBudget
-from tests.conftest import file_units, version_content
+from tests.conftest import file_units, version_content, version_numbers
 from tests.remote_server import RemoteServer
 
 
@@ -80,3 +80,28 @@ def test_a_sync_never_holds_more_downloaded_bytes_than_its_budget(db, storage) -
     assert 0 < sync.byte_budget.max_held <= 5000
     assert sync.byte_budget.held == 0
     assert len(version_content(db, "r")) == 40
+
+
+def test_units_failing_after_their_download_give_their_bytes_back(db, storage) -> None:
+    """20 downloaded units that all fail afterwards, under a budget of three files: each failed unit
+    hands its bytes back, so the sync ends (bytes kept would leave the next download waiting forever)."""
+    files = {f"f{i:02d}": bytes([i]) * 1000 for i in range(20)}
+
+    async def refuse(unit: PendingContent) -> None:
+        raise UnitError("refused after the download")
+
+    async def scenario() -> tuple[SyncContext, RemoteServer]:
+        async with RemoteServer(dict(files)) as server:
+            remote = RemoteConfig(url=server.manifest_url)
+            options = {"on_error": "skip", "max_pending_bytes": 3000, "batch_wait": 0.01}
+            async with SyncContext(db, storage, remote, "r", **options) as sync:
+                units = file_units(server.manifest_url, files)
+                await sync.run(sync.source(units).pipe(ops.dedup(), ops.download(n=2), ops.enrich(refuse), ops.save()))
+        return sync, server
+
+    sync, server = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert sync.result is not None and sync.result.failed_count == 20 and not sync.result.created
+    assert {f.stage for f in sync.result.failures} == {"enrich"}
+    assert sync.byte_budget.held == 0 and 0 < sync.byte_budget.max_held <= 3000
+    assert server.file_requests() == 20
+    assert version_numbers(db, "r") == [0]

@@ -133,3 +133,25 @@ def test_an_explicit_pipeline_replaces_the_default_even_when_empty(db, storage):
             assert default.added == len(BASE) and server.file_requests() == len(BASE)
 
     asyncio.run(scenario())
+
+
+def test_a_failed_unit_whose_content_is_already_stored_is_never_added(db, storage):
+    """Content an on_demand sync of another repository saved has a content id before this sync looks it
+    up; when its download then fails, the unit is still left out, under the skip policy too."""
+    files = {"a": b"file a", "b": b"file b"}
+
+    async def scenario():
+        async with RemoteServer(files) as server:
+            lazy = RemoteConfig(url=server.manifest_url, policy="on_demand")
+            await sync_remote(FilePlugin(), lazy, db=db, storage=storage, repository="lazy")
+            assert version_content(db, "lazy") == file_set(files) and server.file_requests() == 0
+
+            server.faults = {"a": Fault(status=404)}
+            result = await _sync(db, storage, server, on_error="skip")
+            assert (result.added, result.failed_count) == (1, 1)
+            assert [(f.unit.split(",")[0], f.stage) for f in result.failures] == [("file a", "download")]
+            assert version_content(db, "r") == file_set({"b": files["b"]})
+            assert version_content(db, "lazy") == file_set(files)
+            assert server.requests["a"] == 1
+
+    asyncio.run(scenario())

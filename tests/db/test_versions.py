@@ -84,6 +84,30 @@ def test_versions_are_intervals_and_old_versions_never_change(db, storage):
     assert count_rows(db, RepositoryContent) == 5
 
 
+def test_a_mirror_removal_leaves_what_earlier_versions_removed_alone(db, storage):
+    """Two mirror syncs in a row, each removing something: the second touches only what is still in
+    the repository, so the version the first one made keeps its content."""
+    ids = _saved_ids(db, storage, FILES)
+    repo = db.transact(ensure_repository, "r")
+    _build(db, repo, [ids["a"], ids["b"], ids["c"]])
+    _, (added, removed) = _build(db, repo, [], declare=[ids["b"], ids["c"]], mirror=True)
+    assert (added, removed) == (0, 1)
+    _, (added, removed) = _build(db, repo, [ids["d"]], declare=[ids["c"]], mirror=True)
+    assert (added, removed) == (1, 1)
+
+    assert _paths(db, "r", 1) == {"a", "b", "c"}
+    assert _paths(db, "r", 2) == {"b", "c"}
+    assert _paths(db, "r", 3) == {"c", "d"}
+    counts = [
+        (v.number, v.content_count, v.added, v.removed) for v in (db.transact(version_info, "r", n) for n in (2, 3))
+    ]
+    assert counts == [(2, 2, 0, 1), (3, 2, 1, 1)]
+    rc = RepositoryContent.__table__
+    with db.engine.connect() as conn:
+        rows = conn.execute(select(rc.c.content_id, rc.c.version_added, rc.c.version_removed)).all()
+    assert sorted(rows) == sorted([(ids["a"], 1, 2), (ids["b"], 1, 3), (ids["c"], 1, None), (ids["d"], 3, None)])
+
+
 def test_a_version_that_changes_nothing_is_discarded(db, storage):
     ids = _saved_ids(db, storage, FILES)
     repo = db.transact(ensure_repository, "r")

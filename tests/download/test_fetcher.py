@@ -229,3 +229,59 @@ def test_fetch_file_refuses_more_than_max_size(tmp_path, storage):
     assert asyncio.run(run(1000)) == 1000 and dest.read_bytes() == b"x" * 1000
     with pytest.raises(DownloadError, match="larger than 999 bytes"):
         asyncio.run(run(999))
+
+
+def _leave_in_storage(storage, data: bytes) -> Path:
+    """Put ``data`` where an interrupted run would have left it: in storage under its sha256."""
+    temp = storage.new_temp_path()
+    temp.write_bytes(data)
+    storage.put(temp, hashlib.sha256(data).hexdigest())
+    return storage.local_path(storage.location_for(hashlib.sha256(data).hexdigest()))
+
+
+def test_a_leftover_file_is_checked_against_every_declared_digest(storage):
+    """A leftover file with the right sha256 but a wrong declared md5 is not adopted: the download that
+    follows fails with "md5 mismatch", as a fresh download of the same bytes does."""
+    _leave_in_storage(storage, DATA)
+    server = RemoteServer({"f.bin": DATA})
+    artifact = _artifact(digests={"md5": hashlib.md5(b"other bytes").hexdigest()})
+    with pytest.raises(DownloadError, match="md5 mismatch"):
+        _fetch(server, storage, artifact, retries=0)
+    assert server.requests["f.bin"] == 1  # not adopted: fetched, and refused for the same reason
+    assert not artifact.is_stored and artifact.stored_digests == {}
+    assert _temp_files(storage) == []
+
+    right = _artifact(digests={"md5": hashlib.md5(DATA).hexdigest()})
+    again = RemoteServer({"f.bin": DATA})
+    _fetch(again, storage, right, retries=0)
+    assert again.requests["f.bin"] == 0  # with the right md5 the same leftover file is adopted
+    assert right.stored_digests == {"md5": hashlib.md5(DATA).hexdigest()}
+
+
+def test_a_leftover_file_of_the_right_size_with_other_bytes_is_replaced(storage):
+    """A leftover file at the artifact's location, as long as the artifact but with other bytes (a bit
+    flipped on disk), is not adopted: the file is downloaded again and replaces it."""
+    path = _leave_in_storage(storage, DATA)
+    path.write_bytes(bytes([DATA[0] ^ 1]) + DATA[1:])
+    server = RemoteServer({"f.bin": DATA})
+    artifact = _artifact()
+    _fetch(server, storage, artifact, retries=0)
+    assert server.requests["f.bin"] == 1
+    assert path.read_bytes() == DATA
+    assert (artifact.stored_sha256, artifact.stored_size) == (SHA256, len(DATA))
+
+
+def test_an_oversized_manifest_is_requested_once(tmp_path, storage):
+    """A manifest or index larger than its limit cannot get smaller by asking again: one request,
+    with retries to spare."""
+    server = RemoteServer({"index": b"x" * 5000})
+    dest = tmp_path / "index"
+
+    async def run() -> int:
+        async with server, Fetcher(_remote(server, retries=3), storage) as fetcher:
+            return await fetcher.fetch_file(server.base_url + "index", dest, max_size=4096)
+
+    with pytest.raises(DownloadError, match="larger than 4096 bytes") as caught:
+        asyncio.run(run())
+    assert "attempts" not in str(caught.value)
+    assert server.requests["index"] == 1

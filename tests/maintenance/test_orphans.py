@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
+import pytest
 from sqlalchemy import func, select
 
-from pendingops import RemoteConfig, SyncFailed, sync_remote
+from pendingops import PendingContent, RemoteConfig, SyncFailed, sync_remote
+from pendingops import operators as ops
 from pendingops.db.schema import Artifact, Content
-from pendingops.maintenance.orphans import remove_orphans
+from pendingops.maintenance.orphans import OrphanReport, remove_orphans
 from pendingops.maintenance.verify import StorageProblem, verify_storage
 from pendingops.plugins.file import FilePlugin
+from tests.conftest import file_set, version_content
 from tests.remote_server import Fault, RemoteServer
 
 
@@ -63,4 +67,37 @@ def test_content_of_a_failed_sync_is_removed_with_its_files(db, storage) -> None
     assert not stray.exists()
     assert (_count(db, Content), _count(db, Artifact)) == (0, 0)
     assert [p for p in (storage.root / "artifacts").rglob("*") if p.is_file()] == []
+    assert [p for p in verify_storage(db, storage) if isinstance(p, StorageProblem)] == []
+
+
+def test_orphan_cleanup_waits_for_a_sync_that_found_orphans(db, storage) -> None:
+    """Content a failed sync left is an orphan until a version holds it. A cleanup started while a
+    sync that has found that content is running waits for the sync, then has nothing to remove."""
+    files = {f"f{i}": bytes([i]) * 10 for i in range(6)}
+    reports: list[OrphanReport] = []
+    cleanup = threading.Thread(target=lambda: reports.append(remove_orphans(db, storage)))
+
+    async def start_cleanup(units: list[PendingContent]) -> None:
+        # Every unit of this batch has been looked up: the orphans it found are about to be used.
+        if not cleanup.is_alive() and not reports:
+            cleanup.start()
+        # The cleanup waits for this sync to end, so this wait runs out; a cleanup that did not wait
+        # would be done by then, the found content deleted under the sync.
+        await asyncio.to_thread(cleanup.join, 5)
+
+    async def run() -> None:
+        async with RemoteServer(files, faults={"f5": Fault(status=404)}) as server:
+            remote = RemoteConfig(url=server.manifest_url, retries=0)
+            with pytest.raises(SyncFailed):
+                await sync_remote(FilePlugin(), remote, db=db, storage=storage, repository="r", batch_size=2)
+            assert _count(db, Content) > 0 and _count(db, Artifact) > 0
+            server.faults = {}
+            pipeline = [ops.dedup(), ops.enrich_batch(start_cleanup), ops.download(), ops.save()]
+            result = await sync_remote(FilePlugin(), remote, db=db, storage=storage, repository="r", pipeline=pipeline)
+            assert result.added == 6
+
+    asyncio.run(run())
+    cleanup.join()
+    assert [(r.content, r.artifacts, r.stray_files) for r in reports] == [(0, 0, 0)]
+    assert version_content(db, "r") == file_set(files)
     assert [p for p in verify_storage(db, storage) if isinstance(p, StorageProblem)] == []

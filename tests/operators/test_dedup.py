@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import pytest
 
-from pendingops import RemoteConfig, declarative_version
+from pendingops import PendingArtifact, PendingContent, RemoteConfig, declarative_version
 from pendingops import operators as ops
 from pendingops.db.schema import Artifact, Content, ContentArtifact, RemoteArtifact
+from pendingops.plugins.file import FileContent
 from tests.conftest import assert_no_duplicate_rows, count_rows, file_set, file_units, version_content
 from tests.remote_server import RemoteServer
 
@@ -98,3 +100,33 @@ def test_present_units_are_counted(db, storage):
         6,
         6,
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="query_existing_artifacts links a stored artifact by sha256 alone: a declared md5 that "
+    "contradicts the stored artifact's md5 is not checked, where a download of the same bytes fails",
+)
+def test_a_stored_artifact_is_linked_only_when_every_declared_digest_agrees(db, storage):
+    """Bytes already stored under the declared sha256 are shared with a new unit only if the unit's
+    other declared digests agree too: a wrong md5 fails the unit, as a fresh download would."""
+    data = b"shared bytes\n" * 10
+    sha256 = hashlib.sha256(data).hexdigest()
+
+    def unit(server: RemoteServer, path: str, md5_of: bytes) -> PendingContent:
+        digests = {"md5": hashlib.md5(md5_of).hexdigest()}
+        artifact = PendingArtifact(server.base_url + "f", path, size=len(data), sha256=sha256, digests=digests)
+        return PendingContent(FileContent, {"relative_path": path, "sha256": sha256, "size": len(data)}, [artifact])
+
+    async def scenario():
+        async with RemoteServer({"f": data}) as server:
+            options = {"db": db, "storage": storage, "remote": RemoteConfig(url=server.manifest_url, retries=0)}
+            first = await declarative_version([unit(server, "one", data)], repository="one", **options)
+            assert first.added == 1 and server.file_requests() == 1
+            wrong = await declarative_version(
+                [unit(server, "two", b"other bytes")], repository="two", on_error="skip", **options
+            )
+            assert wrong.failed_count == 1 and "md5 mismatch" in wrong.failures[0].reason
+            assert not wrong.created
+
+    asyncio.run(scenario())

@@ -1,0 +1,731 @@
+"""The mutation check: plausible bugs that break the guarantees, each of which the tests must catch.
+
+    python tools/mutants.py               run every mutant, print the table
+    python tools/mutants.py --only ID ...  run some of them
+    python tools/mutants.py --list        list the mutants (and check their patterns still match)
+    python tools/mutants.py --baseline    the selected tests pass without any mutant, and two obvious
+                                          mutants prove the scratch copy is what the tests import
+
+A mutant is one small bug: an exact ``old`` snippet of a file and its ``new`` replacement (a few
+mutants change the same check in two places of one file). The snippet must occur exactly once in the
+committed file, or the check fails loudly ("pattern not found" / "pattern ambiguous"), so the list
+stays honest as the code changes. Each mutant is applied to a scratch copy of the committed tree
+(``git archive HEAD``: uncommitted changes are not part of the check), and its own small selection
+of tests runs there, with that copy first on ``PYTHONPATH`` so the console script and every other
+subprocess the tests start import the mutated copy too. A mutant is killed when a test fails.
+
+Mutants of a database-specific guarantee run their tests on PostgreSQL too and count as not run
+when no PostgreSQL test ran. The exit status is non-zero when a mutant survived, a pattern is
+missing, or a mutant could not be run. Not part of CI (it takes minutes): run it before resolving
+an issue that adds a guarantee, and add a mutant for that guarantee.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+#: per-test limit (pytest-timeout) inside a mutant's run: a mutant that makes a sync hang is caught by it
+TEST_TIMEOUT = 120
+#: a whole mutant run taking longer than this is stopped (and counted as killed: the suite hung)
+RUN_TIMEOUT = 900
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One plausible bug: ``old`` becomes ``new`` in ``file`` (and each pair of ``also`` in it too)."""
+
+    id: str
+    guarantee: str
+    file: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+    why: str
+    also: tuple[tuple[str, str], ...] = ()
+    #: "sqlite": the bug does not depend on the database, its tests run on SQLite only;
+    #: "both" or "postgresql": a database-specific guarantee, its tests must run on PostgreSQL
+    databases: str = "sqlite"
+
+    @property
+    def edits(self) -> tuple[tuple[str, str], ...]:
+        return ((self.old, self.new), *self.also)
+
+
+T_FETCHER = "tests/download/test_fetcher.py::"
+T_FAULTS = "tests/download/test_faults.py::"
+T_CONTEXT = "tests/test_context.py::"
+T_DECL = "tests/test_declarative.py::"
+
+MUTANTS: tuple[Mutant, ...] = (
+    # -- 2: a declared digest is checked on every path that adopts bytes ----------------------------
+    Mutant(
+        id="adopt-skips-other-digests",
+        guarantee="2 digests on every path",
+        file="pendingops/download/fetcher.py",
+        why="a leftover file in storage is adopted on its sha256 and size alone (md5, sha512... unchecked)",
+        old="""        if any(digests.get(name) != value for name, value in artifact.digests.items()):
+            return False
+        _record(artifact, size, digests)""",
+        new="""        _record(artifact, size, digests)""",
+        tests=(T_FETCHER + "test_a_leftover_file_is_checked_against_every_declared_digest",),
+    ),
+    Mutant(
+        id="adopt-skips-sha256",
+        guarantee="2 digests on every path",
+        file="pendingops/download/fetcher.py",
+        why="a leftover file is adopted when its size is right, whatever its bytes",
+        old='if digests["sha256"] != artifact.sha256 or (artifact.size is not None and size != artifact.size):',
+        new="if (artifact.size is not None and size != artifact.size):",
+        tests=(T_FETCHER + "test_a_leftover_file_of_the_right_size_with_other_bytes_is_replaced",),
+    ),
+    Mutant(
+        id="download-skips-sha256",
+        guarantee="2 digests on every path",
+        file="pendingops/download/fetcher.py",
+        why="a download is checked against its size and secondary digests only, not its sha256",
+        old="""    if artifact.sha256:
+        expected["sha256"] = artifact.sha256
+""",
+        new="",
+        tests=(T_FETCHER + "test_a_mismatching_body_never_produces_a_stored_file",),
+    ),
+    Mutant(
+        id="download-accepts-short-body",
+        guarantee="2 digests on every path",
+        file="pendingops/download/fetcher.py",
+        why="a body shorter than the declared size is accepted when its digest matches",
+        old="""    if artifact.size is not None and size != artifact.size:
+        raise DownloadError(""",
+        new="""    if artifact.size is not None and size > artifact.size:
+        raise DownloadError(""",
+        tests=(T_FETCHER + "test_a_wrong_size_with_right_digest_is_rejected",),
+    ),
+    Mutant(
+        id="stored-content-drops-artifact",
+        guarantee="2 content is immutable",
+        file="pendingops/db/writes.py",
+        why="stored content declared with an artifact it lacks is saved without it, only new content fails",
+        old="""        if unlinked:
+            unit.fail(""",
+        new="""        if unlinked and unit.content_id is None:
+            unit.fail(""",
+        tests=(
+            "tests/operators/test_save.py::test_stored_content_declared_with_a_new_artifact_fails_instead_of_losing_it",
+        ),
+    ),
+    Mutant(
+        id="known-digest-guesses",
+        guarantee="2 content is immutable",
+        file="pendingops/operators/_known_digests.py",
+        why="a url that served different files over time gets one of their digests instead of a download",
+        old="""        if len({digest for digest, _ in found}) != 1:""",
+        new="""        if not found:""",
+        tests=("tests/plugins/test_cookbook.py::test_tarball_replaced_at_the_same_url_is_found_by_downloading",),
+    ),
+    # -- retries only on retryable errors; outages ----------------------------------------------------
+    Mutant(
+        id="oversized-index-retried",
+        guarantee="retries only if retryable",
+        file="pendingops/download/fetcher.py",
+        why="a manifest or index over its size limit is asked for again, and again",
+        old="""raise DownloadError(f"{url}: larger than {max_size} bytes", retryable=False)""",
+        new="""raise DownloadError(f"{url}: larger than {max_size} bytes", retryable=True)""",
+        tests=(T_FETCHER + "test_an_oversized_manifest_is_requested_once",),
+    ),
+    Mutant(
+        id="oversized-body-retried",
+        guarantee="retries only if retryable",
+        file="pendingops/download/fetcher.py",
+        why="a body over the declared size is fetched again, though it cannot get smaller",
+        old="""                            f"{artifact.url}: body is larger than the expected {artifact.size} bytes",
+                            retryable=False,""",
+        new="""                            f"{artifact.url}: body is larger than the expected {artifact.size} bytes",
+                            retryable=True,""",
+        tests=(T_FETCHER + "test_an_endless_body_is_cut_off_at_the_expected_size",),
+    ),
+    Mutant(
+        id="client-error-retried",
+        guarantee="retries only if retryable",
+        file="pendingops/download/fetcher.py",
+        why="404 counts as transient (as some CDNs answer briefly), so missing files are asked for again",
+        old="""_RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})""",
+        new="""_RETRYABLE_STATUS = frozenset({404, 408, 425, 429, 500, 502, 503, 504})""",
+        tests=(T_FETCHER + "test_missing_file_is_404_without_retry",),
+    ),
+    Mutant(
+        id="one-retry-too-many",
+        guarantee="outages: retries bounded",
+        file="pendingops/download/fetcher.py",
+        why="off by one: retries=N makes N + 2 attempts",
+        old="""                if not exc.retryable or tries >= self.remote.retries:""",
+        new="""                if not exc.retryable or tries > self.remote.retries:""",
+        tests=(T_FETCHER + "test_retries_are_bounded",),
+    ),
+    Mutant(
+        id="connection-error-not-retried",
+        guarantee="outages: transient errors retried",
+        file="pendingops/download/fetcher.py",
+        why="a refused or reset connection fails the unit at once instead of being retried",
+        old="""            raise DownloadError(f"{url}: {type(exc).__name__}: {exc}", retryable=True) from None""",
+        new="""            raise DownloadError(f"{url}: {type(exc).__name__}: {exc}", retryable=False) from None""",
+        tests=(T_FAULTS + "test_a_refused_connection_is_retried",),
+    ),
+    Mutant(
+        id="retry-after-ignored",
+        guarantee="outages: Retry-After honoured",
+        file="pendingops/download/fetcher.py",
+        why="a server's Retry-After is ignored: an overloaded remote is asked again after the short backoff",
+        old="""                delay = exc.retry_after
+""",
+        new="""                delay = None
+""",
+        tests=(T_FAULTS + "test_retry_after_is_honoured",),
+    ),
+    Mutant(
+        id="no-read-timeout",
+        guarantee="4 bounded time (outages)",
+        file="pendingops/download/fetcher.py",
+        why="read_timeout is not applied, so a stalled body holds a download (and the sync) indefinitely",
+        old="""                    sock_read=remote.read_timeout,""",
+        new="""                    sock_read=None,""",
+        tests=(T_FAULTS + "test_under_the_fail_policy_a_stalled_body_fails_the_sync",),
+    ),
+    # -- 1: a version is visible if and only if its sync succeeded -----------------------------------
+    Mutant(
+        id="fail-policy-ignored",
+        guarantee="1 visible iff success",
+        file="pendingops/context.py",
+        why="under on_error='fail' a failed unit no longer fails the sync: the version becomes visible",
+        old="""                if self.on_error == "fail" and not done.done():""",
+        new="""                if self.on_error == "fail" and done.done():""",
+        tests=(T_DECL + "test_fail_policy_keeps_the_version_and_the_downloaded_artifacts",),
+    ),
+    Mutant(
+        id="cancelled-sync-completes",
+        guarantee="1 visible iff success",
+        file="pendingops/context.py",
+        why="only Exceptions count as failures: a cancelled sync (BaseException) makes its version visible",
+        old="""        exc = exc or forgot_run""",
+        new="""        exc = exc if isinstance(exc, Exception) else forgot_run""",
+        tests=(T_CONTEXT + "test_a_cancelled_sync_leaves_no_version",),
+    ),
+    Mutant(
+        id="failing-source-completes",
+        guarantee="1 visible iff success",
+        file="pendingops/context.py",
+        why="a plugin source that raises ends the stream as if it were complete",
+        old="""        except Exception as exc:  # the plugin's source failed: the whole sync fails
+            observer.on_error(exc)""",
+        new="""        except Exception:  # the plugin's source failed: the whole sync fails
+            observer.on_completed()""",
+        tests=(T_CONTEXT + "test_a_failing_source_fails_the_sync",),
+    ),
+    Mutant(
+        id="latest-includes-incomplete",
+        guarantee="1 visible iff success",
+        file="pendingops/db/versions.py",
+        why="the latest version is the highest number, complete or not",
+        old="select(func.max(_version.c.number)).where(_version.c.repository_id == repository_id, _version.c.complete)",
+        new="select(func.max(_version.c.number)).where(_version.c.repository_id == repository_id)",
+        tests=("tests/db/test_versions.py::test_an_incomplete_version_is_invisible_and_undone_whole",),
+    ),
+    # -- 3: one writer per repository ----------------------------------------------------------------
+    Mutant(
+        id="sqlite-repository-lock-shared",
+        guarantee="3 one writer (SQLite)",
+        file="pendingops/db/locks.py",
+        why="the file lock is always taken shared: two syncs of one repository run at once",
+        old="""        mode = fcntl.LOCK_SH if self._shared else fcntl.LOCK_EX""",
+        new="""        mode = fcntl.LOCK_SH""",
+        tests=("tests/test_concurrency.py::test_two_syncs_of_one_repository_never_interleave",),
+    ),
+    Mutant(
+        id="postgres-repository-lock-shared",
+        guarantee="3 one writer (PostgreSQL)",
+        file="pendingops/db/locks.py",
+        why="the advisory lock is always taken shared: two syncs of one repository run at once",
+        old="""        kind = "_shared" if self._shared else ""
+        fn = f"pg_advisory_lock{kind}\"""",
+        new="""        kind = "_shared"
+        fn = f"pg_advisory_lock{kind}\"""",
+        tests=("tests/test_concurrency.py::test_two_syncs_of_one_repository_never_interleave",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="orphans-do-not-wait",
+        guarantee="3 one writer / orphans",
+        file="pendingops/maintenance/orphans.py",
+        why="orphan cleanup takes the store lock shared, so it runs during a sync and removes what it found",
+        old="""    with StoreLock(db, shared=False):""",
+        new="""    with StoreLock(db, shared=True):""",
+        tests=("tests/maintenance/test_orphans.py::test_orphan_cleanup_waits_for_a_sync_that_found_orphans",),
+        databases="both",
+    ),
+    # -- 4: every remote is hostile; 5: secrets -------------------------------------------------------
+    Mutant(
+        id="dotdot-path-accepted",
+        guarantee="4 data never names local files",
+        file="pendingops/paths.py",
+        why="a '..' segment in a relative path is accepted (only '.' is refused)",
+        old="""        if segment in (".", ".."):""",
+        new="""        if segment == ".":""",
+        tests=("tests/plugins/test_file.py::test_bad_manifest_is_refused_and_nothing_is_written[sqlite-dotdot]",),
+    ),
+    Mutant(
+        id="manifest-line-unbounded",
+        guarantee="4 bounded memory",
+        file="pendingops/plugins/file.py",
+        why="manifest lines are read whole, so one endless line is held in memory before it is refused",
+        old="""        while raw := handle.readline(MAX_LINE_BYTES + 1):""",
+        new="""        while raw := handle.readline():""",
+        tests=("tests/plugins/test_file.py::test_an_endless_line_is_refused_after_reading_a_bounded_prefix",),
+    ),
+    Mutant(
+        id="export-follows-symlinks",
+        guarantee="4 nothing written outside DEST",
+        file="pendingops/maintenance/export.py",
+        why="export checks folders with stat, not lstat: a symlinked folder inside DEST leads outside it",
+        old="""            mode = os.lstat(current).st_mode""",
+        new="""            mode = os.stat(current).st_mode""",
+        tests=("tests/maintenance/test_export.py::test_export_refuses_a_symlinked_folder_inside_dest",),
+    ),
+    Mutant(
+        id="database-password-shown",
+        guarantee="5 secrets never printed",
+        file="pendingops/db/database.py",
+        why="a malformed database URL is reported with its password",
+        old="""        shown = _PASSWORD.sub(r"\\1***@", url)""",
+        new="""        shown = url""",
+        tests=("tests/db/test_database.py::test_a_bad_url_is_reported_without_its_password",),
+    ),
+    # -- 6: cost follows the change; bound variables ------------------------------------------------
+    Mutant(
+        id="associate-per-unit",
+        guarantee="6 cost follows change",
+        file="pendingops/operators/_associate.py",
+        why="saved content is added to the version one statement per unit",
+        old="added = associate_content(conn, ctx.db, ctx.repository_id, ctx.version, new)",
+        new="added = sum(associate_content(conn, ctx.db, ctx.repository_id, ctx.version, [c]) for c in new)",
+        tests=("tests/db/test_statements.py::test_a_whole_sync_costs_at_most_20_statements_per_thousand_units",),
+    ),
+    Mutant(
+        id="lookup-chunks-too-big",
+        guarantee="bound-variable chunking",
+        file="pendingops/db/lookups.py",
+        why="the content lookup's chunks forget the statement's two other bound values",
+        old="""    for chunk in db.chunks(digests, 1, other_params=2):  # remote_id and repository_id""",
+        new="""    for chunk in db.chunks(digests, 1):  # remote_id and repository_id""",
+        tests=("tests/db/test_writes.py::test_writes_and_lookups_respect_the_bound_variable_limit",),
+    ),
+    # -- failed units, mirror, window and byte budget ------------------------------------------------
+    Mutant(
+        id="failed-stored-unit-added",
+        guarantee="failed unit never added",
+        file="pendingops/operators/_associate.py",
+        why="a failed unit that already has a content id (content stored before) is associated",
+        old="""    return not unit.failed or (ctx.mirror and unit.in_base)""",
+        new="""    return True""",
+        also=(
+            (
+                """    new = [u.content_id for u in units if not u.failed and not u.in_base]""",
+                """    new = [u.content_id for u in units if not u.in_base]""",
+            ),
+        ),
+        tests=(T_DECL + "test_a_failed_unit_whose_content_is_already_stored_is_never_added",),
+    ),
+    Mutant(
+        id="failed-base-unit-removed",
+        guarantee="mirror keeps failed base unit",
+        file="pendingops/operators/_associate.py",
+        why="a mirror sync declares only the units that succeeded, so it removes a failed one the base had",
+        old="""        declare_content(conn, ctx.db, ctx.version, [u.content_id for u in units])""",
+        new="""        declare_content(conn, ctx.db, ctx.version, [u.content_id for u in units if not u.failed])""",
+        tests=(T_DECL + "test_mirror_keeps_a_failed_unit_the_previous_version_had",),
+    ),
+    Mutant(
+        id="mirror-rewrites-history",
+        guarantee="mirror removes exactly the undeclared",
+        file="pendingops/db/versions.py",
+        why="mirror removal also re-stamps rows removed by an earlier version, changing old versions",
+        old="""                _rc.c.version_removed.is_(None),
+                _rc.c.version_added < version.number,""",
+        new="""                _rc.c.version_added < version.number,""",
+        tests=("tests/db/test_versions.py::test_a_mirror_removal_leaves_what_earlier_versions_removed_alone",),
+    ),
+    Mutant(
+        id="stale-remote-artifact",
+        guarantee="remote artifacts follow the remote",
+        file="pendingops/db/lookups.py",
+        why="a RemoteArtifact with the same digest and size counts as current even when its url moved",
+        old="""                        url == artifact.url and sha256 == artifact.sha256 and size == artifact.size""",
+        new="""                        sha256 == artifact.sha256 and size == artifact.size""",
+        tests=("tests/db/test_writes.py::test_remote_artifacts_follow_the_remote",),
+    ),
+    Mutant(
+        id="failed-unit-keeps-window-place",
+        guarantee="window bound; a sync ends",
+        file="pendingops/context.py",
+        why="only units that succeed give their place in the window back",
+        old="""            self.in_flight -= 1
+            self._window.release()""",
+        new="""            self.in_flight -= 1
+            if not unit.failed:
+                self._window.release()""",
+        tests=(T_CONTEXT + "test_failed_units_give_their_window_place_back",),
+    ),
+    Mutant(
+        id="failed-unit-keeps-bytes",
+        guarantee="byte budget released; a sync ends",
+        file="pendingops/context.py",
+        why="only units that succeed give their downloaded bytes back to the budget",
+        old="""            if unit.held_bytes:""",
+        new="""            if unit.held_bytes and not unit.failed:""",
+        tests=("tests/test_budget.py::test_units_failing_after_their_download_give_their_bytes_back",),
+    ),
+    Mutant(
+        id="orphans-of-old-versions",
+        guarantee="orphans never remove referenced content",
+        file="pendingops/maintenance/orphans.py",
+        why="content only old versions hold counts as an orphan (referenced = in a current version)",
+        old="""    referenced = exists().where(_rc.c.content_id == _content.c.id)
+    query = select(_content.c.id)""",
+        new="""    referenced = exists().where(_rc.c.content_id == _content.c.id, _rc.c.version_removed.is_(None))
+    query = select(_content.c.id)""",
+        also=(
+            (
+                """~exists().where(_rc.c.content_id == _content.c.id)))""",
+                """~exists().where(_rc.c.content_id == _content.c.id, _rc.c.version_removed.is_(None))))""",
+            ),
+        ),
+        tests=("tests/maintenance/test_orphans.py::test_old_versions_content_is_not_an_orphan",),
+    ),
+)
+
+#: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in
+#: process and through the ``pendingops`` console script the CLI tests start.
+SELF_CHECKS: tuple[Mutant, ...] = (
+    Mutant(
+        id="self-check-in-process",
+        guarantee="the copy is imported",
+        file="pendingops/db/versions.py",
+        why="every version number is off by one",
+        old="""    number = base.number + 1""",
+        new="""    number = base.number + 2""",
+        tests=(T_DECL + "test_initial_sync_then_mirror_resync",),
+    ),
+    Mutant(
+        id="self-check-console-script",
+        guarantee="the copy is imported",
+        file="pendingops/plugins/__init__.py",
+        why="the console script lists no plugin",
+        old="""    found: dict[str, Plugin] = {"file": FilePlugin()}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):""",
+        new="""    found: dict[str, Plugin] = {"file": FilePlugin()}
+    return {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):""",
+        tests=("tests/cli/test_cli.py::test_plugins_lists_the_file_plugin",),
+    ),
+)
+
+
+# -- running ---------------------------------------------------------------------------------------
+
+
+class PatternError(Exception):
+    """A mutant's snippet is missing from its file, or found more than once."""
+
+
+@dataclass
+class Outcome:
+    mutant: Mutant
+    result: str
+    ran: int = 0
+    failed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    detail: str = ""
+    postgres_ran: bool = False
+    #: pytest's one-line summary of each failed test
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.result in ("killed", "killed (hang)", "passes")
+
+
+def mutate(text: str, mutant: Mutant) -> str:
+    """``text`` with the mutant's edits; PatternError if a snippet is not there exactly once."""
+    for old, new in mutant.edits:
+        count = text.count(old)
+        if count != 1:
+            problem = "pattern not found" if count == 0 else f"pattern ambiguous ({count} matches)"
+            first = old.strip().splitlines()[0]
+            raise PatternError(f"{mutant.id}: {problem} in {mutant.file}: {first!r}")
+        text = text.replace(old, new)
+    return text
+
+
+def committed_tree(dest: Path) -> str:
+    """Extract the tree of HEAD into ``dest``; return HEAD's short commit id."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", "HEAD"], capture_output=True, check=True
+    )
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(dest, filter="data")
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return head.stdout.strip()
+
+
+def check_patterns(base: Path, mutants: Sequence[Mutant]) -> list[str]:
+    """The pattern problems of ``mutants`` against the committed files in ``base``."""
+    problems = []
+    for mutant in mutants:
+        path = base / mutant.file
+        if not path.is_file():
+            problems.append(f"{mutant.id}: file not found: {mutant.file}")
+            continue
+        try:
+            mutated = mutate(path.read_text(encoding="utf-8"), mutant)
+            compile(mutated, str(path), "exec")
+        except PatternError as exc:
+            problems.append(str(exc))
+        except SyntaxError as exc:
+            problems.append(f"{mutant.id}: the mutated {mutant.file} does not compile: {exc}")
+    return problems
+
+
+def postgres_reachable() -> bool:
+    """Whether the tests' PostgreSQL server answers (the same check the tests make)."""
+    probe = (
+        "import os, sqlalchemy\n"
+        "url = os.environ.get('PENDINGOPS_TEST_POSTGRES', 'postgresql+psycopg2://postgres@127.0.0.1:5432/test')\n"
+        "url = sqlalchemy.engine.make_url(url).set(database='postgres')\n"
+        "sqlalchemy.create_engine(url, connect_args={'connect_timeout': 3}).connect().close()\n"
+    )
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0
+
+
+def _environment(copy: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(copy), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["HYPOTHESIS_PROFILE"] = "ci"  # derandomized: the same examples on every run
+    env["COLUMNS"] = "400"  # pytest cuts its one-line failure summaries to the terminal's width
+    # A skipped PostgreSQL test must stay a skip (counted by this tool), not become a failure.
+    env.pop("PENDINGOPS_REQUIRE_POSTGRES", None)
+    return env
+
+
+def _imported_from(copy: Path, env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", "import pendingops; print(pendingops.__file__)"],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip() or done.stderr.strip()
+
+
+def run_tests(mutant: Mutant, copy: Path, outcome: Outcome) -> int | None:
+    """Run the mutant's tests in ``copy``; fill ``outcome``'s counts; return pytest's exit code (None: hung)."""
+    env = _environment(copy)
+    imported = _imported_from(copy, env)
+    if not imported.startswith(str(copy)):
+        outcome.detail = f"pendingops is imported from {imported}, not from the scratch copy"
+        return -1
+    report = copy / "mutant-report.xml"
+    markers = {"sqlite": ["-m", "not postgres"], "postgresql": ["-m", "postgres"], "both": []}[mutant.databases]
+    # A database-independent mutant stops at its first failing test; a database-specific one runs its
+    # tests on every database, so the table shows where it is caught.
+    stop = ["-x"] if mutant.databases == "sqlite" else []
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *stop,
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--timeout={TEST_TIMEOUT}",
+        f"--junitxml={report}",
+        *markers,
+        *mutant.tests,
+    ]
+    process = subprocess.Popen(
+        command, cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        output, _ = process.communicate(timeout=RUN_TIMEOUT)
+        code: int | None = process.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        code = None
+    _read_report(report, outcome)
+    outcome.failures = [line for line in output.splitlines() if line.startswith(("FAILED ", "ERROR "))]
+    if code not in (0, 1):
+        outcome.detail = output.strip().splitlines()[-1] if output.strip() else f"pytest exit code {code}"
+    return code
+
+
+def _read_report(report: Path, outcome: Outcome) -> None:
+    if not report.exists():
+        return
+    for case in ET.parse(report).getroot().iter("testcase"):
+        name = f"{case.get('classname', '')}::{case.get('name', '')}"
+        if case.find("skipped") is not None:
+            outcome.skipped += 1
+            continue
+        outcome.ran += 1
+        if "[postgresql" in name:
+            outcome.postgres_ran = True
+        if case.find("failure") is not None or case.find("error") is not None:
+            outcome.failed += 1
+
+
+def run_one(mutant: Mutant, base: Path, scratch: Path, *, apply: bool) -> Outcome:
+    """Copy ``base``, apply ``mutant`` (unless ``apply`` is false: the baseline), run its tests."""
+    started = time.monotonic()
+    outcome = Outcome(mutant, "ERROR")
+    copy = Path(tempfile.mkdtemp(prefix=f"{mutant.id}-", dir=scratch))
+    try:
+        shutil.copytree(base, copy, dirs_exist_ok=True)
+        if apply:
+            target = copy / mutant.file
+            target.write_text(mutate(target.read_text(encoding="utf-8"), mutant), encoding="utf-8")
+        code = run_tests(mutant, copy, outcome)
+    except PatternError as exc:
+        outcome.detail = str(exc)
+        outcome.result = "PATTERN NOT FOUND"
+        return outcome
+    finally:
+        outcome.seconds = time.monotonic() - started
+        shutil.rmtree(copy, ignore_errors=True)
+    wants_postgres = mutant.databases != "sqlite"
+    if code is None:
+        outcome.result = "killed (hang)" if apply else "HANGS"
+    elif code == -1:
+        outcome.result = "ERROR"
+    elif code not in (0, 1) or outcome.ran == 0:
+        outcome.result = "ERROR"
+        outcome.detail = outcome.detail or "no test ran: is the selection stale?"
+    elif wants_postgres and not outcome.postgres_ran and code == 0:
+        outcome.result = "NOT RUN ON POSTGRESQL"
+        outcome.detail = "the guarantee is database-specific and no PostgreSQL test ran"
+    elif apply:
+        outcome.result = "killed" if code == 1 else "SURVIVED"
+    else:
+        outcome.result = "passes" if code == 0 else "FAILS UNMUTATED"
+    return outcome
+
+
+def print_table(outcomes: Sequence[Outcome], *, show_failures: bool = False) -> None:
+    """The table of outcomes; with ``show_failures``, the line pytest gave each failed test."""
+    rows = [("id", "guarantee", "file", "result", "tests run", "seconds")]
+    for o in outcomes:
+        tests = (
+            f"{o.ran}" + (f" ({o.failed} failed)" if o.failed else "") + (f", {o.skipped} skipped" if o.skipped else "")
+        )
+        rows.append((o.mutant.id, o.mutant.guarantee, o.mutant.file, o.result, tests, f"{o.seconds:.1f}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        print(" | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        if index == 0:
+            print("-+-".join("-" * width for width in widths))
+    for o in outcomes:
+        if o.detail:
+            print(f"  {o.mutant.id}: {o.detail}")
+        for line in o.failures if show_failures else ():
+            print(f"  {o.mutant.id}: {_shorten(line)}")
+
+
+def _shorten(text: str, limit: int = 220) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def choose(ids: Sequence[str] | None) -> list[Mutant]:
+    if not ids:
+        return list(MUTANTS)
+    known = {m.id: m for m in (*MUTANTS, *SELF_CHECKS)}
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise SystemExit(f"unknown mutant id(s): {', '.join(unknown)} (see --list)")
+    return [known[i] for i in ids]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", metavar="ID", help="run these mutants only")
+    parser.add_argument("--list", action="store_true", help="list the mutants and check their patterns")
+    parser.add_argument("--baseline", action="store_true", help="check the selected tests pass without mutants")
+    parser.add_argument("--why", action="store_true", help="show the failure that killed each mutant")
+    parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (default 1: timing stays honest)")
+    args = parser.parse_args(argv)
+    mutants = choose(args.only)
+
+    with tempfile.TemporaryDirectory(prefix="pendingops-mutants-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        base = scratch / "base"
+        base.mkdir()
+        head = committed_tree(base)
+        problems = check_patterns(base, [*mutants, *SELF_CHECKS])
+        for problem in problems:
+            print(f"ERROR {problem}", file=sys.stderr)
+        if args.list:
+            for m in mutants:
+                print(f"{m.id:32} {m.guarantee:40} {m.file}\n{'':32} {m.why}")
+                print(f"{'':32} tests ({m.databases}): {' '.join(m.tests)}")
+            print(f"{len(mutants)} mutants; patterns checked against the committed tree at {head}")
+            return 1 if problems else 0
+        if problems:
+            print("the mutant list no longer matches the code: fix the patterns first", file=sys.stderr)
+            return 2
+        if subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True, text=True).stdout:
+            print(f"note: uncommitted changes are not part of the check (it runs the tree at {head})")
+        if any(m.databases != "sqlite" for m in mutants) and not postgres_reachable():
+            print("note: PostgreSQL does not answer: database-specific mutants cannot be run", file=sys.stderr)
+
+        started = time.monotonic()
+        apply = not args.baseline
+        runs = mutants if apply else [*mutants, *(check for check in SELF_CHECKS if check not in mutants)]
+
+        def job(mutant: Mutant) -> Outcome:
+            # The baseline runs the self checks mutated: each must be killed to prove the copy is imported.
+            outcome = run_one(mutant, base, scratch, apply=apply or mutant in SELF_CHECKS)
+            print(f"  {mutant.id}: {outcome.result} ({outcome.seconds:.1f} s)", flush=True)
+            return outcome
+
+        print(f"{'mutants' if apply else 'baseline'} at {head}: {len(runs)} runs", flush=True)
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            outcomes = list(pool.map(job, runs))
+        elapsed = time.monotonic() - started
+
+    print()
+    print_table(outcomes, show_failures=args.why)
+    good = sum(o.ok for o in outcomes)
+    if apply:
+        killed = sum(o.result.startswith("killed") for o in outcomes)
+        print(f"\n{killed}/{len(outcomes)} mutants killed in {elapsed:.0f} s (tree at {head})")
+    else:
+        print(f"\n{good}/{len(outcomes)} as expected in {elapsed:.0f} s (tree at {head})")
+    return 0 if good == len(outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
