@@ -232,6 +232,7 @@ class SyncContext:
     async def _complete_or_explain(self) -> None:
         """Finish the version; when the database fails meanwhile, report what it actually stored."""
         try:
+            await asyncio.to_thread(self._ensure_locks_held)
             added, removed, info = await self.db.run(self._complete)
         except VersionLost as exc:  # fenced: the version went to another sync; record the failure
             await self._abandon_if_possible(str(exc))
@@ -249,6 +250,22 @@ class SyncContext:
             added, removed, info = recorded
         self.progress.add("removed", removed)
         self.result = SyncResult(info, bool(added or removed), added, removed, self.failed_count, self.failures)
+
+    def _ensure_locks_held(self) -> None:
+        """Notice a lock lost with its database session before finishing, and take it again.
+
+        Finishing is fenced by the version's own row (another sync that took the lock would have
+        discarded it), so a lock taken again after nobody else used it is safe to finish under.
+        """
+        for lock in (self._store_lock, self._lock):
+            if lock is None:
+                continue
+            try:
+                if lock.ensure_held():
+                    logger.warning("the database session holding the %s was lost; it was taken again", lock.name)
+            except Exception as exc:
+                raise SyncFailed(f"lost the {lock.name} and could not take it again ({describe_error(exc)}); "
+                                 "no new version; rerun") from None
 
     async def _recorded_outcome(self) -> tuple[int, int, VersionInfo] | None:
         """(added, removed, version) if this run was recorded as completed, None if it was not."""

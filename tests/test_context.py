@@ -26,7 +26,7 @@ from pendingops.db.locks import LockBusy, RepositoryLock
 from pendingops.db.schema import ProgressReport, RepositoryContent, RepositoryVersion, SyncRun
 from pendingops.db.versions import associate_content, begin_version, ensure_repository, version_info
 from pendingops.db.writes import save_units
-from tests.conftest import count_rows, file_unit, file_units, version_content, version_numbers
+from tests.conftest import count_rows, file_unit, file_units, fresh_database, version_content, version_numbers
 from tests.remote_server import RemoteServer
 
 URL = "http://127.0.0.1:9/PULP_MANIFEST"  # never contacted: these syncs download nothing
@@ -230,35 +230,62 @@ def test_a_cancelled_sync_leaves_no_version(db, storage):
     assert version_numbers(db, "r") == [0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a lost repository lock is not noticed: the version is finished, then releasing the lock raises",
-)
-def test_a_sync_that_lost_its_repository_lock_finishes_nothing(db, db_kind, storage):
+@pytest.mark.postgres
+@pytest.mark.parametrize("taken_meanwhile", [False, True])
+def test_a_lost_repository_lock_is_noticed_before_the_version_is_finished(tmp_path, storage, taken_meanwhile):
     """PostgreSQL: the session holding the repository's advisory lock ends mid-sync (a server restart,
-    an administrator): the sync fails saying so, and its version never becomes visible."""
-    if db_kind != "postgresql":
-        pytest.skip("on SQLite the lock is a flock the kernel holds until the process ends")
+    an administrator). Before finishing, the sync notices: it takes the lock again and finishes (its
+    version row proves nobody used the repository meanwhile), or, if another process holds the lock
+    now, it fails saying so and its version never becomes visible."""
+    db = fresh_database("postgresql", tmp_path)
+    other = _second_database(db)
     # This test database's lock only: other databases on the server have their own syncs.
     repository_lock = (
         "SELECT pg_terminate_backend(pid) FROM pg_locks"
         " WHERE locktype = 'advisory' AND classid = :namespace AND objsubid = 2 AND granted"
         " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     )
+    LOCK = {"namespace": 0x70656E64}  # the repository locks' namespace
+    intruder: list[RepositoryLock] = []
 
     async def lose_the_lock(units: list[PendingContent]) -> None:
+        if intruder or not units:
+            return
         ended = await asyncio.to_thread(db.transact, lambda conn: conn.execute(text(repository_lock), LOCK).all())
         assert ended == [(True,)]
+        if taken_meanwhile:
+            lock = RepositoryLock(other, units[0].extra["repository_id"])
+            await lock.acquire(wait=False)
+            intruder.append(lock)
 
-    LOCK = {"namespace": 0x70656E64}  # the repository locks' namespace
-    pipeline = [ops.enrich_batch(lose_the_lock), ops.dedup(), ops.save()]
+    async def note_repository(unit: PendingContent) -> None:
+        unit.extra["repository_id"] = current_context().repository_id
+
+    pipeline = [ops.enrich(note_repository), ops.enrich_batch(lose_the_lock), ops.dedup(), ops.save()]
     try:
-        _sync(db, storage, [_unit(i) for i in range(5)], pipeline=pipeline)
-        outcome: Exception | None = None
-    except Exception as exc:
-        outcome = exc
-    assert version_numbers(db, "r") == [0]
-    assert isinstance(outcome, SyncFailed) and "lock" in str(outcome)
+        try:
+            result = _sync(db, storage, [_unit(i) for i in range(5)], pipeline=pipeline)
+        except SyncFailed as exc:
+            result = exc
+        if taken_meanwhile:
+            assert isinstance(result, SyncFailed) and "lost the repository lock" in str(result)
+            assert version_numbers(db, "r") == [0]
+        else:
+            assert result.added == 5 and version_numbers(db, "r") == [0, 1]
+    finally:
+        for lock in intruder:
+            lock.release()
+        other.close()
+    with db.engine.connect() as conn:  # the lock taken again was released at the end
+        held = conn.execute(
+            text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = :namespace AND granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ),
+            LOCK,
+        ).scalar_one()
+    db.close()
+    assert held == 0
 
 
 @pytest.mark.parametrize(

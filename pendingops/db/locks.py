@@ -80,6 +80,7 @@ class _Lock:
         self._memory: _InProcessLock | None = None
 
     busy_message = "the lock is held by another process"
+    name = "lock"
 
     @property
     def held(self) -> bool:
@@ -179,6 +180,25 @@ class _Lock:
                 _drop(connection)
                 self._connection = None
 
+    def ensure_held(self) -> bool:
+        """Check the lock is still held; if its session was lost, take it again without waiting.
+
+        Returns True if the lock had been lost and was taken again: the caller must then check that
+        nobody changed what the lock protects meanwhile. Raises LockBusy if someone else holds it now.
+        """
+        if self._connection is None:
+            return False  # a file or in-process lock cannot be lost while this process lives
+        try:
+            self._connection.exec_driver_sql("SELECT 1").scalar()
+            self._connection.commit()
+            return False
+        except Exception:
+            _drop(self._connection)
+            self._connection = None
+        if not self.acquire_blocking(False):
+            raise LockBusy(f"{self.busy_message} (this process lost its lock and another took it)")
+        return True
+
     def release(self) -> None:
         if self._connection is not None:
             connection, self._connection = self._connection, None
@@ -223,6 +243,7 @@ class RepositoryLock(_Lock):
     """Held while a version of one repository is being built."""
 
     busy_message = "another sync of this repository is running"
+    name = "repository lock"
 
     def __init__(self, db: Database, repository_id: int) -> None:
         super().__init__(db, _REPOSITORY_NAMESPACE, repository_id, f"repo-{repository_id}", shared=False)
@@ -232,6 +253,7 @@ class StoreLock(_Lock):
     """Shared by running syncs, exclusive for orphan cleanup."""
 
     busy_message = "a sync or an orphan cleanup is running"
+    name = "store lock"
 
     def __init__(self, db: Database, *, shared: bool) -> None:
         super().__init__(db, _STORE_NAMESPACE, 0, "store", shared=shared)

@@ -102,11 +102,6 @@ def test_present_units_are_counted(db, storage):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="query_existing_artifacts links a stored artifact by sha256 alone: a declared md5 that "
-    "contradicts the stored artifact's md5 is not checked, where a download of the same bytes fails",
-)
 def test_a_stored_artifact_is_linked_only_when_every_declared_digest_agrees(db, storage):
     """Bytes already stored under the declared sha256 are shared with a new unit only if the unit's
     other declared digests agree too: a wrong md5 fails the unit, as a fresh download would."""
