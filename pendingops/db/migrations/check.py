@@ -56,8 +56,8 @@ class SchemaState:
 
     @property
     def newer(self) -> bool:
-        """The core's stored revision is unknown: a newer pendingops upgraded this database."""
-        return bool(self.unknown) and self.branches[0].current is None and self.versioned
+        """A stored revision is unknown here: a newer pendingops or a plugin not installed wrote it."""
+        return bool(self.unknown)
 
     @property
     def up_to_date(self) -> bool:
@@ -72,8 +72,8 @@ class SchemaState:
         """One line saying why the schema cannot be used as it is, and what to do."""
         if self.newer:
             return (
-                f"the database schema is newer than this pendingops (revision {', '.join(self.unknown)}): "
-                "install the release that upgraded it"
+                f"the database has schema revision(s) {', '.join(self.unknown)} unknown to this installation "
+                "(written by a newer pendingops or by a plugin that is not installed): install it"
             )
         if self.creatable:
             missing = ", ".join(b.branch.name for b in self.branches if b.state == "missing")
