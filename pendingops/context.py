@@ -383,7 +383,7 @@ class SyncContext:
         def on_error(exc: Exception) -> None:
             if not done.done():
                 done.set_exception(
-                    exc if isinstance(exc, SyncFailed) else SyncFailed(f"sync failed: {describe_error(exc)}")
+                    exc if isinstance(exc, SyncFailed) else SyncFailed(describe_error(exc))  # callers say "sync failed"
                 )
 
         def on_completed() -> None:
