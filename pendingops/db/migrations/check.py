@@ -115,14 +115,21 @@ def covered(branches: list[Branch], rows: set[str]) -> set[str]:
     return done
 
 
-def stamp_rows(branches: list[Branch], rows: set[str], new: set[str]) -> set[str]:
-    """Of ``new`` revisions to record, those not already implied by the others (Alembic refuses overlaps)."""
-    keep = set()
-    for rev in new:
-        others = (rows | new) - {rev}
-        if rev not in covered(branches, others):
-            keep.add(rev)
-    return keep
+def record(conn: Connection, branches: list[Branch], add: set[str]) -> None:
+    """Add revisions to the version table, keeping only rows no other row implies (as Alembic does).
+
+    Alembic refuses a version table where one row is implied by another (a plugin's first revision
+    depends on the core's baseline), so implied rows are left out or removed.
+    """
+    table = version_table()
+    table.create(conn, checkfirst=True)
+    stored = set(conn.execute(select(table.c.version_num)).scalars())
+    wanted = stored | add
+    keep = {r for r in wanted if r not in covered(branches, wanted - {r})}
+    if stored - keep:
+        conn.execute(table.delete().where(table.c.version_num.in_(sorted(stored - keep))))
+    if keep - stored:
+        conn.execute(table.insert(), [{"version_num": r} for r in sorted(keep - stored)])
 
 
 def schema_state(conn: Connection, branches: list[Branch]) -> SchemaState:
@@ -180,13 +187,7 @@ def create_at_head(conn: Connection, state: SchemaState) -> None:
 
     missing = [t for t in Base.metadata.sorted_tables if t.name not in state.tables]
     Base.metadata.create_all(conn, tables=missing)
-    table = version_table()
-    table.create(conn, checkfirst=True)
-    branches = [b.branch for b in state.branches]
-    rows = {b.current for b in state.branches if b.state == "current" and b.current}
-    new = stamp_rows(branches, rows, {b.branch.head for b in state.branches if b.state == "missing"})
-    if new:
-        conn.execute(table.insert(), [{"version_num": r} for r in sorted(new)])
+    record(conn, [b.branch for b in state.branches], {b.branch.head for b in state.branches if b.state == "missing"})
     for b in state.branches:
         b.current, b.state = (b.branch.head, "current") if b.state == "missing" else (b.current, b.state)
 

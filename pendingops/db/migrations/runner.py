@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from pendingops.db.database import Database
 from pendingops.db.locks import StoreLock
@@ -25,9 +25,8 @@ from pendingops.db.migrations.check import (
     SchemaState,
     create_at_head,
     lock_schema,
+    record,
     schema_state,
-    stamp_rows,
-    version_table,
 )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -106,13 +105,8 @@ def upgrade(db: Database, *, on_wait: Callable[[], None] | None = None) -> Outco
             raise SchemaOutOfDate(state.problem())
         created: list[str] = []
         if not state.creatable:
-            table = version_table()
-            table.create(conn, checkfirst=True)
-            stored = set(conn.execute(select(table.c.version_num)).scalars())
-            unversioned = {b.current for b in state.branches if b.state == "unversioned" and b.current}
-            stamp = stamp_rows(branches, stored, unversioned)
-            if stamp:  # a database made before migrations: its tables are each branch's first revision
-                conn.execute(table.insert(), [{"version_num": r} for r in sorted(stamp)])
+            # tables made before migrations: each such branch is at its first revision
+            record(conn, branches, {b.current for b in state.branches if b.state == "unversioned" and b.current})
             from alembic import command
 
             command.upgrade(alembic_config(conn, branches), "heads")
