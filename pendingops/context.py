@@ -452,7 +452,7 @@ class SyncContext:
                 elif lost is not None:
                     failure = SyncFailed(f"{lost}; no new version; rerun to continue")
                 else:
-                    failure = SyncFailed(f"sync failed: {describe_error(exc)}")
+                    failure = SyncFailed(describe_error(exc))  # callers say "sync failed"
                 done.set_exception(failure)
 
         def on_completed() -> None:

@@ -126,9 +126,11 @@ def test_a_failing_source_fails_the_sync(db, storage):
         yield _unit(1)
         raise OSError("manifest went away")
 
-    with pytest.raises(SyncFailed, match="OSError: manifest went away"):
+    with pytest.raises(SyncFailed, match="OSError: manifest went away") as failed:
         _sync(db, storage, source())
     assert version_numbers(db, "r") == [0]
+    # the CLI prints "sync failed: " before the message: the message itself must not say it again
+    assert str(failed.value) == "OSError: manifest went away"
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pendingops.cli._progress import ProgressPrinter, human_bytes, human_seconds
+from pendingops.cli.db import add_db_commands, cmd_db
 from pendingops.context import SyncFailed, SyncResult
 from pendingops.db.database import Database, DatabaseError, open_database
 from pendingops.db.versions import VersionError, list_versions
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     orphans.add_argument("--dry-run", action="store_true", help="only report what would be removed")
     demo = commands.add_parser("demo", help="serve a generated repository on 127.0.0.1, sync, change, resync")
     demo.add_argument("--files", type=_positive, default=40, help="files in the demo repository (default: 40)")
+    add_db_commands(commands)
     return parser
 
 
@@ -131,10 +133,14 @@ class Settings:
     @property
     def db(self) -> Database:
         if self._db is None:
-            if self.db_url.startswith("sqlite:///") and self.db_url == _default_sqlite_url():
-                default_data_dir().mkdir(parents=True, exist_ok=True)
+            self.prepare_default_folder()
             self._db = open_database(self.db_url)
         return self._db
+
+    def prepare_default_folder(self) -> None:
+        """Create the default SQLite database's folder (the only one we create unasked)."""
+        if self.db_url.startswith("sqlite:///") and self.db_url == _default_sqlite_url():
+            default_data_dir().mkdir(parents=True, exist_ok=True)
 
     @property
     def storage(self) -> LocalStorage:
@@ -389,4 +395,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "verify": cmd_verify,
     "orphans": cmd_orphans,
     "demo": cmd_demo,
+    "db": cmd_db,
 }

@@ -17,8 +17,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 
-from pendingops.db.schema import Base
-
 T = TypeVar("T")
 
 #: bound variables per statement we allow ourselves; SQLite >= 3.32 accepts 32766, PostgreSQL 65535
@@ -57,19 +55,14 @@ class Database:
         self.engine.dialect.insertmanyvalues_max_parameters = value  # type: ignore[attr-defined]
 
     def create_schema(self) -> None:
-        """Create every table that does not exist yet, plugins' content tables included.
+        """Create a new database (or a newly installed plugin's tables) at head; refuse an out-of-date one.
 
-        Processes starting at once take turns (PostgreSQL: an advisory lock for the transaction;
-        SQLite: the write lock of BEGIN IMMEDIATE), so none trips over a table another creates.
+        Raises ``SchemaOutOfDate`` (a ``DatabaseError``) when a migration is pending: ``pendingops db
+        upgrade`` applies it. See ``pendingops.db.migrations``.
         """
-        with self.engine.begin() as conn:
-            if self.dialect == "postgresql":
-                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_KEY})")
-            Base.metadata.create_all(conn)
-            # Indexes added to tables that already existed (create_all skips existing tables whole).
-            for table in Base.metadata.sorted_tables:
-                for index in table.indexes:
-                    index.create(conn, checkfirst=True)
+        from pendingops.db.migrations.check import ensure_schema
+
+        ensure_schema(self)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(conn, *args, **kwargs)`` in a transaction on the database thread."""
@@ -168,6 +161,9 @@ def open_database(url: str, *, create: bool = True) -> Database:
             raise DatabaseError(
                 f"cannot open database {parsed.render_as_string(hide_password=True)}: {reason}"
             ) from None
+        except DatabaseError:  # the schema needs an upgrade (SchemaOutOfDate)
+            db.close()
+            raise
     return db
 
 

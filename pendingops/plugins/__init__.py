@@ -5,6 +5,8 @@ A plugin is an object with a ``name``, its ``content_type`` (a ``Content`` subcl
 units the remote declares (an async iterable) and, when known, how many there are. It may also
 offer ``pipeline()`` to replace the default operators. Third-party packages register plugins
 under the ``pendingops.plugins`` entry-point group.
+A plugin that ships Alembic revisions for its tables names their package (or folder) in a
+``migrations`` attribute; see ``pendingops.db.migrations``.
 """
 
 from __future__ import annotations

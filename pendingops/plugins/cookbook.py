@@ -326,6 +326,8 @@ class CookbookPlugin:
     name = "cookbook"
     description = "Chef cookbooks from a Supermarket-style remote (/universe)"
     content_type = CookbookContent
+    #: the package holding this plugin's Alembic revisions (branch "cookbook")
+    migrations = "pendingops.plugins.migrations.cookbook"
 
     def __init__(
         self, *, metadata_concurrency: int = 10, refresh_metadata: bool = False, trust_known_digests: bool = True

@@ -186,6 +186,8 @@ class FilePlugin:
     name = "file"
     description = "plain files listed in a PULP_MANIFEST (relative_path,sha256,size per line)"
     content_type = FileContent
+    #: the package holding this plugin's Alembic revisions (branch "file")
+    migrations = "pendingops.plugins.migrations.file"
 
     @asynccontextmanager
     async def open_source(self, remote: RemoteConfig, fetcher: Fetcher, workdir: Path) -> AsyncIterator[Source]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Index, inspect, text
+from sqlalchemy import inspect, text
 
 from pendingops.db.lookups import _content, _stored_query
-from pendingops.db.schema import Base, RepositoryContent
+from pendingops.db.schema import RepositoryContent
 from pendingops.maintenance.orphans import _orphan_artifacts_query, _orphan_content_query
 from tests.conftest import fresh_database
 
@@ -23,17 +23,6 @@ def test_repository_membership_is_indexed_by_content(db):
     with db.engine.connect() as conn:
         indexes = inspect(conn).get_indexes(RepositoryContent.__tablename__)
     assert any(index["column_names"][0] == "content_id" for index in indexes), indexes
-
-
-def test_a_database_missing_a_new_index_gets_it_when_opened(db):
-    index = next(i for i in RepositoryContent.__table__.indexes if i.name == "repository_content_content")
-    with db.engine.begin() as conn:
-        Index.drop(index, conn)
-    db.create_schema()
-    with db.engine.connect() as conn:
-        names = {i["name"] for i in inspect(conn).get_indexes(RepositoryContent.__tablename__)}
-    assert index.name in names
-    assert Base.metadata.tables["repository_content"] is RepositoryContent.__table__
 
 
 def test_sqlite_plans_search_indexes_instead_of_scanning(tmp_path):

@@ -1,0 +1,162 @@
+"""Upgrade, downgrade and report the schema through Alembic, under the locks that keep syncs out.
+
+``db upgrade`` takes the store lock exclusively (running syncs and orphan cleanup finish first, new
+ones wait), then runs every pending revision of every branch in one transaction holding the schema
+lock (PostgreSQL: an advisory lock; SQLite: BEGIN IMMEDIATE), so two upgrades at once take turns
+and the second finds nothing to do. On SQLite, foreign keys are off while tables are rebuilt
+(batch mode copies them) and checked before commit.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+
+from pendingops.db.database import Database
+from pendingops.db.locks import StoreLock
+from pendingops.db.migrations.branches import Branch, find_branches
+from pendingops.db.migrations.check import (
+    SchemaOutOfDate,
+    SchemaState,
+    create_at_head,
+    lock_schema,
+    record,
+    schema_state,
+)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What an upgrade or downgrade did: the revisions before and after, and whether it created tables."""
+
+    before: dict[str, str | None]
+    after: dict[str, str | None]
+    created: list[str]
+
+
+def alembic_config(conn: Connection, branches: list[Branch]) -> Any:
+    """An Alembic ``Config`` over every branch's revision folder, running on ``conn``."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", HERE)
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", os.pathsep.join(str(b.location) for b in branches))
+    config.attributes["connection"] = conn
+    return config
+
+
+@contextmanager
+def migration_connection(db: Database) -> Iterator[Connection]:
+    """A connection for schema changes: on SQLite with foreign keys off, checked before commit."""
+    with db.engine.connect() as conn:
+        if db.dialect != "sqlite":
+            yield conn
+            return
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.execute("PRAGMA foreign_keys=OFF")  # only takes effect outside a transaction: before BEGIN
+        try:
+            yield conn
+        finally:
+            raw.execute("PRAGMA foreign_keys=ON")
+
+
+@contextmanager
+def exclusive(db: Database, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold the store lock exclusively: no sync or orphan cleanup runs meanwhile."""
+    lock = StoreLock(db, shared=False)
+    if not lock.acquire_blocking(False):
+        if on_wait is not None:
+            on_wait()
+        lock.acquire_blocking(True)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _revisions(state: SchemaState) -> dict[str, str | None]:
+    return {b.branch.name: b.current if b.state != "unversioned" else None for b in state.branches}
+
+
+def _check_foreign_keys(db: Database, conn: Connection) -> None:
+    if db.dialect == "sqlite":
+        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+        if broken:
+            raise SchemaOutOfDate(f"the migration left {len(broken)} row(s) with broken foreign keys; nothing changed")
+
+
+def upgrade(db: Database, *, on_wait: Callable[[], None] | None = None) -> Outcome:
+    """Bring the core and every installed plugin to head; stamp a database made before migrations first."""
+    branches = find_branches()
+    with exclusive(db, on_wait), migration_connection(db) as conn, conn.begin():
+        lock_schema(db, conn)
+        state = schema_state(conn, branches)
+        before = _revisions(state)
+        if state.newer:
+            raise SchemaOutOfDate(state.problem())
+        created: list[str] = []
+        if not state.creatable:
+            # tables made before migrations: each such branch is at its first revision
+            record(conn, branches, {b.current for b in state.branches if b.state == "unversioned" and b.current})
+            from alembic import command
+
+            command.upgrade(alembic_config(conn, branches), "heads")
+            state = schema_state(conn, branches)
+        if state.creatable:
+            created = [b.branch.name for b in state.branches if b.state == "missing"]
+            create_at_head(conn, state)  # new branches, and tables of content types without migrations
+        _check_foreign_keys(db, conn)
+        return Outcome(before, _revisions(state), created)
+
+
+def downgrade(db: Database, target: str) -> Outcome:
+    """Go back to ``target`` (Alembic syntax: ``core_0001``, ``file@-1``...), where the revisions allow it."""
+    from alembic import command
+
+    branches = find_branches()
+    with exclusive(db), migration_connection(db) as conn, conn.begin():
+        lock_schema(db, conn)
+        state = schema_state(conn, branches)
+        if not state.versioned or any(b.state == "unversioned" for b in state.branches):
+            raise SchemaOutOfDate(state.problem())
+        before = _revisions(state)
+        command.downgrade(alembic_config(conn, branches), target)
+        _check_foreign_keys(db, conn)
+        after = _revisions(schema_state(conn, branches))
+    return Outcome(before, after, [])
+
+
+def status(db: Database) -> dict[str, Any]:
+    """The database's revisions against the installed ones, as a JSON-ready dict."""
+    branches = find_branches()
+    with db.engine.connect() as conn:
+        state = schema_state(conn, branches)
+    return {
+        "database": db.engine.url.render_as_string(hide_password=True),
+        "versioned": state.versioned,
+        "up_to_date": state.up_to_date,
+        "problem": None if state.up_to_date else state.problem(),
+        "branches": [
+            {
+                "name": b.branch.name,
+                "current": b.current if b.state != "unversioned" else None,
+                "head": b.branch.head,
+                "state": b.state,
+                "pending": [{"revision": r.id, "description": r.description} for r in b.branch.pending(b.current)],
+            }
+            for b in state.branches
+        ],
+        "unknown_revisions": state.unknown,
+    }
+
+
+__all__ = ["Outcome", "alembic_config", "downgrade", "status", "upgrade"]

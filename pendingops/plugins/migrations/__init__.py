@@ -1,0 +1,1 @@
+"""Alembic revisions of the built-in plugins' tables, one folder (one branch) per plugin."""

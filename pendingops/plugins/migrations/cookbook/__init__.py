@@ -1,0 +1,1 @@
+"""Revisions of the cookbook plugin's tables (branch ``cookbook``)."""

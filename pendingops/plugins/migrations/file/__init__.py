@@ -1,0 +1,1 @@
+"""Revisions of the file plugin's tables (branch ``file``)."""

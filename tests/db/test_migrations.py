@@ -1,0 +1,260 @@
+"""Schema migrations: a database made before them is upgraded whole; new ones start at head.
+
+Real databases (SQLite and PostgreSQL), the real console script, real loopback HTTP servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import MetaData, inspect, select, text
+
+from pendingops import (
+    Database,
+    LocalStorage,
+    PendingArtifact,
+    PendingContent,
+    RemoteConfig,
+    declarative_version,
+    open_database,
+)
+from pendingops.db.migrations import VERSION_TABLE, find_branches
+from pendingops.db.migrations.check import SchemaOutOfDate
+from pendingops.db.migrations.runner import alembic_config, migration_connection, upgrade
+from pendingops.db.schema import Base
+from pendingops.maintenance.listing import iter_version_content
+from pendingops.maintenance.verify import StorageProblem, verify_storage
+from pendingops.plugins.cookbook import CookbookContent
+from tests.conftest import POSTGRES_URL, file_units, require_postgres
+from tests.remote_server import RemoteServer
+
+SCRIPT = str(Path(sys.executable).parent / "pendingops")
+#: the tables the core and the built-in plugins own (the test suite's own content types aside)
+SHIPPED = {t for t in Base.metadata.tables if not t.startswith("test_")} | {"file_content", "cookbook_content"}
+
+
+def empty_database(kind: str, tmp_path: Path) -> tuple[Database, str]:
+    """An empty database of ``kind`` (no tables at all), opened without the version check."""
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+        return open_database(url, create=False), url
+    require_postgres()
+    db = open_database(POSTGRES_URL, create=False)
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    return db, POSTGRES_URL
+
+
+def migrate(db: Database, target: str) -> None:
+    """Run the shipped revisions up to ``target`` straight through Alembic."""
+    with migration_connection(db) as conn, conn.begin():
+        command.upgrade(alembic_config(conn, find_branches()), target)
+
+
+def baseline_database(kind: str, tmp_path: Path) -> tuple[Database, str]:
+    """A database as the code before migrations made it: the baseline tables, no version table."""
+    db, url = empty_database(kind, tmp_path)
+    migrate(db, "file_0001")
+    migrate(db, "cookbook_0001")
+    with db.engine.begin() as conn:
+        conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
+    return db, url
+
+
+def run_cli(url: str, storage: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command_line = [SCRIPT, "--db", url, "--storage", str(storage), *args]
+    return subprocess.run(command_line, capture_output=True, text=True, timeout=120)
+
+
+def cookbook_unit(base_url: str, name: str, version: str, tarball: bytes) -> PendingContent:
+    digest = hashlib.sha256(tarball).hexdigest()
+    path = f"{name}-{version}.tar.gz"
+    artifact = PendingArtifact(url=base_url + path, relative_path=path, size=len(tarball), sha256=digest)
+    fields = {"name": name, "version": version, "content_id": digest, "license": "MIT", "dependencies": {"a": ">= 1"}}
+    return PendingContent(CookbookContent, fields, [artifact])
+
+
+def fill(db: Database, storage: LocalStorage) -> None:
+    """Versions of file content (additive, then mirror) and of cookbooks, with artifacts in storage."""
+    v1 = {f"dir/f{i}.txt": f"file {i}\n".encode() * 30 for i in range(8)}
+    v2 = {k: v for k, v in v1.items() if not k.endswith(("1.txt", "2.txt"))} | {"new.txt": b"new\n"}
+    books = {"apache-1.0.0.tar.gz": b"tar apache 1", "apache-1.1.0.tar.gz": b"tar apache 2", "nginx-2.0.0.tar.gz": b"n"}
+
+    async def scenario() -> None:
+        for files, mirror in ((v1, False), (v2, True)):
+            async with RemoteServer(dict(files)) as server:
+                remote = RemoteConfig(url=server.manifest_url)
+                units = file_units(server.manifest_url, files)
+                await declarative_version(
+                    units, db=db, storage=storage, remote=remote, repository="files", mirror=mirror
+                )
+        async with RemoteServer(dict(books)) as server:
+            units = [cookbook_unit(server.base_url, *p.removesuffix(".tar.gz").split("-"), d) for p, d in books.items()]
+            remote = RemoteConfig(url=server.base_url, policy="immediate")
+            await declarative_version(units[:2], db=db, storage=storage, remote=remote, repository="books")
+            on_demand = RemoteConfig(url=server.base_url, policy="on_demand")
+            await declarative_version(units[2:], db=db, storage=storage, remote=on_demand, repository="books")
+
+    asyncio.run(scenario())
+
+
+def snapshot(db: Database) -> dict[str, Any]:
+    """Every version of every repository, unit by unit, as ``content --json`` shows them."""
+    out: dict[str, Any] = {}
+    for repo, last in (("files", 2), ("books", 2)):
+        for number in range(last + 1):
+            units = [json.loads(json.dumps(u.as_json(), default=str)) for u in iter_version_content(db, repo, number)]
+            out[f"{repo}@{number}"] = units
+    return out
+
+
+def index_names(db: Database, table: str) -> set[str]:
+    with db.engine.connect() as conn:
+        return {i["name"] for i in inspect(conn).get_indexes(table)}
+
+
+def test_the_file_reader_agrees_with_alembic_on_heads_and_order() -> None:
+    branches = find_branches()
+    with open_database("sqlite://", create=False).engine.connect() as conn:
+        script = ScriptDirectory.from_config(alembic_config(conn, branches))
+    assert set(script.get_heads()) == {b.head for b in branches}
+    for branch in branches:
+        assert set(script.get_revisions(branch.name)[0].branch_labels) >= {branch.name}
+        alembic_order = [r.revision for r in script.iterate_revisions(branch.head, "base")]
+        ours = [r.id for r in branch.pending(None)]
+        assert [r for r in reversed(alembic_order) if r in branch.revisions] == ours
+
+
+def test_migrations_build_the_schema_the_models_declare(db_kind: str, tmp_path: Path) -> None:
+    db, _ = empty_database(db_kind, tmp_path)
+    migrate(db, "heads")
+    shipped = MetaData()
+    for name in SHIPPED:
+        Base.metadata.tables[name].to_metadata(shipped)
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        differences = [d for d in compare_metadata(context, shipped) if "pendingops_schema_version" not in repr(d)]
+        stored = set(conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
+    assert differences == []
+    assert stored == {"core_0002", "file_0001", "cookbook_0001"}
+    db.close()
+
+
+def test_a_database_from_before_migrations_is_upgraded_and_keeps_everything(db_kind: str, tmp_path: Path) -> None:
+    db, url = baseline_database(db_kind, tmp_path)
+    storage = LocalStorage(tmp_path / "storage")
+    fill(db, storage)
+    before = snapshot(db)
+    assert "repository_content_content" not in index_names(db, "repository_content")
+    db.close()
+
+    refused = run_cli(url, storage.root, "content", "files", "--json")
+    assert refused.returncode == 2, refused
+    assert refused.stdout == ""
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert "run 'pendingops db upgrade'" in refused.stderr
+
+    status = json.loads(run_cli(url, storage.root, "db", "status", "--json").stdout)
+    assert (status["versioned"], status["up_to_date"]) == (False, False)
+    assert {b["name"]: b["state"] for b in status["branches"]} == {
+        "core": "unversioned",
+        "file": "unversioned",
+        "cookbook": "unversioned",
+    }
+    done = run_cli(url, storage.root, "db", "upgrade")
+    assert done.returncode == 0, done.stderr
+    assert "core: unversioned -> core_0002" in done.stdout
+    status = json.loads(run_cli(url, storage.root, "db", "status", "--json").stdout)
+    assert status["up_to_date"] and all(b["state"] == "current" for b in status["branches"])
+
+    verify = run_cli(url, storage.root, "verify")
+    assert verify.returncode == 0, verify.stderr
+    assert "checked 11 artifacts: 0 problem(s)" in verify.stdout
+    for key, units in before.items():
+        repo, number = key.split("@")
+        shown = run_cli(url, storage.root, "content", repo, "--version", number, "--json")
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout) == units
+    versions = json.loads(run_cli(url, storage.root, "versions", "files", "--json").stdout)
+    assert [(v["number"], v["content_count"]) for v in versions] == [(0, 0), (1, 8), (2, 7)]
+
+    db = open_database(url)  # at head now: no complaint
+    assert "repository_content_content" in index_names(db, "repository_content")
+    assert not [p for p in verify_storage(db, storage) if isinstance(p, StorageProblem)]
+    assert snapshot(db) == before
+    db.close()
+
+
+def test_downgrade_to_the_previous_revision_and_back(db_kind: str, tmp_path: Path) -> None:
+    db, url = empty_database(db_kind, tmp_path)
+    db.close()
+    storage = tmp_path / "storage"
+    assert run_cli(url, storage, "repos").returncode == 0  # created at head, as before migrations
+    down = run_cli(url, storage, "db", "downgrade", "core@-1")
+    assert down.returncode == 0, down.stderr
+    assert "core: core_0002 -> core_0001" in down.stdout
+    db = open_database(url, create=False)
+    assert "repository_content_content" not in index_names(db, "repository_content")
+    with pytest.raises(SchemaOutOfDate, match=r"core core_0001 -> core_0002\): run 'pendingops db upgrade'"):
+        db.create_schema()
+    db.close()
+    status = run_cli(url, storage, "db", "status")
+    assert "pending core_0002" in status.stdout
+    assert run_cli(url, storage, "db", "upgrade").returncode == 0
+    db = open_database(url)
+    assert "repository_content_content" in index_names(db, "repository_content")
+    db.close()
+
+
+def test_a_schema_newer_than_the_installed_package_is_refused_in_one_line(db_kind: str, tmp_path: Path) -> None:
+    db, url = empty_database(db_kind, tmp_path)
+    db.create_schema()
+    with db.engine.begin() as conn:
+        conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = 'core_9999' WHERE version_num = 'core_0002'"))
+    db.close()
+    for args in (("repos",), ("db", "upgrade")):
+        done = run_cli(url, tmp_path / "storage", *args)
+        assert done.returncode == 2, done
+        assert done.stderr.strip().splitlines() == [
+            "pendingops: error: the database has schema revision(s) core_9999 unknown to this installation "
+            "(written by a newer pendingops or by a plugin that is not installed): install it"
+        ]
+
+
+def test_two_upgrades_at_once_take_turns(db_kind: str, tmp_path: Path) -> None:
+    db, url = baseline_database(db_kind, tmp_path)
+    fill(db, LocalStorage(tmp_path / "storage"))
+    db.close()
+    command_line = [SCRIPT, "--db", url, "--storage", str(tmp_path / "storage"), "db", "upgrade"]
+    running = [subprocess.Popen(command_line, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in "ab"]
+    outcomes = [(p.wait(120), *p.communicate()) for p in running]
+    assert [code for code, _, _ in outcomes] == [0, 0], outcomes
+    assert sorted("nothing to do" in out for _, out, _ in outcomes) == [False, True], outcomes
+    db = open_database(url)
+    with db.engine.connect() as conn:
+        stored = set(conn.execute(select(text("version_num")).select_from(text(VERSION_TABLE))).scalars())
+    assert stored == {"core_0002", "file_0001", "cookbook_0001"}
+    db.close()
+
+
+def test_a_new_database_is_created_at_head_and_stamped_in_one_step(db_kind: str, tmp_path: Path) -> None:
+    db, _ = empty_database(db_kind, tmp_path)
+    db.create_schema()
+    with db.engine.connect() as conn:
+        stored = set(conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
+    assert stored == {"core_0002", "file_0001", "cookbook_0001"}
+    outcome = upgrade(db)
+    assert outcome.before == outcome.after and outcome.created == []
+    db.close()
