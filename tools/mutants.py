@@ -118,12 +118,11 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         id="stored-content-drops-artifact",
         guarantee="2 content is immutable",
-        file="pendingops/db/writes.py",
-        why="stored content declared with an artifact it lacks is saved without it, only new content fails",
-        old="""        if unlinked:
-            unit.fail(""",
-        new="""        if unlinked and unit.content_id is None:
-            unit.fail(""",
+        file="pendingops/db/lookups.py",
+        why="stored content declared with an artifact it lacks is linked without it, the artifact dropped",
+        old="""    if declared != set(stored.files):""",
+        new="""    unit.artifacts[:] = [a for a in unit.artifacts if a.relative_path in stored.files]
+    if False:""",
         tests=(
             "tests/operators/test_save.py::test_stored_content_declared_with_a_new_artifact_fails_instead_of_losing_it",
         ),
@@ -220,8 +219,8 @@ MUTANTS: tuple[Mutant, ...] = (
         guarantee="1 visible iff success",
         file="pendingops/context.py",
         why="only Exceptions count as failures: a cancelled sync (BaseException) makes its version visible",
-        old="""        exc = exc or forgot_run""",
-        new="""        exc = exc if isinstance(exc, Exception) else forgot_run""",
+        old="""        failure = exc or self._run_error or forgot_run""",
+        new="""        failure = next((e for e in (exc, self._run_error) if isinstance(e, Exception)), forgot_run)""",
         tests=(T_CONTEXT + "test_a_cancelled_sync_leaves_no_version",),
     ),
     Mutant(
@@ -328,8 +327,8 @@ MUTANTS: tuple[Mutant, ...] = (
         guarantee="bound-variable chunking",
         file="pendingops/db/lookups.py",
         why="the content lookup's chunks forget the statement's two other bound values",
-        old="""    for chunk in db.chunks(digests, 1, other_params=2):  # remote_id and repository_id""",
-        new="""    for chunk in db.chunks(digests, 1):  # remote_id and repository_id""",
+        old="""        for chunk in db.chunks(digests, 1, other_params=3):  # content type, remote_id, repository_id""",
+        new="""        for chunk in db.chunks(digests, 1):  # content type, remote_id, repository_id""",
         tests=("tests/db/test_writes.py::test_writes_and_lookups_respect_the_bound_variable_limit",),
     ),
     # -- failed units, mirror, window and byte budget ------------------------------------------------
@@ -372,8 +371,8 @@ MUTANTS: tuple[Mutant, ...] = (
         guarantee="remote artifacts follow the remote",
         file="pendingops/db/lookups.py",
         why="a RemoteArtifact with the same digest and size counts as current even when its url moved",
-        old="""                        url == artifact.url and sha256 == artifact.sha256 and size == artifact.size""",
-        new="""                        sha256 == artifact.sha256 and size == artifact.size""",
+        old="""        artifact.remote_artifact_current = file.this_remote == (artifact.url, artifact.sha256, artifact.size)""",
+        new="""        artifact.remote_artifact_current = (file.this_remote or ("",))[1:] == (artifact.sha256, artifact.size)""",
         tests=("tests/db/test_writes.py::test_remote_artifacts_follow_the_remote",),
     ),
     Mutant(
@@ -402,17 +401,120 @@ MUTANTS: tuple[Mutant, ...] = (
         guarantee="orphans never remove referenced content",
         file="pendingops/maintenance/orphans.py",
         why="content only old versions hold counts as an orphan (referenced = in a current version)",
-        old="""    referenced = exists().where(_rc.c.content_id == _content.c.id)
-    query = select(_content.c.id)""",
-        new="""    referenced = exists().where(_rc.c.content_id == _content.c.id, _rc.c.version_removed.is_(None))
-    query = select(_content.c.id)""",
-        also=(
-            (
-                """~exists().where(_rc.c.content_id == _content.c.id)))""",
-                """~exists().where(_rc.c.content_id == _content.c.id, _rc.c.version_removed.is_(None))))""",
-            ),
-        ),
+        old="""    return _none(_rc.c.id, _rc.c.content_id == _content.c.id)""",
+        new="""    return _none(_rc.c.id, _rc.c.content_id == _content.c.id, _rc.c.version_removed.is_(None))""",
         tests=("tests/maintenance/test_orphans.py::test_old_versions_content_is_not_an_orphan",),
+    ),
+    # -- review fixes: versions, locks, immutability, orphans (issue: correctness and scale) ---------
+    Mutant(
+        id="version-fence-skipped",
+        guarantee="3 one writer: a version another sync discarded is never written",
+        file="pendingops/db/versions.py",
+        why="membership writes and the finish do not check the version row is still this sync's",
+        old="""    if conn.execute(query).scalar() is None:
+        raise VersionLost(""",
+        new="""    if False:
+        raise VersionLost(""",
+        tests=(
+            "tests/db/test_versions.py::"
+            "test_a_sync_whose_version_another_sync_discarded_fails_and_writes_nothing_into_the_new_one",
+        ),
+        databases="both",
+    ),
+    Mutant(
+        id="lost-lock-not-noticed",
+        guarantee="3 a lost lock is noticed before anything is finished",
+        file="pendingops/db/locks.py",
+        why="the lock's session is never checked before finishing",
+        old="""        if self._connection is None:
+            return False  # a file or in-process lock cannot be lost while this process lives""",
+        new="""        if True:
+            return False  # a file or in-process lock cannot be lost while this process lives""",
+        tests=(T_CONTEXT + "test_a_lost_repository_lock_is_noticed_before_the_version_is_finished",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="cancelled-lock-wait-kept",
+        guarantee="3 a cancelled wait leaves no lock behind",
+        file="pendingops/db/locks.py",
+        why="a lock granted just as its waiter was cancelled is kept for the life of the process",
+        old="""        if got:
+            try:
+                self.release()""",
+        new="""        if False:
+            try:
+                self.release()""",
+        tests=("tests/db/test_locks.py::test_a_cancelled_lock_wait_on_postgresql_is_withdrawn_on_the_server",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="in-memory-sqlite-unlocked",
+        guarantee="3 one writer (in-memory SQLite)",
+        file="pendingops/db/locks.py",
+        why="an in-memory database takes no lock, so two syncs of one repository interleave",
+        old="""        if self._local_file() is None:
+            lock = _in_process_lock(self._db.engine, self._file_suffix)""",
+        new="""        if self._local_file() is None:
+            return True
+            lock = _in_process_lock(self._db.engine, self._file_suffix)""",
+        tests=("tests/db/test_locks.py::test_in_memory_sqlite_runs_syncs_of_one_repository_one_at_a_time",),
+    ),
+    Mutant(
+        id="run-failure-forgotten",
+        guarantee="1 visible iff success",
+        file="pendingops/context.py",
+        why="a failed run() caught by the caller inside the block lets the version be finished",
+        old="""            self._run_error = self._run_error or exc""",
+        new="""            pass""",
+        tests=(T_CONTEXT + "test_a_run_failure_caught_inside_the_context_never_publishes_a_version",),
+    ),
+    Mutant(
+        id="exit-interruptible",
+        guarantee="3 no lock released before the version is discarded",
+        file="pendingops/context.py",
+        why="a cancellation during the exit releases the locks while the incomplete version still exists",
+        old="""        await _uninterruptible(self._finish(failure))""",
+        new="""        await self._finish(failure)""",
+        tests=(T_CONTEXT + "test_a_cancelled_exit_keeps_the_lock_until_the_version_is_discarded",),
+    ),
+    Mutant(
+        id="stored-key-other-bytes",
+        guarantee="2 content is immutable",
+        file="pendingops/db/lookups.py",
+        why="a stored natural key declared with other bytes is linked to the old bytes",
+        old="""    if mine and file.sha256 and mine != file.sha256:""",
+        new="""    if False:""",
+        tests=("tests/operators/test_save.py::test_a_stored_key_declared_with_other_bytes_fails_and_keeps_the_stored_bytes",),
+    ),
+    Mutant(
+        id="shared-artifact-digests-unchecked",
+        guarantee="2 digests on every path",
+        file="pendingops/db/lookups.py",
+        why="an artifact stored under the declared sha256 is shared although the declared md5 differs",
+        old="""        if stored is not None and stored != value:""",
+        new="""        if False:""",
+        tests=("tests/operators/test_dedup.py::test_a_stored_artifact_is_linked_only_when_every_declared_digest_agrees",),
+    ),
+    Mutant(
+        id="orphans-dry-run-undercounts",
+        guarantee="a dry run reports what the real run does",
+        file="pendingops/maintenance/orphans.py",
+        why="the dry run counts only artifacts no content links, not those only orphaned content links",
+        old="""    if dry_run:
+        links.append(""",
+        new="""    if False:
+        links.append(""",
+        tests=("tests/maintenance/test_orphans.py::test_content_of_a_failed_sync_is_removed_with_its_files",),
+    ),
+    Mutant(
+        id="orphans-anti-join",
+        guarantee="6 cost follows the change (orphan cleanup linear)",
+        file="pendingops/maintenance/orphans.py",
+        why="PostgreSQL plans NOT EXISTS as a hash anti-join over every membership row, once per window",
+        old="""    return select(column).where(*where).limit(1).scalar_subquery().is_(None)""",
+        new="""    return ~exists().where(*where)""",
+        tests=("tests/db/test_query_plans.py::test_postgresql_orphan_checks_probe_the_membership_index_per_window",),
+        databases="postgresql",
     ),
 )
 
