@@ -371,8 +371,8 @@ MUTANTS: tuple[Mutant, ...] = (
         guarantee="remote artifacts follow the remote",
         file="pendingops/db/lookups.py",
         why="a RemoteArtifact with the same digest and size counts as current even when its url moved",
-        old="""        artifact.remote_artifact_current = file.this_remote == (artifact.url, artifact.sha256, artifact.size)""",
-        new="""        artifact.remote_artifact_current = (file.this_remote or ("",))[1:] == (artifact.sha256, artifact.size)""",
+        old="""remote_artifact_current = file.this_remote == (artifact.url, artifact.sha256, artifact.size)""",
+        new="""remote_artifact_current = (file.this_remote or ("",))[1:] == (artifact.sha256, artifact.size)""",
         tests=("tests/db/test_writes.py::test_remote_artifacts_follow_the_remote",),
     ),
     Mutant(
@@ -484,7 +484,10 @@ MUTANTS: tuple[Mutant, ...] = (
         why="a stored natural key declared with other bytes is linked to the old bytes",
         old="""    if mine and file.sha256 and mine != file.sha256:""",
         new="""    if False:""",
-        tests=("tests/operators/test_save.py::test_a_stored_key_declared_with_other_bytes_fails_and_keeps_the_stored_bytes",),
+        tests=(
+            "tests/operators/test_save.py::"
+            "test_a_stored_key_declared_with_other_bytes_fails_and_keeps_the_stored_bytes",
+        ),
     ),
     Mutant(
         id="shared-artifact-digests-unchecked",
@@ -493,7 +496,9 @@ MUTANTS: tuple[Mutant, ...] = (
         why="an artifact stored under the declared sha256 is shared although the declared md5 differs",
         old="""        if stored is not None and stored != value:""",
         new="""        if False:""",
-        tests=("tests/operators/test_dedup.py::test_a_stored_artifact_is_linked_only_when_every_declared_digest_agrees",),
+        tests=(
+            "tests/operators/test_dedup.py::test_a_stored_artifact_is_linked_only_when_every_declared_digest_agrees",
+        ),
     ),
     Mutant(
         id="orphans-dry-run-undercounts",
