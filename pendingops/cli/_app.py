@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -76,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.add_argument("--policy", choices=POLICIES, default="immediate", help="download now or record where to")
     sync.add_argument("--retries", type=_non_negative, default=3, help="retries per download (default: 3)")
+    sync.add_argument(
+        "--max-file-size",
+        type=_size,
+        metavar="SIZE",
+        help="largest file accepted, e.g. 512M or 2G (default: the plugin's; cookbook 256M, else 1G for files"
+        " of undeclared size)",
+    )
     sync.add_argument("--batch-size", type=_positive, default=1000, help="units per database batch")
     sync.add_argument("--quiet", action="store_true", help="no progress, only the summary")
     sync.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -107,6 +115,18 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
     return value
+
+
+_SIZE = re.compile(r"(\d+)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def _size(text: str) -> int:
+    """A size in bytes: a whole number, optionally with a binary K, M, G or T suffix."""
+    match = _SIZE.fullmatch(text.strip())
+    if not match or int(match[1]) < 1:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (examples: 1048576, 512M, 2G)")
+    return int(match[1]) * _SIZE_UNITS[match[2].lower()]
 
 
 def _non_negative(text: str) -> int:
@@ -198,7 +218,13 @@ def _print_failures(failures: Sequence[Any], limit: int = 10) -> None:
 
 def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     plugin = get_plugin(args.plugin)
-    remote = RemoteConfig(url=args.url, policy=args.policy, download_concurrency=args.concurrency, retries=args.retries)
+    remote = RemoteConfig(
+        url=args.url,
+        policy=args.policy,
+        download_concurrency=args.concurrency,
+        retries=args.retries,
+        max_file_size=args.max_file_size,
+    )
     recorder = SnapshotRecorder(None if args.quiet or args.json else ProgressPrinter())
     result = asyncio.run(
         sync_remote(

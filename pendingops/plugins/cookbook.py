@@ -326,6 +326,8 @@ class CookbookPlugin:
     name = "cookbook"
     description = "Chef cookbooks from a Supermarket-style remote (/universe)"
     content_type = CookbookContent
+    #: the universe declares no tarball sizes: larger ones are cut off (the largest published are a few MiB)
+    max_file_size = 256 * 1024**2
 
     def __init__(
         self, *, metadata_concurrency: int = 10, refresh_metadata: bool = False, trust_known_digests: bool = True
