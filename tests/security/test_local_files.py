@@ -1,7 +1,8 @@
 """A remote's data never makes pendingops read local files (guarantee 4), on SQLite and PostgreSQL.
 
 An http(s) remote may only name http(s) URLs; a ``file://`` remote only regular files under its own
-folder, symlinks resolved. """
+folder, symlinks resolved. Stored files are never more readable than the storage folder.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import asyncio
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -16,10 +18,13 @@ import pytest
 from pendingops import Database, LocalStorage, RemoteConfig, sync_remote
 from pendingops.context import SyncResult
 from pendingops.plugins.cookbook import CookbookPlugin, metadata_url
+from pendingops.plugins.file import FilePlugin
+from tests.conftest import file_set, version_content
 from tests.plugins.cookbook_server import CookbookServer, cookbook, make_tarball
+from tests.remote_server import RemoteServer
 
-#: a private tarball of the user's, without metadata.json: any cookbook version could claim it
 REFUSED_SCHEME = "refused: the remote is http://, so the URLs it names must be http(s)"
+#: a private tarball of the user's, without metadata.json: any cookbook version could claim it
 SECRET = make_tarball("secret", "1.0.0", metadata={}, files={"id_rsa": b"-----BEGIN PRIVATE KEY-----\n"})
 
 
@@ -108,3 +113,22 @@ def test_a_file_remote_reads_only_regular_files_under_its_folder(db, storage, tm
     }
     assert _stored_digests(storage) == {hashlib.sha256(good.read_bytes()).hexdigest()}
     assert result.added == 1
+
+
+@pytest.mark.parametrize(("folder_mode", "file_mode"), [(0o700, 0o600), (0o750, 0o640), (0o755, 0o644)])
+def test_stored_files_are_no_more_readable_than_the_storage_folder(db, tmp_path, folder_mode, file_mode) -> None:
+    root = tmp_path / "private-storage"
+    root.mkdir()
+    root.chmod(folder_mode)
+    storage = LocalStorage(root)
+    files = {"kept.txt": b"downloaded bytes\n"}
+
+    async def scenario() -> None:
+        async with RemoteServer(dict(files)) as server:
+            remote = RemoteConfig(url=server.manifest_url)
+            await sync_remote(FilePlugin(), remote, db=db, storage=storage, repository="r")
+
+    asyncio.run(scenario())
+    assert version_content(db, "r") == file_set(files)
+    [stored] = [p for p in (root / "artifacts").rglob("*") if p.is_file()]
+    assert stat.S_IMODE(stored.stat().st_mode) == file_mode
