@@ -14,7 +14,7 @@ from typing import Any
 
 from pendingops.cli._progress import ProgressPrinter, human_bytes, human_seconds
 from pendingops.context import SyncFailed, SyncResult
-from pendingops.db.database import Database, DatabaseError, open_database
+from pendingops.db.database import Database, DatabaseError, mask_password, open_database
 from pendingops.db.versions import VersionError, list_versions
 from pendingops.declarative import sync_remote
 from pendingops.download.fetcher import DownloadError
@@ -51,10 +51,12 @@ def default_data_dir() -> Path:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pendingops", description="Sync content repositories into versioned local storage.")
     data = default_data_dir()
+    db_url = os.environ.get("PENDINGOPS_DB") or f"sqlite:///{data / 'pendingops.db'}"
+    shown_db_url = mask_password(db_url).replace("%", "%%")
     parser.add_argument(
         "--db",
-        default=os.environ.get("PENDINGOPS_DB") or f"sqlite:///{data / 'pendingops.db'}",
-        help="database URL (sqlite:///PATH or postgresql://...); env PENDINGOPS_DB; default: %(default)s",
+        default=db_url,
+        help=f"database URL (sqlite:///PATH or postgresql://...); env PENDINGOPS_DB; default: {shown_db_url}",
     )
     parser.add_argument(
         "--storage",
@@ -243,7 +245,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(_result_json(result), indent=2))
     else:
-        print_summary(result, args.url, plugin.name, args.mirror, recorder.last)
+        print_summary(result, remote.url, plugin.name, args.mirror, recorder.last)
     if result.failed_count:
         _print_failures(result.failures)
     return EXIT_OK
