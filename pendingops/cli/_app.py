@@ -104,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("repo")
     export.add_argument("dest", type=Path)
     export.add_argument("--version", type=_non_negative, help="version number (default: latest)")
+    export.add_argument(
+        "--hardlink",
+        action="store_true",
+        help="hard-link files to storage instead of copying them (faster; editing an exported file then corrupts"
+        " storage)",
+    )
     commands.add_parser("verify", help="check every stored artifact against its recorded size and digest")
     orphans = commands.add_parser("orphans", help="remove content and artifacts no version references")
     orphans.add_argument("--dry-run", action="store_true", help="only report what would be removed")
@@ -368,13 +374,21 @@ def cmd_content(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    result = export_version(settings.db, settings.storage, args.repo, args.dest, args.version)
+    if args.hardlink:
+        print(
+            "pendingops: warning: --hardlink: exported files share their bytes with storage; editing one changes the"
+            " stored artifact ('pendingops verify' reports it, later exports ship it)",
+            file=sys.stderr,
+        )
+    result = export_version(settings.db, settings.storage, args.repo, args.dest, args.version, hardlink=args.hardlink)
     print(
         f"exported version {result.version} of '{args.repo}' to {args.dest}: {result.files} files "
         f"({result.linked} hard-linked, {result.copied} copied) and PULP_MANIFEST"
     )
     if result.skipped_not_stored:
         print(f"  {result.skipped_not_stored} file(s) not downloaded yet (on-demand) were left out")
+    if result.superseded:
+        print(f"  {result.superseded} older file(s) at a path a later version gave another file were left out")
     return EXIT_OK
 
 
