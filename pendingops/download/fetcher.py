@@ -290,11 +290,13 @@ class Fetcher:
                 return response
             response.release()
             try:
-                target = response.url.join(URL(location)).with_user(None)
+                target = response.url.join(URL(location))
+                if target.scheme not in _HTTP:
+                    refused = f"{_shown(url)}: refused a redirect to a {target.scheme!r} URL"
+                    raise DownloadError(refused, retryable=False)
+                target = target.with_user(None)  # credentials come from the remote's settings only
             except ValueError:
                 raise DownloadError(f"{_shown(url)}: redirected to an invalid URL", retryable=False) from None
-            if target.scheme not in _HTTP:
-                raise DownloadError(f"{_shown(url)}: refused a redirect to a {target.scheme!r} URL", retryable=False)
         raise DownloadError(f"{_shown(url)}: too many redirects", retryable=False)
 
     def _timeout_kind(self, exc: TimeoutError) -> str:

@@ -21,7 +21,7 @@ from pendingops.plugins.cookbook import CookbookPlugin, metadata_url
 from pendingops.plugins.file import FilePlugin
 from tests.conftest import file_set, version_content
 from tests.plugins.cookbook_server import CookbookServer, cookbook, make_tarball
-from tests.remote_server import RemoteServer
+from tests.remote_server import Fault, RemoteServer
 
 REFUSED_SCHEME = "refused: the remote is http://, so the URLs it names must be http(s)"
 #: a private tarball of the user's, without metadata.json: any cookbook version could claim it
@@ -113,6 +113,21 @@ def test_a_file_remote_reads_only_regular_files_under_its_folder(db, storage, tm
     }
     assert _stored_digests(storage) == {hashlib.sha256(good.read_bytes()).hexdigest()}
     assert result.added == 1
+
+
+def test_a_redirect_to_a_local_file_is_refused(db, storage, tmp_path) -> None:
+    secret = _secret_file(tmp_path / "home")
+    files = {"a.txt": SECRET}  # what the redirect would fetch, were it followed
+
+    async def scenario() -> tuple[SyncResult, RemoteServer]:
+        async with RemoteServer(dict(files), faults={"a.txt": Fault(redirect_to=secret.as_uri())}) as server:
+            remote = RemoteConfig(url=server.manifest_url, retries=0)
+            result = await sync_remote(FilePlugin(), remote, db=db, storage=storage, repository="r", on_error="skip")
+            return result, server
+
+    result, server = asyncio.run(scenario())
+    assert [f.reason for f in result.failures] == [f"{server.base_url}a.txt: refused a redirect to a 'file' URL"]
+    assert _stored_digests(storage) == set()
 
 
 @pytest.mark.parametrize(("folder_mode", "file_mode"), [(0o700, 0o600), (0o750, 0o640), (0o755, 0o644)])
