@@ -119,21 +119,30 @@ def mask_password(url: str) -> str:
     Parsed, not pattern-matched: the user part runs up to the authority's *last* ``@`` (before any
     ``?``), so a password holding ``@``, ``:`` or ``/`` is hidden whole.
     """
-    scheme, separator, rest = url.partition("://")
-    at = rest.partition("?")[0].rfind("@")
-    if not separator or at < 0:
+    scheme, rest, at = _user_part(url)
+    if at < 0:
         return url
     user, colon, _ = rest[:at].partition(":")
     return f"{scheme}://{user}{':***' if colon else ''}@{rest[at + 1 :]}"
 
 
 def _password_of(url: str) -> str | None:
-    rest = url.partition("://")[2]
-    at = rest.partition("?")[0].rfind("@")
+    _, rest, at = _user_part(url)
     if at < 0:
         return None
     _, colon, password = rest[:at].partition(":")
     return password if colon else None
+
+
+def _user_part(url: str) -> tuple[str, str, int]:
+    """(scheme, what follows "://", where the user part ends in it: its last "@", or -1 if none).
+
+    A URL without a host ("sqlite:///path") has no user part, whatever its path holds.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator or rest.startswith("/"):
+        return scheme, rest, -1
+    return scheme, rest, rest.partition("?")[0].rfind("@")
 
 
 def dialect_insert(dialect: str, table: Table) -> Any:

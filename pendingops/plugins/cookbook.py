@@ -184,7 +184,7 @@ def iter_universe(path: Path, where: str = "universe") -> Iterator[UniverseEntry
     for anything malformed. Duplicates are not checked here (``check_universe`` does).
     """
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig", newline="") as handle:  # as json.load: a BOM is allowed
             yield from _UniverseReader(handle, where).entries()
     except UnicodeDecodeError as exc:
         raise UniverseError(f"bad {where}: not UTF-8 ({exc.reason} at byte {exc.start} of a chunk)") from None

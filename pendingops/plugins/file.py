@@ -146,7 +146,7 @@ def _count_unique(entries: Iterable[ManifestEntry], scratch: Path) -> int:
         entries = iter(entries)
         while batch := [(e.line, e.relative_path, e.sha256) for e in islice(entries, _BATCH)]:
             conn.executemany("INSERT INTO entry VALUES (?, ?, ?)", batch)
-            folders = [(folder, line, path) for line, path, _ in batch for folder in _folders(path)]
+            folders = ((folder, line, path) for line, path, _ in batch for folder in _folders(path))
             conn.executemany("INSERT OR IGNORE INTO folder VALUES (?, ?, ?)", folders)
             count += len(batch)
         conn.execute("CREATE INDEX entry_path ON entry (path, line)")
@@ -176,10 +176,12 @@ def _count_unique(entries: Iterable[ManifestEntry], scratch: Path) -> int:
     return count
 
 
-def _folders(path: str) -> list[str]:
+def _folders(path: str) -> Iterator[str]:
     """The folders ``path`` lies in: "a/b/c" lies in "a" and "a/b"."""
-    parts = path.split("/")
-    return ["/".join(parts[:depth]) for depth in range(1, len(parts))]
+    end = path.find("/")
+    while end >= 0:
+        yield path[:end]
+        end = path.find("/", end + 1)
 
 
 def file_url(manifest_url: str, relative_path: str) -> str:

@@ -21,7 +21,7 @@ import pytest
 from pendingops import Database, LocalStorage, RemoteConfig, SyncResult, sync_remote
 from pendingops.download.fetcher import Fetcher
 from pendingops.plugins import cookbook as cookbook_plugin
-from pendingops.plugins.cookbook import CookbookPlugin, read_metadata_json
+from pendingops.plugins.cookbook import CookbookPlugin, iter_universe, read_metadata_json
 from tests.cli.test_hostile_input import Env, assert_nothing_stored, assert_one_line_error, env  # noqa: F401
 from tests.plugins.cookbook_server import CookbookServer, CookbookVersion, cookbook, make_tarball
 from tests.server_thread import ServerThread
@@ -164,3 +164,11 @@ def test_a_tarball_made_by_the_test_server_still_reads() -> None:
     """The baseline the bombs are cut from: a normal gzip tarball gives its metadata.json."""
     document = read_metadata_json(io.BytesIO(make_tarball("apt", "1.0.0")), "apt-1.0.0.tar.gz")
     assert document is not None and document["name"] == "apt"
+
+
+def test_a_universe_with_a_byte_order_mark_still_reads(tmp_path: Path) -> None:
+    """As json.load reads one: a BOM is allowed, not taken for malformed input."""
+    universe = tmp_path / "universe"
+    universe.write_bytes(b"\xef\xbb\xbf" + json.dumps({"apt": {"1.0.0": {"download_url": "https://s/a"}}}).encode())
+    assert [(e.name, e.version) for e in iter_universe(universe)] == [("apt", "1.0.0")]
+

@@ -139,3 +139,9 @@ def test_the_command_line_masks_the_database_password_in_errors_and_help(tmp_pat
     shown = subprocess.run([SCRIPT, "--help"], capture_output=True, text=True, timeout=60, env=environment)
     assert shown.returncode == 0 and "bob:***@127.0.0.1:1/db" in shown.stdout.replace("\n", "").replace(" ", "")
     assert not any(piece in text for piece in ("Zq", "9x", "Wy", "7k") for text in (line, shown.stdout))
+
+
+def test_an_sqlite_path_holding_colon_and_at_is_no_password(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'x:y@z.db'}"
+    assert mask_password(url) == url
+    open_database(url).close()
