@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from collections.abc import AsyncIterable, Iterable, Sequence
@@ -66,9 +67,12 @@ async def sync_remote(
     """Sync what ``plugin`` reads from ``remote`` into a new version of ``repository``.
 
     The plugin's own pipeline is used unless ``pipeline`` is given; ``options`` go to
-    ``SyncContext``.
+    ``SyncContext``. A remote without ``max_file_size`` gets the plugin's, if it has one.
     """
     steps = list(pipeline) if pipeline is not None else list(plugin.pipeline() or default_pipeline())
+    plugin_limit = getattr(plugin, "max_file_size", None)
+    if remote.max_file_size is None and plugin_limit is not None:
+        remote = dataclasses.replace(remote, max_file_size=plugin_limit)
     async with SyncContext(db, storage, remote, repository, mirror=mirror, on_error=on_error, **options) as sync:
         # The work folder lives in storage's temporary area: nothing is written outside storage.
         temp_area = storage.new_temp_path().parent

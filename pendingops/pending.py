@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pendingops.remote import strip_credentials
+
 if TYPE_CHECKING:
     from pendingops.db.schema import Content
 
@@ -37,6 +39,7 @@ class PendingArtifact:
 
     ``sha256`` and ``size`` are the expected values when the remote publishes them; a download
     that disagrees with either is rejected. After download (or dedup) ``artifact_id`` is set.
+    A ``user:password@`` in ``url`` is dropped: credentials belong to the RemoteConfig.
     """
 
     url: str
@@ -57,6 +60,8 @@ class PendingArtifact:
     stored_digests: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if "@" in self.url:  # credentials live in RemoteConfig, never in what is stored or shown
+            self.url = strip_credentials(self.url)
         if self.size is not None and (not isinstance(self.size, int) or self.size < 0):
             raise PendingInputError(
                 f"artifact {self.relative_path!r}: size must be a non-negative integer, got {self.size!r}"

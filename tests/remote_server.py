@@ -25,8 +25,9 @@ class Fault:
     Also: ``drip`` seconds between writes of ``drip_size`` bytes of the body; ``reset`` (half the
     body, then a TCP reset instead of a proper end); ``redirect_loop`` (302 to the same URL);
     ``retry_after`` (a Retry-After header, in seconds or as an HTTP date, on a ``status`` response,
-    503 when no status is given); ``html`` (200 with an HTML page instead of the bytes). A fault
-    registered for ``PULP_MANIFEST`` applies to the manifest."""
+    503 when no status is given); ``html`` (200 with an HTML page instead of the bytes);
+    ``redirect_to`` (302 to that URL, another server's for instance). A fault registered for
+    ``PULP_MANIFEST`` applies to the manifest."""
 
     status: int | None = None
     truncate: bool = False
@@ -41,6 +42,7 @@ class Fault:
     redirect_loop: bool = False
     retry_after: float | str | None = None
     html: bool = False
+    redirect_to: str | None = None
 
 
 #: what ``Fault(html=True)`` serves: a sign-in page, as a captive portal or a proxy would
@@ -67,6 +69,8 @@ class RemoteServer(LoopbackServer):
     bytes_sent: Counter[str] = field(default_factory=Counter)
     #: time.monotonic() of every request, per path
     request_times: defaultdict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    #: the headers of every request, per path
+    request_headers: defaultdict[str, list[dict[str, str]]] = field(default_factory=lambda: defaultdict(list))
     _runner: web.AppRunner | None = None
     base_url: str = ""
 
@@ -92,6 +96,7 @@ class RemoteServer(LoopbackServer):
         path = request.match_info["path"]  # already percent-decoded by aiohttp
         self.requests[path] += 1
         self.request_times[path].append(time.monotonic())
+        self.request_headers[path].append(dict(request.headers))
         if path == "PULP_MANIFEST":
             if path in self.faults:
                 return await self._respond(request, path, self.manifest())
@@ -122,6 +127,8 @@ class RemoteServer(LoopbackServer):
             await _pause(request, fault.stall)
         if fault.redirect_loop:
             return web.Response(status=302, headers={"Location": request.raw_path})
+        if fault.redirect_to is not None:
+            return web.Response(status=302, headers={"Location": fault.redirect_to})
         if fault.retry_after is not None:
             value = fault.retry_after
             header = value if isinstance(value, str) else f"{value:g}"

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 from pendingops.cli._progress import ProgressPrinter, human_bytes, human_seconds
 from pendingops.cli.db import add_db_commands, cmd_db
 from pendingops.context import SyncFailed, SyncResult
-from pendingops.db.database import Database, DatabaseError, open_database
+from pendingops.db.database import Database, DatabaseError, mask_password, open_database
 from pendingops.db.versions import VersionError, list_versions
 from pendingops.declarative import sync_remote
 from pendingops.download.fetcher import DownloadError
@@ -51,10 +52,12 @@ def default_data_dir() -> Path:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pendingops", description="Sync content repositories into versioned local storage.")
     data = default_data_dir()
+    db_url = os.environ.get("PENDINGOPS_DB") or f"sqlite:///{data / 'pendingops.db'}"
+    shown_db_url = mask_password(db_url).replace("%", "%%")
     parser.add_argument(
         "--db",
-        default=os.environ.get("PENDINGOPS_DB") or f"sqlite:///{data / 'pendingops.db'}",
-        help="database URL (sqlite:///PATH or postgresql://...); env PENDINGOPS_DB; default: %(default)s",
+        default=db_url,
+        help=f"database URL (sqlite:///PATH or postgresql://...); env PENDINGOPS_DB; default: {shown_db_url}",
     )
     parser.add_argument(
         "--storage",
@@ -77,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.add_argument("--policy", choices=POLICIES, default="immediate", help="download now or record where to")
     sync.add_argument("--retries", type=_non_negative, default=3, help="retries per download (default: 3)")
+    sync.add_argument(
+        "--max-file-size",
+        type=_size,
+        metavar="SIZE",
+        help="largest file accepted, e.g. 512M or 2G (default: the plugin's; cookbook 256M, else 1G for files"
+        " of undeclared size)",
+    )
     sync.add_argument("--batch-size", type=_positive, default=1000, help="units per database batch")
     sync.add_argument("--quiet", action="store_true", help="no progress, only the summary")
     sync.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -95,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("repo")
     export.add_argument("dest", type=Path)
     export.add_argument("--version", type=_non_negative, help="version number (default: latest)")
+    export.add_argument(
+        "--hardlink",
+        action="store_true",
+        help="hard-link files to storage instead of copying them (faster; editing an exported file then corrupts"
+        " storage)",
+    )
     commands.add_parser("verify", help="check every stored artifact against its recorded size and digest")
     orphans = commands.add_parser("orphans", help="remove content and artifacts no version references")
     orphans.add_argument("--dry-run", action="store_true", help="only report what would be removed")
@@ -109,6 +125,18 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
     return value
+
+
+_SIZE = re.compile(r"(\d+)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def _size(text: str) -> int:
+    """A size in bytes: a whole number, optionally with a binary K, M, G or T suffix."""
+    match = _SIZE.fullmatch(text.strip())
+    if not match or int(match[1]) < 1:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (examples: 1048576, 512M, 2G)")
+    return int(match[1]) * _SIZE_UNITS[match[2].lower()]
 
 
 def _non_negative(text: str) -> int:
@@ -204,7 +232,13 @@ def _print_failures(failures: Sequence[Any], limit: int = 10) -> None:
 
 def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     plugin = get_plugin(args.plugin)
-    remote = RemoteConfig(url=args.url, policy=args.policy, download_concurrency=args.concurrency, retries=args.retries)
+    remote = RemoteConfig(
+        url=args.url,
+        policy=args.policy,
+        download_concurrency=args.concurrency,
+        retries=args.retries,
+        max_file_size=args.max_file_size,
+    )
     recorder = SnapshotRecorder(None if args.quiet or args.json else ProgressPrinter())
     result = asyncio.run(
         sync_remote(
@@ -223,7 +257,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(_result_json(result), indent=2))
     else:
-        print_summary(result, args.url, plugin.name, args.mirror, recorder.last)
+        print_summary(result, remote.url, plugin.name, args.mirror, recorder.last)
     if result.failed_count:
         _print_failures(result.failures)
     return EXIT_OK
@@ -346,13 +380,21 @@ def cmd_content(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    result = export_version(settings.db, settings.storage, args.repo, args.dest, args.version)
+    if args.hardlink:
+        print(
+            "pendingops: warning: --hardlink: exported files share their bytes with storage; editing one changes the"
+            " stored artifact ('pendingops verify' reports it, later exports ship it)",
+            file=sys.stderr,
+        )
+    result = export_version(settings.db, settings.storage, args.repo, args.dest, args.version, hardlink=args.hardlink)
     print(
         f"exported version {result.version} of '{args.repo}' to {args.dest}: {result.files} files "
         f"({result.linked} hard-linked, {result.copied} copied) and PULP_MANIFEST"
     )
     if result.skipped_not_stored:
         print(f"  {result.skipped_not_stored} file(s) not downloaded yet (on-demand) were left out")
+    if result.superseded:
+        print(f"  {result.superseded} older file(s) at a path a later version gave another file were left out")
     return EXIT_OK
 
 

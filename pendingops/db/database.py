@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -22,8 +22,6 @@ T = TypeVar("T")
 #: bound variables per statement we allow ourselves; SQLite >= 3.32 accepts 32766, PostgreSQL 65535
 _SQLITE_MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 _POSTGRES_MAX_PARAMS = 65535
-#: the password part of ``scheme://user:password@host``, hidden in error messages
-_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 _SCHEMA_LOCK_KEY = 0x70656E64736368  # "pendsch"
 
 
@@ -125,6 +123,38 @@ def connection_lost(exc: BaseException) -> str | None:
     return f"database connection lost ({reason})"
 
 
+def mask_password(url: str) -> str:
+    """``url`` with the password of its user part shown as ``***``, for messages and help texts.
+
+    Parsed, not pattern-matched: the user part runs up to the authority's *last* ``@`` (before any
+    ``?``), so a password holding ``@``, ``:`` or ``/`` is hidden whole.
+    """
+    scheme, rest, at = _user_part(url)
+    if at < 0:
+        return url
+    user, colon, _ = rest[:at].partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{rest[at + 1 :]}"
+
+
+def _password_of(url: str) -> str | None:
+    _, rest, at = _user_part(url)
+    if at < 0:
+        return None
+    _, colon, password = rest[:at].partition(":")
+    return password if colon else None
+
+
+def _user_part(url: str) -> tuple[str, str, int]:
+    """(scheme, what follows "://", where the user part ends in it: its last "@", or -1 if none).
+
+    A URL without a host ("sqlite:///path") has no user part, whatever its path holds.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator or rest.startswith("/"):
+        return scheme, rest, -1
+    return scheme, rest, rest.partition("?")[0].rfind("@")
+
+
 def dialect_insert(dialect: str, table: Table) -> Any:
     """The INSERT of ``dialect`` ('sqlite' or 'postgresql'), which has ``on_conflict_do_nothing``."""
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
@@ -138,11 +168,19 @@ def open_database(url: str, *, create: bool = True) -> Database:
     """
     if "://" not in url:
         url = "sqlite:///" + os.path.abspath(url)
+    shown, password = mask_password(url), _password_of(url)
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number...
-        shown = _PASSWORD.sub(r"\1***@", url)
-        raise DatabaseError(f"invalid database URL {shown!r}: {str(exc).replace(url, shown)}") from None
+        if password is None:
+            raise DatabaseError(f"invalid database URL {shown!r}: {exc}") from None
+        parsed = None
+    if parsed is None or (password is not None and parsed.password != unquote(password)):
+        # Parsed otherwise than here, pieces of the password would show in the driver's errors.
+        raise DatabaseError(
+            f"invalid database URL {shown!r}: expected dialect://user:password@host:port/database"
+            " (an '@', ':' or '/' in the password must be percent-encoded: %40, %3A, %2F)"
+        )
     if parsed.get_backend_name() == "sqlite":
         engine = _sqlite_engine(parsed.render_as_string(hide_password=False), parsed.database)
     elif parsed.get_backend_name() == "postgresql":

@@ -3,29 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import hashlib
+import os
 import random
 import ssl
+import stat
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import aiohttp
+from yarl import URL
 
 from pendingops.pending import PendingArtifact, UnitError
-from pendingops.remote import RemoteConfig
+from pendingops.remote import DEFAULT_MAX_FILE_SIZE, RemoteConfig, origin, strip_credentials
 from pendingops.storage.base import ArtifactStorage
 
 T = TypeVar("T")
 _CHUNK = 256 * 1024
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _MAX_RETRY_AFTER = 60.0
+_REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
+_MAX_REDIRECTS = 10
+_HTTP = ("http", "https")
 
 
 class DownloadError(UnitError):
@@ -41,16 +49,27 @@ class Fetcher:
     """Downloads artifacts of one remote into storage, with retries and verification.
 
     Every attempt writes a new temporary file, hashes each chunk as it arrives, stops as soon as
-    the body exceeds the expected size, and renames the file into storage only when size and
-    digests match. Artifacts with the same expected sha256 are fetched one at a time, so bytes two
-    units share are transferred once. Use as an async context manager (it owns the HTTP session).
+    the body exceeds the expected size (or ``max_file_size`` when the size is unknown), and renames
+    the file into storage only when size and digests match. Artifacts with the same expected sha256
+    are fetched one at a time, so bytes two units share are transferred once. Use as an async
+    context manager (it owns the HTTP sessions).
+
+    Every URL is treated as the remote's data: an http(s) remote may only name http(s) URLs, a
+    ``file://`` remote only regular files under its own folder. Credentials, custom headers and the
+    client certificate go only to the remote's own origin, redirects included.
     """
 
     def __init__(self, remote: RemoteConfig, storage: ArtifactStorage, *, connections: int | None = None) -> None:
         self.remote = remote
         self.storage = storage
         self._connections = remote.download_concurrency if connections is None else connections
-        self._session: aiohttp.ClientSession | None = None
+        self._sessions: dict[bool, aiohttp.ClientSession] = {}
+        self._origin = origin(remote.url)
+        self._file_root = _file_root(remote.url) if self._origin[0] == "file" else None
+        #: what only the remote's own origin is sent: its custom headers and its credentials
+        self._own_headers = dict(remote.headers)
+        if remote.username is not None:
+            self._own_headers["Authorization"] = _basic_auth(remote.username, remote.password or "")
         self._digest_locks: dict[str, asyncio.Lock] = {}
         self._digest_users: Counter[str] = Counter()
 
@@ -63,27 +82,18 @@ class Fetcher:
         await self.close()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        sessions = list(self._sessions.values())
+        self._sessions.clear()
+        for session in sessions:
+            await session.close()
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
+    def _http(self, own: bool) -> aiohttp.ClientSession:
+        """The session for the remote's own origin (``own``) or for any other: their TLS settings differ."""
+        session = self._sessions.get(own)
+        if session is None:
             remote = self.remote
-            ssl_context: ssl.SSLContext | bool = True
-            if not remote.tls_validation:
-                ssl_context = False
-            elif remote.ca_cert or remote.client_cert:
-                ssl_context = ssl.create_default_context(cafile=remote.ca_cert)
-                if remote.client_cert:
-                    ssl_context.load_cert_chain(remote.client_cert, remote.client_key)
-            auth = None
-            if remote.username is not None:
-                auth = aiohttp.BasicAuth(remote.username, remote.password or "")
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._connections, ssl=ssl_context),
-                headers=remote.headers,
-                auth=auth,
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._connections, ssl=self._ssl(own)),
                 timeout=aiohttp.ClientTimeout(
                     total=remote.total_timeout,
                     sock_connect=remote.connect_timeout,
@@ -91,10 +101,29 @@ class Fetcher:
                 ),
                 auto_decompress=False,
             )
-        return self._session
+            self._sessions[own] = session
+        return session
+
+    def _ssl(self, own: bool) -> ssl.SSLContext | bool:
+        remote = self.remote
+        if not remote.tls_validation:
+            return False
+        client_cert = remote.client_cert if own else None
+        if not remote.ca_cert and not client_cert:
+            return True
+        context = ssl.create_default_context(cafile=remote.ca_cert)
+        if client_cert:
+            context.load_cert_chain(client_cert, remote.client_key)
+        return context
 
     async def fetch(self, artifact: PendingArtifact) -> None:
         """Store ``artifact``'s bytes, setting its ``stored_*`` fields; raise DownloadError if not."""
+        limit = self.remote.max_file_size
+        if limit is not None and artifact.size is not None and artifact.size > limit:
+            raise DownloadError(
+                f"{_shown(artifact.url)}: declared size {artifact.size} bytes is over max_file_size={limit}",
+                retryable=False,
+            )
         digest = artifact.sha256
         if not digest:
             await self._with_retries(self._attempt, artifact)
@@ -117,11 +146,12 @@ class Fetcher:
         async def attempt() -> int:
             size = 0
             with open(dest, "wb") as out:
-                async for chunk in self._body(url):
-                    size += len(chunk)
-                    if max_size is not None and size > max_size:
-                        raise DownloadError(f"{url}: larger than {max_size} bytes", retryable=False)
-                    out.write(chunk)
+                async with aclosing(self._body(url)) as chunks:
+                    async for chunk in chunks:
+                        size += len(chunk)
+                        if max_size is not None and size > max_size:
+                            raise DownloadError(f"{_shown(url)}: larger than {max_size} bytes", retryable=False)
+                        out.write(chunk)
             return size
 
         return await self._with_retries(attempt)
@@ -163,18 +193,17 @@ class Fetcher:
         for name in artifact.digests:
             hashers.setdefault(name, hashlib.new(name))
         size = 0
+        cap = artifact.size if artifact.size is not None else self.remote.max_file_size or DEFAULT_MAX_FILE_SIZE
         try:
             with open(temp, "wb") as out:
-                async for chunk in self._body(artifact.url):
-                    size += len(chunk)
-                    if artifact.size is not None and size > artifact.size:
-                        raise DownloadError(
-                            f"{artifact.url}: body is larger than the expected {artifact.size} bytes",
-                            retryable=False,
-                        )
-                    for hasher in hashers.values():
-                        hasher.update(chunk)
-                    out.write(chunk)
+                async with aclosing(self._body(artifact.url)) as chunks:
+                    async for chunk in chunks:
+                        size += len(chunk)
+                        if size > cap:
+                            raise DownloadError(f"{_shown(artifact.url)}: {_too_large(artifact, cap)}", retryable=False)
+                        for hasher in hashers.values():
+                            hasher.update(chunk)
+                        out.write(chunk)
             digests = {name: hasher.hexdigest() for name, hasher in hashers.items()}
             _verify(artifact, size, digests)
             # A rename on local storage: cheaper in place than a hop to a worker thread.
@@ -185,22 +214,40 @@ class Fetcher:
         _record(artifact, size, digests)
 
     async def _body(self, url: str) -> AsyncIterator[bytes]:
-        scheme = urlsplit(url).scheme
-        if scheme in ("http", "https"):
-            async for chunk in self._http_body(url):
+        """The bytes at ``url``, if the remote may name it, at no less than the remote's ``min_rate``."""
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in (*_HTTP, "file"):
+            raise DownloadError(f"{_shown(url)}: unsupported URL scheme {scheme!r}", retryable=False)
+        if (scheme == "file") != (self._origin[0] == "file"):
+            allowed = "file" if self._origin[0] == "file" else "http(s)"
+            raise DownloadError(
+                f"{_shown(url)}: refused: the remote is {self._origin[0]}://, so the URLs it names must be {allowed}",
+                retryable=False,
+            )
+        loop = asyncio.get_running_loop()
+        started, received = loop.time(), 0
+        body = _file_body(url, self._file_root) if scheme == "file" else self._http_body(url)
+        async with aclosing(body) as chunks:
+            async for chunk in chunks:
+                received += len(chunk)
+                self._check_rate(url, received, loop.time() - started)
                 yield chunk
-        elif scheme == "file":
-            async for chunk in _file_body(url):
-                yield chunk
-        else:
-            raise DownloadError(f"{url}: unsupported URL scheme {scheme!r}", retryable=False)
+
+    def _check_rate(self, url: str, received: int, elapsed: float) -> None:
+        remote = self.remote
+        rate = remote.min_rate
+        if rate and elapsed > remote.connect_timeout + remote.read_timeout and received < rate * elapsed:
+            raise DownloadError(
+                f"{_shown(url)}: too slow: {received} bytes in {elapsed:.1f} s, under min_rate={rate:g} bytes/s",
+                retryable=True,
+            )
 
     async def _http_body(self, url: str) -> AsyncIterator[bytes]:
         try:
-            async with self._http().get(url) as response:
+            async with await self._open(url) as response:
                 if response.status >= 400:
                     raise DownloadError(
-                        f"{url}: HTTP {response.status} {response.reason or ''}".rstrip(),
+                        f"{_shown(url)}: HTTP {response.status} {response.reason or ''}".rstrip(),
                         retryable=response.status in _RETRYABLE_STATUS,
                         retry_after=_retry_after(response.headers.get("Retry-After")),
                     )
@@ -208,14 +255,49 @@ class Fetcher:
                     yield chunk
         except DownloadError:
             raise
-        except aiohttp.TooManyRedirects:
-            raise DownloadError(f"{url}: too many redirects", retryable=False) from None
         except aiohttp.InvalidURL as exc:
-            raise DownloadError(f"{url}: invalid URL ({exc})", retryable=False) from None
+            raise DownloadError(f"{_shown(url)}: invalid URL ({_shown(str(exc))})", retryable=False) from None
         except TimeoutError as exc:
-            raise DownloadError(f"{url}: timed out ({self._timeout_kind(exc)})", retryable=True) from None
+            raise DownloadError(f"{_shown(url)}: timed out ({self._timeout_kind(exc)})", retryable=True) from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise DownloadError(f"{url}: {type(exc).__name__}: {exc}", retryable=True) from None
+            raise DownloadError(f"{_shown(url)}: {type(exc).__name__}: {exc}", retryable=True) from None
+
+    async def _open(self, url: str) -> aiohttp.ClientResponse:
+        """GET ``url``, following redirects one hop at a time.
+
+        Each hop gets the remote's credentials and headers only if it is on the remote's own
+        origin; a hop to anything but http(s) is refused. The response headers must arrive within
+        ``connect_timeout + read_timeout`` of each request, however slowly they trickle in.
+        """
+        remote = self.remote
+        deadline = remote.connect_timeout + remote.read_timeout
+        target: str | URL = url
+        for _ in range(_MAX_REDIRECTS + 1):
+            own = origin(str(target)) == self._origin
+            request = self._http(own).get(target, headers=self._own_headers if own else None, allow_redirects=False)
+            try:
+                async with asyncio.timeout(deadline) as timer:
+                    response = await request
+            except TimeoutError:
+                if not timer.expired():
+                    raise
+                raise DownloadError(
+                    f"{_shown(url)}: timed out (no response within connect_timeout + read_timeout = {deadline:g} s)",
+                    retryable=True,
+                ) from None
+            location = response.headers.get("Location")
+            if response.status not in _REDIRECT_STATUS or location is None:
+                return response
+            response.release()
+            try:
+                target = response.url.join(URL(location))
+                if target.scheme not in _HTTP:
+                    refused = f"{_shown(url)}: refused a redirect to a {target.scheme!r} URL"
+                    raise DownloadError(refused, retryable=False)
+                target = target.with_user(None)  # credentials come from the remote's settings only
+            except ValueError:
+                raise DownloadError(f"{_shown(url)}: redirected to an invalid URL", retryable=False) from None
+        raise DownloadError(f"{_shown(url)}: too many redirects", retryable=False)
 
     def _timeout_kind(self, exc: TimeoutError) -> str:
         """Which of the remote's timeouts fired, as far as the HTTP client tells."""
@@ -229,12 +311,14 @@ class Fetcher:
         return "timeout"
 
 
-async def _file_body(url: str) -> AsyncIterator[bytes]:
-    path = Path(url2pathname(urlsplit(url).path))
-    try:
-        handle = await asyncio.to_thread(open, path, "rb")
-    except OSError as exc:
-        raise DownloadError(f"{url}: {exc.strerror}", retryable=False) from None
+def _file_root(url: str) -> str:
+    """The folder a ``file://`` remote may read under: the url's own folder, resolved."""
+    path = os.path.realpath(url2pathname(urlsplit(url).path))
+    return path if os.path.isdir(path) else os.path.dirname(path)
+
+
+async def _file_body(url: str, root: str | None) -> AsyncIterator[bytes]:
+    handle = await asyncio.to_thread(_open_local, url, root)
     try:
         while chunk := await asyncio.to_thread(handle.read, _CHUNK):
             yield chunk
@@ -242,17 +326,56 @@ async def _file_body(url: str) -> AsyncIterator[bytes]:
         handle.close()
 
 
+def _open_local(url: str, root: str | None) -> BinaryIO:
+    """Open the regular file ``url`` names, if it lies under ``root`` once symlinks are resolved."""
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise DownloadError(f"{_shown(url)}: refused: a file URL must not name a host", retryable=False)
+    path = os.path.realpath(url2pathname(parts.path))
+    if root is None or os.path.commonpath([root, path]) != root:
+        raise DownloadError(f"{_shown(url)}: refused: outside the remote's folder {root}", retryable=False)
+    try:
+        # Non-blocking, so a FIFO cannot hang the open; regular files ignore the flag.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise DownloadError(f"{_shown(url)}: {exc.strerror}", retryable=False) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DownloadError(f"{_shown(url)}: refused: not a regular file", retryable=False)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _basic_auth(username: str, password: str) -> str:
+    credentials = f"{username}:{password}"
+    try:
+        raw = credentials.encode("latin-1")  # what servers have long expected
+    except UnicodeEncodeError:
+        raw = credentials.encode()  # RFC 7617's charset="UTF-8"
+    return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+def _shown(url: str) -> str:
+    """``url`` as it may appear in messages: without credentials."""
+    return strip_credentials(url)
+
+
+def _too_large(artifact: PendingArtifact, cap: int) -> str:
+    if artifact.size is not None:
+        return f"body is larger than the expected {artifact.size} bytes"
+    return f"body is larger than max_file_size={cap} bytes"
+
+
 def _verify(artifact: PendingArtifact, size: int, digests: dict[str, str]) -> None:
+    url = _shown(artifact.url)
     if artifact.size is not None and size != artifact.size:
-        raise DownloadError(f"{artifact.url}: got {size} bytes, expected {artifact.size}", retryable=True)
+        raise DownloadError(f"{url}: got {size} bytes, expected {artifact.size}", retryable=True)
     expected = dict(artifact.digests)
     if artifact.sha256:
         expected["sha256"] = artifact.sha256
     for name, value in expected.items():
         if digests[name] != value:
-            raise DownloadError(
-                f"{artifact.url}: {name} mismatch (expected {value}, got {digests[name]})", retryable=True
-            )
+            raise DownloadError(f"{url}: {name} mismatch (expected {value}, got {digests[name]})", retryable=True)
 
 
 def _record(artifact: PendingArtifact, size: int, digests: dict[str, str]) -> None:

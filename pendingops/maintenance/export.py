@@ -1,21 +1,49 @@
-"""Export a version as a plain directory tree plus a PULP_MANIFEST, never writing outside DEST."""
+"""Export a version as a plain directory tree plus a PULP_MANIFEST, never writing outside DEST.
+
+The export is planned before anything is written: the version's files are listed in an SQLite file
+in storage's temporary area, where a path held by two files is given to the one the most recent
+version added (the others are left out and counted), and the draft manifest must pass the file
+plugin's own check, so the export re-syncs (no path that is another's folder, none too long, none
+listed twice). Only then is DEST written, every step relative to a directory file descriptor
+opened without following symlinks, into temporary names created exclusively and renamed into
+place: a symlink in DEST, planted before or during the export, is refused, never followed.
+
+Files are copied (reflinked where the filesystem can), so editing an export cannot change
+storage; ``hardlink=True`` shares storage's inodes instead, faster but at that risk.
+"""
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import shutil
+import sqlite3
 import stat
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from pendingops.db.database import Database
 from pendingops.db.versions import version_info
 from pendingops.maintenance.listing import iter_version_content
 from pendingops.paths import unsafe_path_reason
+from pendingops.plugins.file import ManifestError, check_manifest
 from pendingops.storage.base import ArtifactStorage
 
 MANIFEST_NAME = "PULP_MANIFEST"
+#: the export's own temporary files start with this; no exported path may
+TEMP_PREFIX = ".pendingops-export-"
+#: Linux's ioctl cloning a file's extents (a reflink), on filesystems that share them
+_FICLONE = 0x40049409
+_NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP})
+_BATCH = 1000
+_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class ExportError(RuntimeError):
@@ -29,73 +57,263 @@ class ExportResult:
     linked: int = 0
     copied: int = 0
     skipped_not_stored: int = 0
+    #: files left out because a version added later holds another file at the same path
+    superseded: int = 0
 
 
 def export_version(
-    db: Database, storage: ArtifactStorage, repository: str, dest: Path, number: int | None = None
+    db: Database,
+    storage: ArtifactStorage,
+    repository: str,
+    dest: Path,
+    number: int | None = None,
+    *,
+    hardlink: bool = False,
 ) -> ExportResult:
-    """Write every stored file of the version under ``dest`` at its relative path.
+    """Write every stored file of the version under ``dest`` at its relative path, and a PULP_MANIFEST.
 
-    Hard links are used where the storage is on the same filesystem, copies otherwise. Paths that
-    would leave ``dest`` (``..``, absolute, or through a symlink inside ``dest``) are refused.
-    Artifacts not downloaded yet (on-demand content) are skipped and counted.
+    Raises ExportError before writing anything when the version cannot be exported as a tree that
+    our own sync reads back. Artifacts not downloaded yet (on-demand content) are skipped and counted.
     """
     dest = Path(dest)
     if dest.is_symlink():
         raise ExportError(f"export destination {dest} is a symlink")
     with db.engine.connect() as conn:
         result = ExportResult(version=version_info(conn, repository, number).number)
-    dest.mkdir(parents=True, exist_ok=True)
-    root = dest.resolve()
-    manifest_tmp = root / f".{MANIFEST_NAME}.partial"
-    with open(manifest_tmp, "w", encoding="utf-8", newline="\n") as manifest:
+    # The plan lives in storage's temporary area, so nothing is written outside storage and DEST.
+    temp_area = storage.new_temp_path().parent
+    with tempfile.TemporaryDirectory(prefix=f"{os.getpid()}-", suffix=".work", dir=temp_area) as work:
+        plan, draft = Path(work) / "plan.sqlite", Path(work) / MANIFEST_NAME
+        _plan(db, repository, result, plan)
+        _draft_manifest(plan, draft, result)
+        dest.mkdir(parents=True, exist_ok=True)
+        try:
+            root = os.open(dest, _OPEN_DIR)
+        except OSError as exc:
+            raise ExportError(f"export destination {dest}: {exc.strerror}") from None
+        try:
+            for relative_path, _ in _planned(plan):
+                _check_place(root, relative_path)
+            _check_place(root, MANIFEST_NAME)
+            for relative_path, location in _planned(plan):
+                if _place(root, relative_path, storage, location, hardlink):
+                    result.linked += 1
+                else:
+                    result.copied += 1
+            with open(draft, "rb") as manifest:
+                _write_new(root, MANIFEST_NAME, lambda out: shutil.copyfileobj(manifest, out))
+        finally:
+            os.close(root)
+    return result
+
+
+# -- the plan ---------------------------------------------------------------------------------------
+
+
+def _plan(db: Database, repository: str, result: ExportResult, plan: Path) -> None:
+    """List the version's stored files in ``plan``, refusing paths that cannot be written under DEST."""
+    with closing(sqlite3.connect(plan)) as conn:
+        conn.execute("PRAGMA journal_mode = OFF")
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute(
+            "CREATE TABLE file (path TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,"
+            " location TEXT NOT NULL, added INTEGER NOT NULL, content INTEGER NOT NULL)"
+        )
+        rows = []
         for unit in iter_version_content(db, repository, result.version):
             for stored in unit.files:
                 if stored.location is None or stored.sha256 is None:
                     result.skipped_not_stored += 1
                     continue
-                _place(storage, stored.location, root, stored.relative_path, result)
-                manifest.write(f"{stored.relative_path},{stored.sha256},{stored.size}\n")
-                result.files += 1
-    os.replace(manifest_tmp, root / MANIFEST_NAME)
-    return result
+                _check_path(stored.relative_path, result.version)
+                rows.append(
+                    (stored.relative_path, stored.sha256, stored.size, stored.location, unit.added_in, unit.content_id)
+                )
+            if len(rows) >= _BATCH:
+                conn.executemany("INSERT INTO file VALUES (?, ?, ?, ?, ?, ?)", rows)
+                rows.clear()
+        conn.executemany("INSERT INTO file VALUES (?, ?, ?, ?, ?, ?)", rows)
+        conn.execute("CREATE INDEX file_path ON file (path, added, content)")
+        # One file per path: the one the latest version added (the remote's newest word on it).
+        result.superseded = conn.execute(
+            "DELETE FROM file WHERE EXISTS (SELECT 1 FROM file AS newer WHERE newer.path = file.path"
+            " AND (newer.added, newer.content) > (file.added, file.content))"
+        ).rowcount
+        conn.commit()
 
 
-def _place(storage: ArtifactStorage, location: str, root: Path, relative_path: str, result: ExportResult) -> None:
+def _check_path(relative_path: str, version: int) -> None:
     problem = unsafe_path_reason(relative_path)
-    if problem or relative_path == MANIFEST_NAME:
-        raise ExportError(f"refusing to export {relative_path!r}: {problem or 'clashes with the manifest'}")
-    target = root.joinpath(*relative_path.split("/"))
-    _make_parents(root, target.parent)
+    if problem is None and relative_path == MANIFEST_NAME:
+        problem = "it is the manifest's own name"
+    elif problem is None and any(part.startswith(TEMP_PREFIX) for part in relative_path.split("/")):
+        problem = f"names starting with {TEMP_PREFIX!r} are the export's temporary files"
+    elif problem is None and relative_path.startswith("#"):
+        problem = "a manifest line starting with '#' is a comment"
+    if problem:
+        raise ExportError(f"cannot export version {version}: refusing {relative_path!r}: {problem}")
+
+
+def _draft_manifest(plan: Path, draft: Path, result: ExportResult) -> None:
+    """Write the manifest of the plan to ``draft`` and check it as our own sync would."""
+    with closing(sqlite3.connect(plan)) as conn, open(draft, "w", encoding="utf-8", newline="\n") as out:
+        for path, sha256, size in conn.execute("SELECT path, sha256, size FROM file ORDER BY path"):
+            out.write(f"{path},{sha256},{size}\n")
+            result.files += 1
     try:
-        if stat.S_ISLNK(os.lstat(target).st_mode) or not stat.S_ISREG(os.lstat(target).st_mode):
-            raise ExportError(f"refusing to export {relative_path!r}: {target} exists and is not a regular file")
-        target.unlink()
-    except FileNotFoundError:
-        pass
-    source = storage.local_path(location)
-    if source is not None:
-        try:
-            os.link(source, target, follow_symlinks=False)
-            result.linked += 1
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-                raise
-    with storage.open(location) as src, open(target, "xb") as out:
-        shutil.copyfileobj(src, out)
-    result.copied += 1
+        check_manifest(draft, draft.with_suffix(".sqlite"))
+    except ManifestError as exc:
+        raise ExportError(f"cannot export version {result.version} as a tree: {exc}") from None
 
 
-def _make_parents(root: Path, folder: Path) -> None:
-    """Create ``folder`` under ``root`` one level at a time, refusing any symlink on the way."""
+def _planned(plan: Path) -> Iterator[tuple[str, str]]:
+    """(relative_path, location) of every planned file, in path order, a batch at a time."""
+    with closing(sqlite3.connect(plan)) as conn:
+        last = ""
+        query = "SELECT path, location FROM file WHERE path > ? ORDER BY path LIMIT ?"
+        while rows := conn.execute(query, (last, _BATCH)).fetchall():
+            yield from rows
+            last = rows[-1][0]
+
+
+# -- writing under DEST -----------------------------------------------------------------------------
+
+
+def _check_place(root: int, relative_path: str) -> None:
+    """Refuse, before anything is written, a path DEST already holds as a symlink or other non-file."""
+    *folders, name = relative_path.split("/")
+    folder = _open_folders(root, folders, relative_path, create=False)
+    if folder is None:
+        return
+    try:
+        _check_target(folder, name, relative_path)
+    finally:
+        if folder != root:
+            os.close(folder)
+
+
+def _place(root: int, relative_path: str, storage: ArtifactStorage, location: str, hardlink: bool) -> bool:
+    """Put the artifact at ``relative_path`` under ``root``; True if hard-linked, False if copied."""
+    *folders, name = relative_path.split("/")
+    folder = _open_folders(root, folders, relative_path, create=True)
+    assert folder is not None
+    try:
+        _check_target(folder, name, relative_path)
+        source = storage.local_path(location)
+        if hardlink and source is not None and _link_new(source, folder, name):
+            return True
+        if source is not None:
+            source_fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                _write_new(folder, name, lambda out: _clone_or_copy(source_fd, out))
+            finally:
+                os.close(source_fd)
+        else:
+            with storage.open(location) as stream:
+                _write_new(folder, name, lambda out: shutil.copyfileobj(stream, out))
+        return False
+    finally:
+        if folder != root:
+            os.close(folder)
+
+
+def _open_folders(root: int, folders: list[str], relative_path: str, *, create: bool) -> int | None:
+    """A descriptor of the folder ``folders`` names under ``root``, never through a symlink.
+
+    Missing folders are created when ``create``; otherwise None is returned for a missing one.
+    """
     current = root
-    for part in folder.relative_to(root).parts:
-        current = current / part
-        try:
-            mode = os.lstat(current).st_mode
-        except FileNotFoundError:
-            current.mkdir()
-            continue
-        if stat.S_ISLNK(mode) or not stat.S_ISDIR(mode):
-            raise ExportError(f"refusing to export through {current}: not a plain directory")
+    try:
+        for part in folders:
+            if create:
+                with suppress(FileExistsError):
+                    os.mkdir(part, 0o755, dir_fd=current)
+            try:
+                opened = os.open(part, _OPEN_DIR, dir_fd=current)
+            except FileNotFoundError:
+                if create:
+                    raise
+                opened = None
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    problem = f"refusing to export {relative_path!r} through {part!r}: not a plain directory"
+                    raise ExportError(problem) from None
+                raise
+            if current != root:
+                os.close(current)
+            if opened is None:
+                return None
+            current = opened
+    except BaseException:
+        if current != root:
+            os.close(current)
+        raise
+    return current
+
+
+def _check_target(folder: int, name: str, relative_path: str) -> None:
+    try:
+        mode = os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise ExportError(f"refusing to export {relative_path!r}: it exists in DEST and is not a regular file")
+
+
+def _link_new(source: Path, folder: int, name: str) -> bool:
+    """Hard-link ``source`` to ``name`` in ``folder`` (via a fresh temporary name); False if links cannot be made."""
+    temp = _temp_name()
+    try:
+        os.link(source, temp, dst_dir_fd=folder, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in _NO_LINK:
+            return False
+        raise
+    _rename_into_place(folder, temp, name)
+    return True
+
+
+def _write_new(folder: int, name: str, fill: Callable[[BinaryIO], object]) -> None:
+    """Create a fresh temporary file in ``folder`` (exclusively, never through a symlink), let
+    ``fill(file)`` write it, then rename it to ``name``: a reader never sees a partial file."""
+    temp = _temp_name()
+    fd = os.open(temp, _CREATE, 0o644, dir_fd=folder)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            fill(out)
+        _rename_into_place(folder, temp, name)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(temp, dir_fd=folder)
+        raise
+
+
+def _rename_into_place(folder: int, temp: str, name: str) -> None:
+    # A rename replaces whatever ``name`` is (a symlink planted meanwhile included), never its target.
+    os.rename(temp, name, src_dir_fd=folder, dst_dir_fd=folder)
+
+
+def _clone_or_copy(source: int, out: BinaryIO) -> None:
+    """Copy ``source`` into ``out``: a reflink where the filesystem shares extents, else the bytes
+    (in the kernel where it can)."""
+    target = out.fileno()
+    try:
+        fcntl.ioctl(target, _FICLONE, source)
+        return
+    except OSError:
+        pass
+    try:
+        while os.copy_file_range(source, target, 1 << 30):
+            pass
+        return
+    except OSError as exc:  # another filesystem on an old kernel...: copy the bytes in user space
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise
+    os.lseek(source, 0, os.SEEK_SET)
+    os.lseek(target, 0, os.SEEK_SET)
+    os.ftruncate(target, 0)
+    shutil.copyfileobj(os.fdopen(source, "rb", closefd=False), out)
+
+
+def _temp_name() -> str:
+    return f"{TEMP_PREFIX}{uuid.uuid4().hex}.tmp"

@@ -39,6 +39,8 @@ class StoredUnit:
     fields: dict[str, Any]
     natural_key: dict[str, Any]
     files: list[StoredFile]
+    #: the version that added this unit to the repository (the latest time, if it left and came back)
+    added_in: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -98,14 +100,17 @@ def iter_version_content(db: Database, repository: str, number: int | None = Non
 
 
 def _page(conn: Connection, repo_id: int, number: int, after: int, types: dict[str, type[Content]]) -> list[StoredUnit]:
-    ids = (
-        select(_rc.c.content_id)
+    members = (
+        select(_rc.c.content_id, _rc.c.version_added)
         .where(membership_filter(repo_id, number), _rc.c.content_id > after)
         .order_by(_rc.c.content_id)
         .limit(_PAGE)
+        .subquery()
     )
     rows = conn.execute(
-        select(_content.c.id, _content.c.content_type).where(_content.c.id.in_(ids)).order_by(_content.c.id)
+        select(_content.c.id, _content.c.content_type, members.c.version_added)
+        .join(members, members.c.content_id == _content.c.id)
+        .order_by(_content.c.id)
     ).all()
     if not rows:
         return []
@@ -133,5 +138,5 @@ def _page(conn: Connection, repo_id: int, number: int, after: int, types: dict[s
         cls = types.get(row.content_type)
         values = fields.get(row.id, {})
         key = {name: values.get(name) for name in cls.natural_key} if cls else {}
-        units.append(StoredUnit(row.id, row.content_type, values, key, files.get(row.id, [])))
+        units.append(StoredUnit(row.id, row.content_type, values, key, files.get(row.id, []), row.version_added))
     return units

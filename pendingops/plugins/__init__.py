@@ -3,10 +3,10 @@
 A plugin is an object with a ``name``, its ``content_type`` (a ``Content`` subclass) and
 ``open_source(remote, fetcher, workdir)``, an async context manager yielding a ``Source``: the
 units the remote declares (an async iterable) and, when known, how many there are. It may also
-offer ``pipeline()`` to replace the default operators. Third-party packages register plugins
-under the ``pendingops.plugins`` entry-point group.
-A plugin that ships Alembic revisions for its tables names their package (or folder) in a
-``migrations`` attribute; see ``pendingops.db.migrations``.
+offer ``pipeline()`` to replace the default operators, and ``max_file_size``, the largest file its
+remotes may send when the remote sets none. Third-party packages register plugins under the
+``pendingops.plugins`` entry-point group. A plugin that ships Alembic revisions for its tables
+names their package (or folder) in a ``migrations`` attribute; see ``pendingops.db.migrations``.
 """
 
 from __future__ import annotations

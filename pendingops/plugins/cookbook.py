@@ -16,19 +16,29 @@ Content lookup runs once the key is complete, before the metadata requests: a ve
 saved needs no metadata request, and a unit that fails later still knows whether the base version
 had it. A version that fails before its key is complete (its tarball could not be fetched) is
 matched to the base version by name and version instead, so a mirror sync does not remove it.
+
+Everything the remote sends is read with limits: the universe is streamed, one bounded entry at a
+time, checked in full into an SQLite file (which also finds versions listed twice) before the first
+unit is emitted from that file, so memory does not grow with it; a tarball must be gzip, is read
+as a stream with a cap on members and bytes, and keeps no member in memory; text going into the
+database must be valid (no lone surrogate, no NUL).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import re
+import sqlite3
 import tarfile
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+import zlib
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, closing
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any, NamedTuple
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from sqlalchemy import JSON, BigInteger, Connection, String, Text, select, tuple_
 from sqlalchemy.orm import Mapped, mapped_column
@@ -39,16 +49,31 @@ from pendingops.db.schema import Content, RepositoryContent
 from pendingops.db.versions import declare_content
 from pendingops.download.fetcher import Fetcher
 from pendingops.operators._stage import batch_stage
+from pendingops.paths import MAX_SEGMENT_BYTES
 from pendingops.pending import PendingArtifact, PendingContent, PendingInputError, UnitError
 from pendingops.plugins import Source
-from pendingops.remote import RemoteConfig
+from pendingops.remote import RemoteConfig, strip_credentials
 
-#: a universe larger than this is refused (the public Supermarket's is a few tens of MiB)
+#: a universe larger than this is refused (the public Supermarket's is a few tens of MiB); it is
+#: streamed, so memory does not grow with it
 MAX_UNIVERSE_BYTES = 512 * 1024 * 1024
+#: one cookbook version's entry in the universe (its url and dependencies) is small
+MAX_ENTRY_BYTES = 64 * 1024
 #: per-version metadata documents and a tarball's metadata.json are small
 MAX_METADATA_BYTES = 4 * 1024 * 1024
+#: a tarball with more members, or more bytes once decompressed, is refused
+MAX_TARBALL_MEMBERS = 20_000
+MAX_TARBALL_BYTES = 512 * 1024 * 1024
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,254}")
-_VERSION = re.compile(r"\d{1,9}(?:\.\d{1,9}){0,3}")
+#: ASCII digits without leading zeros: "01.00" is not another spelling of "1.0"
+_VERSION = re.compile(r"(?:0|[1-9][0-9]{0,8})(?:\.(?:0|[1-9][0-9]{0,8})){0,3}")
+_URL = re.compile(r"(?:https?|file)://", re.IGNORECASE)
+#: what a tarball's file name adds to the cookbook's name and version: "-" and ".tar.gz"
+_TARBALL_NAME_EXTRA = len("-.tar.gz")
+_PUBLISHED_AT_LENGTH = 64
+_MAX_BIGINT = 2**63 - 1
+_READ = 64 * 1024
+_BATCH = 1000
 _rc = RepositoryContent.__table__
 
 
@@ -115,8 +140,7 @@ def parse_universe(document: Any, where: str = "universe") -> list[UniverseEntry
         raise UniverseError(f"bad {where}: expected a JSON object of cookbooks, got {type(document).__name__}")
     entries = []
     for name, versions in document.items():
-        if not _NAME.fullmatch(name):
-            raise UniverseError(f"bad {where}: invalid cookbook name {name!r}")
+        _check_name(name, where)
         if not isinstance(versions, dict):
             raise UniverseError(f"bad {where}: cookbook {name!r}: expected an object of versions")
         for version, entry in versions.items():
@@ -125,33 +149,188 @@ def parse_universe(document: Any, where: str = "universe") -> list[UniverseEntry
     return entries
 
 
-def _parse_entry(name: str, version: str, entry: Any, where: str) -> UniverseEntry:
-    def bad(problem: str) -> UniverseError:
-        return UniverseError(f"bad {where}: cookbook {name!r} version {version!r}: {problem}")
+def _check_name(name: str, where: str) -> None:
+    if not _NAME.fullmatch(name):
+        raise UniverseError(f"bad {where}: invalid cookbook name {_show(name)}")
 
-    if not _VERSION.fullmatch(version):
-        raise bad("invalid version (expected numbers separated by dots)")
+
+def _parse_entry(name: str, version: Any, entry: Any, where: str) -> UniverseEntry:
+    def bad(problem: str) -> UniverseError:
+        return UniverseError(f"bad {where}: cookbook {name!r} version {_show(version)}: {problem}")
+
+    if not isinstance(version, str) or not _VERSION.fullmatch(version):
+        raise bad("invalid version (expected up to four numbers without leading zeros, separated by dots)")
+    if len(name) + len(version) + _TARBALL_NAME_EXTRA > MAX_SEGMENT_BYTES:  # both ASCII: characters are bytes
+        raise bad(f"its tarball's file name {tarball_path(name, version)!r} is longer than {MAX_SEGMENT_BYTES} bytes")
     if not isinstance(entry, dict):
         raise bad("expected an object")
     url = entry.get("download_url")
-    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https", "file"):
-        raise bad(f"download_url must be an http, https or file url, got {url!r}")
+    if not isinstance(url, str) or not _URL.match(url) or _text_problem(url):
+        raise bad(f"download_url must be an http, https or file url, got {_show(url)}")
     dependencies = entry.get("dependencies") or {}
     if not isinstance(dependencies, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in dependencies.items()
+        isinstance(k, str) and isinstance(v, str) and not _text_problem(k) and not _text_problem(v)
+        for k, v in dependencies.items()
     ):
-        raise bad("dependencies must map cookbook names to version constraints")
-    return UniverseEntry(name, version, url, dict(sorted(dependencies.items())))
+        raise bad("dependencies must map cookbook names to version constraints (valid text)")
+    return UniverseEntry(name, version, strip_credentials(url), dict(sorted(dependencies.items())))
 
 
-def read_universe(path: Path, where: str = "universe") -> list[UniverseEntry]:
-    """Parse and check the universe saved at ``path``."""
+def iter_universe(path: Path, where: str = "universe") -> Iterator[UniverseEntry]:
+    """Yield the entries of the universe saved at ``path``, in its order, checking each.
+
+    The document is streamed: only the entry being read (at most ``MAX_ENTRY_BYTES``) is held, so
+    neither its size nor its nesting can exhaust memory or the stack. Raises UniverseError (one line)
+    for anything malformed. Duplicates are not checked here (``check_universe`` does).
+    """
     try:
-        with open(path, "rb") as handle:
-            document = json.load(handle)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UniverseError(f"bad {where}: not JSON ({exc})") from None
-    return parse_universe(document, where)
+        with open(path, encoding="utf-8-sig", newline="") as handle:  # as json.load: a BOM is allowed
+            yield from _UniverseReader(handle, where).entries()
+    except UnicodeDecodeError as exc:
+        raise UniverseError(f"bad {where}: not UTF-8 ({exc.reason} at byte {exc.start} of a chunk)") from None
+
+
+def index_universe(path: Path, scratch: Path, where: str = "universe") -> int:
+    """Check every entry of the universe at ``path``, store them in an SQLite file at ``scratch``
+    (for ``indexed_entries``) and return how many there are.
+
+    Raises UniverseError for the first bad entry and for a version listed twice (JSON would keep
+    the last silently). Memory stays flat: the entries are on disk, not in a list.
+    """
+    with closing(sqlite3.connect(scratch)) as conn:
+        conn.execute("PRAGMA journal_mode = OFF")
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute(
+            "CREATE TABLE entry (id INTEGER PRIMARY KEY, name TEXT NOT NULL, version TEXT NOT NULL,"
+            " url TEXT NOT NULL, dependencies TEXT NOT NULL, UNIQUE (name, version))"
+        )
+        count = 0
+        entries = iter_universe(path, where)
+        while batch := [(e.name, e.version, e.download_url, json.dumps(e[3])) for e in islice(entries, _BATCH)]:
+            try:
+                conn.executemany("INSERT INTO entry (name, version, url, dependencies) VALUES (?, ?, ?, ?)", batch)
+            except sqlite3.IntegrityError:
+                name, version = _first_repeat(conn, batch)
+                raise UniverseError(f"bad {where}: cookbook {name!r} version {version!r} is listed twice") from None
+            count += len(batch)
+        conn.commit()
+    return count
+
+
+def indexed_entries(scratch: Path) -> Iterator[UniverseEntry]:
+    """The entries ``index_universe`` stored, in the universe's order, a batch at a time."""
+    with closing(sqlite3.connect(scratch)) as conn:
+        last = 0
+        query = "SELECT id, name, version, url, dependencies FROM entry WHERE id > ? ORDER BY id LIMIT ?"
+        while rows := conn.execute(query, (last, _BATCH)).fetchall():
+            for _, name, version, url, dependencies in rows:
+                yield UniverseEntry(name, version, url, json.loads(dependencies))
+            last = rows[-1][0]
+
+
+def _first_repeat(conn: sqlite3.Connection, batch: list[tuple[str, str, str, str]]) -> tuple[str, str]:
+    """The first (name, version) of ``batch`` (whose insert failed as a whole) already stored or earlier in it."""
+    seen: set[tuple[str, str]] = set()
+    for name, version, _, _ in batch:
+        query = "SELECT 1 FROM entry WHERE name = ? AND version = ?"
+        if (name, version) in seen or conn.execute(query, (name, version)).fetchone():
+            return name, version
+        seen.add((name, version))
+    raise AssertionError("an insert failed without a repeated version")
+
+
+class _UniverseReader:
+    """A reader of ``{name: {version: entry}}`` JSON that decodes one entry at a time."""
+
+    def __init__(self, handle: IO[str], where: str) -> None:
+        self.handle = handle
+        self.where = where
+        self.text = ""
+        self.at = 0
+        self.eof = False
+
+    def entries(self) -> Iterator[UniverseEntry]:
+        self.expect("{", "expected a JSON object of cookbooks")
+        if self.next_is("}"):
+            return self.end()
+        while True:
+            name = self.value("a cookbook name")
+            if not isinstance(name, str):
+                raise self.bad("expected a cookbook name")
+            _check_name(name, self.where)
+            self.expect(":", "expected ':' after a cookbook name")
+            self.expect("{", f"cookbook {name!r}: expected an object of versions")
+            if not self.next_is("}"):
+                while True:
+                    version = self.value(f"cookbook {name!r}: a version")
+                    self.expect(":", f"cookbook {name!r}: expected ':' after a version")
+                    yield _parse_entry(name, version, self.value(f"cookbook {name!r} version {version!r}"), self.where)
+                    if self.next_is("}"):
+                        break
+                    self.expect(",", f"cookbook {name!r}: expected ',' or '}}' after a version")
+            if self.next_is("}"):
+                return self.end()
+            self.expect(",", "expected ',' or '}' after a cookbook")
+
+    def bad(self, problem: str) -> UniverseError:
+        return UniverseError(f"bad {self.where}: not a JSON universe ({problem})")
+
+    def fill(self) -> bool:
+        """Read more text; False at the end of the file."""
+        if self.eof:
+            return False
+        chunk = self.handle.read(_READ)
+        if not chunk:
+            self.eof = True
+            return False
+        self.text = self.text[self.at :] + chunk
+        self.at = 0
+        return True
+
+    def skip_space(self) -> str:
+        """The next character that is not white space ('' at the end of the file)."""
+        while True:
+            while self.at < len(self.text) and self.text[self.at] in " \t\r\n":
+                self.at += 1
+            if self.at < len(self.text) or not self.fill():
+                return self.text[self.at : self.at + 1]
+
+    def next_is(self, char: str) -> bool:
+        if self.skip_space() == char:
+            self.at += 1
+            return True
+        return False
+
+    def expect(self, char: str, problem: str) -> None:
+        if not self.next_is(char):
+            raise self.bad(problem)
+
+    def value(self, what: str) -> Any:
+        """Decode the JSON value at the current place, reading on until it is whole (within limits)."""
+        self.skip_space()
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.text, self.at)
+            except json.JSONDecodeError as exc:
+                # Cut by the end of the text read so far, or malformed: read on while the window allows.
+                if len(self.text) - self.at <= MAX_ENTRY_BYTES and self.fill():
+                    continue
+                if not self.eof and (exc.msg.startswith("Unterminated") or exc.pos >= len(self.text) - 1):
+                    raise self.bad(f"{what}: longer than {MAX_ENTRY_BYTES} bytes") from None
+                raise self.bad(f"{what}: {exc.msg}") from None
+            except RecursionError:
+                raise self.bad(f"{what}: nested too deeply") from None
+            if end == len(self.text) and isinstance(value, int | float) and self.fill():
+                continue  # a number may go on in the next chunk
+            self.at = end
+            return value
+
+    def end(self) -> None:
+        if self.skip_space():
+            raise self.bad("extra data after the universe")
+
+
+_DECODER = json.JSONDecoder()
 
 
 def cookbook_unit(entry: UniverseEntry) -> PendingContent:
@@ -208,6 +387,8 @@ async def _fetch_json(ctx: SyncContext, url: str) -> Any:
         return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UnitError(f"{url}: not JSON ({exc})") from None
+    except RecursionError:
+        raise UnitError(f"{url}: not JSON (nested too deeply)") from None
 
 
 async def fetch_version_metadata(unit: PendingContent) -> None:
@@ -218,30 +399,68 @@ async def fetch_version_metadata(unit: PendingContent) -> None:
     if not isinstance(document, dict):
         raise UnitError(f"{url}: expected a JSON object")
     size = document.get("tarball_file_size")
-    unit.fields["license"] = _text(document.get("license"))
-    unit.fields["tarball_size"] = size if isinstance(size, int) and not isinstance(size, bool) else None
-    unit.fields["published_at"] = _text(document.get("published_at"))
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= _MAX_BIGINT:
+        size = None
+    unit.fields["license"] = _text(document, "license", url)
+    unit.fields["tarball_size"] = size
+    unit.fields["published_at"] = _text(document, "published_at", url, _PUBLISHED_AT_LENGTH)
 
 
 def read_metadata_json(handle: IO[bytes], where: str) -> dict[str, Any] | None:
-    """The ``<cookbook>/metadata.json`` of a gzipped cookbook tarball, or None if it has none."""
+    """The ``<cookbook>/metadata.json`` of a gzipped cookbook tarball, or None if it has none.
+
+    Read as a stream, gzip only, at most ``MAX_TARBALL_MEMBERS`` members and ``MAX_TARBALL_BYTES``
+    decompressed bytes, forgetting each member once passed: a bomb costs bounded time and memory.
+    """
+    if handle.read(2) != b"\x1f\x8b":
+        raise UnitError(f"{where}: not a gzip-compressed tarball")
+    handle.seek(0)
     try:
-        with tarfile.open(fileobj=handle, mode="r|*") as tar:
-            for member in tar:
+        with gzip.GzipFile(fileobj=handle, mode="rb") as unzipped, tarfile.open(
+            fileobj=_Capped(unzipped, where), mode="r|"
+        ) as tar:
+            for count in range(1, MAX_TARBALL_MEMBERS + 2):
+                member = tar.next()
+                tar.members.clear()  # a stream keeps every header it read otherwise
+                if member is None:
+                    return None
+                if count > MAX_TARBALL_MEMBERS:
+                    raise UnitError(f"{where}: more than {MAX_TARBALL_MEMBERS} members")
                 parts = member.name.strip("/").split("/")
-                if len(parts) != 2 or parts[1] != "metadata.json" or not member.isfile():
-                    continue
-                if member.size > MAX_METADATA_BYTES:
-                    raise UnitError(f"{where}: metadata.json is larger than {MAX_METADATA_BYTES} bytes")
-                extracted = tar.extractfile(member)
-                assert extracted is not None
-                document = json.load(extracted)
-                if not isinstance(document, dict):
-                    raise UnitError(f"{where}: metadata.json is not a JSON object")
-                return document
-    except (tarfile.TarError, OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                if len(parts) == 2 and parts[1] == "metadata.json" and member.isfile():
+                    return _metadata_document(tar, member, where)
+    except (tarfile.TarError, OSError, EOFError, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UnitError(f"{where}: not a readable cookbook tarball ({type(exc).__name__}: {exc})") from None
+    except RecursionError:
+        raise UnitError(f"{where}: metadata.json is nested too deeply") from None
     return None
+
+
+def _metadata_document(tar: tarfile.TarFile, member: tarfile.TarInfo, where: str) -> dict[str, Any]:
+    if member.size > MAX_METADATA_BYTES:
+        raise UnitError(f"{where}: metadata.json is larger than {MAX_METADATA_BYTES} bytes")
+    extracted = tar.extractfile(member)
+    assert extracted is not None
+    document = json.load(extracted)
+    if not isinstance(document, dict):
+        raise UnitError(f"{where}: metadata.json is not a JSON object")
+    return document
+
+
+class _Capped:
+    """A reader that refuses to go past ``MAX_TARBALL_BYTES`` (a decompression bomb)."""
+
+    def __init__(self, raw: IO[bytes], where: str) -> None:
+        self.raw = raw
+        self.where = where
+        self.read_bytes = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.read_bytes += len(data)
+        if self.read_bytes > MAX_TARBALL_BYTES:
+            raise UnitError(f"{self.where}: more than {MAX_TARBALL_BYTES} bytes once decompressed")
+        return data
 
 
 def _read_stored_metadata(ctx: SyncContext, digest: str, where: str) -> dict[str, Any] | None:
@@ -262,8 +481,8 @@ async def read_tarball(unit: PendingContent) -> None:
         if found is not None and found != unit.fields[key]:
             where = tarball.relative_path
             raise UnitError(f"{where}: metadata.json says {key} {found!r}, the universe {unit.fields[key]!r}")
-    unit.fields["description"] = _text(document.get("description"))
-    unit.fields["maintainer"] = _text(document.get("maintainer"))
+    unit.fields["description"] = _text(document, "description", tarball.relative_path)
+    unit.fields["maintainer"] = _text(document, "maintainer", tarball.relative_path)
 
 
 def _base_versions_of(conn: Connection, ctx: SyncContext, units: list[PendingContent]) -> list[int]:
@@ -306,8 +525,36 @@ def keep_base_on_failure() -> ops.Operator:
     return batch_stage(wants, work, include_failed=True)
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+def _text(document: dict[str, Any], field: str, where: str, max_length: int | None = None) -> str | None:
+    """``document[field]`` if it is a string the database can store (None if absent or not a string).
+
+    Raises UnitError otherwise: bad text from a remote fails its unit, never the batch it is saved in.
+    """
+    value = document.get(field)
+    if not isinstance(value, str):
+        return None
+    problem = _text_problem(value)
+    if problem is None and max_length is not None and len(value) > max_length:
+        problem = f"longer than {max_length} characters"
+    if problem:
+        raise UnitError(f"{where}: {field} is not valid text ({problem})")
+    return value
+
+
+def _text_problem(value: str) -> str | None:
+    if "\x00" in value:
+        return "it holds a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"a lone surrogate {value[exc.start]!r} at {exc.start}"
+    return None
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """``value`` quoted for an error message, cut at ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 # -- the plugin -------------------------------------------------------------------------------------
@@ -328,6 +575,8 @@ class CookbookPlugin:
     content_type = CookbookContent
     #: the package holding this plugin's Alembic revisions (branch "cookbook")
     migrations = "pendingops.plugins.migrations.cookbook"
+    #: the universe declares no tarball sizes: larger ones are cut off (the largest published are a few MiB)
+    max_file_size = 256 * 1024**2
 
     def __init__(
         self, *, metadata_concurrency: int = 10, refresh_metadata: bool = False, trust_known_digests: bool = True
@@ -342,13 +591,15 @@ class CookbookPlugin:
     async def open_source(self, remote: RemoteConfig, fetcher: Fetcher, workdir: Path) -> AsyncIterator[Source]:
         """Fetch the universe into ``workdir``, check all of it, then stream its units."""
         url = universe_url(remote.url)
-        local = workdir / "universe.json"
+        local, scratch = workdir / "universe.json", workdir / "universe-versions.sqlite"
         try:
             await fetcher.fetch_file(url, local, max_size=MAX_UNIVERSE_BYTES)
-            entries = await asyncio.to_thread(read_universe, local, url)
-            yield Source(_units(entries), len(entries))
+            total = await asyncio.to_thread(index_universe, local, scratch, url)
+            local.unlink()
+            yield Source(_units(scratch), total)
         finally:
             local.unlink(missing_ok=True)
+            scratch.unlink(missing_ok=True)
 
     def pipeline(self) -> Sequence[ops.Operator]:
         """The operators of a cookbook sync, in order (see the module docstring)."""
@@ -379,8 +630,8 @@ def _unsaved_and_stored(unit: PendingContent) -> bool:
     return unit.content_id is None and _tarball(unit).is_stored
 
 
-async def _units(entries: list[UniverseEntry]) -> AsyncIterator[PendingContent]:
-    for count, entry in enumerate(entries, start=1):
+async def _units(scratch: Path) -> AsyncIterator[PendingContent]:
+    for count, entry in enumerate(indexed_entries(scratch), start=1):
         yield cookbook_unit(entry)
         if count % 256 == 0:
             await asyncio.sleep(0)  # let downloads and saves run while a long universe is read

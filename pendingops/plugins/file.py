@@ -5,8 +5,9 @@ may contain commas; blank lines and lines starting with ``#`` are skipped. Files
 the manifest's directory joined with the percent-encoded relative path.
 
 The manifest is downloaded to the sync's work directory, checked in a first streaming pass (every
-line, and no relative path listed twice), then streamed again to emit the units: a bad manifest
-fails the sync before anything is downloaded or written, and memory stays flat however long it is.
+line, no relative path listed twice, none that is also another's folder: the files must fit in one
+tree), then streamed again to emit the units: a bad manifest fails the sync before anything is
+downloaded or written, and memory stays flat however long it is.
 """
 
 from __future__ import annotations
@@ -118,8 +119,9 @@ def iter_manifest(path: Path) -> Iterator[ManifestEntry]:
 def check_manifest(path: Path, scratch: Path) -> int:
     """Check every line of the manifest at ``path`` and return how many files it lists.
 
-    Raises ManifestError for the first bad line, for an HTML page, and for a relative path listed
-    twice (naming both lines). Paths are indexed in an SQLite file at ``scratch``, not in memory:
+    Raises ManifestError for the first bad line, for an HTML page, for a relative path listed
+    twice, and for one that is also the folder of another (naming both lines: such files cannot
+    be written out as one tree). Paths are indexed in an SQLite file at ``scratch``, not in memory:
     memory stays flat (SQLite's page cache, a few MiB), the file takes about 1.5 times the
     manifest's size on disk, and a million lines take a few seconds (on a worker thread).
     """
@@ -138,15 +140,23 @@ def _count_unique(entries: Iterable[ManifestEntry], scratch: Path) -> int:
         conn.execute("PRAGMA journal_mode = OFF")
         conn.execute("PRAGMA synchronous = OFF")
         conn.execute("CREATE TABLE entry (line INTEGER PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL)")
+        # Every folder some path lies in, with the first line (and path) that puts something in it.
+        conn.execute("CREATE TABLE folder (path TEXT PRIMARY KEY, line INTEGER NOT NULL, inner TEXT NOT NULL)")
         count = 0
         entries = iter(entries)
         while batch := [(e.line, e.relative_path, e.sha256) for e in islice(entries, _BATCH)]:
             conn.executemany("INSERT INTO entry VALUES (?, ?, ?)", batch)
+            folders = ((folder, line, path) for line, path, _ in batch for folder in _folders(path))
+            conn.executemany("INSERT OR IGNORE INTO folder VALUES (?, ?, ?)", folders)
             count += len(batch)
         conn.execute("CREATE INDEX entry_path ON entry (path, line)")
         repeat = conn.execute(
             "SELECT b.line, b.path, b.sha256, a.line, a.sha256 FROM entry b"
             " JOIN entry a ON a.path = b.path AND a.line < b.line ORDER BY b.line, a.line LIMIT 1"
+        ).fetchone()
+        clash = conn.execute(
+            "SELECT e.line, e.path, f.line, f.inner FROM entry e JOIN folder f ON f.path = e.path"
+            " ORDER BY max(e.line, f.line) LIMIT 1"
         ).fetchone()
     if repeat is not None:
         line, path, digest, first_line, first_digest = repeat
@@ -158,7 +168,20 @@ def _count_unique(entries: Iterable[ManifestEntry], scratch: Path) -> int:
                 f" (line {first_line}: {first_digest}, line {line}: {digest})"
             )
         raise ManifestError(f"line {line}: {problem}", line)
+    if clash is not None:
+        line, path, folder_line, inner = clash
+        where = max(line, folder_line)
+        problem = f"relative path {_show(path)} (line {line}) is also the folder of {_show(inner)} (line {folder_line})"
+        raise ManifestError(f"line {where}: {problem}", where)
     return count
+
+
+def _folders(path: str) -> Iterator[str]:
+    """The folders ``path`` lies in: "a/b/c" lies in "a" and "a/b"."""
+    end = path.find("/")
+    while end >= 0:
+        yield path[:end]
+        end = path.find("/", end + 1)
 
 
 def file_url(manifest_url: str, relative_path: str) -> str:

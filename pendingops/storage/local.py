@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,9 @@ class LocalStorage:
     downloads are renamed into place, which is atomic on one filesystem. Names there start with the
     writer's pid, so leftovers of a killed process can be told apart from a live sync's and removed
     by ``remove_stale_temp_files``.
+
+    A stored file is never more readable than the storage folder itself (a folder of mode 0700
+    holds files of mode 0600), and is writable by its owner only.
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -34,6 +38,7 @@ class LocalStorage:
             raise StorageError(f"cannot use storage directory {self.root}: {exc.strerror}") from None
         if not os.access(self.root / _TEMP_DIR, os.W_OK) or not os.access(self.root / _ARTIFACT_DIR, os.W_OK):
             raise StorageError(f"cannot use storage directory {self.root}: not writable")
+        self._file_mode = stat.S_IMODE(os.stat(self.root).st_mode) & 0o644
 
     def new_temp_path(self) -> Path:
         return self.root / _TEMP_DIR / f"{os.getpid()}-{uuid.uuid4().hex}.part"
@@ -47,6 +52,7 @@ class LocalStorage:
         if final.parent not in self._shards:
             final.parent.mkdir(exist_ok=True)
             self._shards.add(final.parent)
+        os.chmod(temp_path, self._file_mode)
         os.replace(temp_path, final)
         return location
 

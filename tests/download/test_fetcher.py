@@ -198,7 +198,7 @@ def test_file_urls(storage, tmp_path):
     assert storage.local_path(storage.location_for(SHA256)).read_bytes() == DATA
     assert source.read_bytes() == DATA  # the remote's own file is only read
 
-    missing = PendingArtifact(url=(tmp_path / "nope.bin").as_uri(), relative_path="nope.bin")
+    missing = PendingArtifact(url=(source.parent / "nope.bin").as_uri(), relative_path="nope.bin")
     with pytest.raises(DownloadError, match="No such file"):
         asyncio.run(run(missing))
     wrong = PendingArtifact(url=source.as_uri(), relative_path="f.bin", sha256=hashlib.sha256(b"x").hexdigest())

@@ -26,14 +26,15 @@ def _sync(db, storage, files=FILES, policy="immediate") -> None:
     asyncio.run(run())
 
 
-def test_export_links_files_and_writes_manifest(db, storage, tmp_path: Path) -> None:
+def test_export_copies_files_and_writes_manifest(db, storage, tmp_path: Path) -> None:
     _sync(db, storage)
     result = export_version(db, storage, "r", tmp_path / "out")
-    assert (result.version, result.files, result.linked + result.copied) == (1, 3, 3)
+    assert (result.version, result.files, result.linked, result.copied) == (1, 3, 0, 3)
     for path, data in FILES.items():
         exported = tmp_path / "out" / path
         assert exported.read_bytes() == data
-    assert result.linked == 3  # same filesystem: hard links, no copies
+        stored = storage.local_path(storage.location_for(hashlib.sha256(data).hexdigest()))
+        assert not os.path.samefile(exported, stored)  # a copy by default: editing it cannot reach storage
     lines = (tmp_path / "out" / "PULP_MANIFEST").read_text().splitlines()
     assert sorted(lines) == sorted(f"{p},{hashlib.sha256(d).hexdigest()},{len(d)}" for p, d in FILES.items())
 

@@ -49,13 +49,15 @@ def make_tarball(
 
 @dataclass
 class CookbookVersion:
-    """One cookbook version the server offers; ``path`` overrides where its tarball is served."""
+    """One cookbook version the server offers; ``path`` overrides where its tarball is served,
+    ``download_url`` what the universe says (another host's url, a ``file://`` url...)."""
 
     tarball: bytes
     dependencies: dict[str, str] = field(default_factory=dict)
     license: str = "Apache-2.0"
     published_at: str = "2024-01-02T03:04:05Z"
     path: str | None = None
+    download_url: str | None = None
 
 
 def cookbook(name: str, version: str, *, tag: str = "", **options: Any) -> tuple[Key, CookbookVersion]:
@@ -71,7 +73,8 @@ class CookbookServer(LoopbackServer):
     ``metadata_faults`` / ``tarball_faults`` map a version to the HTTP status to answer instead;
     ``delay`` holds every response that long; ``metadata_gates`` / ``tarball_gates`` hold a version's
     response until the event is set; ``on_tarball_served(name, version)`` runs after each tarball is
-    served, ``on_metadata_request(name, version)`` when a metadata request arrives. ``events``
+    served, ``on_metadata_request(name, version)`` when a metadata request arrives;
+    ``universe_override`` is served as ``/universe`` instead of the generated one. ``events``
     lists ("universe" | "metadata" | "tarball", name, version) in the order served, and
     ("metadata-request", name, version) when a metadata request arrives.
     """
@@ -87,6 +90,7 @@ class CookbookServer(LoopbackServer):
     tarball_requests: Counter[Key] = field(default_factory=Counter)
     metadata_requests: Counter[Key] = field(default_factory=Counter)
     universe_requests: int = 0
+    universe_override: bytes | None = None
     events: list[tuple[str, str, str]] = field(default_factory=list)
     base_url: str = ""
     _runner: web.AppRunner | None = None
@@ -103,7 +107,7 @@ class CookbookServer(LoopbackServer):
         return self.cookbooks[key].path or f"api/v1/cookbooks/{name}/versions/{version}/download"
 
     def download_url(self, key: Key) -> str:
-        return self.base_url + self.tarball_path(key)
+        return self.cookbooks[key].download_url or self.base_url + self.tarball_path(key)
 
     def universe(self) -> dict[str, dict[str, dict[str, Any]]]:
         document: dict[str, dict[str, dict[str, Any]]] = {}
@@ -130,6 +134,8 @@ class CookbookServer(LoopbackServer):
         self.universe_requests += 1
         await self._hold()
         self.events.append(("universe", "", ""))
+        if self.universe_override is not None:
+            return web.Response(body=self.universe_override, content_type="application/json")
         return web.json_response(self.universe())
 
     async def _metadata(self, request: web.Request) -> web.Response:
