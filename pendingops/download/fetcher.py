@@ -25,7 +25,7 @@ from yarl import URL
 
 from pendingops.pending import PendingArtifact, UnitError
 from pendingops.remote import DEFAULT_MAX_FILE_SIZE, RemoteConfig, origin, strip_credentials
-from pendingops.storage.base import ArtifactStorage
+from pendingops.storage.base import ArtifactStorage, storage_full
 
 T = TypeVar("T")
 _CHUNK = 256 * 1024
@@ -145,13 +145,16 @@ class Fetcher:
 
         async def attempt() -> int:
             size = 0
-            with open(dest, "wb") as out:
-                async with aclosing(self._body(url)) as chunks:
-                    async for chunk in chunks:
-                        size += len(chunk)
-                        if max_size is not None and size > max_size:
-                            raise DownloadError(f"{_shown(url)}: larger than {max_size} bytes", retryable=False)
-                        out.write(chunk)
+            try:
+                with open(dest, "wb") as out:
+                    async with aclosing(self._body(url)) as chunks:
+                        async for chunk in chunks:
+                            size += len(chunk)
+                            if max_size is not None and size > max_size:
+                                raise DownloadError(f"{_shown(url)}: larger than {max_size} bytes", retryable=False)
+                            out.write(chunk)
+            except OSError as exc:
+                raise storage_full(exc, dest.parent) or exc from None
             return size
 
         return await self._with_retries(attempt)
@@ -208,8 +211,11 @@ class Fetcher:
             _verify(artifact, size, digests)
             # A rename on local storage: cheaper in place than a hop to a worker thread.
             self.storage.put(temp, digests["sha256"])
-        except BaseException:
+        except BaseException as exc:
             temp.unlink(missing_ok=True)
+            full = storage_full(exc, temp.parent.parent)
+            if full is not None:
+                raise full from None
             raise
         _record(artifact, size, digests)
 

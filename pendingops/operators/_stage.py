@@ -18,6 +18,7 @@ from reactivex.disposable import CompositeDisposable, Disposable
 
 from pendingops.context import SyncContext, current_context
 from pendingops.pending import PendingContent, describe_error
+from pendingops.storage.base import StorageFull
 
 Operator = Callable[[Observable[PendingContent]], Observable[PendingContent]]
 Wants = Callable[[SyncContext, PendingContent], bool]
@@ -79,7 +80,7 @@ def per_unit_stage(
 ) -> Operator:
     """An operator running ``work(ctx, unit)`` with at most ``concurrency(ctx)`` units at once.
 
-    An exception from ``work`` fails that unit only.
+    An exception from ``work`` fails that unit only; a full storage fails the stream.
     """
 
     def operator(source: Observable[PendingContent]) -> Observable[PendingContent]:
@@ -92,6 +93,8 @@ def per_unit_stage(
                 async with limit:
                     try:
                         await work(ctx, unit)
+                    except StorageFull:
+                        raise  # every unit after it would fail too: the sync stops, whatever the policy
                     except Exception as exc:
                         unit.fail(stage, describe_error(exc))
                 emitter.emit(unit)

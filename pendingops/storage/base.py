@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
@@ -9,6 +10,24 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 class StorageError(OSError):
     """The storage cannot be used (missing, unwritable...); the message says why."""
+
+
+class StorageFull(StorageError):
+    """The storage or its temporary area has no space left.
+
+    It stops the whole sync, whatever the error policy: skipping every unit that could not be
+    written would make a wrong version. Nothing half-written is kept; the rerun fetches the rest.
+    """
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def storage_full(exc: BaseException, folder: object) -> StorageFull | None:
+    """The StorageFull error to raise instead of ``exc`` when it says a write to ``folder`` ran out of space."""
+    if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+        return StorageFull(f"no space left in {folder} ({exc.strerror}); no new version; free space and rerun")
+    return None
 
 
 @runtime_checkable
