@@ -508,6 +508,31 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=("tests/maintenance/test_orphans.py::test_content_of_a_failed_sync_is_removed_with_its_files",),
     ),
     Mutant(
+        id="disk-full-skipped",
+        guarantee="outages: a full disk stops the sync",
+        file="pendingops/operators/_stage.py",
+        why="a full storage fails one unit at a time, so a skip policy makes a version without them",
+        old="""                    except StorageFull:
+                        raise""",
+        new="""                    except StorageFull as exc:
+                        unit.fail(stage, describe_error(exc))""",
+        tests=("tests/test_disk_full.py",),
+    ),
+    Mutant(
+        id="lost-connection-unexplained",
+        guarantee="1 the reported outcome is the stored outcome (outages)",
+        file="pendingops/context.py",
+        why="a database error while finishing is reported as a failure without reading what was stored",
+        old="""            lost = connection_lost(exc)
+            if lost is None:
+                raise""",
+        new="""            lost = connection_lost(exc)
+            if True:
+                raise""",
+        tests=("tests/test_outages.py",),
+        databases="postgresql",
+    ),
+    Mutant(
         id="orphans-anti-join",
         guarantee="6 cost follows the change (orphan cleanup linear)",
         file="pendingops/maintenance/orphans.py",
