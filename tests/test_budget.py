@@ -6,7 +6,7 @@ import asyncio
 
 from pendingops import PendingContent, RemoteConfig, SyncContext, UnitError
 from pendingops import operators as ops
-from pendingops.budget import ByteBudget
+from pendingops.flow.budget import ByteBudget
 from tests.conftest import file_units, version_content, version_numbers
 from tests.remote_server import RemoteServer
 

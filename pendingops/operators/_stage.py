@@ -4,19 +4,25 @@ Both pass failed units (and units the step does not want) straight through, run 
 asyncio tasks on the sync's event loop, emit each unit exactly once, and complete only when
 upstream has completed and all their work is done. A unit's own failure is recorded on the unit;
 an exception from batch work (a database error) fails the whole stream.
+
+Whatever stands before them, they only ever run on the loop's thread: a subscription or an emission
+from another thread is handed over to the loop first. Anything but a PendingContent arriving (a
+batch from ``buffer_with_count``, a group) fails the sync with one line naming the operator.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
-from pendingops.context import SyncContext, current_context
+from pendingops.context import SyncContext, SyncFailed, composing_context, context_for
+from pendingops.flow import LoopObserver
 from pendingops.pending import PendingContent, describe_error
 
 Operator = Callable[[Observable[PendingContent]], Observable[PendingContent]]
@@ -71,6 +77,61 @@ class _Emitter:
             task.cancel()
 
 
+@dataclass(slots=True)
+class _Handlers:
+    on_next: Callable[[PendingContent], None]
+    on_completed: Callable[[], None]
+    dispose: Callable[[], None]
+
+
+def _stage_operator(name: str, build: Callable[[SyncContext, _Emitter], _Handlers]) -> Operator:
+    """An operator named ``name`` whose handlers ``build`` makes at each subscription, on the loop."""
+
+    def operator(source: Observable[PendingContent]) -> Observable[PendingContent]:
+        composed_in = composing_context()
+
+        def subscribe(observer: abc.ObserverBase[PendingContent], scheduler: abc.SchedulerBase | None = None) -> Any:
+            ctx = context_for(scheduler, composed_in)
+            loop = ctx.flow.scheduler
+            assert loop is not None
+            if not loop.on_loop():  # subscribed from another thread (subscribe_on): do it on the loop
+                return loop.schedule(lambda _, __: subscribe(observer, scheduler))
+            emitter = _Emitter(observer)
+            handlers = build(ctx, emitter)
+
+            def on_next(value: Any) -> None:
+                if isinstance(value, PendingContent):
+                    handlers.on_next(value)
+                else:
+                    emitter.error(SyncFailed(_not_a_unit(name, value)))
+
+            def on_completed() -> None:
+                if not emitter.stopped:
+                    handlers.on_completed()
+
+            def dispose() -> None:
+                handlers.dispose()
+                emitter.cancel()
+
+            into_loop = LoopObserver(loop, on_next, emitter.error, on_completed)
+            subscription = source.subscribe(
+                into_loop.on_next, into_loop.on_error, into_loop.on_completed, scheduler=scheduler
+            )
+            return CompositeDisposable(subscription, Disposable(lambda: loop.run_on_loop(dispose)))
+
+        return reactivex.create(subscribe)
+
+    return operator
+
+
+def _not_a_unit(name: str, value: Any) -> str:
+    kind = type(value).__name__
+    return (
+        f"{name}() received a {kind}, not a PendingContent: the operator before it regroups units "
+        f"(buffer_*, window_*, group_by...); flatten them back first, e.g. rx.operators.flat_map(lambda batch: batch)"
+    )
+
+
 def per_unit_stage(
     stage: str,
     wants: Wants,
@@ -82,32 +143,31 @@ def per_unit_stage(
     An exception from ``work`` fails that unit only.
     """
 
-    def operator(source: Observable[PendingContent]) -> Observable[PendingContent]:
-        def subscribe(observer: abc.ObserverBase[PendingContent], scheduler: abc.SchedulerBase | None = None) -> Any:
-            ctx = current_context()
-            emitter = _Emitter(observer)
-            limit = asyncio.Semaphore(concurrency(ctx))
+    def build(ctx: SyncContext, emitter: _Emitter) -> _Handlers:
+        flow = ctx.flow
+        limit = asyncio.Semaphore(concurrency(ctx))
 
-            async def handle(unit: PendingContent) -> None:
+        async def handle(unit: PendingContent) -> None:
+            try:
                 async with limit:
                     try:
                         await work(ctx, unit)
                     except Exception as exc:
                         unit.fail(stage, describe_error(exc))
+            finally:
+                flow.left(unit)
+            emitter.emit(unit)
+
+        def on_next(unit: PendingContent) -> None:
+            if unit.failed or not wants(ctx, unit):
                 emitter.emit(unit)
+            else:
+                flow.accepted(unit)
+                emitter.spawn(handle(unit))
 
-            def on_next(unit: PendingContent) -> None:
-                if unit.failed or not wants(ctx, unit):
-                    emitter.emit(unit)
-                else:
-                    emitter.spawn(handle(unit))
+        return _Handlers(on_next, emitter.upstream_completed, lambda: None)
 
-            subscription = source.subscribe(on_next, emitter.error, emitter.upstream_completed, scheduler=scheduler)
-            return CompositeDisposable(subscription, Disposable(emitter.cancel))
-
-        return reactivex.create(subscribe)
-
-    return operator
+    return _stage_operator(stage, build)
 
 
 def batch_stage(
@@ -117,6 +177,7 @@ def batch_stage(
     size: Callable[[SyncContext], int] | None = None,
     concurrency: int = 1,
     include_failed: bool = False,
+    name: str = "batch",
 ) -> Operator:
     """An operator running ``work(ctx, batch)`` on batches of the units it wants.
 
@@ -127,63 +188,65 @@ def batch_stage(
     ``concurrency`` batches are worked on at once; the others wait their turn, in order.
     """
 
-    def operator(source: Observable[PendingContent]) -> Observable[PendingContent]:
-        def subscribe(observer: abc.ObserverBase[PendingContent], scheduler: abc.SchedulerBase | None = None) -> Any:
-            ctx = current_context()
-            loop = asyncio.get_running_loop()
-            emitter = _Emitter(observer)
-            limit = asyncio.Semaphore(concurrency)
-            batch_size = size(ctx) if size else ctx.batch_size
-            buffer: list[PendingContent] = []
-            timer: list[asyncio.TimerHandle] = []
-            last_arrival = [0.0]
+    def build(ctx: SyncContext, emitter: _Emitter) -> _Handlers:
+        flow = ctx.flow
+        loop = asyncio.get_running_loop()
+        limit = asyncio.Semaphore(concurrency)
+        batch_size = size(ctx) if size else ctx.batch_size
+        buffer: list[PendingContent] = []
+        timer: list[asyncio.TimerHandle] = []
+        last_arrival = [0.0]
 
-            async def process(batch: list[PendingContent]) -> None:
+        async def process(batch: list[PendingContent]) -> None:
+            try:
                 async with limit:
                     await work(ctx, batch)
+            finally:
                 for unit in batch:
-                    emitter.emit(unit)
+                    flow.left(unit)
+            for unit in batch:
+                emitter.emit(unit)
 
-            def flush() -> None:
-                while timer:
-                    timer.pop().cancel()
-                if buffer:
-                    batch = buffer[:]
-                    buffer.clear()
-                    emitter.spawn(process(batch))
+        def flush() -> None:
+            while timer:
+                timer.pop().cancel()
+            if buffer:
+                batch = buffer[:]
+                buffer.clear()
+                emitter.spawn(process(batch))
 
-            def on_timer(first_arrival: float) -> None:
-                timer.clear()
-                now = loop.time()
-                idle_until = last_arrival[0] + ctx.batch_wait
-                if now >= idle_until or now - first_arrival >= ctx.batch_max_wait:
-                    flush()
-                else:
-                    timer.append(loop.call_at(idle_until, on_timer, first_arrival))
-
-            def on_next(unit: PendingContent) -> None:
-                if (unit.failed and not include_failed) or not wants(ctx, unit):
-                    emitter.emit(unit)
-                    return
-                buffer.append(unit)
-                last_arrival[0] = loop.time()
-                if len(buffer) >= batch_size:
-                    flush()
-                elif not timer:
-                    timer.append(loop.call_later(ctx.batch_wait, on_timer, last_arrival[0]))
-
-            def on_completed() -> None:
+        def on_timer(first_arrival: float) -> None:
+            timer.clear()
+            now = loop.time()
+            idle_until = last_arrival[0] + ctx.batch_wait
+            if now >= idle_until or now - first_arrival >= ctx.batch_max_wait:
                 flush()
-                emitter.upstream_completed()
+            else:
+                timer.append(loop.call_at(idle_until, on_timer, first_arrival))
 
-            def dispose() -> None:
-                while timer:
-                    timer.pop().cancel()
-                emitter.cancel()
+        def on_next(unit: PendingContent) -> None:
+            if (unit.failed and not include_failed) or not wants(ctx, unit):
+                emitter.emit(unit)
+                return
+            flow.accepted(unit)
+            buffer.append(unit)
+            last_arrival[0] = loop.time()
+            if len(buffer) >= batch_size:
+                flush()
+            elif not timer:
+                timer.append(loop.call_later(ctx.batch_wait, on_timer, last_arrival[0]))
 
-            subscription = source.subscribe(on_next, emitter.error, on_completed, scheduler=scheduler)
-            return CompositeDisposable(subscription, Disposable(dispose))
+        def on_completed() -> None:
+            flush()
+            emitter.upstream_completed()
 
-        return reactivex.create(subscribe)
+        def dispose() -> None:
+            while timer:
+                timer.pop().cancel()
+            for unit in buffer:
+                flow.left(unit)
+            buffer.clear()
 
-    return operator
+        return _Handlers(on_next, on_completed, dispose)
+
+    return _stage_operator(name, build)
