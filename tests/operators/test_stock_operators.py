@@ -10,6 +10,7 @@ the end of the pipeline.
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,8 +22,9 @@ import reactivex as rx
 from reactivex import operators as rxo
 from reactivex.scheduler import NewThreadScheduler
 
-from pendingops import PendingContent, RemoteConfig, SyncContext, SyncFailed, default_pipeline
+from pendingops import PendingContent, RemoteConfig, SyncContext, SyncFailed, SyncResult, VersionInfo, default_pipeline
 from pendingops import operators as ops
+from pendingops.cli._app import print_summary
 from tests.conftest import file_set, file_units, version_content, version_numbers
 from tests.remote_server import RemoteServer
 
@@ -194,3 +196,10 @@ def test_a_regrouped_stream_reaching_our_operator_fails_the_sync_in_one_line(db,
     assert str(failed.value).startswith(message) and "\n" not in str(failed.value)
     assert "flat_map" in str(failed.value)
     assert version_numbers(db, "r") == [0]
+
+
+def test_the_summary_says_how_many_units_were_filtered():
+    out = io.StringIO()
+    result = SyncResult(VersionInfo("r", 2, 30, 0, 30, 1), True, 0, 30, 0, [], filtered=30)
+    print_summary(result, "http://example.org/", "file", True, None, out)
+    assert "  filtered 30: unit(s) an operator dropped, not declared" in out.getvalue().splitlines()
