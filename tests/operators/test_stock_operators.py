@@ -48,6 +48,25 @@ def _flatten() -> Any:
     return rxo.flat_map(lambda batch: batch)
 
 
+def every_other() -> Callable[[rx.Observable[Any]], rx.Observable[Any]]:
+    """A plugin writer's own operator, dropping every other unit."""
+
+    def operator(source: rx.Observable[Any]) -> rx.Observable[Any]:
+        def subscribe(observer: Any, scheduler: Any = None) -> Any:
+            seen = [0]
+
+            def on_next(unit: Any) -> None:
+                seen[0] += 1
+                if seen[0] % 2:
+                    observer.on_next(unit)
+
+            return source.subscribe(on_next, observer.on_error, observer.on_completed, scheduler=scheduler)
+
+        return rx.create(subscribe)
+
+    return operator
+
+
 #: name -> the stock operators placed in the pipeline ("download" in a name: they replace ours)
 STOCK: dict[str, Callable[[], Ops]] = {
     "filter": lambda: [rxo.filter(lambda u: _number(u) % 2 == 0)],
@@ -56,6 +75,7 @@ STOCK: dict[str, Callable[[], Ops]] = {
     "take": lambda: [rxo.take(5)],
     "skip": lambda: [rxo.skip(10)],
     "first": lambda: [rxo.first()],
+    "a user's own operator": lambda: [every_other()],
     "delay": lambda: [rxo.delay(0.002)],
     "debounce": lambda: [rxo.debounce(0.002)],
     "throttle_first": lambda: [rxo.throttle_first(0.002)],
