@@ -223,3 +223,23 @@ def test_the_summary_says_how_many_units_were_filtered():
     result = SyncResult(VersionInfo("r", 2, 30, 0, 30, 1), True, 0, 30, 0, [], filtered=30)
     print_summary(result, "http://example.org/", "file", True, None, out)
     assert "  filtered 30: unit(s) an operator dropped, not declared" in out.getvalue().splitlines()
+
+
+def test_units_parked_in_a_stock_operator_cannot_starve_the_byte_budget(db, storage):
+    """Files of 1,000 bytes, a 5,000-byte budget and batches of 7 after download: five downloaded units
+    in the buffer hold the whole budget while it waits for two more, which wait for bytes."""
+    files = {f"f{i:02d}.txt": bytes([i]) * 1000 for i in range(30)}
+
+    async def scenario() -> SyncContext:
+        async with RemoteServer(dict(files)) as server:
+            remote = RemoteConfig(url=server.manifest_url, retries=0)
+            pipeline = [ops.dedup(), ops.download(n=4), rxo.buffer_with_count(7), _flatten(), ops.save()]
+            async with SyncContext(db, storage, remote, "r", max_pending_bytes=5000, batch_wait=0.01) as sync:
+                units = file_units(server.manifest_url, files)
+                await asyncio.wait_for(sync.run(sync.source(units).pipe(*pipeline)), BOUND)
+            return sync
+
+    sync = asyncio.run(scenario())
+    assert sync.result is not None and sync.result.added == 30
+    assert version_content(db, "r") == file_set(files)
+    assert (sync.flow.window.held, sync.byte_budget.held) == (0, 0)
