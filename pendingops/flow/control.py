@@ -60,8 +60,12 @@ class Flow:
         self.entered = 0
         self.finished = 0
         #: units noticed dropped while the stream ran (garbage collected before reaching the end)
-        self.dropped_early = 0
+        self.collected = 0
+        #: units that entered and did not finish, counted when the stream ended
+        self.dropped = 0
         self.max_in_flight = 0
+        #: units whose place (or bytes) came back at a stall: none in a pipeline of our operators only
+        self.given_back_at_stall = 0
         self._tickets: dict[int, _Ticket] = {}
         #: accounts of units outside our operators that still hold a place or bytes
         self._outside: dict[int, _Ticket] = {}
@@ -71,7 +75,7 @@ class Flow:
     @property
     def in_flight(self) -> int:
         """Units the source handed on that have neither finished nor been noticed dropped."""
-        return self.entered - self.finished - self.dropped_early
+        return self.entered - self.finished - max(self.collected, self.dropped)
 
     def bind(self, loop: asyncio.AbstractEventLoop, context: contextvars.Context) -> None:
         """Bridge to the sync's loop: call on it, with the sync's context current."""
@@ -156,7 +160,7 @@ class Flow:
         del self._tickets[ticket.key]
         self._outside.pop(ticket.key, None)
         self._give_back(ticket, None)
-        self.dropped_early += ticket.passes
+        self.collected += ticket.passes
         self.progress.add("filtered", ticket.passes)
 
     def _give_back(self, ticket: _Ticket, unit: PendingContent | None) -> None:
@@ -183,6 +187,7 @@ class Flow:
             for ticket in parked:
                 del self._outside[ticket.key]
                 self._give_back(ticket, ticket())
+            self.given_back_at_stall += len(parked)
         self._watchdog = self.scheduler.loop.call_later(STALL_AFTER, self._check_stall)
 
     def settle(self) -> int:
@@ -195,6 +200,6 @@ class Flow:
             self._give_back(ticket, ticket())
         self._tickets.clear()
         self._outside.clear()
-        self.progress.add("filtered", dropped - self.dropped_early)
-        self.dropped_early = dropped
+        self.progress.add("filtered", dropped - self.collected)
+        self.dropped = dropped
         return dropped

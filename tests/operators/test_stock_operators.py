@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -104,11 +105,13 @@ STOCK: dict[str, Callable[[], Ops]] = {
 DOWNLOADS_INSIDE = {"group_by + download per host"}
 DOWNLOADS_BEFORE = {("before", name) for name in DOWNLOADS_INSIDE}
 CASES = [(name, place) for name in STOCK for place in ("before", "between") if (place, name) not in DOWNLOADS_BEFORE]
+#: the cases that move emissions to other threads on purpose
+THREADED = {"observe_on(NewThreadScheduler)", "subscribe_on(NewThreadScheduler)"}
 
 
-def pipeline(name: str, place: str) -> Ops:
-    """Ours with the case's stock operators before them, or between download and save."""
-    stock = STOCK[name]()
+def pipeline(name: str, place: str, tap: Any = None) -> Ops:
+    """Ours with the case's stock operators (then ``tap``) before them, or between download and save."""
+    stock = [*STOCK[name](), *([tap] if tap is not None else [])]
     if name in DOWNLOADS_INSIDE:
         return [ops.dedup(), *stock, ops.save()]
     if place == "before":
@@ -161,17 +164,22 @@ def test_a_stock_operator_composes_with_ours(db, storage, name, place):
     """Mirror on top of a version holding f00-f29, then additive into an empty repository."""
     half = {p for p in FILES if int(p[1:3]) < 30}
 
+    stock_threads: set[int] = set()
+    tap = rxo.do_action(lambda _: stock_threads.add(threading.get_ident()))
+
     async def scenario() -> tuple[Outcome, Outcome]:
         async with RemoteServer(dict(FILES)) as server:
             first_half = file_units(server.manifest_url, {p: FILES[p] for p in half})
             await sync_through(server, db, storage, "mirror", default_pipeline(), units=first_half)
-            mirrored = await sync_through(server, db, storage, "mirror", pipeline(name, place), mirror=True)
-            added = await sync_through(server, db, storage, "additive", pipeline(name, place))
+            mirrored = await sync_through(server, db, storage, "mirror", pipeline(name, place, tap), mirror=True)
+            added = await sync_through(server, db, storage, "additive", pipeline(name, place, tap))
             return mirrored, added
 
     mirrored, added = asyncio.run(scenario())
     check(db, "mirror", mirrored, half)
     check(db, "additive", added)
+    if name not in THREADED:
+        assert stock_threads == {threading.get_ident()}, "a stock operator emitted off the loop's thread"
     assert added.reached, f"{name}: no unit reached the end"
     if name == "filter":
         assert added.paths == {p for p in FILES if int(p[1:3]) % 2 == 0} and added.sync.result.filtered == 30
@@ -243,3 +251,31 @@ def test_units_parked_in_a_stock_operator_cannot_starve_the_byte_budget(db, stor
     assert sync.result is not None and sync.result.added == 30
     assert version_content(db, "r") == file_set(files)
     assert (sync.flow.window.held, sync.byte_budget.held) == (0, 0)
+
+
+@pytest.mark.parametrize("lazy", [True, False])
+def test_a_dropped_unit_gives_its_place_back_when_collected_or_at_a_stall(db, storage, lazy):
+    """A filter drops half the units. From a lazy source nothing else holds a dropped unit: its place
+    comes back as it is garbage collected. The units of a list are held by the list: their places come
+    back once they have sat outside our operators while the source waits."""
+
+    async def scenario() -> Outcome:
+        async with RemoteServer(dict(FILES)) as server:
+            units = file_units(server.manifest_url, FILES)
+            source = _drain(deque(units)) if lazy else units
+            del units
+            return await sync_through(server, db, storage, "r", pipeline("filter", "before"), units=source)
+
+    outcome = asyncio.run(scenario())
+    check(db, "r", outcome)
+    flow = outcome.sync.flow
+    assert outcome.sync.result is not None and outcome.sync.result.filtered == 30
+    if lazy:
+        assert (flow.collected, flow.given_back_at_stall) == (30, 0)
+    else:
+        assert flow.collected == 0 and flow.given_back_at_stall > 0
+
+
+def _drain(units: deque[PendingContent]) -> Iterator[PendingContent]:
+    while units:
+        yield units.popleft()
