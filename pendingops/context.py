@@ -1,7 +1,8 @@
 """The sync context: binds database, storage, remote and the version being built.
 
 Operators find the context of the sync they run in when they are subscribed, so a pipeline reads
-as the design card says::
+as the design card says (flow control, the window, the byte budget and the loop scheduler the
+pipeline runs on, lives in ``pendingops.flow``)::
 
     async with SyncContext(db, storage, remote, "my-repo", mirror=True) as sync:
         await sync.run(sync.source(units).pipe(ops.dedup(), ops.download(n=10), ops.save()))
