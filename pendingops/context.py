@@ -1,7 +1,8 @@
 """The sync context: binds database, storage, remote and the version being built.
 
 Operators find the context of the sync they run in when they are subscribed, so a pipeline reads
-as the design card says::
+as the design card says (flow control, the window, the byte budget and the loop scheduler the
+pipeline runs on, lives in ``pendingops.flow``)::
 
     async with SyncContext(db, storage, remote, "my-repo", mirror=True) as sync:
         await sync.run(sync.source(units).pipe(ops.dedup(), ops.download(n=10), ops.save()))
@@ -13,18 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import AsyncIterable, Awaitable, Iterable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal
 
-import reactivex
 from reactivex import Observable, abc
-from reactivex.disposable import Disposable
 from sqlalchemy import select
 
-from pendingops.budget import ByteBudget
 from pendingops.db.database import Database, connection_lost
 from pendingops.db.locks import RepositoryLock, StoreLock
 from pendingops.db.schema import ProgressReport, SyncRun
@@ -40,6 +38,7 @@ from pendingops.db.versions import (
     version_info,
 )
 from pendingops.download.fetcher import Fetcher
+from pendingops.flow import ByteBudget, Flow, LoopObserver, LoopScheduler, Units, paced_source
 from pendingops.pending import PendingContent, describe_error
 from pendingops.progress import Progress, ProgressListener
 from pendingops.remote import RemoteConfig
@@ -50,8 +49,6 @@ logger = logging.getLogger("pendingops")
 _current: contextvars.ContextVar[SyncContext] = contextvars.ContextVar("pendingops_sync_context")
 #: failures kept in memory for the report; the count is always exact
 _MAX_REPORTED_FAILURES = 1000
-#: the source hands the loop back to downloads and database results after this many units
-_YIELD_EVERY = 32
 
 
 class SyncFailed(RuntimeError):
@@ -73,7 +70,11 @@ class UnitFailure:
 
 @dataclass(slots=True)
 class SyncResult:
-    """What a finished sync did. ``created`` is false when nothing changed (no new version)."""
+    """What a finished sync did. ``created`` is false when nothing changed (no new version).
+
+    ``filtered`` counts the units the source emitted that an operator dropped on the way (a
+    ``filter``, ``take``, ``distinct``...): they were not declared.
+    """
 
     version: VersionInfo
     created: bool
@@ -81,6 +82,7 @@ class SyncResult:
     removed: int
     failed_count: int
     failures: list[UnitFailure] = field(default_factory=list)
+    filtered: int = 0
 
 
 def current_context() -> SyncContext:
@@ -92,6 +94,23 @@ def current_context() -> SyncContext:
             "pendingops operators must run inside a sync: use 'async with SyncContext(...) as sync' "
             "and 'await sync.run(...)'"
         ) from None
+
+
+def context_for(scheduler: abc.SchedulerBase | None, composed_in: SyncContext | None = None) -> SyncContext:
+    """The sync an operator is subscribed in, even on another thread (after ``subscribe_on``).
+
+    The running code's sync first, then the one whose loop scheduler subscribes it, then the one
+    the pipeline was composed in; a clear error when there is none.
+    """
+    ctx = _current.get(None)
+    if ctx is None and isinstance(scheduler, LoopScheduler):
+        ctx = scheduler.context.get(_current)
+    return ctx or composed_in or current_context()
+
+
+def composing_context() -> SyncContext | None:
+    """The sync a pipeline is being composed in, if any (operators remember it when applied)."""
+    return _current.get(None)
 
 
 class SyncContext:
@@ -140,19 +159,16 @@ class SyncContext:
         self.failures: list[UnitFailure] = []
         self.failed_count = 0
         self.result: SyncResult | None = None
-        #: units pulled from the source and not yet out of the pipeline, and the largest it got
-        self.in_flight = 0
-        self.max_in_flight = 0
         self.repository_id = 0
         self.remote_id = 0
         self.version: NewVersion | None = None
         self.fetcher = Fetcher(remote, storage, connections=0)
-        #: bytes downloaded by units not yet through the pipeline (bounds disk use)
-        self.byte_budget = ByteBudget(max_pending_bytes)
+        #: the window, the byte budget and the accounts of units in the pipeline
+        self.flow = Flow(window, max_pending_bytes, self.progress)
+        self.filtered = 0
         self._on_progress = on_progress
         self._progress_interval = progress_interval
         self._wait_for_lock = wait_for_lock
-        self._window: asyncio.Semaphore | None = None
         self._lock: RepositoryLock | None = None
         self._store_lock: StoreLock | None = None
         self._token: contextvars.Token[SyncContext] | None = None
@@ -180,8 +196,8 @@ class SyncContext:
             raise
         if removed:
             logger.info("removed %d temporary file(s) left by an interrupted sync", removed)
-        self._window = asyncio.Semaphore(self.window)
         self._token = _current.set(self)
+        self.flow.bind(asyncio.get_running_loop(), contextvars.copy_context())
         if self._on_progress is not None:
             self._ticker = asyncio.create_task(self._tick())
         return self
@@ -249,7 +265,9 @@ class SyncContext:
                 raise SyncFailed(f"{lost} while finishing the version; no new version; rerun to continue") from None
             added, removed, info = recorded
         self.progress.add("removed", removed)
-        self.result = SyncResult(info, bool(added or removed), added, removed, self.failed_count, self.failures)
+        self.result = SyncResult(
+            info, bool(added or removed), added, removed, self.failed_count, self.failures, self.filtered
+        )
 
     def _ensure_locks_held(self) -> None:
         """Notice a lock lost with its database session before finishing, and take it again.
@@ -359,14 +377,23 @@ class SyncContext:
         ]
         conn.execute(ProgressReport.__table__.insert(), rows)
 
+    @property
+    def byte_budget(self) -> ByteBudget:
+        """Bytes downloaded by units not yet through the pipeline (bounds disk use)."""
+        return self.flow.byte_budget
+
+    @property
+    def in_flight(self) -> int:
+        """Units pulled from the source and not yet out of the pipeline."""
+        return self.flow.in_flight
+
+    @property
+    def max_in_flight(self) -> int:
+        return self.flow.max_in_flight
+
     # -- the stream ------------------------------------------------------------------------------
 
-    def source(
-        self,
-        units: Iterable[PendingContent] | AsyncIterable[PendingContent] | Observable[PendingContent],
-        *,
-        total: int | None = None,
-    ) -> Observable[PendingContent]:
+    def source(self, units: Units, *, total: int | None = None) -> Observable[PendingContent]:
         """Turn the plugin's units into an Observable pulled at the pace the pipeline absorbs.
 
         Iterables and async iterables are read one unit at a time, and only while fewer than
@@ -376,49 +403,13 @@ class SyncContext:
         if total is None and hasattr(units, "__len__"):
             total = len(units)  # type: ignore[arg-type]
         self.progress.set_total(total)
-        if isinstance(units, Observable):
-            units = _observable_to_async_iterable(units)
-
-        def subscribe(
-            observer: abc.ObserverBase[PendingContent], scheduler: abc.SchedulerBase | None = None
-        ) -> Disposable:
-            task = asyncio.get_running_loop().create_task(self._pump(units, observer))
-            return Disposable(task.cancel)
-
-        return reactivex.create(subscribe)
-
-    async def _pump(self, units: Any, observer: abc.ObserverBase[PendingContent]) -> None:
-        assert self._window is not None
-        iterator = aiter(_as_async_iterator(units))
-        pulled = 0
-        try:
-            while True:
-                # Take a place in the window before pulling, so the source is never read further ahead.
-                await self._window.acquire()
-                try:
-                    unit = await anext(iterator)
-                except StopAsyncIteration:
-                    self._window.release()
-                    break
-                if not isinstance(unit, PendingContent):
-                    raise TypeError(f"the source must yield PendingContent, got {type(unit).__name__}")
-                self.in_flight += 1
-                self.max_in_flight = max(self.max_in_flight, self.in_flight)
-                self.progress.add("seen")
-                observer.on_next(unit)
-                pulled += 1
-                if pulled % _YIELD_EVERY == 0:
-                    # A window with room does not suspend: let downloads and DB results run.
-                    await asyncio.sleep(0)
-            observer.on_completed()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the plugin's source failed: the whole sync fails
-            observer.on_error(exc)
+        return paced_source(self.flow, units)
 
     async def run(self, pipeline: Observable[PendingContent]) -> None:
-        """Run the pipeline to its end, associating every saved unit with the new version.
+        """Run the pipeline to its end, associating every unit that reaches it with the new version.
 
+        The pipeline is subscribed with a scheduler on this loop, so reactivex's time-based operators
+        run on it. A unit an operator drops is not declared (counted in ``SyncResult.filtered``).
         Raises ``SyncFailed`` when a unit fails under the ``fail`` policy or a stage errors.
         """
         from pendingops.operators._associate import associate
@@ -426,16 +417,12 @@ class SyncContext:
         if self._run_error is not None:
             raise SyncFailed(f"this sync already failed: {describe_error(self._run_error)}")
         self._ran = True
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
+        flow = self.flow
+        assert flow.scheduler is not None
+        done: asyncio.Future[None] = flow.scheduler.loop.create_future()
 
         def on_next(unit: PendingContent) -> None:
-            assert self._window is not None
-            self.in_flight -= 1
-            self._window.release()
-            if unit.held_bytes:
-                self.byte_budget.release(unit.held_bytes)
-                unit.held_bytes = 0
+            flow.finish(unit)
             if unit.failed:
                 self._record_failure(unit)
                 if self.on_error == "fail" and not done.done():
@@ -459,7 +446,9 @@ class SyncContext:
             if not done.done():
                 done.set_result(None)
 
-        subscription = pipeline.pipe(associate()).subscribe(on_next, on_error, on_completed)
+        observer = LoopObserver(flow.scheduler, on_next, on_error, on_completed)
+        flow.start()
+        subscription = pipeline.pipe(associate()).subscribe(observer, scheduler=flow.scheduler)
         try:
             await done
         except BaseException as exc:
@@ -468,6 +457,7 @@ class SyncContext:
             raise
         finally:
             subscription.dispose()
+            self.filtered = flow.settle()
 
     def _record_failure(self, unit: PendingContent) -> None:
         self.failed_count += 1
@@ -490,32 +480,3 @@ async def _uninterruptible(work: Awaitable[None]) -> None:
     task.result()
     if cancelled:
         raise asyncio.CancelledError
-
-
-async def _as_async_iterator(units: Any) -> Any:
-    if isinstance(units, AsyncIterable):
-        async for unit in units:
-            yield unit
-        return
-    for unit in units:
-        yield unit
-
-
-async def _observable_to_async_iterable(observable: Observable[PendingContent]) -> Any:
-    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-    subscription = observable.subscribe(
-        lambda unit: queue.put_nowait(("next", unit)),
-        lambda exc: queue.put_nowait(("error", exc)),
-        lambda: queue.put_nowait(("done", None)),
-    )
-    try:
-        while True:
-            kind, value = await queue.get()
-            if kind == "next":
-                yield value
-            elif kind == "error":
-                raise value
-            else:
-                return
-    finally:
-        subscription.dispose()

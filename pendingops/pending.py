@@ -91,7 +91,7 @@ def _check_hex(value: str, algorithm: str, where: str) -> str:
     return value.lower()
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, weakref_slot=True)
 class PendingContent:
     """An unsaved content unit travelling through the pipeline.
 

@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-#: the stages every sync reports, in pipeline order
-STAGES = ("seen", "present", "downloaded", "saved", "associated", "removed", "failed")
+#: the stages every sync reports, in pipeline order; "filtered" counts units an operator dropped
+STAGES = ("seen", "present", "downloaded", "saved", "associated", "removed", "failed", "filtered")
 
 
 @dataclass(slots=True)
@@ -31,7 +31,7 @@ class ProgressSnapshot:
     def eta_seconds(self) -> float | None:
         """Estimated seconds left, when the source's size is known and units are finishing."""
         total = self.stages["seen"].total
-        finished = self.stages["associated"].done + self.stages["present"].done + self.stages["failed"].done
+        finished = sum(self.stages[stage].done for stage in ("associated", "present", "failed", "filtered"))
         finished = max(finished, self.stages["saved"].done)
         if not total or not finished or self.elapsed <= 0:
             return None

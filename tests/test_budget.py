@@ -6,7 +6,7 @@ import asyncio
 
 from pendingops import PendingContent, RemoteConfig, SyncContext, UnitError
 from pendingops import operators as ops
-from pendingops.budget import ByteBudget
+from pendingops.flow.budget import ByteBudget
 from tests.conftest import file_units, version_content, version_numbers
 from tests.remote_server import RemoteServer
 
@@ -103,5 +103,6 @@ def test_units_failing_after_their_download_give_their_bytes_back(db, storage) -
     assert sync.result is not None and sync.result.failed_count == 20 and not sync.result.created
     assert {f.stage for f in sync.result.failures} == {"enrich"}
     assert sync.byte_budget.held == 0 and 0 < sync.byte_budget.max_held <= 3000
+    assert sync.flow.given_back_at_stall == 0  # each failed unit gave its bytes back as it finished
     assert server.file_requests() == 20
     assert version_numbers(db, "r") == [0]

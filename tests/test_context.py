@@ -364,6 +364,7 @@ def test_failed_units_give_their_window_place_back(db, storage):
     assert {(f.stage, f.reason.split(": ")[-1]) for f in sync.result.failures} == {("download", "HTTP 404 Not Found")}
     assert not sync.result.created and sync.result.added == 0
     assert sync.in_flight == 0 and sync.max_in_flight == 4  # the window was full, and emptied
+    assert sync.flow.given_back_at_stall == 0  # each failed unit gave its place back as it finished
     assert server.file_requests() == 20
     assert version_numbers(db, "r") == [0]
 

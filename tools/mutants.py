@@ -70,6 +70,7 @@ T_FETCHER = "tests/download/test_fetcher.py::"
 T_FAULTS = "tests/download/test_faults.py::"
 T_CONTEXT = "tests/test_context.py::"
 T_DECL = "tests/test_declarative.py::"
+T_STOCK = "tests/operators/test_stock_operators.py::"
 
 MUTANTS: tuple[Mutant, ...] = (
     # -- 2: a declared digest is checked on every path that adopts bytes ----------------------------
@@ -226,12 +227,12 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         id="failing-source-completes",
         guarantee="1 visible iff success",
-        file="pendingops/context.py",
+        file="pendingops/flow/source.py",
         why="a plugin source that raises ends the stream as if it were complete",
-        old="""        except Exception as exc:  # the plugin's source failed: the whole sync fails
-            observer.on_error(exc)""",
-        new="""        except Exception:  # the plugin's source failed: the whole sync fails
-            observer.on_completed()""",
+        old="""    except Exception as exc:  # the plugin's source failed: the whole sync fails
+        observer.on_error(exc)""",
+        new="""    except Exception:  # the plugin's source failed: the whole sync fails
+        observer.on_completed()""",
         tests=(T_CONTEXT + "test_a_failing_source_fails_the_sync",),
     ),
     Mutant(
@@ -378,23 +379,74 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         id="failed-unit-keeps-window-place",
         guarantee="window bound; a sync ends",
-        file="pendingops/context.py",
-        why="only units that succeed give their place in the window back",
-        old="""            self.in_flight -= 1
-            self._window.release()""",
-        new="""            self.in_flight -= 1
-            if not unit.failed:
-                self._window.release()""",
+        file="pendingops/flow/control.py",
+        why="only units that succeed give their place in the window (and their bytes) back as they finish",
+        old="""        self.finished += 1
+        ticket.passes -= 1""",
+        new="""        self.finished += 1
+        if unit.failed:
+            return
+        ticket.passes -= 1""",
         tests=(T_CONTEXT + "test_failed_units_give_their_window_place_back",),
     ),
     Mutant(
         id="failed-unit-keeps-bytes",
         guarantee="byte budget released; a sync ends",
-        file="pendingops/context.py",
+        file="pendingops/flow/control.py",
         why="only units that succeed give their downloaded bytes back to the budget",
-        old="""            if unit.held_bytes:""",
-        new="""            if unit.held_bytes and not unit.failed:""",
+        old="""            self._give_back(ticket, unit)""",
+        new="""            if not unit.failed:
+                self._give_back(ticket, unit)""",
         tests=("tests/test_budget.py::test_units_failing_after_their_download_give_their_bytes_back",),
+    ),
+    # -- any reactivex operator composes with ours ----------------------------------------------------
+    Mutant(
+        id="collected-unit-keeps-place",
+        guarantee="a dropped unit never deadlocks",
+        file="pendingops/flow/control.py",
+        why="a unit dropped by a filter and garbage collected is not noticed: its place waits for a stall",
+        old="""        if self.scheduler is not None:
+            self.scheduler.call_soon(self._collected, ticket)""",
+        new="""        pass""",
+        tests=(T_STOCK + "test_a_dropped_unit_gives_its_place_back_when_collected_or_at_a_stall[sqlite-True]",),
+    ),
+    Mutant(
+        id="no-stall-door",
+        guarantee="a dropped unit never deadlocks",
+        file="pendingops/flow/control.py",
+        why="units parked outside our operators (dropped but held by the plugin's list) never give their place back",
+        old="""        if self._outside and (self.window.waiting or self.byte_budget.waiting):""",
+        new="""        if False:""",
+        tests=(T_STOCK + "test_a_dropped_unit_gives_its_place_back_when_collected_or_at_a_stall[sqlite-False]",),
+    ),
+    Mutant(
+        id="filtered-count-from-gc",
+        guarantee="a dropped unit is counted exactly",
+        file="pendingops/flow/control.py",
+        why="the filtered count is what garbage collection noticed, not what entered and did not finish",
+        old="""        dropped = self.entered - self.finished""",
+        new="""        dropped = self.collected""",
+        tests=(T_STOCK + "test_a_stock_operator_composes_with_ours[sqlite-filter-before]",),
+    ),
+    Mutant(
+        id="no-loop-scheduler",
+        guarantee="stock operators run on the loop",
+        file="pendingops/context.py",
+        why="the pipeline is subscribed without the loop scheduler: delay emits from reactivex's timer threads",
+        old="""        subscription = pipeline.pipe(associate()).subscribe(observer, scheduler=flow.scheduler)""",
+        new="""        subscription = pipeline.pipe(associate()).subscribe(observer)""",
+        tests=(T_STOCK + "test_a_stock_operator_composes_with_ours[sqlite-delay-between]",),
+    ),
+    Mutant(
+        id="emissions-not-handed-over",
+        guarantee="stock operators run on the loop",
+        file="pendingops/flow/scheduler.py",
+        why="an emission from another thread reaches our operator on that thread",
+        old="""    def on_next(self, value: Any) -> None:
+        if self._queued == 0 and threading.get_ident() == self._thread:""",
+        new="""    def on_next(self, value: Any) -> None:
+        if True:""",
+        tests=(T_STOCK + "test_a_stock_operator_composes_with_ours[sqlite-observe_on(NewThreadScheduler)-before]",),
     ),
     Mutant(
         id="orphans-of-old-versions",

@@ -272,6 +272,7 @@ def _result_json(result: SyncResult) -> dict[str, Any]:
         "added": result.added,
         "removed": result.removed,
         "failed": result.failed_count,
+        "filtered": result.filtered,
         "failures": [{"unit": f.unit, "stage": f.stage, "reason": f.reason} for f in result.failures],
     }
 
@@ -311,6 +312,8 @@ def print_summary(
         )
     if result.failed_count:
         print(f"  {result.failed_count} unit(s) failed and were skipped", file=out)
+    if result.filtered:
+        print(f"  filtered {result.filtered}: unit(s) an operator dropped, not declared", file=out)
     if progress is not None:
         stages = progress.stages
         print(

@@ -16,6 +16,7 @@ _LABELS = (
     ("associated", "associated"),
     ("removed", "removed"),
     ("failed", "failed"),
+    ("filtered", "filtered"),
 )
 
 

@@ -3,7 +3,9 @@
     from pendingops import operators as ops
     source.pipe(ops.dedup(), ops.download(n=10), ops.enrich(fetch_metadata), ops.save())
 
-Every operator passes failed units through untouched and emits each unit exactly once.
+Every operator passes failed units through untouched and emits each unit exactly once. Any
+reactivex operator may stand before, between or after them (``filter``, ``delay``, ``group_by`` +
+``flat_map``...): they run on the sync's event loop, and a unit one of them drops is not declared.
 """
 
 from pendingops.operators._associate import associate

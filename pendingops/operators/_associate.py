@@ -42,4 +42,4 @@ def associate() -> Operator:
     ``SyncContext.run`` appends it to every pipeline; place it earlier to associate sooner.
     Mirror removals happen once, when the version is finished.
     """
-    return batch_stage(_wants, _work, include_failed=True)
+    return batch_stage(_wants, _work, include_failed=True, name="associate")

@@ -36,7 +36,7 @@ def _count_present(ctx: SyncContext, units: list[PendingContent]) -> None:
         ctx.progress.add("present", present)
 
 
-def _lookup_stage(content: bool, artifacts: bool) -> Operator:
+def _lookup_stage(name: str, content: bool, artifacts: bool) -> Operator:
     def wants(ctx: SyncContext, unit: PendingContent) -> bool:
         return (content and _key_known_and_unsaved(ctx, unit)) or (artifacts and _artifact_unknown(ctx, unit))
 
@@ -45,19 +45,19 @@ def _lookup_stage(content: bool, artifacts: bool) -> Operator:
         if content:
             _count_present(ctx, units)
 
-    return batch_stage(wants, work)
+    return batch_stage(wants, work, name=name)
 
 
 def dedup() -> Operator:
     """Both lookups in one database round trip per batch (content first, then its artifacts)."""
-    return _lookup_stage(content=True, artifacts=True)
+    return _lookup_stage("dedup", content=True, artifacts=True)
 
 
 def query_existing_content() -> Operator:
     """Link units whose natural key is already saved; units with an incomplete key pass through."""
-    return _lookup_stage(content=True, artifacts=False)
+    return _lookup_stage("query_existing_content", content=True, artifacts=False)
 
 
 def query_existing_artifacts() -> Operator:
     """Link artifacts whose sha256 is already stored, so they are not downloaded again."""
-    return _lookup_stage(content=False, artifacts=True)
+    return _lookup_stage("query_existing_artifacts", content=False, artifacts=True)

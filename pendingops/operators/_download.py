@@ -17,12 +17,12 @@ async def _fetch_missing(ctx: SyncContext, unit: PendingContent) -> None:
         if not artifact.is_stored:
             expected = artifact.size or 0
             await ctx.byte_budget.reserve(expected)
-            unit.held_bytes += expected
+            ctx.flow.hold(unit, expected)
             await ctx.fetcher.fetch(artifact)
             unknown_size = (artifact.stored_size or 0) - expected
             if unknown_size > 0:
                 ctx.byte_budget.add(unknown_size)
-                unit.held_bytes += unknown_size
+                ctx.flow.hold(unit, unknown_size)
             ctx.progress.add("downloaded", 1, artifact.stored_size or 0)
 
 

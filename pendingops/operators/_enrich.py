@@ -51,4 +51,4 @@ def enrich_batch(
             for unit in units:
                 unit.fail(name, reason)
 
-    return batch_stage(lambda ctx, unit: when(unit), work, size=lambda ctx: size, concurrency=n)
+    return batch_stage(lambda ctx, unit: when(unit), work, size=lambda ctx: size, concurrency=n, name=name)

@@ -79,4 +79,4 @@ def query_known_digests() -> Operator:
     Only artifacts with no expected sha256 are touched, and only when every row for the url
     agrees on one digest. Place it before ``query_existing_artifacts`` so the download is skipped.
     """
-    return batch_stage(_wants, _work)
+    return batch_stage(_wants, _work, name="query_known_digests")

@@ -55,4 +55,4 @@ def save() -> Operator:
     Inserts ignore rows another sync saved meanwhile and read them back, in a stable order, so
     concurrent syncs of overlapping content neither fail nor duplicate rows.
     """
-    return batch_stage(_needs_saving, _work)
+    return batch_stage(_needs_saving, _work, name="save")

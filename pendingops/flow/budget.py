@@ -22,6 +22,11 @@ class ByteBudget:
         self.max_held = 0
         self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
 
+    @property
+    def waiting(self) -> bool:
+        """True while a reservation waits for bytes to be released."""
+        return bool(self._waiting)
+
     def _fits(self, count: int) -> bool:
         return self.held == 0 or self.held + count <= self.limit
 
