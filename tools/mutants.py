@@ -250,7 +250,10 @@ MUTANTS: tuple[Mutant, ...] = (
         why="the file lock is always taken shared: two syncs of one repository run at once",
         old="""        mode = fcntl.LOCK_SH if self._shared else fcntl.LOCK_EX""",
         new="""        mode = fcntl.LOCK_SH""",
-        tests=("tests/test_concurrency.py::test_two_syncs_of_one_repository_never_interleave",),
+        tests=(
+            "tests/test_concurrency.py::test_two_syncs_of_one_repository_never_interleave",
+            "tests/db/test_locks.py::test_a_repository_lock_is_exclusive_and_the_store_lock_shared",
+        ),
     ),
     Mutant(
         id="postgres-repository-lock-shared",
@@ -261,7 +264,10 @@ MUTANTS: tuple[Mutant, ...] = (
         fn = f"pg_advisory_lock{kind}\"""",
         new="""        kind = "_shared"
         fn = f"pg_advisory_lock{kind}\"""",
-        tests=("tests/test_concurrency.py::test_two_syncs_of_one_repository_never_interleave",),
+        tests=(
+            "tests/test_concurrency.py::test_two_syncs_of_one_repository_never_interleave",
+            "tests/db/test_locks.py::test_a_repository_lock_is_exclusive_and_the_store_lock_shared",
+        ),
         databases="postgresql",
     ),
     Mutant(

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from pendingops import RemoteConfig, SyncContext, declarative_version, default_pipeline, open_database
-from pendingops.db.locks import LockBusy, RepositoryLock
+from pendingops.db.locks import LockBusy, RepositoryLock, StoreLock
 from tests.conftest import file_units, fresh_database, version_content, version_numbers
 
 URL = "http://127.0.0.1:9/PULP_MANIFEST"  # never contacted: on_demand syncs download nothing
@@ -153,3 +153,28 @@ def test_in_memory_sqlite_runs_syncs_of_one_repository_one_at_a_time(storage):
         assert len(version_content(db, "r")) == 50
     finally:
         db.close()
+
+
+def test_a_repository_lock_is_exclusive_and_the_store_lock_shared(db):
+    """Two holders of one repository's lock never coexist; syncs share the store lock; orphan cleanup's
+    exclusive store lock excludes them."""
+    other = _second_database(db)
+
+    async def scenario() -> None:
+        first = RepositoryLock(db, 7)
+        await first.acquire(wait=False)
+        with pytest.raises(LockBusy):
+            await RepositoryLock(other, 7).acquire(wait=False)
+        first.release()
+        shared = [StoreLock(db, shared=True), StoreLock(other, shared=True)]
+        for lock in shared:
+            await lock.acquire(wait=False)
+        with pytest.raises(LockBusy):
+            await StoreLock(other, shared=False).acquire(wait=False)
+        for lock in shared:
+            lock.release()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        other.close()

@@ -260,7 +260,8 @@ def test_under_the_fail_policy_a_stalled_body_fails_the_sync(db: Database, stora
     async def scenario() -> RemoteServer:
         async with RemoteServer(dict(FILES), faults={BIG: Fault(stall=STALL)}) as server:
             remote = _remote(server, retries=1)
-            reason = rf"file {BIG}, .*download failed: .*timed out \(.+\) \(after 2 attempts\)"
+            timed_out = r"timed out \(no data for read_timeout=1 s\) \(after 2 attempts\)"
+            reason = rf"file {BIG}, .*download failed: .*{timed_out}"
             with pytest.raises(SyncFailed, match=reason):
                 await sync_remote(FilePlugin(), remote, db=db, storage=storage, repository="r")
             return server
