@@ -200,7 +200,7 @@ def test_a_sync_whose_version_another_sync_discarded_fails_and_writes_nothing_in
     paused, resume = asyncio.Event(), asyncio.Event()
 
     async def pause_once(unit) -> None:
-        if not paused.is_set():
+        if unit.fields["relative_path"] == "b0":  # held before associate: its membership write comes after B
             paused.set()
             await resume.wait()
 
@@ -210,7 +210,7 @@ def test_a_sync_whose_version_another_sync_discarded_fails_and_writes_nothing_in
         _build(other, repo_id, [b_ids["x"]])
 
     async def scenario() -> None:
-        pipeline = [ops.dedup(), ops.save(), ops.associate(), ops.enrich(pause_once)]
+        pipeline = [ops.dedup(), ops.save(), ops.enrich(pause_once), ops.associate()]
         task = asyncio.ensure_future(
             declarative_version(
                 file_units(URL, {**first_half, **second_half}),
