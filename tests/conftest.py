@@ -92,6 +92,11 @@ def fresh_database(kind: str, tmp_path: Path) -> Database:
     return db
 
 
+def second_database(db: Database) -> Database:
+    """Another engine (and database thread) on ``db``'s database, as another process would have."""
+    return open_database(db.engine.url.render_as_string(hide_password=False), create=False)
+
+
 DB_KINDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 

@@ -19,14 +19,21 @@ from pendingops import (
     UnitError,
     current_context,
     declarative_version,
-    open_database,
 )
 from pendingops import operators as ops
 from pendingops.db.locks import LockBusy, RepositoryLock
 from pendingops.db.schema import ProgressReport, RepositoryContent, RepositoryVersion, SyncRun
 from pendingops.db.versions import associate_content, begin_version, ensure_repository, version_info
 from pendingops.db.writes import save_units
-from tests.conftest import count_rows, file_unit, file_units, fresh_database, version_content, version_numbers
+from tests.conftest import (
+    count_rows,
+    file_unit,
+    file_units,
+    fresh_database,
+    second_database,
+    version_content,
+    version_numbers,
+)
 from tests.remote_server import RemoteServer
 
 URL = "http://127.0.0.1:9/PULP_MANIFEST"  # never contacted: these syncs download nothing
@@ -240,7 +247,7 @@ def test_a_lost_repository_lock_is_noticed_before_the_version_is_finished(tmp_pa
     version row proves nobody used the repository meanwhile), or, if another process holds the lock
     now, it fails saying so and its version never becomes visible."""
     db = fresh_database("postgresql", tmp_path)
-    other = _second_database(db)
+    other = second_database(db)
     # This test database's lock only: other databases on the server have their own syncs.
     repository_lock = (
         "SELECT pg_terminate_backend(pid) FROM pg_locks"
@@ -388,10 +395,6 @@ def test_a_failing_progress_callback_does_not_fail_the_sync(db, storage, caplog)
     assert caplog.text.count("on_progress callback failed") == 1
 
 
-def _second_database(db):
-    """Another engine (and database thread) on the same database, as another process would have."""
-    return open_database(db.engine.url.render_as_string(hide_password=False), create=False)
-
 
 def test_a_run_failure_caught_inside_the_context_never_publishes_a_version(db, storage):
     """Mirror, batch_size=5, the first unit fails in enrich, and the caller swallows SyncFailed inside the
@@ -427,7 +430,7 @@ def test_a_run_failure_caught_inside_the_context_never_publishes_a_version(db, s
 def test_a_cancelled_exit_keeps_the_lock_until_the_version_is_discarded(db, storage):
     """Cancelling the task while the context's exit waits for the database: the repository lock is held
     until the incomplete version is gone, then released."""
-    other = _second_database(db)
+    other = second_database(db)
     gate, busy = threading.Event(), threading.Event()
 
     def block(conn) -> None:

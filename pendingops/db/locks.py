@@ -95,12 +95,12 @@ class _Lock:
         if self._db.dialect == "postgresql":
             got = await self._acquire_advisory_async(wait)
         else:
-            got = self._try_local()
+            got = self.acquire_blocking(False)
             delay = _POLL_FIRST
             while not got and wait:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _POLL_MAX)
-                got = self._try_local()
+                got = self.acquire_blocking(False)
         if not got:
             raise LockBusy(self.busy_message)
 
@@ -133,9 +133,6 @@ class _Lock:
             return None
         return f"{os.path.abspath(database)}.{self._file_suffix}.lock"
 
-    def _try_local(self) -> bool:
-        """One non-blocking attempt at the file or in-process lock."""
-        return self.acquire_blocking(False)
 
     async def _acquire_advisory_async(self, wait: bool) -> bool:
         connection = await asyncio.to_thread(self._db.engine.connect)

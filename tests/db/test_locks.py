@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from pendingops import RemoteConfig, SyncContext, declarative_version, default_pipeline, open_database
 from pendingops.db.locks import LockBusy, RepositoryLock, StoreLock
-from tests.conftest import file_units, fresh_database, version_content, version_numbers
+from tests.conftest import file_units, fresh_database, second_database, version_content, version_numbers
 
 URL = "http://127.0.0.1:9/PULP_MANIFEST"  # never contacted: on_demand syncs download nothing
 ON_DEMAND = RemoteConfig(url=URL, policy="on_demand")
@@ -21,9 +21,6 @@ _OUR_ADVISORY_LOCKS = (
     " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
 
-
-def _second_database(db):
-    return open_database(db.engine.url.render_as_string(hide_password=False), create=False)
 
 
 async def _lock_is_free_soon(db, repository_id: int) -> None:
@@ -44,7 +41,7 @@ async def _lock_is_free_soon(db, repository_id: int) -> None:
 def test_a_sync_cancelled_while_waiting_for_the_lock_never_takes_it_later(db, storage):
     """Sync A holds repository r; sync B (another engine) waits under a deadline and is cancelled; A
     finishes. Later syncs of r run, and no advisory lock is left granted to B's connections."""
-    other = _second_database(db)
+    other = second_database(db)
     holding, finish = asyncio.Event(), asyncio.Event()
 
     async def sync_a() -> None:
@@ -96,7 +93,7 @@ def test_a_sync_cancelled_while_waiting_for_the_lock_never_takes_it_later(db, st
 def test_a_cancelled_lock_wait_on_postgresql_is_withdrawn_on_the_server(tmp_path):
     """The cancelled waiter's server-side wait ends too, so it cannot be granted the lock afterwards."""
     db = fresh_database("postgresql", tmp_path)
-    other = _second_database(db)
+    other = second_database(db)
     holder = RepositoryLock(db, 4242)
     holder.acquire_blocking(True)
 
@@ -158,7 +155,7 @@ def test_in_memory_sqlite_runs_syncs_of_one_repository_one_at_a_time(storage):
 def test_a_repository_lock_is_exclusive_and_the_store_lock_shared(db):
     """Two holders of one repository's lock never coexist; syncs share the store lock; orphan cleanup's
     exclusive store lock excludes them."""
-    other = _second_database(db)
+    other = second_database(db)
 
     async def scenario() -> None:
         first = RepositoryLock(db, 7)

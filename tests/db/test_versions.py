@@ -22,7 +22,7 @@ from pendingops.db.versions import (
     version_info,
 )
 from pendingops.db.writes import save_units
-from tests.conftest import POSTGRES_URL, count_rows, file_units, race, version_content, version_numbers
+from tests.conftest import POSTGRES_URL, count_rows, file_units, race, second_database, version_content, version_numbers
 
 URL = "http://remote.invalid/PULP_MANIFEST"
 FILES = {name: name.encode() * 3 for name in "abcdef"}
@@ -196,7 +196,7 @@ def test_a_sync_whose_version_another_sync_discarded_fails_and_writes_nothing_in
     remote = RemoteConfig(url=URL, policy="on_demand")
     first_half, second_half = {f"a{i}": b"a%d" % i for i in range(6)}, {f"b{i}": b"b%d" % i for i in range(6)}
     b_ids = _saved_ids(db, storage, {"x": b"x"})
-    other = open_database(db.engine.url.render_as_string(hide_password=False), create=False)
+    other = second_database(db)
     paused, resume = asyncio.Event(), asyncio.Event()
 
     async def pause_once(unit) -> None:
