@@ -14,6 +14,7 @@ from typing import Any
 
 from pendingops.cli._progress import ProgressPrinter, human_bytes, human_seconds
 from pendingops.cli.db import add_db_commands, cmd_db
+from pendingops.cli.serve import add_serve_commands, cmd_serve
 from pendingops.context import SyncFailed, SyncResult
 from pendingops.db.database import Database, DatabaseError, mask_password, open_database
 from pendingops.db.versions import VersionError, list_versions
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="serve a generated repository on 127.0.0.1, sync, change, resync")
     demo.add_argument("--files", type=_positive, default=40, help="files in the demo repository (default: 40)")
     add_db_commands(commands)
+    add_serve_commands(commands)
     return parser
 
 
@@ -441,4 +443,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "orphans": cmd_orphans,
     "demo": cmd_demo,
     "db": cmd_db,
+    "serve": cmd_serve,
 }

@@ -7,18 +7,24 @@ offer ``pipeline()`` to replace the default operators, and ``max_file_size``, th
 remotes may send when the remote sets none. Third-party packages register plugins under the
 ``pendingops.plugins`` entry-point group. A plugin that ships Alembic revisions for its tables
 names their package (or folder) in a ``migrations`` attribute; see ``pendingops.db.migrations``.
+
+A plugin may also publish index files for each version (the file plugin's ``PULP_MANIFEST``, the
+cookbook plugin's ``universe``) through ``published_files()``: each is generated from the database
+when ``pendingops serve`` is asked for it or ``export`` writes it, so another pendingops can sync
+from what this one serves or exported.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import AsyncIterable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from pendingops.db.database import Database
 from pendingops.db.schema import Content
 from pendingops.download.fetcher import Fetcher
 from pendingops.operators import Operator
@@ -47,6 +53,35 @@ class Plugin(Protocol):
     ) -> AbstractAsyncContextManager[Source]: ...
 
     def pipeline(self) -> Sequence[Operator] | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRef:
+    """The version a published file describes, and where its files can be fetched from."""
+
+    db: Database
+    repository_id: int
+    number: int
+    #: the URL of the version's top folder, ending in "/" (this server's, or a file:// URL for an export)
+    base_url: str
+    #: list only files whose bytes are stored (an export holds no others)
+    stored_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedFile:
+    """An index file a plugin publishes at ``relative_path`` of every version holding its content."""
+
+    relative_path: str
+    media_type: str
+    #: the file's bytes, generated from the database a piece at a time (it reads in pages, blocking)
+    generate: Callable[[VersionRef], Iterator[bytes]]
+
+
+def published_files(plugin: object) -> Sequence[PublishedFile]:
+    """The files ``plugin`` publishes for its versions (none when it has no ``published_files``)."""
+    declared = getattr(plugin, "published_files", None)
+    return tuple(declared()) if callable(declared) else ()
 
 
 class PluginNotFound(LookupError):

@@ -23,15 +23,16 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import quote, urljoin, urlsplit
 
-from sqlalchemy import BigInteger, String, Text
+from sqlalchemy import BigInteger, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pendingops.db.schema import Content
+from pendingops.db.schema import Content, ContentArtifact, RepositoryContent
+from pendingops.db.versions import membership_filter
 from pendingops.download.fetcher import Fetcher
 from pendingops.operators import Operator
 from pendingops.paths import unsafe_path_reason
 from pendingops.pending import PendingArtifact, PendingContent, PendingInputError
-from pendingops.plugins import Source
+from pendingops.plugins import PublishedFile, Source, VersionRef
 from pendingops.remote import RemoteConfig
 
 MANIFEST_NAME = "PULP_MANIFEST"
@@ -236,6 +237,43 @@ class FilePlugin:
 
     def pipeline(self) -> list[Operator] | None:
         return None
+
+    def published_files(self) -> list[PublishedFile]:
+        """Every version publishes its PULP_MANIFEST, so another pendingops (or Pulp) can sync from it."""
+        return [PublishedFile(MANIFEST_NAME, "text/plain; charset=utf-8", manifest_lines)]
+
+
+def manifest_lines(version: VersionRef) -> Iterator[bytes]:
+    """The PULP_MANIFEST of a version, a page of lines at a time, in path order.
+
+    A path held by two files (an additive sync of a changed file) lists the one the latest version
+    added, once, as ``export`` writes it.
+    """
+    files, rc = FileContent.__table__, RepositoryContent.__table__
+    query = (
+        select(files.c.relative_path, files.c.sha256, files.c.size)
+        .join(rc, rc.c.content_id == files.c.id)
+        .where(membership_filter(version.repository_id, version.number))
+        .order_by(files.c.relative_path, rc.c.version_added.desc(), files.c.id.desc())
+        .limit(_BATCH)
+    )
+    if version.stored_only:
+        ca = ContentArtifact.__table__
+        stored = select(ca.c.id).where(ca.c.content_id == files.c.id, ca.c.artifact_id.is_not(None))
+        query = query.where(stored.exists())
+    last: str | None = None
+    while True:
+        page = query if last is None else query.where(files.c.relative_path > last)
+        with version.db.engine.connect() as conn:
+            rows = conn.execution_options(isolation_level="AUTOCOMMIT").execute(page).all()
+        if not rows:
+            return
+        lines = []
+        for path, digest, size in rows:
+            if path != last:
+                lines.append(f"{path},{digest},{size}\n")
+                last = path
+        yield "".join(lines).encode()
 
 
 async def _units(url: str, manifest: Path) -> AsyncIterator[PendingContent]:

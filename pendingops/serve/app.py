@@ -1,0 +1,281 @@
+"""The content server: an aiohttp application serving every complete repository version.
+
+URLs: ``/`` lists repositories, ``/{repo}/`` its versions, ``/{repo}/{latest|n}/{path}`` a file
+(or, ending in ``/``, a folder listing: HTML, or JSON for ``Accept: application/json``). Stored
+files go out with aiohttp's FileResponse (sendfile), with a strong ETag (the sha256) and single
+byte ranges; index files that plugins publish are generated from the database and streamed.
+Database reads run on a small thread pool, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from aiohttp import hdrs, web
+from multidict import CIMultiDict
+
+from pendingops.db.database import Database
+from pendingops.plugins import PublishedFile, VersionRef, available_plugins
+from pendingops.serve.conditional import Unsatisfiable, byte_range, media_type, not_modified, range_applies
+from pendingops.serve.listing import Entry, Listing
+from pendingops.serve.published import Publisher
+from pendingops.serve.request_path import BadPath, Target, parse_target
+from pendingops.serve.resolve import (
+    ServedFile,
+    ServedVersion,
+    find_file,
+    find_version,
+    list_folder,
+    reading,
+    repositories,
+    version_numbers,
+)
+from pendingops.storage.base import ArtifactStorage
+
+T = TypeVar("T")
+_ALLOWED = "GET, HEAD"
+#: request headers the file sender must not see: this module has decided them already
+_DECIDED = (
+    hdrs.IF_NONE_MATCH,
+    hdrs.IF_MATCH,
+    hdrs.IF_MODIFIED_SINCE,
+    hdrs.IF_UNMODIFIED_SINCE,
+    hdrs.IF_RANGE,
+    hdrs.RANGE,
+    hdrs.ACCEPT_ENCODING,
+)
+
+
+class ContentServer:
+    """Serves what ``db`` and ``storage`` hold; ``base_url`` is where clients reach it (set on start)."""
+
+    def __init__(
+        self, db: Database, storage: ArtifactStorage, *, plugins: Iterable[object] | None = None, db_threads: int = 4
+    ) -> None:
+        self.db = db
+        self.storage = storage
+        self.base_url = ""
+        self.publisher = Publisher(available_plugins().values() if plugins is None else plugins)
+        self._pool = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="pendingops-serve")
+
+    def build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        app.on_cleanup.append(self._close)
+        return app
+
+    async def _close(self, app: web.Application) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(conn, *args)`` on a read connection, on the server's database threads."""
+
+        def call() -> T:
+            with reading(self.db) as conn:
+                return fn(conn, *args)
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+
+    # -- dispatch -----------------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD):
+            return web.Response(status=405, text="only GET and HEAD\n", headers={hdrs.ALLOW: _ALLOWED})
+        try:
+            target = parse_target(request.raw_path)
+        except BadPath as exc:
+            return _not_found(str(exc))
+        if target.repository is None:
+            return await self._repositories(request)
+        if target.version is None:
+            return await self._versions(request, target)
+        version = await self._read(find_version, target.repository, target.version)
+        if version is None:
+            return _not_found(f"no version {target.version} of repository {target.repository!r}")
+        published = await self._read(self.publisher.for_version, version.repository_id, version.number)
+        if target.folder:
+            return await self._folder(request, target, version, published)
+        if target.path == "":
+            return _redirect(request, "/")
+        if target.path in published:
+            return await self._published(request, version, published[target.path])
+        found = await self._read(find_file, version, target.path)
+        if found is None:
+            if not (await self._read(list_folder, version, target.path)).empty:
+                return _redirect(request, "/")
+            return _not_found(f"no file {target.path!r} in version {version.number} of {version.repository!r}")
+        return await self.send_file(request, version, found)
+
+    # -- listings -----------------------------------------------------------------------------------
+
+    async def _repositories(self, request: web.Request) -> web.StreamResponse:
+        names = await self._read(repositories)
+        listing = Listing("/", [Entry(name + "/") for name in names], parent=False)
+        return _listing_response(request, listing)
+
+    async def _versions(self, request: web.Request, target: Target) -> web.StreamResponse:
+        assert target.repository is not None
+        numbers = await self._read(version_numbers, target.repository)
+        if not numbers:
+            return _not_found(f"no repository {target.repository!r}")
+        if not target.folder:
+            return _redirect(request, "/")
+        entries = [Entry("latest/", note=f"version {numbers[-1]}")] + [Entry(f"{n}/") for n in reversed(numbers)]
+        listing = Listing(f"/{target.repository}/", entries, extra={"repository": target.repository})
+        return _listing_response(request, listing)
+
+    async def _folder(
+        self, request: web.Request, target: Target, version: ServedVersion, published: Mapping[str, PublishedFile]
+    ) -> web.StreamResponse:
+        folder = await self._read(list_folder, version, target.path)
+        if folder.empty and target.path:
+            return _not_found(f"no folder {target.path!r} in version {version.number} of {version.repository!r}")
+        entries = [Entry(name + "/") for name in folder.folders]
+        entries += [
+            Entry(f.relative_path.rpartition("/")[2], f.size, f.sha256, f.location is not None) for f in folder.files
+        ]
+        if not target.path:
+            names = {e.name for e in entries}
+            entries += [Entry(name, note="index") for name in sorted(published) if name not in names]
+        title = f"/{target.repository}/{target.version}/" + (target.path + "/" if target.path else "")
+        extra = {"repository": version.repository, "version": version.number}
+        return _listing_response(request, Listing(title, entries, extra=extra))
+
+    # -- files --------------------------------------------------------------------------------------
+
+    async def _published(
+        self, request: web.Request, version: ServedVersion, published: PublishedFile
+    ) -> web.StreamResponse:
+        base = f"{self.base_url or _request_base(request)}{quote(version.repository, safe='')}/{version.number}/"
+        ref = VersionRef(self.db, version.repository_id, version.number, base)
+        response = web.StreamResponse(headers={hdrs.CONTENT_TYPE: published.media_type})
+        response.last_modified = version.created_at
+        if request.method == hdrs.METH_HEAD:
+            await response.prepare(request)
+            return response
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        chunks = published.generate(ref)
+        try:
+            while (chunk := await self._run(next, chunks, None)) is not None:
+                if chunk:
+                    await response.write(chunk)
+        finally:
+            await self._run(_close_iterator, chunks)
+        await response.write_eof()
+        return response
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
+
+    async def send_file(self, request: web.Request, version: ServedVersion, found: ServedFile) -> web.StreamResponse:
+        """A file of the version: from storage when stored; else what ``fetch_missing`` answers."""
+        if found.location is None or found.sha256 is None:
+            return await self.fetch_missing(request, version, found)
+        path = self.storage.local_path(found.location)
+        if path is None:  # pragma: no cover - every storage we have is local
+            return _not_found("not stored locally")
+        return await _send_stored(request, path, found)
+
+    async def fetch_missing(
+        self, request: web.Request, version: ServedVersion, found: ServedFile
+    ) -> web.StreamResponse:
+        """A file whose artifact is not stored (on-demand content)."""
+        return web.Response(status=404, text=f"{found.relative_path!r} is not downloaded\n")
+
+
+class _ArtifactResponse(web.FileResponse):
+    """A FileResponse whose ETag is the artifact's sha256 and whose Last-Modified is decided here."""
+
+    def __init__(
+        self, path: Any, etag: str, last_modified: datetime, headers: Mapping[str, str], view: web.BaseRequest
+    ) -> None:
+        super().__init__(path, headers=headers)
+        self._fixed_etag = etag
+        self._fixed_last_modified = last_modified
+        #: the request as the file sender must see it: conditions removed, the range normalised
+        self._view = view
+
+    async def prepare(self, request: web.BaseRequest) -> Any:
+        if self.prepared:
+            return None
+        return await super().prepare(self._view)
+
+    @property  # type: ignore[override]
+    def etag(self) -> Any:
+        return super().etag
+
+    @etag.setter
+    def etag(self, value: Any) -> None:
+        self._headers[hdrs.ETAG] = self._fixed_etag
+
+    @property  # type: ignore[override]
+    def last_modified(self) -> Any:
+        return super().last_modified
+
+    @last_modified.setter
+    def last_modified(self, value: Any) -> None:
+        web.StreamResponse.last_modified.fset(self, self._fixed_last_modified)  # type: ignore[attr-defined]
+
+
+async def _send_stored(request: web.Request, path: Any, found: ServedFile) -> web.StreamResponse:
+    etag = f'"{found.sha256}"'
+    try:
+        stat = await asyncio.get_running_loop().run_in_executor(None, path.stat)
+    except OSError:
+        return _not_found(f"{found.relative_path!r} is missing from storage")
+    last_modified = datetime.fromtimestamp(int(stat.st_mtime), UTC)
+    size = stat.st_size
+    common = {hdrs.ETAG: etag, hdrs.ACCEPT_RANGES: "bytes"}
+    if not_modified(request.headers, etag, last_modified):
+        response = web.Response(status=304, headers=common)
+        response.last_modified = last_modified
+        return response
+    headers = CIMultiDict((k, v) for k, v in request.headers.items() if k not in _DECIDED)
+    if range_applies(request.headers, etag, last_modified):
+        try:
+            wanted = byte_range(request.headers.get(hdrs.RANGE), size)
+        except Unsatisfiable:
+            return web.Response(status=416, headers={**common, hdrs.CONTENT_RANGE: f"bytes */{size}"})
+        if wanted is not None:
+            headers[hdrs.RANGE] = f"bytes={wanted[0]}-{wanted[1]}"
+    name = found.relative_path.rpartition("/")[2]
+    view = request.clone(headers=headers)
+    return _ArtifactResponse(path, etag, last_modified, {hdrs.CONTENT_TYPE: media_type(name)}, view)
+
+
+def _close_iterator(chunks: Iterator[bytes]) -> None:
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
+
+
+def _wants_json(request: web.Request) -> bool:
+    accept = request.headers.get(hdrs.ACCEPT, "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def _listing_response(request: web.Request, listing: Listing) -> web.Response:
+    if _wants_json(request):
+        return web.Response(body=listing.as_json(), content_type="application/json", charset="utf-8")
+    return web.Response(body=listing.as_html(), content_type="text/html", charset="utf-8")
+
+
+def _not_found(reason: str) -> web.Response:
+    return web.Response(status=404, text=f"not found: {reason}\n")
+
+
+def _redirect(request: web.Request, suffix: str) -> web.Response:
+    """A redirect to the same path plus ``suffix`` (a folder's URL ends with "/"), query dropped."""
+    location = request.raw_path.split("?", 1)[0] + suffix
+    return web.Response(status=301, headers={hdrs.LOCATION: location})
+
+
+def _request_base(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}/"

@@ -1,0 +1,51 @@
+"""Which plugins' index files a version publishes: those of the content types it holds.
+
+An empty version publishes every plugin's (an empty manifest is still a valid one to sync from).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from sqlalchemy import Connection, select
+
+from pendingops.db.schema import Content, RepositoryContent
+from pendingops.db.versions import membership_filter
+from pendingops.plugins import PublishedFile, published_files
+
+_rc = RepositoryContent.__table__
+_content = Content.__table__
+
+
+class Publisher:
+    """The published files of every installed plugin, by the content type they describe."""
+
+    def __init__(self, plugins: Iterable[object]) -> None:
+        self._by_type: dict[str, list[PublishedFile]] = {}
+        for plugin in plugins:
+            files = published_files(plugin)
+            content_type = getattr(plugin, "content_type", None)
+            if files and content_type is not None:
+                self._by_type.setdefault(content_type.content_type_name(), []).extend(files)
+
+    def for_version(self, conn: Connection, repository_id: int, number: int) -> Mapping[str, PublishedFile]:
+        """The files published for one version, by relative path (first plugin wins a shared name)."""
+        found: dict[str, PublishedFile] = {}
+        members = membership_filter(repository_id, number)
+        holds_any = False
+        for type_name, files in self._by_type.items():
+            query = (
+                select(_rc.c.id)
+                .join(_content, _content.c.id == _rc.c.content_id)
+                .where(members, _content.c.content_type == type_name)
+                .limit(1)
+            )
+            if conn.execute(query).first() is not None:
+                holds_any = True
+                for published in files:
+                    found.setdefault(published.relative_path, published)
+        if not holds_any and conn.execute(select(_rc.c.id).where(members).limit(1)).first() is None:
+            for files in self._by_type.values():
+                for published in files:
+                    found.setdefault(published.relative_path, published)
+        return found

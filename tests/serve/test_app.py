@@ -1,0 +1,236 @@
+"""The content server against a real client over 127.0.0.1, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+import aiohttp
+import pytest
+from yarl import URL
+
+from pendingops.db.versions import begin_version, find_repository
+from tests.serve.served import content_server, file_url, raw_request, sync_files
+
+HOSTILE_FILES = {
+    "a b.txt": b"spaces",
+    "100%.txt": b"percent",
+    "hash#tag.txt": b"hash",
+    "what?.txt": b"question",
+    "plus+sign.txt": b"plus",
+    "ünïcødé/文件.txt": "non-ASCII bytes ✓".encode(),
+    "empty": b"",
+    "/".join(f"d{i}" for i in range(30)) + "/deep.bin": bytes(range(256)) * 40,
+    "comma, too.tar.gz": b"\x1f\x8b not really",
+    "big.bin": hashlib.sha256(b"seed").digest() * 8192,
+}
+
+
+async def get(session: aiohttp.ClientSession, url: str, **headers: str) -> tuple[int, Any, bytes]:
+    async with session.get(URL(url, encoded=True), headers=headers, allow_redirects=False) as response:
+        return response.status, response.headers, await response.read()
+
+
+def test_files_come_back_byte_identical_with_their_headers(db, storage) -> None:
+    async def scenario() -> None:
+        await sync_files(db, storage, HOSTILE_FILES)
+        async with content_server(db, storage) as server, aiohttp.ClientSession() as session:
+            for path, data in HOSTILE_FILES.items():
+                for version in ("latest", "1"):
+                    status, headers, body = await get(session, file_url(server, path, version=version))
+                    assert (status, body) == (200, data), path
+                    assert headers["ETag"] == f'"{hashlib.sha256(data).hexdigest()}"'
+                    assert headers["Content-Length"] == str(len(data))
+                    assert headers["Accept-Ranges"] == "bytes"
+                    assert "Last-Modified" in headers
+            _, headers, _ = await get(session, file_url(server, "a b.txt"))
+            assert headers["Content-Type"].startswith("text/plain")
+            _, headers, _ = await get(session, file_url(server, "comma, too.tar.gz"))
+            assert headers["Content-Type"] == "application/gzip" and "Content-Encoding" not in headers
+
+    asyncio.run(scenario())
+
+
+def test_head_conditional_requests_and_ranges(db, storage) -> None:
+    data = bytes(range(256)) * 4  # 1024 bytes
+    etag = f'"{hashlib.sha256(data).hexdigest()}"'
+
+    async def scenario() -> None:
+        await sync_files(db, storage, {"f.bin": data, "empty": b""})
+        async with content_server(db, storage) as server, aiohttp.ClientSession() as session:
+            url = URL(file_url(server, "f.bin"), encoded=True)
+            async with session.head(url) as response:
+                assert response.status == 200 and response.headers["Content-Length"] == "1024"
+                assert response.headers["ETag"] == etag and await response.read() == b""
+            assert (await get(session, str(url), **{"If-None-Match": etag}))[0] == 304
+            assert (await get(session, str(url), **{"If-None-Match": f'"x", W/{etag}'}))[0] == 304
+            assert (await get(session, str(url), **{"If-None-Match": "*"}))[0] == 304
+            assert (await get(session, str(url), **{"If-None-Match": '"other"'}))[0] == 200
+            _, headers, _ = await get(session, str(url))
+            assert (await get(session, str(url), **{"If-Modified-Since": headers["Last-Modified"]}))[0] == 304
+
+            async def ranged(value: str, **more: str) -> tuple[int, Any, bytes]:
+                return await get(session, str(url), Range=value, **more)
+
+            status, headers, body = await ranged("bytes=10-19")
+            assert (status, body, headers["Content-Range"]) == (206, data[10:20], "bytes 10-19/1024")
+            assert headers["Content-Length"] == "10"
+            status, headers, body = await ranged("bytes=1000-5000")  # clamped to the end
+            assert (status, body, headers["Content-Range"]) == (206, data[1000:], "bytes 1000-1023/1024")
+            assert headers["Content-Length"] == "24"
+            status, headers, body = await ranged("bytes=-5")
+            assert (status, body, headers["Content-Range"]) == (206, data[-5:], "bytes 1019-1023/1024")
+            status, headers, body = await ranged("bytes=1000-")
+            assert (status, body) == (206, data[1000:])
+            for unsatisfiable in ("bytes=1024-", "bytes=5000-6000", "bytes=-0"):
+                status, headers, _ = await ranged(unsatisfiable)
+                assert (status, headers["Content-Range"]) == (416, "bytes */1024"), unsatisfiable
+            for ignored in ("bytes=0-1,5-6", "bytes=9-3", "items=0-1", "bytes=abc"):
+                assert (await ranged(ignored))[:3:2] == (200, data), ignored
+            assert (await ranged("bytes=0-1", **{"If-Range": etag}))[0] == 206
+            assert (await ranged("bytes=0-1", **{"If-Range": '"old"'}))[:3:2] == (200, data)
+            status, headers, _ = await get(session, file_url(server, "empty"), Range="bytes=0-0")
+            assert (status, headers["Content-Range"]) == (416, "bytes */0")
+
+    asyncio.run(scenario())
+
+
+def test_other_methods_are_405(db, storage) -> None:
+    async def scenario() -> None:
+        await sync_files(db, storage, {"f": b"x"})
+        async with content_server(db, storage) as server, aiohttp.ClientSession() as session:
+            for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+                async with session.request(method, file_url(server, "f")) as response:
+                    assert response.status == 405 and response.headers["Allow"] == "GET, HEAD"
+                    assert (await response.read()) != b"x"
+
+    asyncio.run(scenario())
+
+
+def test_listings_in_html_and_json(db, storage) -> None:
+    files = {"top.txt": b"t", "sub/a.txt": b"a", "sub/deeper/b.txt": b"b", "odd <&\"'>.txt": b"o"}
+
+    async def scenario() -> None:
+        await sync_files(db, storage, files)
+        async with content_server(db, storage) as server, aiohttp.ClientSession() as session:
+            json_accept = {"Accept": "application/json"}
+            status, _, body = await get(session, server.base_url, **json_accept)
+            assert status == 200 and [e["name"] for e in __import__("json").loads(body)["entries"]] == ["r/"]
+            status, _, body = await get(session, server.base_url + "r/", **json_accept)
+            assert [e["name"] for e in __import__("json").loads(body)["entries"]] == ["latest/", "1/", "0/"]
+            async with session.get(server.base_url + "r/latest/", headers=json_accept) as response:
+                listing = await response.json()
+            names = {e["name"]: e for e in listing["entries"]}
+            assert set(names) == {"sub/", "top.txt", "odd <&\"'>.txt", "PULP_MANIFEST"}
+            assert names["top.txt"]["sha256"] == hashlib.sha256(b"t").hexdigest() and names["top.txt"]["size"] == 1
+            async with session.get(server.base_url + "r/1/sub/", headers=json_accept) as response:
+                assert {e["name"] for e in (await response.json())["entries"]} == {"a.txt", "deeper/"}
+            status, headers, page = await get(session, server.base_url + "r/latest/sub/")
+            assert status == 200 and headers["Content-Type"].startswith("text/html")
+            assert b'href="./deeper/"' in page and b'href="./a.txt"' in page and b'href="../"' in page
+            status, _, page = await get(session, server.base_url + "r/latest/")
+            assert b"odd &lt;&amp;&quot;&#x27;&gt;.txt" in page and b"<&" not in page
+            # folders without their slash redirect; unknown folders and versions are 404
+            status, headers, _ = await get(session, server.base_url + "r/latest/sub")
+            assert (status, headers["Location"]) == (301, "/r/latest/sub/")
+            assert (await get(session, server.base_url + "r/latest"))[1]["Location"] == "/r/latest/"
+            for missing in ("r/latest/nope/", "r/7/", "nope/", "nope/latest/", "r/latest/nope.txt"):
+                assert (await get(session, server.base_url + missing))[0] == 404, missing
+
+    asyncio.run(scenario())
+
+
+def test_a_version_being_built_is_invisible(db, storage) -> None:
+    async def scenario() -> None:
+        await sync_files(db, storage, {"f": b"one"})
+        with db.engine.begin() as conn:
+            begin_version(conn, find_repository(conn, "r"))  # version 2, never finished
+        async with content_server(db, storage) as server, aiohttp.ClientSession() as session:
+            assert (await get(session, server.base_url + "r/2/"))[0] == 404
+            assert (await get(session, file_url(server, "f", version=2)))[0] == 404
+            assert (await get(session, file_url(server, "f")))[2] == b"one"
+            _, _, body = await get(session, server.base_url + "r/", Accept="application/json")
+            assert b'"2/"' not in body
+
+    asyncio.run(scenario())
+
+
+def test_pinned_versions_stay_reachable_after_a_mirror_resync(db, storage) -> None:
+    async def scenario() -> None:
+        first = {"keep.txt": b"keep", "gone.txt": b"gone", "changed.txt": b"old"}
+        second = {"keep.txt": b"keep", "changed.txt": b"new", "added.txt": b"added"}
+        assert await sync_files(db, storage, first) == 1
+        assert await sync_files(db, storage, second, mirror=True) == 2
+        async with content_server(db, storage) as server, aiohttp.ClientSession() as session:
+            for version, files in ((1, first), (2, second), ("latest", second)):
+                for path, data in files.items():
+                    assert (await get(session, file_url(server, path, version=version)))[::2] == (200, data)
+            assert (await get(session, file_url(server, "gone.txt")))[0] == 404
+            assert (await get(session, file_url(server, "added.txt", version=1)))[0] == 404
+
+    asyncio.run(scenario())
+
+
+#: request targets sent byte for byte, and what the server must answer
+HOSTILE_TARGETS = [
+    b"/r/latest/../../../etc/passwd",
+    b"/r/latest/%2e%2e/%2e%2e/etc/passwd",
+    b"/r/latest/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
+    b"/r/latest/..%2f..%2fetc%2fpasswd",
+    b"/r/latest/sub%2fa.txt",
+    b"/r/latest//etc/passwd",
+    b"//r/latest/top.txt",
+    b"/r/latest/sub//a.txt",
+    b"/r/latest/./top.txt",
+    b"/r/latest/sub/../top.txt",
+    b"/r/latest/..\\..\\etc\\passwd",
+    b"/r/latest/%5c..%5cetc%5cpasswd",
+    b"/r/latest/top.txt%00.jpg",
+    b"/r/latest/top.txt%00",
+    b"/r/1/%ff%fe",
+    b"/r/-1/top.txt",
+    b"/r/01x/top.txt",
+    b"/r/99999999999999999999/top.txt",
+    b"/../../etc/passwd",
+    b"/r/latest/%252e%252e/top.txt",
+    b"http://x/r/latest/../../etc/passwd",
+    b"*",
+]
+
+
+def test_hostile_request_targets_never_reach_outside(db, storage, tmp_path) -> None:
+    (tmp_path / "secret").write_bytes(b"SECRET")
+    answers: dict[bytes, int] = {}
+
+    async def scenario() -> None:
+        await sync_files(db, storage, {"top.txt": b"top", "sub/a.txt": b"a"})
+        async with content_server(db, storage) as server:
+            assert await raw_request(server, b"/r/latest/top.txt") == (200, b"top")
+            assert await raw_request(server, b"/r/latest/sub/a.txt") == (200, b"a")
+            for target in HOSTILE_TARGETS:
+                status, body = await raw_request(server, target)
+                answers[target] = status
+                assert status in (400, 404), (target, status)
+                assert b"SECRET" not in body and b"root:" not in body
+            # a null byte or a raw backslash in the request line itself
+            for target in (b"/r/latest/top.txt\x00", b"/r/latest/sub\\a.txt"):
+                status, _ = await raw_request(server, target)
+                answers[target] = status
+                assert status in (400, 404), (target, status)
+
+    asyncio.run(scenario())
+    print("\n".join(f"{target!r} -> {status}" for target, status in answers.items()))
+
+
+@pytest.mark.parametrize("files", [{}, {"only.txt": b"1"}])
+def test_an_empty_or_small_version_lists_and_serves(db, storage, files) -> None:
+    async def scenario() -> None:
+        await sync_files(db, storage, files)
+        async with content_server(db, storage) as server, aiohttp.ClientSession() as session:
+            status, _, body = await get(session, server.base_url + "r/latest/PULP_MANIFEST")
+            assert status == 200
+            expected = "".join(f"{p},{hashlib.sha256(d).hexdigest()},{len(d)}\n" for p, d in files.items())
+            assert body.decode() == expected
+
+    asyncio.run(scenario())
