@@ -1,0 +1,60 @@
+"""``pendingops serve`` as a real process: it prints its URL, serves, is synced from, stops on a signal."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import quote
+
+from tests.cli import test_cli
+from tests.cli.test_cli import SCRIPT, Cli, digests, files_v1
+from tests.server_thread import ServerThread
+
+cli = test_cli.cli  # the fixture: a database (SQLite, PostgreSQL) and a storage folder
+
+
+@contextmanager
+def serving(cli: Cli) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    command = [SCRIPT, "--db", cli.db_url, "--storage", str(cli.storage), "serve", "--port", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()  # type: ignore[union-attr]
+        assert line.startswith("serving on http://127.0.0.1:"), (line, process.stderr.read())  # type: ignore[union-attr]
+        yield process, line.split()[2]
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(60)
+
+
+def fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=60) as response:
+        return response.read()
+
+
+def test_serve_is_a_remote_another_sync_can_mirror(cli: Cli) -> None:
+    files = files_v1() | {"empty.txt": b""}
+    with ServerThread(files) as origin:
+        assert cli.run("sync", origin.manifest_url, "--repo", "r", "--quiet").returncode == 0
+    with serving(cli) as (process, url):
+        for path, data in files.items():
+            assert fetch(f"{url}r/latest/{quote(path)}") == data
+        assert b"pkg/" in fetch(f"{url}r/latest/")
+        chained = cli.run("sync", f"{url}r/1/PULP_MANIFEST", "--repo", "copy", "--mirror", "--quiet")
+        assert chained.returncode == 0, chained.stderr
+        assert cli.version_files("copy") == digests(files)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+        assert "Traceback" not in process.stderr.read()  # type: ignore[union-attr]
+
+
+def test_serve_stops_on_ctrl_c_and_refuses_a_bad_port(cli: Cli) -> None:
+    with serving(cli) as (process, url):
+        assert b"r/" not in fetch(url)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(60) == 0
+    done = cli.run("serve", "--port", "70000")
+    assert done.returncode == 2 and "not a port number" in done.stderr and "Traceback" not in done.stderr
