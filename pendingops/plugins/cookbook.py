@@ -45,13 +45,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from pendingops import operators as ops
 from pendingops.context import SyncContext, current_context
-from pendingops.db.schema import Content, RepositoryContent
-from pendingops.db.versions import declare_content
+from pendingops.db.schema import Content, ContentArtifact, RepositoryContent
+from pendingops.db.versions import declare_content, membership_filter
 from pendingops.download.fetcher import Fetcher
 from pendingops.operators._stage import batch_stage
 from pendingops.paths import MAX_SEGMENT_BYTES
 from pendingops.pending import PendingArtifact, PendingContent, PendingInputError, UnitError
-from pendingops.plugins import Source
+from pendingops.plugins import PublishedFile, Source, VersionRef
 from pendingops.remote import RemoteConfig, strip_credentials
 
 #: a universe larger than this is refused (the public Supermarket's is a few tens of MiB); it is
@@ -616,6 +616,57 @@ class CookbookPlugin:
             ops.save(),
             keep_base_on_failure(),
         ]
+
+
+    def published_files(self) -> list[PublishedFile]:
+        """Every version publishes a ``universe`` whose download URLs point at the version's own tarballs."""
+        return [PublishedFile("universe", "application/json", universe_document)]
+
+
+def universe_document(version: VersionRef) -> Iterator[bytes]:
+    """The universe of a version, streamed a page of cookbook versions at a time.
+
+    Download URLs are ``version.base_url`` plus each tarball's relative path. A name and version
+    held twice (an additive sync of a replaced tarball) lists the one the latest version added.
+    """
+    books, rc, ca = CookbookContent.__table__, _rc, ContentArtifact.__table__
+    query = (
+        select(books.c.name, books.c.version, books.c.dependencies)
+        .join(rc, rc.c.content_id == books.c.id)
+        .where(membership_filter(version.repository_id, version.number))
+        .order_by(books.c.name, books.c.version, rc.c.version_added.desc(), books.c.id.desc())
+        .limit(_BATCH)
+    )
+    if version.stored_only:
+        stored = select(ca.c.id).where(ca.c.content_id == books.c.id, ca.c.artifact_id.is_not(None))
+        query = query.where(stored.exists())
+    last: tuple[str, str] | None = None
+    current_name: str | None = None
+    yield b"{"
+    while True:
+        page = query if last is None else query.where(tuple_(books.c.name, books.c.version) > tuple_(*last))
+        with version.db.engine.connect() as conn:
+            rows = conn.execution_options(isolation_level="AUTOCOMMIT").execute(page).all()
+        if not rows:
+            break
+        parts = []
+        for name, number, dependencies in rows:
+            if (name, number) == last:
+                continue
+            if name != current_name:
+                parts.append(("}," if current_name is not None else "") + json.dumps(name) + ":{")
+            else:
+                parts.append(",")
+            entry = {
+                "location_type": "uri",
+                "location_path": version.base_url,
+                "download_url": version.base_url + quote(tarball_path(name, number)),
+                "dependencies": dependencies or {},
+            }
+            parts.append(json.dumps(number) + ":" + json.dumps(entry))
+            current_name, last = name, (name, number)
+        yield "".join(parts).encode()
+    yield b"}}" if current_name is not None else b"}"
 
 
 def _always(unit: PendingContent) -> bool:
