@@ -394,7 +394,8 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     result = export_version(settings.db, settings.storage, args.repo, args.dest, args.version, hardlink=args.hardlink)
     print(
         f"exported version {result.version} of '{args.repo}' to {args.dest}: {result.files} files "
-        f"({result.linked} hard-linked, {result.copied} copied) and PULP_MANIFEST"
+        f"({result.linked} hard-linked, {result.copied} copied)"
+        + (f" and {', '.join(result.published)}" if result.published else "")
     )
     if result.skipped_not_stored:
         print(f"  {result.skipped_not_stored} file(s) not downloaded yet (on-demand) were left out")

@@ -1,4 +1,8 @@
-"""Export a version as a plain directory tree plus a PULP_MANIFEST, never writing outside DEST.
+"""Export a version as a plain directory tree plus its plugins' index files, never writing outside DEST.
+
+The index files are the ones the plugins publish for the version (``published_files()``, as
+``pendingops serve`` serves them): the file plugin's PULP_MANIFEST, the cookbook plugin's
+universe (its download URLs the exported tarballs' file:// URLs), listing only what was exported.
 
 The export is planned before anything is written: the version's files are listed in an SQLite file
 in storage's temporary area, where a path held by two files is given to the one the most recent
@@ -22,17 +26,19 @@ import sqlite3
 import stat
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from pendingops.db.database import Database
-from pendingops.db.versions import version_info
+from pendingops.db.versions import find_repository, version_info
 from pendingops.maintenance.listing import iter_version_content
 from pendingops.paths import unsafe_path_reason
+from pendingops.plugins import PublishedFile, VersionRef, available_plugins
 from pendingops.plugins.file import ManifestError, check_manifest
+from pendingops.plugins.published import Publisher
 from pendingops.storage.base import ArtifactStorage
 
 MANIFEST_NAME = "PULP_MANIFEST"
@@ -59,6 +65,8 @@ class ExportResult:
     skipped_not_stored: int = 0
     #: files left out because a version added later holds another file at the same path
     superseded: int = 0
+    #: the index files written (plugins' published files)
+    published: list[str] = field(default_factory=list)
 
 
 def export_version(
@@ -69,8 +77,11 @@ def export_version(
     number: int | None = None,
     *,
     hardlink: bool = False,
+    plugins: Iterable[object] | None = None,
 ) -> ExportResult:
-    """Write every stored file of the version under ``dest`` at its relative path, and a PULP_MANIFEST.
+    """Write every stored file of the version under ``dest`` at its relative path, and its index files.
+
+    The index files are those ``plugins`` (by default every installed one) publish for the version.
 
     Raises ExportError before writing anything when the version cannot be exported as a tree that
     our own sync reads back. Artifacts not downloaded yet (on-demand content) are skipped and counted.
@@ -78,14 +89,19 @@ def export_version(
     dest = Path(dest)
     if dest.is_symlink():
         raise ExportError(f"export destination {dest} is a symlink")
+    publisher = Publisher(available_plugins().values() if plugins is None else plugins)
     with db.engine.connect() as conn:
         result = ExportResult(version=version_info(conn, repository, number).number)
+        repository_id = find_repository(conn, repository)
+        published = publisher.for_version(conn, repository_id, result.version)
+    version = VersionRef(db, repository_id, result.version, dest.absolute().as_uri() + "/", stored_only=True)
     # The plan lives in storage's temporary area, so nothing is written outside storage and DEST.
     temp_area = storage.new_temp_path().parent
     with tempfile.TemporaryDirectory(prefix=f"{os.getpid()}-", suffix=".work", dir=temp_area) as work:
         plan, draft = Path(work) / "plan.sqlite", Path(work) / MANIFEST_NAME
         _plan(db, repository, result, plan)
         _draft_manifest(plan, draft, result)
+        _check_published_names(plan, published, result.version)
         dest.mkdir(parents=True, exist_ok=True)
         try:
             root = os.open(dest, _OPEN_DIR)
@@ -94,17 +110,39 @@ def export_version(
         try:
             for relative_path, _ in _planned(plan):
                 _check_place(root, relative_path)
-            _check_place(root, MANIFEST_NAME)
+            for name in published:
+                _check_place(root, name)
             for relative_path, location in _planned(plan):
                 if _place(root, relative_path, storage, location, hardlink):
                     result.linked += 1
                 else:
                     result.copied += 1
-            with open(draft, "rb") as manifest:
-                _write_new(root, MANIFEST_NAME, lambda out: shutil.copyfileobj(manifest, out))
+            for name, index in published.items():
+                _write_published(root, name, index, version)
+                result.published.append(name)
         finally:
             os.close(root)
     return result
+
+
+def _write_published(root: int, name: str, index: PublishedFile, version: VersionRef) -> None:
+    *folders, base = name.split("/")
+    folder = _open_folders(root, folders, name, create=True)
+    assert folder is not None
+    try:
+        _write_new(folder, base, lambda out: out.writelines(index.generate(version)))
+    finally:
+        if folder != root:
+            os.close(folder)
+
+
+def _check_published_names(plan: Path, published: Mapping[str, PublishedFile], version: int) -> None:
+    """Refuse a version holding a file where a plugin publishes its index."""
+    with closing(sqlite3.connect(plan)) as conn:
+        for name in published:
+            if conn.execute("SELECT 1 FROM file WHERE path = ?", (name,)).fetchone():
+                problem = "a plugin publishes its index there"
+                raise ExportError(f"cannot export version {version}: refusing {name!r}: {problem}")
 
 
 # -- the plan ---------------------------------------------------------------------------------------

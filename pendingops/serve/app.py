@@ -22,9 +22,9 @@ from multidict import CIMultiDict
 
 from pendingops.db.database import Database
 from pendingops.plugins import PublishedFile, VersionRef, available_plugins
+from pendingops.plugins.published import Publisher
 from pendingops.serve.conditional import Unsatisfiable, byte_range, media_type, not_modified, range_applies
 from pendingops.serve.listing import Entry, Listing
-from pendingops.serve.published import Publisher
 from pendingops.serve.request_path import BadPath, Target, parse_target
 from pendingops.serve.resolve import (
     ServedFile,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 
@@ -35,3 +36,21 @@ def test_the_universe_points_back_at_this_server(db, storage) -> None:
                 assert await response.json() == {}  # an empty version publishes every plugin's index
 
     asyncio.run(scenario())
+
+
+def test_export_writes_the_plugins_index_through_the_same_hook(db, storage, tmp_path) -> None:
+    from pendingops.maintenance.export import export_version
+
+    async def scenario() -> dict:
+        async with CookbookServer(offer("apt@7.4.0", "nginx@2.7.6")) as origin:
+            await sync(origin, db, storage, repository="books")
+            return {key: version.tarball for key, version in origin.cookbooks.items()}
+
+    tarballs = asyncio.run(scenario())
+    dest = tmp_path / "out"
+    result = export_version(db, storage, "books", dest, plugins=[FilePlugin(), CookbookPlugin()])
+    assert result.published == ["universe"] and not (dest / "PULP_MANIFEST").exists()
+    entries = parse_universe(json.loads((dest / "universe").read_bytes()))
+    for entry in entries:
+        assert entry.download_url.startswith(dest.absolute().as_uri() + "/")
+        assert (dest / entry.download_url.rpartition("/")[2]).read_bytes() == tarballs[(entry.name, entry.version)]
