@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-Policy = Literal["immediate", "on_demand"]
-POLICIES: tuple[str, ...] = ("immediate", "on_demand")
+Policy = Literal["immediate", "on_demand", "streamed"]
+POLICIES: tuple[str, ...] = ("immediate", "on_demand", "streamed")
 #: the cap on a download whose size the remote does not declare, when neither the remote nor its plugin sets one
 DEFAULT_MAX_FILE_SIZE = 1024**3
 #: bytes per second a transfer must average once it has run for ``connect_timeout + read_timeout`` seconds
@@ -19,7 +19,8 @@ class RemoteConfig:
     """A remote and its download settings.
 
     ``policy="immediate"`` downloads every artifact; ``"on_demand"`` records where each artifact
-    can be fetched (RemoteArtifact rows) without downloading it. Timeouts are in seconds;
+    can be fetched (RemoteArtifact rows) without downloading it; ``pendingops serve`` fetches and
+    stores it on first request. ``"streamed"`` is the same, but what is served is never stored. Timeouts are in seconds;
     ``read_timeout`` applies to every read of a body, so a stalled connection cannot hang a sync;
     a response's headers must arrive within ``connect_timeout + read_timeout``, and a transfer
     still running after that long must average ``min_rate`` bytes per second (0 turns that off),

@@ -79,7 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument(
         "--on-error", choices=("fail", "skip"), default="fail", help="failed unit: fail the sync or skip it"
     )
-    sync.add_argument("--policy", choices=POLICIES, default="immediate", help="download now or record where to")
+    sync.add_argument(
+        "--policy",
+        choices=POLICIES,
+        default="immediate",
+        help="download now, or record where to and fetch when served (on_demand stores it then, streamed never)",
+    )
     sync.add_argument("--retries", type=_non_negative, default=3, help="retries per download (default: 3)")
     sync.add_argument(
         "--max-file-size",

@@ -204,3 +204,23 @@ def _save_remote_artifacts(conn: Connection, db: Database, units: Sequence[Pendi
         set_={name: stmt.excluded[name] for name in ("url", "size", "sha256", *OTHER_DIGESTS)},
     )
     db.insert_rows(conn, stmt, ordered, _ra.c.id)
+
+
+def link_fetched_artifact(
+    conn: Connection, db: Database, content_artifact_id: int, location: str, size: int, digests: dict[str, str]
+) -> int:
+    """Record an artifact fetched after its sync (on demand) and link it to its content; return its id.
+
+    ``digests`` holds the sha256 and any others computed. The file is already in storage, verified.
+    """
+    row = {"sha256": digests["sha256"], "size": size, "location": location}
+    row.update({name: digests.get(name) for name in OTHER_DIGESTS})
+    inserted = _insert_ignore_returning(conn, db, _artifact, [row], ["sha256"], ["id"])
+    if inserted:
+        artifact_id = inserted[0].id
+    else:
+        artifact_id = conn.execute(select(_artifact.c.id).where(_artifact.c.sha256 == row["sha256"])).scalar_one()
+    conn.execute(
+        update(_ca).where(_ca.c.id == content_artifact_id, _ca.c.artifact_id.is_(None)).values(artifact_id=artifact_id)
+    )
+    return artifact_id

@@ -159,6 +159,32 @@ class Fetcher:
 
         return await self._with_retries(attempt)
 
+    async def stream(self, url: str) -> AsyncIterator[bytes]:
+        """The bytes at ``url``, retried as ``fetch`` retries until the first chunk arrives, never after.
+
+        For a caller passing the bytes on as they come (a server answering a client): once a byte
+        has gone out, a retry could not be joined to it. The remote's rules apply as to every
+        download (allowed URLs, origins, timeouts, ``min_rate``); nothing is checked or stored.
+        """
+
+        async def first_chunk() -> tuple[AsyncIterator[bytes], bytes | None]:
+            body = self._body(url)
+            try:
+                return body, await anext(body)
+            except StopAsyncIteration:
+                return body, None
+            except BaseException:
+                await body.aclose()  # type: ignore[attr-defined]
+                raise
+
+        body, chunk = await self._with_retries(first_chunk)
+        async with aclosing(body):  # type: ignore[type-var]
+            if chunk is None:
+                return
+            yield chunk
+            async for chunk in body:
+                yield chunk
+
     async def _with_retries(self, attempt: Callable[..., Awaitable[T]], *args: Any) -> T:
         tries = 0
         while True:

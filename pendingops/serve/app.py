@@ -23,8 +23,10 @@ from multidict import CIMultiDict
 from pendingops.db.database import Database
 from pendingops.plugins import PublishedFile, VersionRef, available_plugins
 from pendingops.plugins.published import Publisher
+from pendingops.remote import RemoteConfig
 from pendingops.serve.conditional import Unsatisfiable, byte_range, media_type, not_modified, range_applies
 from pendingops.serve.listing import Entry, Listing
+from pendingops.serve.on_demand import DEFAULT_COOLDOWN, OnDemand, Source
 from pendingops.serve.request_path import BadPath, Target, parse_target
 from pendingops.serve.resolve import (
     ServedFile,
@@ -56,13 +58,21 @@ class ContentServer:
     """Serves what ``db`` and ``storage`` hold; ``base_url`` is where clients reach it (set on start)."""
 
     def __init__(
-        self, db: Database, storage: ArtifactStorage, *, plugins: Iterable[object] | None = None, db_threads: int = 4
+        self,
+        db: Database,
+        storage: ArtifactStorage,
+        *,
+        plugins: Iterable[object] | None = None,
+        db_threads: int = 4,
+        remote_settings: Callable[[Source], RemoteConfig] | None = None,
+        cooldown: float = DEFAULT_COOLDOWN,
     ) -> None:
         self.db = db
         self.storage = storage
         self.base_url = ""
         self.publisher = Publisher(available_plugins().values() if plugins is None else plugins)
         self._pool = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="pendingops-serve")
+        self.on_demand = OnDemand(db, storage, self._read, settings=remote_settings, cooldown=cooldown)
 
     def build_app(self) -> web.Application:
         app = web.Application()
@@ -186,8 +196,16 @@ class ContentServer:
     async def fetch_missing(
         self, request: web.Request, version: ServedVersion, found: ServedFile
     ) -> web.StreamResponse:
-        """A file whose artifact is not stored (on-demand content)."""
-        return web.Response(status=404, text=f"{found.relative_path!r} is not downloaded\n")
+        """A file whose artifact is not stored (on-demand content): fetched from its remotes."""
+
+        async def from_storage() -> web.StreamResponse:
+            stored = await self._read(find_file, version, found.relative_path)
+            path = None if stored is None or stored.location is None else self.storage.local_path(stored.location)
+            if stored is None or path is None:
+                return web.Response(status=502, text="the file could not be fetched from its remotes\n")
+            return await _send_stored(request, path, stored)
+
+        return await self.on_demand.respond(request, found, from_storage)
 
 
 class _ArtifactResponse(web.FileResponse):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -15,6 +18,7 @@ from pendingops.plugins.file import FilePlugin
 from pendingops.serve import ContentServer
 from pendingops.serve.run import url_of
 from tests.conftest import file_units
+from tests.loopback import LoopbackServer
 from tests.remote_server import RemoteServer
 
 
@@ -68,3 +72,48 @@ async def raw_request(server: ContentServer, target: bytes, method: bytes = b"GE
     head, _, body = answer.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
     return status, body
+
+
+@dataclass
+class GatedOrigin(LoopbackServer):
+    """An origin serving ``files`` whose answers the test controls: each request is counted and held
+    until ``gate`` is set; ``corrupt`` paths get other bytes of the same size; ``stall`` paths get
+    their headers and ``stall_after`` bytes, then nothing until ``release_stall`` is set."""
+
+    files: dict[str, bytes]
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    corrupt: set[str] = field(default_factory=set)
+    stall: set[str] = field(default_factory=set)
+    stall_after: int = 0
+    release_stall: asyncio.Event = field(default_factory=asyncio.Event)
+    requests: Counter[str] = field(default_factory=Counter)
+    _runner: web.AppRunner | None = None
+    base_url: str = ""
+
+    def build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/{path:.*}", self._handle)
+        return app
+
+    @property
+    def manifest_url(self) -> str:
+        return self.base_url + "PULP_MANIFEST"
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.match_info["path"]
+        if path == "PULP_MANIFEST":
+            lines = [f"{p},{hashlib.sha256(d).hexdigest()},{len(d)}\n" for p, d in sorted(self.files.items())]
+            return web.Response(body="".join(lines).encode())
+        self.requests[path] += 1
+        await self.gate.wait()
+        data = self.files[path]
+        if path in self.corrupt:
+            data = bytes((b + 1) % 256 for b in data)
+        if path not in self.stall:
+            return web.Response(body=data)
+        response = web.StreamResponse(headers={"Content-Length": str(len(data))})
+        await response.prepare(request)
+        if self.stall_after:
+            await response.write(data[: self.stall_after])
+        await self.release_stall.wait()
+        return response

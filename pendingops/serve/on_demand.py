@@ -1,0 +1,273 @@
+"""Content whose artifact is not stored yet: fetched from its remotes on first request.
+
+The bytes are passed to the client as they arrive while they are hashed and written to a
+temporary file; the last chunk is held back until size and digests are checked, so a client
+never receives a complete body that does not match: a mismatch found before anything was sent is
+a 502, after that the connection is closed before the body ends. A file that matches is stored
+(renamed into storage, then its Artifact row linked to the content) unless the remote's policy is
+``streamed``. Requests for an artifact already being fetched wait for that fetch and are then
+served from storage: one upstream transfer per artifact. A remote that just failed is skipped for
+``cooldown`` seconds, and the next remote holding the same content is tried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import hdrs, web
+from sqlalchemy import Connection, select
+
+from pendingops.db.database import Database
+from pendingops.db.schema import OTHER_DIGESTS, Remote, RemoteArtifact
+from pendingops.db.writes import link_fetched_artifact
+from pendingops.download.fetcher import DownloadError, Fetcher
+from pendingops.remote import RemoteConfig
+from pendingops.serve.conditional import media_type
+from pendingops.serve.resolve import ServedFile
+from pendingops.storage.base import ArtifactStorage
+
+log = logging.getLogger("pendingops.serve")
+_ra = RemoteArtifact.__table__
+_remote = Remote.__table__
+#: seconds a remote that just failed is skipped when another one holds the same content
+DEFAULT_COOLDOWN = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One place an artifact can be fetched from, with what it must be."""
+
+    url: str
+    remote_id: int
+    remote_name: str
+    remote_url: str
+    policy: str
+    size: int | None
+    digests: dict[str, str]
+
+
+class FetchFailed(Exception):
+    """Every remote failed (or is cooling down); nothing was sent to the client."""
+
+
+def sources(conn: Connection, content_artifact_id: int) -> list[Source]:
+    """Where the artifact of ``content_artifact_id`` can be fetched from, oldest record first."""
+    digest_columns = [_ra.c.sha256, *(_ra.c[name] for name in OTHER_DIGESTS)]
+    query = (
+        select(_ra.c.url, _ra.c.size, _remote.c.id, _remote.c.name, _remote.c.url, _remote.c.policy, *digest_columns)
+        .join(_remote, _remote.c.id == _ra.c.remote_id)
+        .where(_ra.c.content_artifact_id == content_artifact_id)
+        .order_by(_ra.c.id)
+    )
+    found = []
+    for row in conn.execute(query):
+        url, size, remote_id, name, remote_url, policy, *values = row
+        digests = {col.name: value for col, value in zip(digest_columns, values, strict=True) if value}
+        found.append(Source(url, remote_id, name, remote_url, policy, size, digests))
+    return found
+
+
+class OnDemand:
+    """Fetches missing artifacts for the content server (see the module docstring).
+
+    ``settings(source)`` gives the RemoteConfig a source is fetched with (timeouts, retries...);
+    credentials are never stored, so by default only the remote's url, name and policy are known.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        storage: ArtifactStorage,
+        run: Callable[..., Awaitable[Any]],
+        *,
+        settings: Callable[[Source], RemoteConfig] | None = None,
+        cooldown: float = DEFAULT_COOLDOWN,
+    ) -> None:
+        self.db = db
+        self.storage = storage
+        self._run = run
+        self._settings = settings or _default_settings
+        self.cooldown = cooldown
+        self._failed_at: dict[int, float] = {}
+        self._in_flight: dict[int, asyncio.Future[None]] = {}
+        #: requests waiting for another request's fetch, per content artifact
+        self.waiting: Counter[int] = Counter()
+
+    async def respond(
+        self, request: web.Request, found: ServedFile, from_storage: Callable[[], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Answer ``request`` for ``found`` (not stored); ``from_storage`` answers once it is stored."""
+        candidates = await self._run(sources, found.content_artifact_id)
+        if not candidates:
+            return web.Response(status=404, text=f"{found.relative_path!r} is not stored and has no remote\n")
+        streamed_only = all(c.policy == "streamed" for c in candidates)
+        if request.method == hdrs.METH_HEAD:
+            return _head(found, candidates[0])
+        waiting = self._in_flight.get(found.content_artifact_id)
+        if waiting is not None and not streamed_only:
+            self.waiting[found.content_artifact_id] += 1
+            try:
+                await asyncio.shield(waiting)
+            finally:
+                self.waiting[found.content_artifact_id] -= 1
+            return await from_storage()
+        leader: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not streamed_only:
+            self._in_flight[found.content_artifact_id] = leader
+        try:
+            return await self._fetch(request, found, candidates)
+        finally:
+            if self._in_flight.get(found.content_artifact_id) is leader:
+                del self._in_flight[found.content_artifact_id]
+            leader.set_result(None)
+
+    async def _fetch(self, request: web.Request, found: ServedFile, candidates: list[Source]) -> web.StreamResponse:
+        now = time.monotonic()
+        ready = [c for c in candidates if now - self._failed_at.get(c.remote_id, -self.cooldown) >= self.cooldown]
+        if not ready:
+            return web.Response(status=502, text="every remote holding this file failed recently; try again later\n")
+        for source in ready:
+            try:
+                return await self._from(request, found, source)
+            except FetchFailed:
+                continue
+        return web.Response(status=502, text="the file could not be fetched from any of its remotes\n")
+
+    async def _from(self, request: web.Request, found: ServedFile, source: Source) -> web.StreamResponse:
+        """Stream ``source`` to the client; raise FetchFailed if it failed before anything was sent."""
+        expected = source.digests
+        hashers = {"sha256": hashlib.sha256(), **{name: hashlib.new(name) for name in expected if name != "sha256"}}
+        cap = source.size
+        response: web.StreamResponse | None = None
+        client_gone = False
+        held: bytes | None = None
+        size = 0
+        temp = self.storage.new_temp_path()
+        store = source.policy != "streamed" and "sha256" in expected
+        try:
+            async with Fetcher(self._settings(source), self.storage) as fetcher:
+                with open(temp, "wb") if store else _Discard() as out:
+                    async for chunk in fetcher.stream(source.url):
+                        size += len(chunk)
+                        if cap is not None and size > cap:
+                            raise _Mismatch(f"more than the {cap} bytes recorded")
+                        for hasher in hashers.values():
+                            hasher.update(chunk)
+                        out.write(chunk)
+                        if held is not None and not client_gone:
+                            response = response or await _start(request, found, source)
+                            client_gone = not await _send(response, held)
+                        held = chunk
+            computed = {name: hasher.hexdigest() for name, hasher in hashers.items()}
+            problem = _mismatch(source, size, computed)
+            if problem:
+                raise _Mismatch(problem)
+        except (DownloadError, _Mismatch, OSError) as exc:
+            temp.unlink(missing_ok=True)
+            self._failed_at[source.remote_id] = time.monotonic()
+            log.warning("on-demand fetch of %s failed: %s", source.url, exc)
+            if response is None:
+                raise FetchFailed from None
+            _abort(request)
+            return response
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        if store:
+            try:
+                await self._store(found, temp, size, computed)
+            except Exception as exc:  # the client still gets its verified bytes
+                temp.unlink(missing_ok=True)
+                log.warning("on-demand fetch of %s: storing failed: %s", source.url, exc)
+        response = response or await _start(request, found, source)
+        if not client_gone and held is not None:
+            client_gone = not await _send(response, held)
+        if not client_gone:
+            await response.write_eof()
+        return response
+
+    async def _store(self, found: ServedFile, temp: Any, size: int, digests: dict[str, str]) -> None:
+        location = self.storage.put(temp, digests["sha256"])
+        await self._run_transaction(found.content_artifact_id, location, size, digests)
+
+    async def _run_transaction(self, ca_id: int, location: str, size: int, digests: dict[str, str]) -> None:
+        def write(conn: Connection) -> None:
+            link_fetched_artifact(conn, self.db, ca_id, location, size, digests)
+
+        await asyncio.get_running_loop().run_in_executor(None, self.db.transact, write)
+
+
+class _Mismatch(Exception):
+    pass
+
+
+class _Discard:
+    """A file that keeps nothing (the streamed policy)."""
+
+    def __enter__(self) -> _Discard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
+def _default_settings(source: Source) -> RemoteConfig:
+    policy = source.policy if source.policy in ("immediate", "on_demand", "streamed") else "on_demand"
+    return RemoteConfig(url=source.remote_url, name=source.remote_name, policy=policy)  # type: ignore[arg-type]
+
+
+def _mismatch(source: Source, size: int, computed: dict[str, str]) -> str | None:
+    if source.size is not None and size != source.size:
+        return f"{size} bytes, {source.size} recorded"
+    for name, value in source.digests.items():
+        if computed.get(name, "").lower() != value.lower():
+            return f"{name} {computed.get(name)} is not the {value} recorded"
+    return None
+
+
+def _headers(found: ServedFile, source: Source) -> dict[str, str]:
+    headers = {hdrs.CONTENT_TYPE: media_type(found.relative_path.rpartition("/")[2])}
+    if source.size is not None:
+        headers[hdrs.CONTENT_LENGTH] = str(source.size)
+    if "sha256" in source.digests:
+        headers[hdrs.ETAG] = f'"{source.digests["sha256"]}"'
+    return headers
+
+
+def _head(found: ServedFile, source: Source) -> web.StreamResponse:
+    response = web.StreamResponse(headers=_headers(found, source))
+    return response
+
+
+async def _start(request: web.Request, found: ServedFile, source: Source) -> web.StreamResponse:
+    response = web.StreamResponse(headers=_headers(found, source))
+    if source.size is None:
+        response.enable_chunked_encoding()
+    await response.prepare(request)
+    return response
+
+
+async def _send(response: web.StreamResponse, chunk: bytes) -> bool:
+    """Write ``chunk`` to the client; False when the client has gone (the fetch goes on, to store it)."""
+    try:
+        await response.write(chunk)
+        return True
+    except (ConnectionError, RuntimeError):
+        return False
+
+
+def _abort(request: web.Request) -> None:
+    """Close the client's connection before its body ends: it must not take what it got as complete."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
