@@ -6,10 +6,10 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from pendingops.db.database import Database
-from pendingops.db.schema import Artifact
+from pendingops.db.schema import Artifact, ContentArtifact
 from pendingops.storage.base import ArtifactStorage
 
 _artifact = Artifact.__table__
@@ -61,3 +61,10 @@ def _check(storage: ArtifactStorage, location: str, sha256: str, size: int) -> s
     if digest.hexdigest() != sha256:
         return f"sha256 is {digest.hexdigest()}, recorded {sha256}"
     return None
+
+
+def count_unfetched(db: Database) -> int:
+    """Files recorded by on_demand or streamed syncs and not fetched yet (nothing is wrong with them)."""
+    ca = ContentArtifact.__table__
+    with db.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(ca).where(ca.c.artifact_id.is_(None))).scalar_one()

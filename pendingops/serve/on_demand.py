@@ -18,14 +18,13 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import hdrs, web
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from pendingops.db.database import Database
-from pendingops.db.schema import OTHER_DIGESTS, Remote, RemoteArtifact
+from pendingops.db.remote_sources import Source, sources
 from pendingops.db.writes import link_fetched_artifact
 from pendingops.download.fetcher import DownloadError, Fetcher
 from pendingops.remote import RemoteConfig
@@ -34,44 +33,12 @@ from pendingops.serve.resolve import ServedFile
 from pendingops.storage.base import ArtifactStorage
 
 log = logging.getLogger("pendingops.serve")
-_ra = RemoteArtifact.__table__
-_remote = Remote.__table__
 #: seconds a remote that just failed is skipped when another one holds the same content
 DEFAULT_COOLDOWN = 300.0
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
-    """One place an artifact can be fetched from, with what it must be."""
-
-    url: str
-    remote_id: int
-    remote_name: str
-    remote_url: str
-    policy: str
-    size: int | None
-    digests: dict[str, str]
-
-
 class FetchFailed(Exception):
     """Every remote failed (or is cooling down); nothing was sent to the client."""
-
-
-def sources(conn: Connection, content_artifact_id: int) -> list[Source]:
-    """Where the artifact of ``content_artifact_id`` can be fetched from, oldest record first."""
-    digest_columns = [_ra.c.sha256, *(_ra.c[name] for name in OTHER_DIGESTS)]
-    query = (
-        select(_ra.c.url, _ra.c.size, _remote.c.id, _remote.c.name, _remote.c.url, _remote.c.policy, *digest_columns)
-        .join(_remote, _remote.c.id == _ra.c.remote_id)
-        .where(_ra.c.content_artifact_id == content_artifact_id)
-        .order_by(_ra.c.id)
-    )
-    found = []
-    for row in conn.execute(query):
-        url, size, remote_id, name, remote_url, policy, *values = row
-        digests = {col.name: value for col, value in zip(digest_columns, values, strict=True) if value}
-        found.append(Source(url, remote_id, name, remote_url, policy, size, digests))
-    return found
 
 
 class OnDemand:
@@ -93,7 +60,7 @@ class OnDemand:
         self.db = db
         self.storage = storage
         self._run = run
-        self._settings = settings or _default_settings
+        self._settings = settings or Source.settings
         self.cooldown = cooldown
         self._failed_at: dict[int, float] = {}
         self._in_flight: dict[int, asyncio.Future[None]] = {}
@@ -219,11 +186,6 @@ class _Discard:
 
     def write(self, data: bytes) -> int:
         return len(data)
-
-
-def _default_settings(source: Source) -> RemoteConfig:
-    policy = source.policy if source.policy in ("immediate", "on_demand", "streamed") else "on_demand"
-    return RemoteConfig(url=source.remote_url, name=source.remote_name, policy=policy)  # type: ignore[arg-type]
 
 
 def _mismatch(source: Source, size: int, computed: dict[str, str]) -> str | None:

@@ -58,3 +58,33 @@ def test_serve_stops_on_ctrl_c_and_refuses_a_bad_port(cli: Cli) -> None:
         assert process.wait(60) == 0
     done = cli.run("serve", "--port", "70000")
     assert done.returncode == 2 and "not a port number" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_on_demand_and_streamed_content_from_the_command_line(cli: Cli, tmp_path) -> None:
+    files = {"a.txt": b"first", "dir/b.bin": bytes(range(256)) * 1000}
+    passing = {"c.bin": b"streamed" * 5000}
+    with ServerThread(files) as origin, ServerThread(passing) as streaming:
+        done = cli.run("sync", origin.manifest_url, "--repo", "lazy", "--policy", "on_demand", "--quiet")
+        assert done.returncode == 0, done.stderr
+        done = cli.run("sync", streaming.manifest_url, "--repo", "passing", "--policy", "streamed", "--quiet")
+        assert done.returncode == 0, done.stderr
+        assert origin.file_requests() == streaming.file_requests() == 0
+        assert "3 file(s) not fetched yet" in cli.run("verify").stdout
+
+        refused = cli.run("export", "lazy", str(tmp_path / "refused"), "--no-fetch")
+        assert refused.returncode == 1 and "'dir/b.bin': not fetched yet" in refused.stderr
+        with serving(cli) as (process, url):
+            assert fetch(f"{url}lazy/latest/a.txt") == b"first"  # fetched and stored
+            assert fetch(f"{url}lazy/latest/a.txt") == b"first"
+            assert fetch(f"{url}passing/latest/c.bin") == passing["c.bin"]  # fetched, never stored
+            assert fetch(f"{url}passing/latest/c.bin") == passing["c.bin"]
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(60) == 0
+        assert origin.requests["a.txt"] == 1 and streaming.requests["c.bin"] == 2
+        assert "2 file(s) not fetched yet" in cli.run("verify").stdout
+
+        exported = cli.run("export", "lazy", str(tmp_path / "out"))
+        assert exported.returncode == 0, exported.stderr
+        assert "fetched 1 file(s)" in exported.stdout and origin.requests["dir/b.bin"] == 1
+    assert {p: (tmp_path / "out" / p).read_bytes() for p in files} == files
+    assert "1 file(s) not fetched yet" in cli.run("verify").stdout
