@@ -28,6 +28,11 @@ class Publisher:
             if files and content_type is not None:
                 self._by_type.setdefault(content_type.content_type_name(), []).extend(files)
 
+    @property
+    def names(self) -> frozenset[str]:
+        """Every relative path some plugin publishes at."""
+        return frozenset(f.relative_path for files in self._by_type.values() for f in files)
+
     def for_version(self, conn: Connection, repository_id: int, number: int) -> Mapping[str, PublishedFile]:
         """The files published for one version, by relative path (first plugin wins a shared name)."""
         found: dict[str, PublishedFile] = {}

@@ -42,6 +42,7 @@ from pendingops.storage.base import ArtifactStorage
 
 T = TypeVar("T")
 _ALLOWED = "GET, HEAD"
+_REMEMBERED_VERSIONS = 1024
 #: request headers the file sender must not see: this module has decided them already
 _DECIDED = (
     hdrs.IF_NONE_MATCH,
@@ -72,6 +73,8 @@ class ContentServer:
         self.base_url = ""
         self.publisher = Publisher(available_plugins().values() if plugins is None else plugins)
         self._pool = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="pendingops-serve")
+        self._published_names = self.publisher.names
+        self._version_cache: dict[tuple[str, str], ServedVersion] = {}
         self.on_demand = OnDemand(db, storage, self._read, settings=remote_settings, cooldown=cooldown)
 
     def build_app(self) -> web.Application:
@@ -105,22 +108,36 @@ class ContentServer:
             return await self._repositories(request)
         if target.version is None:
             return await self._versions(request, target)
-        version = await self._read(find_version, target.repository, target.version)
+        version = await self._version(target.repository, target.version)
         if version is None:
             return _not_found(f"no version {target.version} of repository {target.repository!r}")
-        published = await self._read(self.publisher.for_version, version.repository_id, version.number)
         if target.folder:
+            published = await self._read(self.publisher.for_version, version.repository_id, version.number)
             return await self._folder(request, target, version, published)
         if target.path == "":
             return _redirect(request, "/")
-        if target.path in published:
-            return await self._published(request, version, published[target.path])
+        if target.path in self._published_names:
+            published = await self._read(self.publisher.for_version, version.repository_id, version.number)
+            if target.path in published:
+                return await self._published(request, version, published[target.path])
         found = await self._read(find_file, version, target.path)
         if found is None:
             if not (await self._read(list_folder, version, target.path)).empty:
                 return _redirect(request, "/")
             return _not_found(f"no file {target.path!r} in version {version.number} of {version.repository!r}")
         return await self.send_file(request, version, found)
+
+    async def _version(self, repository: str, version: str) -> ServedVersion | None:
+        """A complete version; numbered ones are remembered (a complete version never changes)."""
+        key = (repository, version)
+        found = self._version_cache.get(key)
+        if found is None:
+            found = await self._read(find_version, repository, version)
+            if found is not None and version != "latest":
+                if len(self._version_cache) >= _REMEMBERED_VERSIONS:
+                    self._version_cache.pop(next(iter(self._version_cache)))
+                self._version_cache[key] = found
+        return found
 
     # -- listings -----------------------------------------------------------------------------------
 
