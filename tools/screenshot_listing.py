@@ -27,6 +27,8 @@ from pendingops.serve.run import url_of
 
 FILES = {
     "README.txt": b"A small repository served by pendingops.\n",
+    "CHANGELOG.md": b"# Changes\n" * 700,
+    "hello-1.1.iso": b"\0" * 5_600_000,
     "docs/guide.html": b"<html><body>guide</body></html>\n" * 40,
     "docs/changes, 2026.txt": b"changes\n" * 300,
     "images/logo.png": bytes(range(256)) * 90,
@@ -71,7 +73,7 @@ def main() -> int:
             "--disable-sync",
             f"--user-data-dir={profile}",
             "--hide-scrollbars",
-            "--window-size=1100,560",
+            "--window-size=1000,420",
             f"--screenshot={out}",
             url + "example/latest/",
         ]
