@@ -43,6 +43,7 @@ from pendingops.storage.base import ArtifactStorage
 T = TypeVar("T")
 _ALLOWED = "GET, HEAD"
 _REMEMBERED_VERSIONS = 1024
+_REMEMBERED_FILES = 65536
 #: request headers the file sender must not see: this module has decided them already
 _DECIDED = (
     hdrs.IF_NONE_MATCH,
@@ -75,6 +76,7 @@ class ContentServer:
         self._pool = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="pendingops-serve")
         self._published_names = self.publisher.names
         self._version_cache: dict[tuple[str, str], ServedVersion] = {}
+        self._file_cache: dict[tuple[int, int, str], ServedFile] = {}
         self.on_demand = OnDemand(db, storage, self._read, settings=remote_settings, cooldown=cooldown)
 
     def build_app(self) -> web.Application:
@@ -120,7 +122,7 @@ class ContentServer:
             published = await self._read(self.publisher.for_version, version.repository_id, version.number)
             if target.path in published:
                 return await self._published(request, version, published[target.path])
-        found = await self._read(find_file, version, target.path)
+        found = await self._file(version, target.path)
         if found is None:
             if not (await self._read(list_folder, version, target.path)).empty:
                 return _redirect(request, "/")
@@ -137,6 +139,18 @@ class ContentServer:
                 if len(self._version_cache) >= _REMEMBERED_VERSIONS:
                     self._version_cache.pop(next(iter(self._version_cache)))
                 self._version_cache[key] = found
+        return found
+
+    async def _file(self, version: ServedVersion, path: str) -> ServedFile | None:
+        """The file at ``path``; stored ones are remembered (what a complete version holds never changes)."""
+        key = (version.repository_id, version.number, path)
+        found = self._file_cache.get(key)
+        if found is None:
+            found = await self._read(find_file, version, path)
+            if found is not None and found.location is not None:
+                if len(self._file_cache) >= _REMEMBERED_FILES:
+                    self._file_cache.pop(next(iter(self._file_cache)))
+                self._file_cache[key] = found
         return found
 
     # -- listings -----------------------------------------------------------------------------------

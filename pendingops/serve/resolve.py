@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import Connection, Select, bindparam, func, select
 
 from pendingops.db.database import Database
 from pendingops.db.schema import (
@@ -62,22 +62,32 @@ def reading(db: Database) -> Iterator[Connection]:
         yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
+_VERSION_COLUMNS = (_repo.c.id, _version.c.number, _version.c.created_at)
+_COMPLETE = (_repo.c.name == bindparam("name")) & _version.c.complete
+#: built once: a request costs the query, not the building of it
+_LATEST = (
+    select(*_VERSION_COLUMNS)
+    .join(_version, _version.c.repository_id == _repo.c.id)
+    .where(_COMPLETE)
+    .order_by(_version.c.number.desc())
+    .limit(1)
+)
+_NUMBERED = (
+    select(*_VERSION_COLUMNS)
+    .join(_version, _version.c.repository_id == _repo.c.id)
+    .where(_COMPLETE, _version.c.number == bindparam("number"))
+)
+
+
 def find_version(conn: Connection, repository: str, version: str) -> ServedVersion | None:
     """The complete version ``version`` ("latest" or a number) of ``repository``, or None."""
-    repo_id = conn.execute(select(_repo.c.id).where(_repo.c.name == repository)).scalar()
-    if repo_id is None:
-        return None
-    complete = (_version.c.repository_id == repo_id) & _version.c.complete
     if version == "latest":
-        number = conn.execute(select(func.max(_version.c.number)).where(complete)).scalar()
+        row = conn.execute(_LATEST, {"name": repository}).first()
     else:
-        number = int(version)
-    row = conn.execute(
-        select(_version.c.number, _version.c.created_at).where(complete, _version.c.number == number)
-    ).first()
+        row = conn.execute(_NUMBERED, {"name": repository, "number": int(version)}).first()
     if row is None:
         return None
-    return ServedVersion(repo_id, repository, row.number, _utc(row.created_at))
+    return ServedVersion(row.id, repository, row.number, _utc(row.created_at))
 
 
 def version_numbers(conn: Connection, repository: str) -> list[int] | None:
@@ -99,7 +109,7 @@ def repositories(conn: Connection) -> list[str]:
     return list(conn.execute(query).scalars())
 
 
-def _files_query(version: ServedVersion) -> Select[Any]:
+def _files_query(repository_id: Any, number: Any) -> Select[Any]:
     return (
         select(
             _ca.c.id,
@@ -112,25 +122,30 @@ def _files_query(version: ServedVersion) -> Select[Any]:
         )
         .join(_rc, _rc.c.content_id == _ca.c.content_id)
         .outerjoin(_artifact, _artifact.c.id == _ca.c.artifact_id)
-        .where(membership_filter(version.repository_id, version.number))
+        .where(membership_filter(repository_id, number))
     )
+
+
+_FILE = (
+    _files_query(bindparam("repository_id"), bindparam("number"))
+    .where(_ca.c.relative_path == bindparam("path"))
+    .order_by(_rc.c.version_added.desc(), _rc.c.content_id.desc())
+    .limit(1)
+)
+_EXPECTED = (
+    select(_ra.c.sha256, _ra.c.size).where(_ra.c.content_artifact_id == bindparam("ca_id")).order_by(_ra.c.id).limit(1)
+)
 
 
 def find_file(conn: Connection, version: ServedVersion, path: str) -> ServedFile | None:
     """The file at ``path`` in ``version`` (the latest added, if several), or None."""
-    row = conn.execute(
-        _files_query(version)
-        .where(_ca.c.relative_path == path)
-        .order_by(_rc.c.version_added.desc(), _rc.c.content_id.desc())
-        .limit(1)
-    ).first()
+    values = {"repository_id": version.repository_id, "number": version.number, "path": path}
+    row = conn.execute(_FILE, values).first()
     if row is None:
         return None
     sha256, size = row.sha256, row.size
     if row.location is None:  # not stored: what its remotes promise
-        expected = conn.execute(
-            select(_ra.c.sha256, _ra.c.size).where(_ra.c.content_artifact_id == row.id).order_by(_ra.c.id).limit(1)
-        ).first()
+        expected = conn.execute(_EXPECTED, {"ca_id": row.id}).first()
         if expected is not None:
             sha256, size = expected.sha256, expected.size
     return ServedFile(row.relative_path, row.id, sha256, size, row.location)
@@ -151,7 +166,7 @@ class Folder:
 def list_folder(conn: Connection, version: ServedVersion, folder: str) -> Folder:
     """The children of ``folder`` ("" for the top, else a path without a trailing "/") in ``version``."""
     prefix = f"{folder}/" if folder else ""
-    base = _files_query(version)
+    base = _files_query(version.repository_id, version.number)
     if prefix:
         base = base.where(func.substr(_ca.c.relative_path, 1, len(prefix)) == prefix)
     folders: set[str] = set()
