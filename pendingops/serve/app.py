@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -44,6 +46,8 @@ T = TypeVar("T")
 _ALLOWED = "GET, HEAD"
 _REMEMBERED_VERSIONS = 1024
 _REMEMBERED_FILES = 65536
+#: stored files up to this size are read and sent at once; larger ones go out with sendfile
+_SMALL_FILE = 64 * 1024
 #: request headers the file sender must not see: this module has decided them already
 _DECIDED = (
     hdrs.IF_NONE_MATCH,
@@ -57,7 +61,10 @@ _DECIDED = (
 
 
 class ContentServer:
-    """Serves what ``db`` and ``storage`` hold; ``base_url`` is where clients reach it (set on start)."""
+    """Serves what ``db`` and ``storage`` hold; ``base_url`` is where clients reach it (set on start).
+
+    A version that completes is served as ``latest`` within ``latest_ttl`` seconds (0: at once).
+    """
 
     def __init__(
         self,
@@ -68,14 +75,18 @@ class ContentServer:
         db_threads: int = 4,
         remote_settings: Callable[[Source], RemoteConfig] | None = None,
         cooldown: float = DEFAULT_COOLDOWN,
+        latest_ttl: float = 1.0,
     ) -> None:
         self.db = db
+        #: seconds a repository's latest version number is reused before it is read again
+        self.latest_ttl = latest_ttl
         self.storage = storage
         self.base_url = ""
         self.publisher = Publisher(available_plugins().values() if plugins is None else plugins)
         self._pool = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="pendingops-serve")
         self._published_names = self.publisher.names
         self._version_cache: dict[tuple[str, str], ServedVersion] = {}
+        self._latest_read: dict[str, float] = {}
         self._file_cache: dict[tuple[int, int, str], ServedFile] = {}
         self.on_demand = OnDemand(db, storage, self._read, settings=remote_settings, cooldown=cooldown)
 
@@ -130,15 +141,23 @@ class ContentServer:
         return await self.send_file(request, version, found)
 
     async def _version(self, repository: str, version: str) -> ServedVersion | None:
-        """A complete version; numbered ones are remembered (a complete version never changes)."""
+        """A complete version. Numbered ones are remembered (a complete version never changes); which
+        is the latest is read again once it is ``latest_ttl`` seconds old."""
         key = (repository, version)
+        now = time.monotonic()
         found = self._version_cache.get(key)
+        stale = version == "latest" and now - self._latest_read.get(repository, 0.0) >= self.latest_ttl
+        if stale:
+            found = None
         if found is None:
             found = await self._read(find_version, repository, version)
-            if found is not None and version != "latest":
+            if found is not None:
                 if len(self._version_cache) >= _REMEMBERED_VERSIONS:
                     self._version_cache.pop(next(iter(self._version_cache)))
+                    self._latest_read.clear()
                 self._version_cache[key] = found
+                if version == "latest":
+                    self._latest_read[repository] = now
         return found
 
     async def _file(self, version: ServedVersion, path: str) -> ServedFile | None:
@@ -274,29 +293,53 @@ class _ArtifactResponse(web.FileResponse):
 
 
 async def _send_stored(request: web.Request, path: Any, found: ServedFile) -> web.StreamResponse:
+    """A stored file: small ones read at once (from the page cache, cheaper than a worker thread), others
+    with sendfile."""
     etag = f'"{found.sha256}"'
     try:
-        stat = await asyncio.get_running_loop().run_in_executor(None, path.stat)
+        small, stat = _read_if_small(path)
     except OSError:
         return _not_found(f"{found.relative_path!r} is missing from storage")
     last_modified = datetime.fromtimestamp(int(stat.st_mtime), UTC)
-    size = stat.st_size
+    size = stat.st_size if small is None else len(small)
     common = {hdrs.ETAG: etag, hdrs.ACCEPT_RANGES: "bytes"}
     if not_modified(request.headers, etag, last_modified):
         response = web.Response(status=304, headers=common)
         response.last_modified = last_modified
         return response
-    headers = CIMultiDict((k, v) for k, v in request.headers.items() if k not in _DECIDED)
+    wanted = None
     if range_applies(request.headers, etag, last_modified):
         try:
             wanted = byte_range(request.headers.get(hdrs.RANGE), size)
         except Unsatisfiable:
             return web.Response(status=416, headers={**common, hdrs.CONTENT_RANGE: f"bytes */{size}"})
-        if wanted is not None:
-            headers[hdrs.RANGE] = f"bytes={wanted[0]}-{wanted[1]}"
-    name = found.relative_path.rpartition("/")[2]
+    content_type = media_type(found.relative_path.rpartition("/")[2])
+    if small is not None:
+        headers = {**common, hdrs.CONTENT_TYPE: content_type}
+        if wanted is None:
+            response = web.Response(body=small, headers=headers)
+        else:
+            headers[hdrs.CONTENT_RANGE] = f"bytes {wanted[0]}-{wanted[1]}/{size}"
+            response = web.Response(status=206, body=small[wanted[0] : wanted[1] + 1], headers=headers)
+        response.last_modified = last_modified
+        return response
+    headers = CIMultiDict((k, v) for k, v in request.headers.items() if k not in _DECIDED)
+    if wanted is not None:
+        headers[hdrs.RANGE] = f"bytes={wanted[0]}-{wanted[1]}"
     view = request.clone(headers=headers)
-    return _ArtifactResponse(path, etag, last_modified, {hdrs.CONTENT_TYPE: media_type(name)}, view)
+    return _ArtifactResponse(path, etag, last_modified, {hdrs.CONTENT_TYPE: content_type}, view)
+
+
+def _read_if_small(path: Any) -> tuple[bytes | None, os.stat_result]:
+    """The bytes of the file at ``path`` if it is at most ``_SMALL_FILE`` bytes (else None), and its stat."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        stat = os.fstat(fd)
+        if stat.st_size > _SMALL_FILE:
+            return None, stat
+        return os.read(fd, _SMALL_FILE + 1), stat
+    finally:
+        os.close(fd)
 
 
 def _close_iterator(chunks: Iterator[bytes]) -> None:

@@ -234,3 +234,15 @@ def test_an_empty_or_small_version_lists_and_serves(db, storage, files) -> None:
             assert body.decode() == expected
 
     asyncio.run(scenario())
+
+
+def test_a_new_version_is_served_as_latest_while_the_server_runs(db, storage) -> None:
+    async def scenario() -> None:
+        await sync_files(db, storage, {"f": b"one"})
+        async with content_server(db, storage, latest_ttl=0) as server, aiohttp.ClientSession() as session:
+            assert (await get(session, file_url(server, "f")))[2] == b"one"
+            await sync_files(db, storage, {"f": b"two"}, mirror=True)
+            assert (await get(session, file_url(server, "f")))[2] == b"two"
+            assert (await get(session, file_url(server, "f", version=1)))[2] == b"one"
+
+    asyncio.run(scenario())
