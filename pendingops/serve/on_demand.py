@@ -118,20 +118,30 @@ class OnDemand:
         size = 0
         temp = self.storage.new_temp_path()
         store = source.policy != "streamed" and "sha256" in expected
+        loop = asyncio.get_running_loop()
         try:
             async with Fetcher(self._settings(source), self.storage) as fetcher:
                 with open(temp, "wb") if store else _Discard() as out:
-                    async for chunk in fetcher.stream(source.url):
-                        size += len(chunk)
-                        if cap is not None and size > cap:
-                            raise _Mismatch(f"more than the {cap} bytes recorded")
-                        for hasher in hashers.values():
-                            hasher.update(chunk)
-                        out.write(chunk)
-                        if held is not None and not client_gone:
-                            response = response or await _start(request, found, source)
-                            client_gone = not await _send(response, held)
-                        held = chunk
+                    # Each chunk is hashed and written on a worker thread while the next one arrives
+                    # and the previous one goes to the client (hashlib releases the GIL).
+                    digesting: asyncio.Future[None] | None = None
+                    try:
+                        async for chunk in fetcher.stream(source.url):
+                            size += len(chunk)
+                            if cap is not None and size > cap:
+                                raise _Mismatch(f"more than the {cap} bytes recorded")
+                            if digesting is not None:
+                                await digesting
+                            digesting = loop.run_in_executor(None, _digest, hashers, out, chunk)
+                            if held is not None and not client_gone:
+                                response = response or await _start(request, found, source)
+                                client_gone = not await _send(response, held)
+                            held = chunk
+                        if digesting is not None:
+                            await digesting
+                    finally:  # the file is closed only once no thread writes to it
+                        if digesting is not None and not digesting.done():
+                            await asyncio.wait([digesting])
             computed = {name: hasher.hexdigest() for name, hasher in hashers.items()}
             problem = _mismatch(source, size, computed)
             if problem:
@@ -169,6 +179,12 @@ class OnDemand:
             link_fetched_artifact(conn, self.db, ca_id, location, size, digests)
 
         await asyncio.get_running_loop().run_in_executor(None, self.db.transact, write)
+
+
+def _digest(hashers: dict[str, Any], out: Any, chunk: bytes) -> None:
+    for hasher in hashers.values():
+        hasher.update(chunk)
+    out.write(chunk)
 
 
 class _Mismatch(Exception):
