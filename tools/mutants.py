@@ -598,6 +598,56 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=("tests/db/test_query_plans.py::test_postgresql_orphan_checks_probe_the_membership_index_per_window",),
         databases="postgresql",
     ),
+    Mutant(
+        id="serve-shows-incomplete-version",
+        guarantee="only complete versions are served",
+        file="pendingops/serve/resolve.py",
+        why="a numbered version is served before its sync finished (or after it failed)",
+        old="""_COMPLETE = (_repo.c.name == bindparam("name")) & _version.c.complete""",
+        new="""_COMPLETE = _repo.c.name == bindparam("name")""",
+        tests=("tests/serve/test_app.py::test_a_version_being_built_is_invisible",),
+    ),
+    Mutant(
+        id="serve-sends-before-checking",
+        guarantee="a corrupt upstream file never reaches a client whole",
+        file="pendingops/serve/on_demand.py",
+        why="on-demand bytes go to the client as they arrive, the last chunk included, before the digest is checked",
+        old="""                            if held is not None and not client_gone:
+                                response = response or await _start(request, found, source)
+                                client_gone = not await _send(response, held)
+                            held = chunk""",
+        new="""                            response = response or await _start(request, found, source)
+                            client_gone = not await _send(response, chunk)""",
+        tests=("tests/serve/test_on_demand.py::test_corrupt_upstream_bytes_never_reach_a_client_whole",),
+    ),
+    Mutant(
+        id="serve-single-flight-dropped",
+        guarantee="one upstream fetch per on-demand artifact",
+        file="pendingops/serve/on_demand.py",
+        why="concurrent requests for an artifact not stored each fetch it from the remote",
+        old="""        if not streamed_only:
+            self._in_flight[found.content_artifact_id] = leader""",
+        new="""        pass""",
+        tests=("tests/serve/test_on_demand.py::test_concurrent_requests_cause_one_upstream_fetch",),
+    ),
+    Mutant(
+        id="serve-no-cooldown",
+        guarantee="a failing remote is skipped for the next one",
+        file="pendingops/serve/on_demand.py",
+        why="a remote that just failed is asked again first by the next request",
+        old="""            self._failed_at[source.remote_id] = time.monotonic()""",
+        new="""            pass""",
+        tests=("tests/serve/test_on_demand.py::test_a_failing_remote_is_skipped_for_the_next_one_then_cools_down",),
+    ),
+    Mutant(
+        id="serve-range-not-clamped",
+        guarantee="ranges answered as RFC 9110 says",
+        file="pendingops/serve/conditional.py",
+        why="a range ending past the file is answered with the end asked for, not the file's",
+        old="""    return start, min(int(last), size - 1) if last else size - 1""",
+        new="""    return start, int(last) if last else size - 1""",
+        tests=("tests/serve/test_app.py::test_head_conditional_requests_and_ranges",),
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in
