@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, select
 
 from pendingops.db.database import Database
+from pendingops.db.locks import StoreLock
 from pendingops.db.remote_sources import Source, sources
 from pendingops.db.schema import ContentArtifact, RepositoryContent
 from pendingops.db.versions import find_repository, membership_filter, version_info
@@ -57,7 +58,10 @@ def fetch_missing(
     """Fetch and store every file of the version not stored yet; report what could not be."""
     with db.engine.connect() as conn:
         missing = unfetched_files(conn, repository, number)
-    return asyncio.run(_fetch_all(db, storage, missing, settings))
+    if not missing:
+        return FetchReport()
+    with StoreLock(db, shared=True):  # as a sync: an orphan cleanup waits, and never removes what is stored here
+        return asyncio.run(_fetch_all(db, storage, missing, settings))
 
 
 async def _fetch_all(

@@ -13,17 +13,19 @@ served from storage: one upstream transfer per artifact. A remote that just fail
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import hdrs, web
 from sqlalchemy import Connection
 
 from pendingops.db.database import Database
+from pendingops.db.locks import StoreLock
 from pendingops.db.remote_sources import Source, sources
 from pendingops.db.writes import link_fetched_artifact
 from pendingops.download.fetcher import DownloadError, Fetcher
@@ -157,28 +159,40 @@ class OnDemand:
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        if store:
+        if store:  # before the last bytes go out: a client that has them all finds the file stored
             try:
                 await self._store(found, temp, size, computed)
-            except Exception as exc:  # the client still gets its verified bytes
+            except Exception as exc:  # the client still gets its checked bytes
                 temp.unlink(missing_ok=True)
                 log.warning("on-demand fetch of %s: storing failed: %s", source.url, exc)
         response = response or await _start(request, found, source)
         if not client_gone and held is not None:
             client_gone = not await _send(response, held)
         if not client_gone:
-            await response.write_eof()
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await response.write_eof()
         return response
 
     async def _store(self, found: ServedFile, temp: Any, size: int, digests: dict[str, str]) -> None:
-        location = self.storage.put(temp, digests["sha256"])
-        await self._run_transaction(found.content_artifact_id, location, size, digests)
+        """Rename the checked file into storage and link it, holding the store lock shared as a sync
+        does, so an orphan cleanup never removes the file between the two steps."""
 
-    async def _run_transaction(self, ca_id: int, location: str, size: int, digests: dict[str, str]) -> None:
         def write(conn: Connection) -> None:
-            link_fetched_artifact(conn, self.db, ca_id, location, size, digests)
+            link_fetched_artifact(conn, self.db, found.content_artifact_id, location, size, digests)
 
-        await asyncio.get_running_loop().run_in_executor(None, self.db.transact, write)
+        async with _shared_store_lock(self.db):
+            location = self.storage.put(temp, digests["sha256"])
+            await asyncio.get_running_loop().run_in_executor(None, self.db.transact, write)
+
+
+@contextlib.asynccontextmanager
+async def _shared_store_lock(db: Database) -> AsyncIterator[None]:
+    lock = StoreLock(db, shared=True)
+    await lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _digest(hashers: dict[str, Any], out: Any, chunk: bytes) -> None:
