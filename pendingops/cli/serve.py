@@ -31,6 +31,11 @@ def cmd_serve(args: argparse.Namespace, settings: Any) -> int:
     def ready(url: str) -> None:
         print(f"serving on {url} (Ctrl-C stops)", flush=True)
 
-    asyncio.run(serve(server, args.host, args.port, on_ready=ready))
+    try:
+        asyncio.run(serve(server, args.host, args.port, on_ready=ready))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        print(f"pendingops: error: cannot listen on {args.host} port {args.port}: {reason}", file=sys.stderr)
+        return 1
     print("stopped", file=sys.stderr)
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -58,6 +59,12 @@ def test_serve_stops_on_ctrl_c_and_refuses_a_bad_port(cli: Cli) -> None:
         assert process.wait(60) == 0
     done = cli.run("serve", "--port", "70000")
     assert done.returncode == 2 and "not a port number" in done.stderr and "Traceback" not in done.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        done = cli.run("serve", "--port", str(taken.getsockname()[1]))
+    assert done.returncode == 1 and "cannot listen on 127.0.0.1 port" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_on_demand_and_streamed_content_from_the_command_line(cli: Cli, tmp_path) -> None:
