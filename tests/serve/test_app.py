@@ -52,8 +52,10 @@ def test_files_come_back_byte_identical_with_their_headers(db, storage) -> None:
     asyncio.run(scenario())
 
 
-def test_head_conditional_requests_and_ranges(db, storage) -> None:
-    data = bytes(range(256)) * 4  # 1024 bytes
+@pytest.mark.parametrize("repeat", [4, 1024], ids=["1 KiB, sent at once", "256 KiB, sendfile"])
+def test_head_conditional_requests_and_ranges(db, storage, repeat) -> None:
+    data = bytes(range(256)) * repeat
+    n = len(data)
     etag = f'"{hashlib.sha256(data).hexdigest()}"'
 
     async def scenario() -> None:
@@ -61,7 +63,7 @@ def test_head_conditional_requests_and_ranges(db, storage) -> None:
         async with content_server(db, storage) as server, aiohttp.ClientSession() as session:
             url = URL(file_url(server, "f.bin"), encoded=True)
             async with session.head(url) as response:
-                assert response.status == 200 and response.headers["Content-Length"] == "1024"
+                assert response.status == 200 and response.headers["Content-Length"] == str(n)
                 assert response.headers["ETag"] == etag and await response.read() == b""
             assert (await get(session, str(url), **{"If-None-Match": etag}))[0] == 304
             assert (await get(session, str(url), **{"If-None-Match": f'"x", W/{etag}'}))[0] == 304
@@ -74,22 +76,26 @@ def test_head_conditional_requests_and_ranges(db, storage) -> None:
                 return await get(session, str(url), Range=value, **more)
 
             status, headers, body = await ranged("bytes=10-19")
-            assert (status, body, headers["Content-Range"]) == (206, data[10:20], "bytes 10-19/1024")
-            assert headers["Content-Length"] == "10"
-            status, headers, body = await ranged("bytes=1000-5000")  # clamped to the end
-            assert (status, body, headers["Content-Range"]) == (206, data[1000:], "bytes 1000-1023/1024")
+            assert (status, body, headers["Content-Range"]) == (206, data[10:20], f"bytes 10-19/{n}")
+            assert headers["Content-Length"] == "10" and headers["ETag"] == etag
+            status, headers, body = await ranged(f"bytes={n - 24}-{n + 5000}")  # clamped to the end
+            assert (status, body, headers["Content-Range"]) == (206, data[-24:], f"bytes {n - 24}-{n - 1}/{n}")
             assert headers["Content-Length"] == "24"
             status, headers, body = await ranged("bytes=-5")
-            assert (status, body, headers["Content-Range"]) == (206, data[-5:], "bytes 1019-1023/1024")
-            status, headers, body = await ranged("bytes=1000-")
-            assert (status, body) == (206, data[1000:])
-            for unsatisfiable in ("bytes=1024-", "bytes=5000-6000", "bytes=-0"):
+            assert (status, body, headers["Content-Range"]) == (206, data[-5:], f"bytes {n - 5}-{n - 1}/{n}")
+            status, headers, body = await ranged(f"bytes={n - 24}-")
+            assert (status, body) == (206, data[-24:])
+            status, headers, body = await ranged(f"bytes=-{n + 10}")  # a suffix longer than the file: all of it
+            assert (status, body, headers["Content-Range"]) == (206, data, f"bytes 0-{n - 1}/{n}")
+            for unsatisfiable in (f"bytes={n}-", f"bytes={n + 5}-{n + 6}", "bytes=-0"):
                 status, headers, _ = await ranged(unsatisfiable)
-                assert (status, headers["Content-Range"]) == (416, "bytes */1024"), unsatisfiable
+                assert (status, headers["Content-Range"]) == (416, f"bytes */{n}"), unsatisfiable
             for ignored in ("bytes=0-1,5-6", "bytes=9-3", "items=0-1", "bytes=abc"):
                 assert (await ranged(ignored))[:3:2] == (200, data), ignored
             assert (await ranged("bytes=0-1", **{"If-Range": etag}))[0] == 206
             assert (await ranged("bytes=0-1", **{"If-Range": '"old"'}))[:3:2] == (200, data)
+            async with session.head(url, headers={"Range": "bytes=0-9"}) as response:
+                assert (response.status, response.headers["Content-Length"]) == (206, "10")
             status, headers, _ = await get(session, file_url(server, "empty"), Range="bytes=0-0")
             assert (status, headers["Content-Range"]) == (416, "bytes */0")
 
