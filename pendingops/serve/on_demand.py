@@ -5,8 +5,10 @@ temporary file; the last chunk is held back until size and digests are checked, 
 never receives a complete body that does not match: a mismatch found before anything was sent is
 a 502, after that the connection is closed before the body ends. A file that matches is stored
 (renamed into storage, then its Artifact row linked to the content) unless the remote's policy is
-``streamed``. Requests for an artifact already being fetched wait for that fetch and are then
-served from storage: one upstream transfer per artifact. A remote that just failed is skipped for
+``streamed``. Requests for an artifact already being fetched follow that fetch: they read its
+temporary file as it grows, under the same rule for the last byte (and wait for it to end if it
+fails before they got anything, as the next remote may then be tried): one upstream transfer per
+artifact. A remote that just failed is skipped for
 ``cooldown`` seconds, and the next remote holding the same content is tried.
 """
 
@@ -16,9 +18,12 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -37,6 +42,24 @@ from pendingops.storage.base import ArtifactStorage
 log = logging.getLogger("pendingops.serve")
 #: seconds a remote that just failed is skipped when another one holds the same content
 DEFAULT_COOLDOWN = 300.0
+_FOLLOW_PIECE = 256 * 1024
+
+
+@dataclass(slots=True)
+class _Transfer:
+    """A leader's fetch from one source, as requests that arrive meanwhile follow it: how many bytes of
+    the temporary file are written, and the verdict once known."""
+
+    path: Path
+    source: Source
+    written: int = 0
+    #: None while running; True once checked and stored; False if it failed
+    verdict: bool | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def notify(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
 
 
 class FetchFailed(Exception):
@@ -66,6 +89,7 @@ class OnDemand:
         self.cooldown = cooldown
         self._failed_at: dict[int, float] = {}
         self._in_flight: dict[int, asyncio.Future[None]] = {}
+        self._transfers: dict[int, _Transfer] = {}
         #: requests waiting for another request's fetch, per content artifact
         self.waiting: Counter[int] = Counter()
 
@@ -83,6 +107,11 @@ class OnDemand:
         if waiting is not None and not streamed_only:
             self.waiting[found.content_artifact_id] += 1
             try:
+                transfer = self._transfers.get(found.content_artifact_id)
+                if transfer is not None:
+                    answer = await _follow(request, found, transfer)
+                    if answer is not None:
+                        return answer
                 await asyncio.shield(waiting)
             finally:
                 self.waiting[found.content_artifact_id] -= 1
@@ -111,6 +140,23 @@ class OnDemand:
 
     async def _from(self, request: web.Request, found: ServedFile, source: Source) -> web.StreamResponse:
         """Stream ``source`` to the client; raise FetchFailed if it failed before anything was sent."""
+        temp = self.storage.new_temp_path()
+        store = source.policy != "streamed" and "sha256" in source.digests
+        transfer = _Transfer(temp, source)
+        if store:
+            self._transfers[found.content_artifact_id] = transfer
+        try:
+            return await self._transfer(request, found, source, transfer, store)
+        finally:
+            if self._transfers.get(found.content_artifact_id) is transfer:
+                del self._transfers[found.content_artifact_id]
+            if transfer.verdict is None:
+                transfer.verdict = False
+            transfer.notify()
+
+    async def _transfer(
+        self, request: web.Request, found: ServedFile, source: Source, transfer: _Transfer, store: bool
+    ) -> web.StreamResponse:
         expected = source.digests
         hashers = {"sha256": hashlib.sha256(), **{name: hashlib.new(name) for name in expected if name != "sha256"}}
         cap = source.size
@@ -118,8 +164,7 @@ class OnDemand:
         client_gone = False
         held: bytes | None = None
         size = 0
-        temp = self.storage.new_temp_path()
-        store = source.policy != "streamed" and "sha256" in expected
+        temp = transfer.path
         loop = asyncio.get_running_loop()
         try:
             async with Fetcher(self._settings(source), self.storage) as fetcher:
@@ -134,6 +179,8 @@ class OnDemand:
                                 raise _Mismatch(f"more than the {cap} bytes recorded")
                             if digesting is not None:
                                 await digesting
+                                transfer.written = size - len(chunk)
+                                transfer.notify()
                             digesting = loop.run_in_executor(None, _digest, hashers, out, chunk)
                             if held is not None and not client_gone:
                                 response = response or await _start(request, found, source)
@@ -141,6 +188,7 @@ class OnDemand:
                             held = chunk
                         if digesting is not None:
                             await digesting
+                            transfer.written = size
                     finally:  # the file is closed only once no thread writes to it
                         if digesting is not None and not digesting.done():
                             await asyncio.wait([digesting])
@@ -165,6 +213,8 @@ class OnDemand:
             except Exception as exc:  # the client still gets its checked bytes
                 temp.unlink(missing_ok=True)
                 log.warning("on-demand fetch of %s: storing failed: %s", source.url, exc)
+        transfer.verdict = True
+        transfer.notify()
         response = response or await _start(request, found, source)
         if not client_gone and held is not None:
             client_gone = not await _send(response, held)
@@ -199,6 +249,7 @@ def _digest(hashers: dict[str, Any], out: Any, chunk: bytes) -> None:
     for hasher in hashers.values():
         hasher.update(chunk)
     out.write(chunk)
+    out.flush()  # requests following this transfer read the file
 
 
 class _Mismatch(Exception):
@@ -216,6 +267,48 @@ class _Discard:
 
     def write(self, data: bytes) -> int:
         return len(data)
+
+    def flush(self) -> None:
+        return None
+
+
+async def _follow(request: web.Request, found: ServedFile, transfer: _Transfer) -> web.StreamResponse | None:
+    """Answer from the temporary file of another request's transfer as it grows, the last byte only
+    once that transfer is checked. None when nothing was sent and the transfer failed (the caller
+    then waits for the leader, which may try another remote)."""
+    try:
+        handle = open(transfer.path, "rb")  # noqa: SIM115 - kept open across renames, closed below
+    except OSError:
+        return None
+    response: web.StreamResponse | None = None
+    sent = 0
+    try:
+        while True:
+            changed = transfer.changed
+            if transfer.verdict is False:
+                if response is None:
+                    return None
+                _abort(request)
+                return response
+            limit = transfer.written if transfer.verdict else transfer.written - 1
+            if limit > sent:
+                response = response or await _start(request, found, transfer.source)
+                while sent < limit:
+                    piece = os.pread(handle.fileno(), min(limit - sent, _FOLLOW_PIECE), sent)
+                    if not piece:
+                        break
+                    if not await _send(response, piece):
+                        return response
+                    sent += len(piece)
+                continue
+            if transfer.verdict:
+                response = response or await _start(request, found, transfer.source)
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await response.write_eof()
+                return response
+            await changed.wait()
+    finally:
+        handle.close()
 
 
 def _mismatch(source: Source, size: int, computed: dict[str, str]) -> str | None:

@@ -78,7 +78,7 @@ async def raw_request(server: ContentServer, target: bytes, method: bytes = b"GE
 class GatedOrigin(LoopbackServer):
     """An origin serving ``files`` whose answers the test controls: each request is counted and held
     until ``gate`` is set; ``corrupt`` paths get other bytes of the same size; ``stall`` paths get
-    their headers and ``stall_after`` bytes, then nothing until ``release_stall`` is set."""
+    their headers and ``stall_after`` bytes, then nothing until ``release_stall`` is set, then the rest."""
 
     files: dict[str, bytes]
     gate: asyncio.Event = field(default_factory=asyncio.Event)
@@ -113,7 +113,11 @@ class GatedOrigin(LoopbackServer):
             return web.Response(body=data)
         response = web.StreamResponse(headers={"Content-Length": str(len(data))})
         await response.prepare(request)
-        if self.stall_after:
-            await response.write(data[: self.stall_after])
-        await self.release_stall.wait()
+        try:
+            if self.stall_after:
+                await response.write(data[: self.stall_after])
+            await self.release_stall.wait()
+            await response.write(data[self.stall_after :])
+        except (ConnectionError, RuntimeError):  # the client hung up meanwhile
+            pass
         return response

@@ -91,6 +91,37 @@ def test_concurrent_requests_cause_one_upstream_fetch(db, storage) -> None:
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("corrupt", [False, True])
+def test_requests_arriving_during_a_fetch_follow_it_as_it_grows(db, storage, corrupt) -> None:
+    async def scenario() -> None:
+        origin = GatedOrigin({"large.bin": LARGE}, stall={"large.bin"}, stall_after=300_000)
+        if corrupt:
+            origin.corrupt.add("large.bin")
+        origin.gate.set()
+        async with origin:
+            await record(db, storage, origin, {"large.bin": LARGE})
+            async with content_server(db, storage) as server, aiohttp.ClientSession() as session:
+                url = URL(file_url(server, "large.bin"), encoded=True)
+                # the second request is made once the first has its headers, while the upstream stalls
+                async with session.get(url) as first, session.get(url) as second:
+                    assert origin.requests["large.bin"] == 1
+                    expected = LARGE if not corrupt else bytes((b + 1) % 256 for b in LARGE)
+                    for response in (first, second):  # both have bytes before the transfer ends
+                        assert response.status == 200
+                        assert await response.content.readexactly(1000) == expected[:1000]
+                    origin.release_stall.set()
+                    for response in (first, second):
+                        if corrupt:
+                            with pytest.raises(aiohttp.ClientPayloadError):
+                                await response.read()
+                        else:
+                            assert await response.read() == LARGE[1000:]
+                assert origin.requests["large.bin"] == 1
+        assert stored_artifacts(db) == (0 if corrupt else 1)
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize(("data", "outcome"), [(SMALL, "502"), (LARGE, "cut")])
 def test_corrupt_upstream_bytes_never_reach_a_client_whole(db, storage, caplog, data, outcome) -> None:
     caplog.set_level(logging.WARNING, logger="pendingops.serve")
