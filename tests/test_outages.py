@@ -33,6 +33,7 @@ from pendingops import (
 from pendingops import operators as ops
 from pendingops.db.schema import SyncRun
 from tests.conftest import assert_artifacts_intact, file_set, file_units, version_content, version_numbers
+from tests.cutting_proxy import CuttingProxy
 from tests.remote_server import RemoteServer
 
 pytestmark = pytest.mark.postgres
@@ -72,13 +73,23 @@ class PrivateCluster:
         initdb = _pg_bin("initdb")
         assert initdb is not None
         self._run(initdb, "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(self._ctl(), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start")
+        self.start()
+
+    def _options(self) -> str:
+        return f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
 
     def _ctl(self) -> str:
         ctl = _pg_bin("pg_ctl")
         assert ctl is not None
         return ctl
+
+    def stop(self) -> None:
+        """Stop the server at once, as a crash would, and leave it down."""
+        self._run(self._ctl(), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def start(self) -> None:
+        log = str(self.folder / "log")
+        self._run(self._ctl(), "-D", str(self.data), "-o", self._options(), "-l", log, "-w", "start")
 
     def restart(self) -> None:
         """Stop the server at once (as a crash or a failover would: every session and its locks end), then start it."""
@@ -133,7 +144,9 @@ def _restart_before(db: Database, cluster: PrivateCluster, statement_start: str)
     return lambda: len(fired)
 
 
-def _sync(db: Database, storage: LocalStorage, server: RemoteServer, pipeline: list | None = None) -> Any:
+def _sync(
+    db: Database, storage: LocalStorage, server: RemoteServer, pipeline: list | None = None, **options: Any
+) -> Any:
     async def run() -> Any:
         async with server:
             units = file_units(server.manifest_url, FILES)
@@ -148,6 +161,7 @@ def _sync(db: Database, storage: LocalStorage, server: RemoteServer, pipeline: l
                     batch_size=12,
                     batch_wait=0.01,
                     pipeline=pipeline,
+                    **options,
                 )
             except SyncFailed as exc:
                 return exc
@@ -172,17 +186,36 @@ def _assert_truthful(db: Database, storage: LocalStorage, outcome: Any) -> None:
     assert_artifacts_intact(db, storage)
 
 
-@pytest.mark.parametrize(
+MOMENTS = pytest.mark.parametrize(
     ("moment", "statement"),
     [
+        ("during a dedup lookup", "SELECT content.id, content.content_type"),
         ("during a save batch", "INSERT INTO content "),
         ("while adding to the version", "INSERT INTO repository_content "),
         ("while finishing the version", "UPDATE repository_version SET complete"),
     ],
 )
-def test_a_restart_inside_a_database_batch_fails_the_sync_and_says_so(outage_db, storage, cluster, moment, statement):
+
+
+@MOMENTS
+def test_a_restart_inside_a_database_batch_is_ridden_out(outage_db, storage, cluster, moment, statement):
+    """The batch's transaction is rolled back by the restart and runs again on a fresh connection:
+    the sync succeeds with the one version it was building."""
     fired = _restart_before(outage_db, cluster, statement)
     outcome = _sync(outage_db, storage, RemoteServer(dict(FILES)))
+    assert fired() == 1
+    assert not isinstance(outcome, SyncFailed), f"{moment}: {outcome}"
+    _assert_truthful(outage_db, storage, outcome)
+    with outage_db.engine.connect() as conn:
+        assert conn.execute(select(SyncRun.__table__.c.state)).scalars().all() == ["completed"]
+
+
+@MOMENTS
+def test_with_no_retry_time_a_restart_inside_a_batch_fails_the_sync_and_says_so(
+    outage_db, storage, cluster, moment, statement
+):
+    fired = _restart_before(outage_db, cluster, statement)
+    outcome = _sync(outage_db, storage, RemoteServer(dict(FILES)), db_retry_seconds=0)
     assert fired() == 1
     assert isinstance(outcome, SyncFailed), moment
     assert "database connection lost" in str(outcome) and "no new version" in str(outcome)
@@ -192,10 +225,52 @@ def test_a_restart_inside_a_database_batch_fails_the_sync_and_says_so(outage_db,
     assert not isinstance(rerun, SyncFailed)
 
 
-def test_a_restart_during_downloads_is_told_truly_and_the_rerun_completes(outage_db, storage, cluster):
-    """The server restarts while files download and batches are saved: whether the sync rode it out
-    (later batches on fresh connections, the version fenced by its own row) or failed, what it says is
-    what the database holds, and a rerun completes the version."""
+@pytest.mark.parametrize("retry_seconds", [0, 30])
+def test_a_finish_whose_commit_answer_is_lost_is_reported_as_the_success_it_was(
+    outage_db, storage, cluster, retry_seconds
+):
+    """The finishing transaction reaches the server and commits; the connection is cut before its
+    answer comes back. The run record, written in that transaction, tells the sync it succeeded."""
+    with CuttingProxy(cluster.port, marker=b"UPDATE repository_version SET complete") as proxy:
+        through_proxy = open_database(cluster.url.replace(f":{cluster.port}/", f":{proxy.port}/"), create=False)
+        try:
+            outcome = _sync(through_proxy, storage, RemoteServer(dict(FILES)), db_retry_seconds=retry_seconds)
+        finally:
+            through_proxy.close()
+    assert proxy.cuts == 1
+    assert not isinstance(outcome, SyncFailed), str(outcome)
+    _assert_truthful(outage_db, storage, outcome)
+    with outage_db.engine.connect() as conn:
+        assert conn.execute(select(SyncRun.__table__.c.state)).scalars().all() == ["completed"]
+
+
+def test_an_outage_longer_than_the_retry_time_fails_the_sync_and_says_so(outage_db, storage, cluster):
+    """The server goes down during a save batch and stays down until the sync has given up."""
+    fired: list[int] = []
+
+    def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if not fired and statement.lstrip().startswith("INSERT INTO content "):
+            fired.append(1)
+            cluster.stop()
+
+    event.listen(outage_db.engine, "before_cursor_execute", before)
+    try:
+        outcome = _sync(outage_db, storage, RemoteServer(dict(FILES)), db_retry_seconds=1)
+    finally:
+        cluster.start()
+    assert fired
+    assert isinstance(outcome, SyncFailed)
+    assert "database connection lost" in str(outcome) and "during save; retried for" in str(outcome)
+    assert "no new version" in str(outcome) and "\n" not in str(outcome)
+    assert version_numbers(outage_db, "r") == [0]
+    rerun = _sync(outage_db, storage, RemoteServer(dict(FILES)))
+    _assert_truthful(outage_db, storage, rerun)
+    assert not isinstance(rerun, SyncFailed)
+
+
+def test_a_restart_during_downloads_costs_a_pause_not_the_sync(outage_db, storage, cluster):
+    """The server restarts while files download and batches are saved: later batches retry on fresh
+    connections, the lost locks are taken again, and the version is finished."""
     started = asyncio.Event()
 
     async def restart_once(unit: PendingContent) -> None:
@@ -205,29 +280,30 @@ def test_a_restart_during_downloads_is_told_truly_and_the_rerun_completes(outage
 
     outcome = _sync(outage_db, storage, RemoteServer(dict(FILES)), [ops.enrich(restart_once), *_default()])
     assert started.is_set()
+    assert not isinstance(outcome, SyncFailed), str(outcome)
     _assert_truthful(outage_db, storage, outcome)
-    if isinstance(outcome, SyncFailed):
-        assert "database connection lost" in str(outcome)
-        rerun = _sync(outage_db, storage, RemoteServer(dict(FILES)))
-        _assert_truthful(outage_db, storage, rerun)
-        assert not isinstance(rerun, SyncFailed)
 
 
 def test_a_second_sync_during_the_outage_and_the_first_never_both_write_a_version(outage_db, storage, cluster):
-    """Sync A pauses after its first batch; the server restarts (A's lock goes with its session); sync B
-    of the same repository runs to the end; A resumes and must fail: only B's version exists."""
+    """Sync A holds its first batch at the end of its pipeline, its window full, so it does no database
+    work; the server restarts (A's locks go with its session); sync B of the same repository runs to
+    the end; A resumes, retries on a fresh connection, takes the locks again and must still fail,
+    fenced by the version B discarded: only B's version exists."""
     paused, resume = asyncio.Event(), asyncio.Event()
 
-    async def pause_once(unit: PendingContent) -> None:
-        if not paused.is_set():
+    held: list[PendingContent] = []
+
+    async def hold(unit: PendingContent) -> None:
+        held.append(unit)
+        if len(held) == 12:  # the whole window: nothing of A's is anywhere else
             paused.set()
-            await resume.wait()
+        await resume.wait()
 
     b_files = {"only-b.txt": b"written by sync B"}
 
     async def scenario() -> tuple[Any, Any]:
         async with RemoteServer(dict(FILES)) as server_a, RemoteServer(dict(b_files)) as server_b:
-            pipeline = [*_default(), ops.associate(), ops.enrich(pause_once)]
+            pipeline = [*_default(), ops.associate(), ops.enrich(hold, n=12)]
             a = asyncio.ensure_future(
                 declarative_version(
                     file_units(server_a.manifest_url, FILES),
@@ -237,6 +313,7 @@ def test_a_second_sync_during_the_outage_and_the_first_never_both_write_a_versio
                     repository="r",
                     mirror=True,
                     batch_size=12,
+                    window=12,
                     batch_wait=0.01,
                     pipeline=pipeline,
                 )

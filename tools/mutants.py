@@ -578,13 +578,29 @@ MUTANTS: tuple[Mutant, ...] = (
         id="lost-connection-unexplained",
         guarantee="1 the reported outcome is the stored outcome (outages)",
         file="pendingops/context.py",
-        why="a database error while finishing is reported as a failure without reading what was stored",
-        old="""            lost = connection_lost(exc)
-            if lost is None:
-                raise""",
-        new="""            lost = connection_lost(exc)
-            if True:
-                raise""",
+        why="a finish that failed for good is reported as a failure without reading what was stored",
+        old="            recorded = await self._recorded_outcome() if self._finish_tried else None",
+        new="            recorded = None",
+        tests=("tests/test_outages.py",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="finish-retried-blindly",
+        guarantee="1 the reported outcome is the stored outcome (outages)",
+        file="pendingops/context.py",
+        why="a finish retried after a lost answer runs again without asking whether the commit landed",
+        old="        if self._finish_tried:\n",
+        new="        if False:\n",
+        tests=("tests/test_outages.py",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="retry-keeps-rolled-back-state",
+        guarantee="1 visible iff success (outages: a retried batch)",
+        file="pendingops/context.py",
+        why="a batch retried after a lost connection keeps the row ids its rolled-back attempt gave the units",
+        old="            restore_units_db_state(units, state)\n",
+        new="            pass\n",
         tests=("tests/test_outages.py",),
         databases="postgresql",
     ),

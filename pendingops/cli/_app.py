@@ -88,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
         " of undeclared size)",
     )
     sync.add_argument("--batch-size", type=_positive, default=1000, help="units per database batch")
+    sync.add_argument(
+        "--db-retry-seconds",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a database step that lost its connection (a restart, a failover) is retried on a fresh one"
+        " before the sync fails (default: 30; 0: fail at once)",
+    )
     sync.add_argument("--quiet", action="store_true", help="no progress, only the summary")
     sync.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -137,6 +145,16 @@ def _size(text: str) -> int:
     if not match or int(match[1]) < 1:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (examples: 1048576, 512M, 2G)")
     return int(match[1]) * _SIZE_UNITS[match[2].lower()]
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, at least 0, got {text}")
+    return value
 
 
 def _non_negative(text: str) -> int:
@@ -250,6 +268,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             mirror=args.mirror,
             on_error=args.on_error,
             batch_size=args.batch_size,
+            db_retry_seconds=args.db_retry_seconds,
             on_progress=recorder,
             progress_interval=0.2,
         )
