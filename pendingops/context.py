@@ -40,6 +40,7 @@ from pendingops.db.versions import (
 )
 from pendingops.download.fetcher import Fetcher
 from pendingops.flow import ByteBudget, Flow, LoopObserver, LoopScheduler, Units, paced_source
+from pendingops.maintenance.orphans import latest_cleanup
 from pendingops.pending import PendingContent, describe_error, restore_units_db_state, units_db_state
 from pendingops.progress import Progress, ProgressListener
 from pendingops.remote import RemoteConfig
@@ -185,6 +186,8 @@ class SyncContext:
         self._run_error: BaseException | None = None
         self._run_id = 0
         self._finish_tried = False
+        #: the latest orphan cleanup when the store lock was taken (see ``_ensure_locks_held``)
+        self._cleanups_seen = 0
         self._ticker: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -195,6 +198,7 @@ class SyncContext:
         self._lock = RepositoryLock(self.db, self.repository_id)
         try:
             await self._store_lock.acquire(wait=self._wait_for_lock)
+            self._cleanups_seen = await self.db.run(latest_cleanup)
             await self._lock.acquire(wait=self._wait_for_lock)
             self.version = await self.db.run(begin_version, self.repository_id)
             self._run_id = await self.db.run(self._start_run)
@@ -265,6 +269,9 @@ class SyncContext:
             raise SyncFailed(str(exc)) from None
         except OutageTooLong as exc:
             added, removed, info = await self._outcome_after_outage(exc)
+        except SyncFailed as exc:  # a lock lost and not safely taken again
+            await self._abandon_if_possible(str(exc))
+            raise
         self.progress.add("removed", removed)
         self.result = SyncResult(
             info, bool(added or removed), added, removed, self.failed_count, self.failures, self.filtered
@@ -334,11 +341,18 @@ class SyncContext:
             if lock is None:
                 continue
             try:
-                if lock.ensure_held():
-                    logger.warning("the database session holding the %s was lost; it was taken again", lock.name)
+                retaken = lock.ensure_held()
             except LockBusy as exc:
                 raise SyncFailed(f"lost the {lock.name} and could not take it again ({describe_error(exc)}); "
                                  "no new version; rerun") from None
+            if not retaken:
+                continue
+            logger.warning("the database session holding the %s was lost; it was taken again", lock.name)
+            if lock is self._store_lock and self.db.transact(latest_cleanup) != self._cleanups_seen:
+                raise SyncFailed(
+                    "an orphan cleanup ran while this sync had lost its store lock (a database outage); files it "
+                    "downloaded may be gone; no new version; rerun"
+                )
 
     async def _recorded_outcome(self) -> tuple[int, int, VersionInfo] | None:
         """(added, removed, version) if this run was recorded as completed, None if it was not."""

@@ -31,7 +31,9 @@ from pendingops import (
     open_database,
 )
 from pendingops import operators as ops
+from pendingops.db.database import connection_lost
 from pendingops.db.schema import SyncRun
+from pendingops.maintenance.orphans import remove_orphans
 from tests.conftest import assert_artifacts_intact, file_set, file_units, version_content, version_numbers
 from tests.cutting_proxy import CuttingProxy
 from tests.remote_server import RemoteServer
@@ -351,3 +353,90 @@ def test_a_second_sync_during_the_outage_and_the_first_never_both_write_a_versio
 
 def _default() -> list:
     return default_pipeline()
+
+
+def test_a_sync_that_lost_its_store_lock_fails_if_an_orphan_cleanup_ran_meanwhile(outage_db, storage, cluster):
+    """Sync A idles with its window full; the server restarts (A's shared store lock goes with its
+    session); an orphan cleanup takes the store lock and runs; A resumes, takes its locks again, and
+    learns from the cleanup's record that what it downloaded may be gone: it fails, no new version."""
+    paused, resume = asyncio.Event(), asyncio.Event()
+    held: list[PendingContent] = []
+
+    async def hold(unit: PendingContent) -> None:
+        held.append(unit)
+        if len(held) == 12:
+            paused.set()
+        await resume.wait()
+
+    async def scenario() -> Any:
+        async with RemoteServer(dict(FILES)) as server:
+            a = asyncio.ensure_future(
+                declarative_version(
+                    file_units(server.manifest_url, FILES),
+                    db=outage_db,
+                    storage=storage,
+                    remote=RemoteConfig(url=server.manifest_url),
+                    repository="r",
+                    mirror=True,
+                    batch_size=12,
+                    window=12,
+                    batch_wait=0.01,
+                    pipeline=[*_default(), ops.associate(), ops.enrich(hold, n=12)],
+                )
+            )
+            await paused.wait()
+            await asyncio.to_thread(cluster.restart)
+            other = open_database(cluster.url, create=False)
+            try:
+                await asyncio.to_thread(remove_orphans, other, storage)
+            finally:
+                other.close()
+            resume.set()
+            try:
+                return await a
+            except SyncFailed as exc:
+                return exc
+
+    outcome = asyncio.run(scenario())
+    assert isinstance(outcome, SyncFailed)
+    assert "an orphan cleanup ran while this sync had lost its store lock" in str(outcome)
+    assert version_numbers(outage_db, "r") == [0]
+    rerun = _sync(outage_db, storage, RemoteServer(dict(FILES)))
+    _assert_truthful(outage_db, storage, rerun)
+    assert not isinstance(rerun, SyncFailed)
+
+
+def test_an_orphan_cleanup_stops_when_the_session_holding_its_lock_is_lost(outage_db, storage, cluster):
+    """The cleanup's statements run on the session that holds its exclusive lock: once that session
+    is gone, the cleanup cannot go on, on another pooled connection, without the lock while a sync
+    starts."""
+    first = _sync(outage_db, storage, RemoteServer(dict(FILES)))
+    assert not isinstance(first, SyncFailed)
+    windows: list[int] = []
+    killer = open_database(cluster.url, create=False)
+
+    def after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if "max(anon_1.id)" in statement:
+            windows.append(1)
+            if len(windows) == 1:  # end the lock holder's session (this private cluster has no other user)
+                with killer.engine.begin() as other:
+                    ended = other.execute(
+                        text(
+                            "SELECT pg_terminate_backend(pid, 30000) FROM pg_locks "
+                            "WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+                        )
+                    ).scalars().all()
+                assert ended == [True]
+
+    event.listen(outage_db.engine, "after_cursor_execute", after)
+    try:
+        with pytest.raises(Exception) as raised:
+            remove_orphans(outage_db, storage)
+    finally:
+        event.remove(outage_db.engine, "after_cursor_execute", after)
+        killer.close()
+    assert connection_lost(raised.value) is not None
+    assert len(windows) == 1  # nothing was looked at after the lock's session was gone
+    rerun = remove_orphans(outage_db, storage)  # a rerun takes the lock again and finishes
+    assert (rerun.content, rerun.artifacts) == (0, 0)
+    assert_artifacts_intact(outage_db, storage)

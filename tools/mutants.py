@@ -605,6 +605,28 @@ MUTANTS: tuple[Mutant, ...] = (
         databases="postgresql",
     ),
     Mutant(
+        id="cleanup-during-outage-unnoticed",
+        guarantee="3 never run without the lock (outages: orphans)",
+        file="pendingops/context.py",
+        why="a sync that took its lost store lock again goes on though an orphan cleanup ran meanwhile",
+        old="            if lock is self._store_lock and self.db.transact(latest_cleanup) != self._cleanups_seen:",
+        new="            if False:",
+        tests=("tests/test_outages.py",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="cleanup-off-the-lock-session",
+        guarantee="3 never run without the lock (outages: orphans)",
+        file="pendingops/db/locks.py",
+        why="orphan cleanup runs on pooled connections, which a restart replaces unseen while the lock is gone",
+        old="""        if self._connection is None:
+            return self._db.transact(fn, *args)""",
+        new="""        if True:
+            return self._db.transact(fn, *args)""",
+        tests=("tests/test_outages.py",),
+        databases="postgresql",
+    ),
+    Mutant(
         id="orphans-anti-join",
         guarantee="6 cost follows the change (orphan cleanup linear)",
         file="pendingops/maintenance/orphans.py",

@@ -15,7 +15,7 @@ from typing import Any
 from pendingops.cli._progress import ProgressPrinter, human_bytes, human_seconds
 from pendingops.cli.db import add_db_commands, cmd_db
 from pendingops.context import SyncFailed, SyncResult
-from pendingops.db.database import Database, DatabaseError, mask_password, open_database
+from pendingops.db.database import Database, DatabaseError, connection_lost, mask_password, open_database
 from pendingops.db.versions import VersionError, list_versions
 from pendingops.declarative import sync_remote
 from pendingops.download.fetcher import DownloadError
@@ -230,6 +230,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pendingops: error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
         return EXIT_FAILED
     except Exception as exc:
+        lost = connection_lost(exc)
+        if lost is not None:  # an outage, not a bug: the command's transactions were rolled back
+            print(f"pendingops: error: {lost}; {args.command} stopped; run it again", file=sys.stderr)
+            return EXIT_FAILED
         if os.environ.get("PENDINGOPS_DEBUG"):
             raise
         print(
