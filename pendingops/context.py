@@ -193,6 +193,27 @@ class SyncContext:
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def __aenter__(self) -> SyncContext:
+        try:
+            removed = await retry_on_lost_connection(
+                self._enter_once, seconds=self.db_retry_seconds, what="starting the sync"
+            )
+        except OutageTooLong as exc:
+            raise SyncFailed(f"{exc}; no new version; rerun to continue") from None
+        if removed:
+            logger.info("removed %d temporary file(s) left by an interrupted sync", removed)
+        self._token = _current.set(self)
+        self.flow.bind(asyncio.get_running_loop(), contextvars.copy_context())
+        if self._on_progress is not None:
+            self._ticker = asyncio.create_task(self._tick())
+        return self
+
+    async def _enter_once(self) -> int:
+        """Register, take the locks, start the version and the run record; undone whole if it fails.
+
+        A lost connection half way undoes what was taken and the whole start is tried again (the
+        version an earlier attempt may have left is this sync's own, discarded under the lock).
+        """
+        self.version, self._run_id = None, 0
         self.repository_id, self.remote_id = await self.db.run(self._register)
         self._store_lock = StoreLock(self.db, shared=True)
         self._lock = RepositoryLock(self.db, self.repository_id)
@@ -202,18 +223,11 @@ class SyncContext:
             await self._lock.acquire(wait=self._wait_for_lock)
             self.version = await self.db.run(begin_version, self.repository_id)
             self._run_id = await self.db.run(self._start_run)
-            removed = await asyncio.to_thread(self.storage.remove_stale_temp_files)
+            return await asyncio.to_thread(self.storage.remove_stale_temp_files)
         except BaseException as exc:
             # Undo whatever was taken, even when cancelled (a deadline on the sync) half way.
             await _uninterruptible(self._undo_enter(exc))
             raise
-        if removed:
-            logger.info("removed %d temporary file(s) left by an interrupted sync", removed)
-        self._token = _current.set(self)
-        self.flow.bind(asyncio.get_running_loop(), contextvars.copy_context())
-        if self._on_progress is not None:
-            self._ticker = asyncio.create_task(self._tick())
-        return self
 
     async def _undo_enter(self, exc: BaseException) -> None:
         try:
@@ -398,7 +412,17 @@ class SyncContext:
         return ensure_repository(conn, self.repository), ensure_remote(conn, self.remote)
 
     def _start_run(self, conn: Any) -> int:
+        """Record this run; runs of the repository still marked running ended unrecorded (we hold its lock)."""
         table = SyncRun.__table__
+        conn.execute(
+            table.update()
+            .where(table.c.repository_id == self.repository_id, table.c.state == "running")
+            .values(
+                state="failed",
+                error="ended without recording its outcome (killed, or the database was lost); no new version",
+                finished_at=datetime.now(UTC),
+            )
+        )
         return conn.execute(
             table.insert()
             .values(repository_id=self.repository_id, remote_id=self.remote_id, mirror=self.mirror, state="running")

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,15 @@ from typing import Any
 from pendingops.cli._progress import ProgressPrinter, human_bytes, human_seconds
 from pendingops.cli.db import add_db_commands, cmd_db
 from pendingops.context import SyncFailed, SyncResult
-from pendingops.db.database import Database, DatabaseError, connection_lost, mask_password, open_database
+from pendingops.db.database import (
+    Database,
+    DatabaseError,
+    DatabaseUnreachable,
+    connection_lost,
+    mask_password,
+    open_database,
+)
+from pendingops.db.retry import FIRST_PAUSE, LONGEST_PAUSE
 from pendingops.db.versions import VersionError, list_versions
 from pendingops.declarative import sync_remote
 from pendingops.download.fetcher import DownloadError
@@ -183,6 +192,21 @@ class Settings:
             self._db = open_database(self.db_url)
         return self._db
 
+    def open_db(self, retry_seconds: float) -> Database:
+        """The database, waiting up to ``retry_seconds`` for a server that is down or restarting."""
+        deadline = time.monotonic() + retry_seconds
+        pause = FIRST_PAUSE
+        while True:
+            try:
+                return self.db
+            except DatabaseUnreachable as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                print(f"pendingops: {exc}; trying again in {min(pause, left):.1f} s", file=sys.stderr)
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, LONGEST_PAUSE)
+
     def prepare_default_folder(self) -> None:
         """Create the default SQLite database's folder (the only one we create unasked)."""
         if self.db_url.startswith("sqlite:///") and self.db_url == _default_sqlite_url():
@@ -262,11 +286,12 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
         max_file_size=args.max_file_size,
     )
     recorder = SnapshotRecorder(None if args.quiet or args.json else ProgressPrinter())
+    db = settings.open_db(args.db_retry_seconds)
     result = asyncio.run(
         sync_remote(
             plugin,
             remote,
-            db=settings.db,
+            db=db,
             storage=settings.storage,
             repository=args.repo,
             mirror=args.mirror,

@@ -9,6 +9,7 @@ import psycopg2
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from pendingops.db.database import connection_lost
 from pendingops.db.retry import OutageTooLong, retry_on_lost_connection
 
 
@@ -98,3 +99,19 @@ def test_a_lost_connection_while_restoring_counts_as_one_more_failed_attempt() -
 
     assert _run(attempt, seconds=30, before_retry=before_retry) == "done"
     assert (attempts, restores) == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ("message", "transient"),
+    [
+        ('connection to server at "127.0.0.1", port 5432 failed: Connection refused', True),
+        ("server closed the connection unexpectedly", True),
+        ('connection to server at "127.0.0.1", port 5432 failed: FATAL:  the database system is starting up', True),
+        ('connection to server at "127.0.0.1", port 5432 failed: FATAL:  database "nosuch" does not exist', False),
+        ('connection to server at "127.0.0.1", port 5432 failed: FATAL:  role "nobody" does not exist', False),
+        ('connection to server at "127.0.0.1", port 5432 failed: FATAL:  password authentication failed', False),
+    ],
+)
+def test_a_server_that_refuses_the_login_itself_is_not_an_outage(message: str, transient: bool) -> None:
+    error = OperationalError("connect", {}, psycopg2.OperationalError(message))
+    assert (connection_lost(error) is not None) is transient
