@@ -422,6 +422,6 @@ def test_a_command_line_sync_waits_for_a_database_that_is_down_and_then_succeeds
     finally:
         if not cluster.running():
             cluster.start()
-    assert "cannot open database" in first and "trying again" in first, first
+    assert "cannot open database" in first and "trying again for up to 30 s" in first, first
     assert sync.returncode == 0, err
     assert "new version 1: 48 units" in out

@@ -203,7 +203,8 @@ class Settings:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise
-                print(f"pendingops: {exc}; trying again in {min(pause, left):.1f} s", file=sys.stderr)
+                if pause == FIRST_PAUSE:
+                    print(f"pendingops: {exc}; trying again for up to {left:.0f} s", file=sys.stderr)
                 time.sleep(min(pause, left))
                 pause = min(pause * 2, LONGEST_PAUSE)
 
