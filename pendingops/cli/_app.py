@@ -14,6 +14,14 @@ from typing import Any
 
 from pendingops.cli._progress import ProgressPrinter, human_bytes, human_seconds
 from pendingops.cli.db import add_db_commands, cmd_db
+from pendingops.cli.lifecycle import (
+    LIFECYCLE_COMMANDS,
+    add_lifecycle_commands,
+    after_sync,
+    cmd_delete_repository,
+    cmd_delete_version,
+    with_delete,
+)
 from pendingops.context import SyncFailed, SyncResult
 from pendingops.db.database import Database, DatabaseError, mask_password, open_database
 from pendingops.db.versions import VersionError, list_versions
@@ -95,7 +103,6 @@ def build_parser() -> argparse.ArgumentParser:
     repos = commands.add_parser("repos", help="list repositories")
     repos.add_argument("--json", action="store_true")
     versions = commands.add_parser("versions", help="list a repository's versions")
-    versions.add_argument("repo")
     versions.add_argument("--json", action="store_true")
     content = commands.add_parser("content", help="list a version's content")
     content.add_argument("repo")
@@ -117,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="serve a generated repository on 127.0.0.1, sync, change, resync")
     demo.add_argument("--files", type=_positive, default=40, help="files in the demo repository (default: 40)")
     add_db_commands(commands)
+    add_lifecycle_commands(commands, versions=versions, repos=repos, sync=sync)
     return parser
 
 
@@ -254,10 +262,13 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             progress_interval=0.2,
         )
     )
+    retired = after_sync(settings, args.repo, args.retain)
     if args.json:
-        print(json.dumps(_result_json(result), indent=2))
+        print(json.dumps({**_result_json(result), "removed_versions": retired}, indent=2))
     else:
         print_summary(result, remote.url, plugin.name, args.mirror, recorder.last)
+        if retired:
+            print(f"  retention: removed version(s) {', '.join(map(str, retired))}")
     if result.failed_count:
         _print_failures(result.failures)
     return EXIT_OK
@@ -433,12 +444,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "sync": cmd_sync,
     "plugins": cmd_plugins,
-    "repos": cmd_repos,
-    "versions": cmd_versions,
+    "repos": with_delete(cmd_repos, cmd_delete_repository, words=1),
+    "versions": with_delete(cmd_versions, cmd_delete_version, words=2),
     "content": cmd_content,
     "export": cmd_export,
     "verify": cmd_verify,
     "orphans": cmd_orphans,
     "demo": cmd_demo,
     "db": cmd_db,
+    **LIFECYCLE_COMMANDS,
 }
