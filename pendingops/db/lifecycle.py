@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Select, Subquery, and_, delete, func, insert, literal, select, union, update
+from sqlalchemy import Connection, Select, Subquery, and_, delete, func, insert, literal, or_, select, union, update
 
 from pendingops.db.schema import DeclaredContent, Repository, RepositoryContent, RepositoryVersion, SyncRun
-from pendingops.db.versions import VersionError, begin_version, latest_version, membership_filter
+from pendingops.db.versions import VersionError, begin_version, latest_version
 
 _rc = RepositoryContent.__table__
 _version = RepositoryVersion.__table__
@@ -50,19 +50,31 @@ def require_version(conn: Connection, repository_id: int, repository: str, numbe
 
 def _changed_between(repository_id: int, low: int, high: int) -> Subquery:
     """Content ids with a membership row starting or ending in (low, high]: all that can differ."""
-    started = select(_rc.c.content_id).where(
-        _rc.c.repository_id == repository_id, _rc.c.version_added > low, _rc.c.version_added <= high
+    rows = _rc.alias("changed")  # an alias of its own: never correlated with an outer statement's table
+    started = select(rows.c.content_id).where(
+        rows.c.repository_id == repository_id, rows.c.version_added > low, rows.c.version_added <= high
     )
-    ended = select(_rc.c.content_id).where(
-        _rc.c.repository_id == repository_id, _rc.c.version_removed > low, _rc.c.version_removed <= high
+    ended = select(rows.c.content_id).where(
+        rows.c.repository_id == repository_id, rows.c.version_removed > low, rows.c.version_removed <= high
     )
     return union(started, ended).subquery()
 
 
 def _member(repository_id: int, number: int, content_id: object) -> object:
-    """True where the content is in version ``number`` (one index probe per candidate)."""
-    probe = select(_rc.c.id).where(_rc.c.content_id == content_id, membership_filter(repository_id, number)).limit(1)
-    return probe.scalar_subquery().is_not(None)
+    """True where the content is in version ``number`` (one index probe per candidate).
+
+    The version bounds are compared as ``column + 0``: no index can serve them, so the probe uses
+    the (repository, content) index instead of scanning every row added up to ``number``, which
+    SQLite's planner prefers otherwise.
+    """
+    rows = _rc.alias()
+    probe = select(rows.c.id).where(
+        rows.c.content_id == content_id,
+        rows.c.repository_id == repository_id,
+        rows.c.version_added + 0 <= number,
+        or_(rows.c.version_removed.is_(None), rows.c.version_removed + 0 > number),
+    )
+    return probe.limit(1).scalar_subquery().is_not(None)
 
 
 def _only_in(repository_id: int, present: int, absent: int) -> Select[tuple[int]]:
@@ -163,18 +175,25 @@ def _join_adjacent(conn: Connection, repository_id: int, number: int) -> None:
             and_(
                 starting.c.repository_id == ending.c.repository_id,
                 starting.c.content_id == ending.c.content_id,
-                starting.c.version_added == ending.c.version_removed,
+                # "+ 0": found through the (repository, content) index, not by scanning rows starting there
+                starting.c.version_added + 0 == ending.c.version_removed,
             ),
         )
         .where(ending.c.repository_id == repository_id, ending.c.version_removed == number)
-        .order_by(ending.c.id)
     ).all()
-    if not pairs:
-        return
     # the later row goes first: it may be the unit's current row, which the partial unique index allows once
-    conn.execute(delete(_rc).where(_rc.c.id.in_([later for _, later, _ in pairs])))
+    for chunk in _chunks([later for _, later, _ in pairs]):
+        conn.execute(delete(_rc).where(_rc.c.id.in_(chunk)))
+    by_end: dict[int | None, list[int]] = {}
     for earlier, _, until in pairs:
-        conn.execute(update(_rc).where(_rc.c.id == earlier).values(version_removed=until))
+        by_end.setdefault(until, []).append(earlier)
+    for until, earlier_ids in by_end.items():
+        for chunk in _chunks(sorted(earlier_ids)):
+            conn.execute(update(_rc).where(_rc.c.id.in_(chunk)).values(version_removed=until))
+
+
+def _chunks(ids: list[int], size: int = 5000) -> list[list[int]]:
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
 
 
 def _recount(conn: Connection, repository_id: int, number: int, base: int | None) -> None:
