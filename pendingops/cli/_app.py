@@ -329,8 +329,9 @@ def print_summary(
         stages = progress.stages
         print(
             f"  seen {stages['seen'].done}, already present {stages['present'].done}, "
+            f"linked to stored content {stages['linked'].done}, "
             f"downloaded {stages['downloaded'].done} ({human_bytes(stages['downloaded'].bytes)}), "
-            f"saved {stages['saved'].done}, associated {stages['associated'].done}, "
+            f"saved {stages['saved'].done} new, associated {stages['associated'].done}, "
             f"removed {stages['removed'].done}, failed {stages['failed'].done} in {human_seconds(progress.elapsed)}",
             file=out,
         )
