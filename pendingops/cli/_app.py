@@ -123,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     orphans.add_argument("--dry-run", action="store_true", help="only report what would be removed")
     demo = commands.add_parser("demo", help="serve a generated repository on 127.0.0.1, sync, change, resync")
     demo.add_argument("--files", type=_positive, default=40, help="files in the demo repository (default: 40)")
+    demo.add_argument(
+        "--data",
+        type=Path,
+        default=default_data_dir() / "demo",
+        help="the demo's own folder (database and storage), emptied at each run; --db and --storage are not used"
+        " (default: %(default)s)",
+    )
     add_db_commands(commands)
     add_lifecycle_commands(commands, versions=versions, repos=repos, sync=sync)
     return parser
@@ -439,7 +446,7 @@ def cmd_orphans(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from pendingops.cli._demo import run_demo
 
-    return run_demo(settings, args.files)
+    return run_demo(args.data, args.files)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
