@@ -43,20 +43,6 @@ def human_seconds(seconds: float) -> str:
     return f"{minutes} min {secs:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-def describe_stages(snapshot: ProgressSnapshot) -> list[str]:
-    """One line per stage: count, total when known, bytes for downloads."""
-    lines = []
-    for stage, label in _LABELS:
-        entry = snapshot.stages[stage]
-        text = f"{label:>16}: {entry.done}"
-        if entry.total:
-            text += f" / {entry.total} ({100 * entry.done // max(entry.total, 1)}%)"
-        if stage == "downloaded" and entry.bytes:
-            text += f"  {human_bytes(entry.bytes)}"
-        lines.append(text)
-    return lines
-
-
 def stage_rate(entry: StageProgress, stage: str, elapsed: float) -> str:
     """Units per second (and MiB/s for downloads) since the sync started."""
     if elapsed <= 0 or not entry.done:
