@@ -24,7 +24,7 @@ from pendingops.db.versions import (
     membership_filter,
 )
 from pendingops.db.writes import save_units
-from tests.conftest import file_units
+from tests.conftest import file_units, fresh_database
 
 URL = "http://remote.invalid/PULP_MANIFEST"
 _rc = RepositoryContent.__table__
@@ -170,3 +170,19 @@ def test_removing_a_repository_leaves_its_content_for_orphan_cleanup(db, storage
     other.check()
     with db.engine.connect() as conn, pytest.raises(VersionError, match="no repository"):
         find_repository(conn, repo.name)
+
+
+def test_sqlite_plans_probe_the_membership_index_per_changed_unit(tmp_path):
+    """A diff (and so a rollback) reads the rows that changed through the version indexes, then
+    probes (repository, content) per candidate: never a scan of the repository's rows."""
+    db = fresh_database("sqlite", tmp_path)
+    try:
+        with db.engine.connect() as conn:
+            statement = sql._only_in(1, 4, 1).compile(conn, compile_kwargs={"literal_binds": True})
+            plan = "\n".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}"))
+        assert "USING INDEX repository_content_added (repository_id=? AND version_added>? AND" in plan, plan
+        assert "USING INDEX repository_content_removed (repository_id=? AND version_removed>? AND" in plan, plan
+        assert plan.count("USING INDEX repository_content_lookup (repository_id=? AND content_id=?)") == 2, plan
+        assert "SCAN repository_content" not in plan, plan
+    finally:
+        db.close()
