@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from aiohttp import web
+from sqlalchemy import func, select
 
 from pendingops import RemoteConfig, VersionError, sync_remote
+from pendingops.db.lifecycle import delete_repository
+from pendingops.db.locks import RepositoryLock
+from pendingops.db.schema import Remote
+from pendingops.db.versions import find_repository
 from pendingops.maintenance import lifecycle
 from pendingops.maintenance.orphans import remove_orphans
 from pendingops.maintenance.verify import StorageProblem, verify_storage
@@ -151,3 +157,37 @@ def test_an_operation_waits_for_a_running_sync_and_orphans_never_takes_what_rema
     if action != "delete_repository":
         latest = version_numbers(db, "r")[-1]
         assert version_content(db, "r", latest) == file_set(expected[1][latest])
+
+
+def test_a_sync_waiting_for_a_removed_repository_fails_cleanly(db, storage):
+    """The repository is removed while a sync waits for its lock: the sync says so, and creates nothing."""
+    _history(db, storage)
+    with db.engine.connect() as conn:
+        repo_id = find_repository(conn, "r")
+        remotes = conn.execute(select(func.count()).select_from(Remote.__table__)).scalar_one()
+    other = second_database(db)
+    outcome: dict[str, Any] = {}
+    with ServerThread(dict(V1)) as server, RepositoryLock(other, repo_id):
+
+        def run() -> None:
+            try:
+                outcome["sync"] = _sync(db, storage, server)
+            except Exception as exc:  # examined below
+                outcome["sync"] = exc
+
+        syncing = threading.Thread(target=run)
+        syncing.start()
+        # the sync registers its remote (a new row: this server's URL), then waits for the repository lock
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with db.engine.connect() as conn:
+                if conn.execute(select(func.count()).select_from(Remote.__table__)).scalar_one() > remotes:
+                    break
+            time.sleep(0.01)
+        other.transact(delete_repository, repo_id)
+    syncing.join(180)
+    other.close()
+    assert isinstance(outcome["sync"], VersionError), outcome["sync"]
+    assert "removed while this sync waited" in str(outcome["sync"])
+    with pytest.raises(VersionError, match="no repository"):
+        version_numbers(db, "r")
