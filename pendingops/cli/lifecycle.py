@@ -47,6 +47,8 @@ def add_lifecycle_commands(commands: Any, *, versions: Any, repos: Any, sync: An
     )
     repos.add_argument("words", nargs="*", metavar="delete NAME", help="remove repository NAME (asks unless --yes)")
     repos.add_argument("--yes", action="store_true", help="remove without asking")
+    versions.usage = "%(prog)s [--json] REPO\n       %(prog)s delete REPO N [--json]"
+    repos.usage = "%(prog)s [--json]\n       %(prog)s delete NAME [--yes] [--json]"
     sync.add_argument(
         "--retain",
         type=_count,
