@@ -15,6 +15,14 @@ from typing import Any
 
 from pendingops.cli._progress import ProgressPrinter, human_bytes, human_seconds
 from pendingops.cli.db import add_db_commands, cmd_db
+from pendingops.cli.lifecycle import (
+    LIFECYCLE_COMMANDS,
+    add_lifecycle_commands,
+    after_sync,
+    cmd_delete_repository,
+    cmd_delete_version,
+    with_delete,
+)
 from pendingops.cli.serve import add_serve_commands, cmd_serve
 from pendingops.context import SyncFailed, SyncResult
 from pendingops.db.database import (
@@ -119,7 +127,6 @@ def build_parser() -> argparse.ArgumentParser:
     repos = commands.add_parser("repos", help="list repositories")
     repos.add_argument("--json", action="store_true")
     versions = commands.add_parser("versions", help="list a repository's versions")
-    versions.add_argument("repo")
     versions.add_argument("--json", action="store_true")
     content = commands.add_parser("content", help="list a version's content")
     content.add_argument("repo")
@@ -143,8 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     orphans.add_argument("--dry-run", action="store_true", help="only report what would be removed")
     demo = commands.add_parser("demo", help="serve a generated repository on 127.0.0.1, sync, change, resync")
     demo.add_argument("--files", type=_positive, default=40, help="files in the demo repository (default: 40)")
+    demo.add_argument(
+        "--data",
+        type=Path,
+        default=default_data_dir() / "demo",
+        help="the demo's own folder (database and storage), emptied at each run; --db and --storage are not used"
+        " (default: %(default)s)",
+    )
     add_db_commands(commands)
     add_serve_commands(commands)
+    add_lifecycle_commands(commands, versions=versions, repos=repos, sync=sync)
     return parser
 
 
@@ -314,10 +329,13 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             progress_interval=0.2,
         )
     )
+    retired = after_sync(settings, args.repo, args.retain)
     if args.json:
-        print(json.dumps(_result_json(result), indent=2))
+        print(json.dumps({**_result_json(result), "removed_versions": retired}, indent=2))
     else:
         print_summary(result, remote.url, plugin.name, args.mirror, recorder.last)
+        if retired:
+            print(f"  retention: removed version(s) {', '.join(map(str, retired))}")
     if result.failed_count:
         _print_failures(result.failures)
     return EXIT_OK
@@ -378,8 +396,9 @@ def print_summary(
         stages = progress.stages
         print(
             f"  seen {stages['seen'].done}, already present {stages['present'].done}, "
+            f"linked to stored content {stages['linked'].done}, "
             f"downloaded {stages['downloaded'].done} ({human_bytes(stages['downloaded'].bytes)}), "
-            f"saved {stages['saved'].done}, associated {stages['associated'].done}, "
+            f"saved {stages['saved'].done} new, associated {stages['associated'].done}, "
             f"removed {stages['removed'].done}, failed {stages['failed'].done} in {human_seconds(progress.elapsed)}",
             file=out,
         )
@@ -511,14 +530,14 @@ def cmd_orphans(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from pendingops.cli._demo import run_demo
 
-    return run_demo(settings, args.files)
+    return run_demo(args.data, args.files)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "sync": cmd_sync,
     "plugins": cmd_plugins,
-    "repos": cmd_repos,
-    "versions": cmd_versions,
+    "repos": with_delete(cmd_repos, cmd_delete_repository, words=1),
+    "versions": with_delete(cmd_versions, cmd_delete_version, words=2),
     "content": cmd_content,
     "export": cmd_export,
     "verify": cmd_verify,
@@ -526,4 +545,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "demo": cmd_demo,
     "db": cmd_db,
     "serve": cmd_serve,
+    **LIFECYCLE_COMMANDS,
 }

@@ -85,6 +85,9 @@ class Content(Base):
     natural_key: ClassVar[tuple[str, ...]] = ()
     #: the name stored in ``content.content_type``; defaults to the table name
     type_name: ClassVar[str | None] = None
+    #: the fields naming the same item across contents (a file's path): ``diff`` reports a unit
+    #: replaced by one with the same item key as changed; empty means every unit is its own item
+    item_key: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         if "__tablename__" in cls.__dict__:
@@ -154,6 +157,8 @@ class Repository(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    #: how many of the latest versions a sync keeps (``sync --retain``); NULL keeps them all
+    retain_versions: Mapped[int | None] = mapped_column(Integer)
 
 
 class RepositoryVersion(Base):
