@@ -27,8 +27,8 @@ from pendingops.pending import PendingInputError, describe_error
 from pendingops.plugins import PluginNotFound, available_plugins, get_plugin
 from pendingops.progress import ProgressSnapshot
 from pendingops.remote import POLICIES, RemoteConfig
-from pendingops.storage.base import StorageError
-from pendingops.storage.local import LocalStorage
+from pendingops.storage.base import ArtifactStorage, StorageError
+from pendingops.storage.factory import open_storage
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 #: errors that mean the user's input or settings are wrong (exit code 2)
@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--storage",
         default=os.environ.get("PENDINGOPS_STORAGE") or str(data / "storage"),
-        help="artifact storage directory; env PENDINGOPS_STORAGE; default: %(default)s",
+        help="artifact storage: a directory, file:///PATH or s3://BUCKET/PREFIX (endpoint and credentials from the"
+        " usual AWS_* settings); env PENDINGOPS_STORAGE; default: %(default)s",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
@@ -156,7 +157,7 @@ class Settings:
         self.db_url = db_url
         self.storage_dir = storage_dir
         self._db: Database | None = None
-        self._storage: LocalStorage | None = None
+        self._storage: ArtifactStorage | None = None
 
     @property
     def db(self) -> Database:
@@ -171,14 +172,17 @@ class Settings:
             default_data_dir().mkdir(parents=True, exist_ok=True)
 
     @property
-    def storage(self) -> LocalStorage:
+    def storage(self) -> ArtifactStorage:
         if self._storage is None:
-            self._storage = LocalStorage(self.storage_dir)
+            # Downloads to a remote storage are staged in the data folder, on this host.
+            self._storage = open_storage(self.storage_dir, temp_dir=default_data_dir() / "staging")
         return self._storage
 
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
+        if self._storage is not None:
+            self._storage.close()
 
 
 def _default_sqlite_url() -> str:
@@ -420,6 +424,7 @@ def cmd_orphans(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"{verb} {report.content} content units and {report.artifacts} artifacts ({human_bytes(report.bytes)}), "
         f"and {report.stray_files} stray file(s) in storage"
+        + (f"; removed {report.temp_files} temporary file(s) of dead syncs" if report.temp_files else "")
     )
     return EXIT_OK
 

@@ -27,6 +27,8 @@ class OrphanReport:
     bytes: int = 0
     #: files in storage with no Artifact row (downloads of syncs that failed before saving them)
     stray_files: int = 0
+    #: temporary files and objects of dead syncs (never counted by a dry run)
+    temp_files: int = 0
 
 
 def remove_orphans(db: Database, storage: ArtifactStorage, *, dry_run: bool = False) -> OrphanReport:
@@ -34,8 +36,9 @@ def remove_orphans(db: Database, storage: ArtifactStorage, *, dry_run: bool = Fa
 
     Content is an orphan when no version of any repository (old ones included) holds it; an
     artifact is an orphan when no content unit links it; a stored file is stray when no artifact
-    row records it. It waits for running syncs to finish and holds new ones back meanwhile, so it
-    never removes what a sync has found and is about to use. With ``dry_run`` nothing is deleted.
+    row records it; temporary files and objects dead syncs left go too. It waits for running syncs
+    to finish and holds new ones back meanwhile, so it never removes what a sync has found and is
+    about to use. With ``dry_run`` nothing is deleted.
     """
     with StoreLock(db, shared=False):
         return _remove_orphans(db, storage, dry_run)
@@ -68,6 +71,8 @@ def _remove_orphans(db: Database, storage: ArtifactStorage, dry_run: bool) -> Or
                 report.stray_files += 1
                 if not dry_run:
                     storage.delete(location)
+    if not dry_run:
+        report.temp_files = storage.remove_stale_temp_files()
     return report
 
 
