@@ -29,6 +29,10 @@ class LoopThread:
         """Run ``coro`` on the thread's loop; the caller's loop goes on meanwhile."""
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
+    async def call_detached(self, coro: Coroutine[Any, Any, T]) -> T:
+        """``call_async``, but cancelling the caller leaves ``coro`` running to its end (never cut half-way)."""
+        return await asyncio.shield(asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop)))
+
     def call_soon(self, function: Any, *args: Any) -> None:
         self.loop.call_soon_threadsafe(function, *args)
 

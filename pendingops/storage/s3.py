@@ -14,6 +14,7 @@ an event loop of its own: blocking methods wait for it, ``*_async`` ones await i
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import io
@@ -55,6 +56,11 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     return bucket, "".join(f"{part}/" for part in parts)
 
 
+def this_host() -> str:
+    """This host's name as temporary keys carry it."""
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
+
+
 class S3Storage:
     """Artifacts at ``s3://BUCKET/PREFIX/artifacts/ab/cdef...``; downloads staged in ``temp_dir``."""
 
@@ -72,7 +78,7 @@ class S3Storage:
         self.temp_dir = Path(temp_dir).absolute()
         self.stale_after = stale_after
         self.part_size = max(part_size, 5 * _MiB)  # S3's smallest part but the last
-        self._host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
+        self._host = this_host()
         try:
             self.temp_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -100,9 +106,10 @@ class S3Storage:
         return client
 
     def close(self) -> None:
-        """Close the client and its thread (the storage cannot be used after)."""
+        """Let abandoned uploads clean up, then close the client and its thread (for good)."""
         if self._exit is not None:
             exit_, self._exit = self._exit, None
+            self._loop.call(_drain())
             self._loop.call(exit_(None, None, None))
         self._loop.stop()
 
@@ -118,7 +125,9 @@ class S3Storage:
         return self._loop.call(self._put(temp_path, sha256))
 
     async def put_async(self, temp_path: Path, sha256: str) -> str:
-        return await self._loop.call_async(self._put(temp_path, sha256))
+        # A cancelled caller does not cancel the upload: a PUT cut off mid-way may still land after
+        # the DELETE of its temporary key. It finishes instead, and ``close`` waits for it.
+        return await self._loop.call_detached(self._put(temp_path, sha256))
 
     def exists(self, location: str) -> bool:
         return self._loop.call(self._exists(self.prefix + location))
@@ -294,6 +303,12 @@ class _ObjectReader(io.RawIOBase):
         if not self.closed:
             self._loop.call_soon(self._body.close)
         super().close()
+
+
+async def _drain() -> None:
+    """Wait for the loop's other tasks: a cancelled upload still deletes its temporary key."""
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    await asyncio.gather(*others, return_exceptions=True)
 
 
 def _b64(sha256: str) -> str:
