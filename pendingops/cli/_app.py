@@ -14,6 +14,7 @@ from typing import Any
 
 from pendingops.cli._progress import ProgressPrinter, human_bytes, human_seconds
 from pendingops.cli.db import add_db_commands, cmd_db
+from pendingops.cli.workers import add_worker_commands, cmd_enqueue, cmd_tasks, cmd_worker
 from pendingops.context import SyncFailed, SyncResult
 from pendingops.db.database import Database, DatabaseError, mask_password, open_database
 from pendingops.db.versions import VersionError, list_versions
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="serve a generated repository on 127.0.0.1, sync, change, resync")
     demo.add_argument("--files", type=_positive, default=40, help="files in the demo repository (default: 40)")
     add_db_commands(commands)
+    add_worker_commands(commands)
     return parser
 
 
@@ -235,6 +237,8 @@ def _print_failures(failures: Sequence[Any], limit: int = 10) -> None:
 
 
 def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    if args.enqueue:
+        return cmd_enqueue(args, settings)
     plugin = get_plugin(args.plugin)
     remote = RemoteConfig(
         url=args.url,
@@ -446,4 +450,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "orphans": cmd_orphans,
     "demo": cmd_demo,
     "db": cmd_db,
+    "worker": cmd_worker,
+    "tasks": cmd_tasks,
 }

@@ -232,3 +232,13 @@ class ProgressReport(Base):
     done: Mapped[int] = mapped_column(BigInteger, default=0)
     total: Mapped[int | None] = mapped_column(BigInteger)
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class SyncTask(Base):
+    """What a queued sync (a task-queue job, by its id) did: the worker that ran it and its outcome."""
+
+    __tablename__ = "sync_task"
+    job_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    version_number: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)

