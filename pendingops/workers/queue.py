@@ -9,6 +9,7 @@ queueing a repository that already has a queued sync keeps the one queued.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from dataclasses import asdict, dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 
 from procrastinate import App, PsycopgConnector, RetryStrategy
 from procrastinate.exceptions import AlreadyEnqueued, JobAborted
+from procrastinate.job_context import AbortReason
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
@@ -116,6 +118,12 @@ async def _run_sync(context: Any, **arguments: Any) -> None:
             on_error=options.on_error,  # type: ignore[arg-type]
             **extra,
         )
+    except asyncio.CancelledError:
+        # The version was discarded. Stopped by its worker's shutdown: back to the queue (the retry
+        # strategy takes JobAborted only); cancelled by ``tasks cancel``: cancelled for good.
+        if context.abort_reason() == AbortReason.SHUTDOWN:
+            raise JobAborted("the worker shut down") from None
+        raise
     except Exception as exc:
         await runtime.db.run(_record, job_id, worker=runtime.name, version_number=None, error=describe_error(exc))
         raise
