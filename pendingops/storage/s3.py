@@ -70,7 +70,7 @@ class S3Storage:
         temp_dir: str | os.PathLike[str],
         *,
         stale_after: float = 6 * 3600,
-        part_size: int = 64 * _MiB,
+        part_size: int = 16 * _MiB,
         connections: int = 32,
     ) -> None:
         self.url = url
