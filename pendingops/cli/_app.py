@@ -14,6 +14,7 @@ from typing import Any
 
 from pendingops.cli._progress import ProgressPrinter, human_bytes, human_seconds
 from pendingops.cli.db import add_db_commands, cmd_db
+from pendingops.cli.schedule import add_schedule_commands, cmd_schedule
 from pendingops.cli.workers import add_worker_commands, cmd_enqueue, cmd_tasks, cmd_worker
 from pendingops.context import SyncFailed, SyncResult
 from pendingops.db.database import Database, DatabaseError, mask_password, open_database
@@ -120,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--files", type=_positive, default=40, help="files in the demo repository (default: 40)")
     add_db_commands(commands)
     add_worker_commands(commands)
+    add_schedule_commands(commands)
     return parser
 
 
@@ -452,4 +454,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "db": cmd_db,
     "worker": cmd_worker,
     "tasks": cmd_tasks,
+    "schedule": cmd_schedule,
 }

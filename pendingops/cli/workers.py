@@ -44,6 +44,13 @@ def add_worker_commands(commands: Any) -> None:
         help="on SIGTERM, seconds the running syncs may take to finish before they are stopped and queued"
         " again (default: 60)",
     )
+    worker.add_argument(
+        "--schedule-tick",
+        type=_tick,
+        default=60,
+        metavar="SECONDS",
+        help="how often schedules are checked, a divisor of 60 (default: 60)",
+    )
     tasks = commands.add_parser("tasks", help="list queued syncs: state, worker, version, error")
     tasks.add_argument("--json", action="store_true")
     actions = tasks.add_subparsers(dest="tasks_command", metavar="ACTION", parser_class=type(tasks))
@@ -54,6 +61,12 @@ def add_worker_commands(commands: Any) -> None:
 def _count(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def _tick(text: str) -> int:
+    if not text.isdigit() or int(text) < 1 or 60 % int(text):
+        raise argparse.ArgumentTypeError(f"must divide 60 (1, 2, 5, 10, 15, 30, 60), got {text!r}")
     return int(text)
 
 
@@ -97,7 +110,7 @@ def cmd_enqueue(args: argparse.Namespace, settings: Any) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Any) -> int:
     require_postgresql(settings.db_url, "worker")
-    app = make_app(settings.db_url)
+    app = make_app(settings.db_url, schedule_tick=args.schedule_tick)
     created = ensure_queue_schema(settings.db, app)
     runtime = WorkerRuntime(settings.db, settings.storage)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)

@@ -242,3 +242,20 @@ class SyncTask(Base):
     worker: Mapped[str | None] = mapped_column(String(255))
     version_number: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncSchedule(Base):
+    """A sync queued every ``every_seconds`` (from ``created_at``) or at each time ``cron`` names.
+
+    ``options`` is the sync's arguments as JSON; ``last_due`` the latest due time already queued,
+    so each due time is queued at most once whichever worker looks first.
+    """
+
+    __tablename__ = "sync_schedule"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    options: Mapped[str] = mapped_column(Text)
+    every_seconds: Mapped[int | None] = mapped_column(Integer)
+    cron: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    last_due: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -83,14 +83,21 @@ def require_postgresql(db_url: str, what: str) -> None:
         raise QueueUnavailable(f"{what} needs a PostgreSQL database (--db postgresql://...); this one is SQLite")
 
 
-def make_app(db_url: str) -> App:
-    """The procrastinate app on ``db_url``'s database, with the sync task registered."""
+def make_app(db_url: str, *, schedule_tick: int | None = None) -> App:
+    """The procrastinate app on ``db_url``'s database, with the sync task registered.
+
+    A worker's app also checks the schedules every ``schedule_tick`` seconds.
+    """
     conninfo = make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
     app = App(connector=PsycopgConnector(conninfo=conninfo))
     # Only a job stopped by its worker's shutdown (SIGTERM) goes back to the queue; a failed sync
     # or a cancelled one does not.
     retry = RetryStrategy(max_attempts=100, retry_exceptions={JobAborted})
     app.task(name=SYNC_TASK, pass_context=True, retry=retry)(_run_sync)
+    if schedule_tick:
+        from pendingops.workers.schedule import register_tick  # it needs enqueue, from here
+
+        register_tick(app, schedule_tick)
     return app
 
 
