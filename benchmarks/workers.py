@@ -4,9 +4,10 @@
     .venv/bin/python benchmarks/workers.py storage [--files 10000]
 
 ``scaling``: REPOS repositories of FILES files each, served by one aiohttp process that waits
-DELAY seconds before answering each file request; all syncs are queued, then W worker processes
-(``pendingops worker``) are started and the time until every task succeeded is measured, on a fresh
-PostgreSQL database each time (``pendingops_bench_workers``, created and dropped here).
+DELAY seconds before answering each file request; W worker processes (``pendingops worker``) are
+started, then all syncs are queued and the time until every task succeeded is measured (worker
+start-up is not), on a fresh PostgreSQL database each time (``pendingops_bench_workers``, created
+and dropped here).
 ``storage``: one sync of FILES 1 KiB files into local storage, then into S3 (moto's server), on SQLite.
 """
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -30,6 +30,10 @@ from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from procrastinate import App  # noqa: E402
+
+from pendingops import open_database  # noqa: E402
+from pendingops.workers.queue import SyncOptions, enqueue, ensure_queue_schema, make_app  # noqa: E402
 from tests.s3_server import AWS_ENV, moto_server, new_bucket  # noqa: E402 - the test suite's moto helper
 
 SCRIPT = str(Path(sys.executable).parent / "pendingops")
@@ -97,6 +101,12 @@ def _cli(db: str, storage: str, *args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
+async def _enqueue_all(app: App, options: list[SyncOptions]) -> None:
+    async with app.open_async():
+        for one in options:
+            await enqueue(app, one)
+
+
 def scaling(args: argparse.Namespace) -> None:
     repos = {f"r{i:02d}": repository(f"r{i:02d}", args.files) for i in range(args.repos)}
     remote = SlowRemote(repos, args.delay)
@@ -110,41 +120,43 @@ def scaling(args: argparse.Namespace) -> None:
         for count in args.workers:
             db = _fresh_database()
             with tempfile.TemporaryDirectory(prefix="pendingops-bench-") as storage:
-                for repo in repos:
-                    _cli(
-                        db,
-                        storage,
-                        "sync",
-                        remote.url(repo),
-                        "--repo",
-                        repo,
-                        "--concurrency",
-                        str(args.concurrency),
-                        "--enqueue",
-                    )
-                # The queue's tables exist now; start the workers and time until every sync is done.
-                started = time.monotonic()
+                database = open_database(db)  # our tables, then the queue's
+                app = make_app(db)
+                ensure_queue_schema(database, app)
+                database.close()
                 workers = [
                     subprocess.Popen(
                         [SCRIPT, "--db", db, "--storage", storage, "worker", "--heartbeat", "0.5"],
-                        stdout=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
                         stderr=subprocess.DEVNULL,
+                        text=True,
                     )
                     for _ in range(count)
                 ]
+                for worker in workers:  # started and connected: only the syncs are timed
+                    assert worker.stdout is not None and "waiting for syncs" in worker.stdout.readline()
+                time.sleep(3)
+                started = time.monotonic()
+                options = [SyncOptions(repo, remote.url(repo), concurrency=args.concurrency) for repo in repos]
+                asyncio.run(_enqueue_all(app, options))
+                engine = create_engine(db)
                 try:
-                    while True:
-                        tasks = json.loads(_cli(db, storage, "tasks", "--json").stdout)
-                        if any(t["state"] == "failed" for t in tasks):
-                            raise SystemExit(f"a sync failed: {tasks}")
-                        if all(t["state"] == "succeeded" for t in tasks):
+                    while True:  # polled here, not by a command: no CPU taken from the workers
+                        with engine.connect() as conn:
+                            states = set(conn.execute(text("SELECT DISTINCT status FROM procrastinate_jobs")).scalars())
+                        if "failed" in states:
+                            raise SystemExit("a sync failed: see pendingops tasks")
+                        if states == {"succeeded"}:
                             break
                         time.sleep(0.1)
                     wall = time.monotonic() - started
                 finally:
+                    engine.dispose()
                     for worker in workers:
                         worker.terminate()
                         worker.wait()
+                        if worker.stdout is not None:
+                            worker.stdout.close()
             base = base or wall
             print(f"{count:>7} {wall:>8.2f} {base / wall:>7.2f}x", flush=True)
     finally:

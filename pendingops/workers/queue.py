@@ -205,7 +205,6 @@ def list_tasks(db: Database, job_id: int | None = None) -> list[TaskInfo]:
     for row in rows:
         state = STATES.get(row.status, row.status)
         finished = row.finished_at if state in ("succeeded", "failed", "cancelled") else None
-        started = row.started_at if state != "queued" or row.started_at else None
         tasks.append(
             TaskInfo(
                 id=row.id,
@@ -214,7 +213,7 @@ def list_tasks(db: Database, job_id: int | None = None) -> list[TaskInfo]:
                 state=state,
                 worker=row.worker,
                 queued_at=row.queued_at,
-                started_at=started,
+                started_at=row.started_at,  # of the latest attempt; a re-queued task keeps it
                 finished_at=finished,
                 version=row.version_number,
                 error=row.error if state in ("failed", "cancelled") else None,

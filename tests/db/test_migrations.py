@@ -211,7 +211,7 @@ def test_downgrade_to_the_previous_revision_and_back(db_kind: str, tmp_path: Pat
         db.create_schema()
     db.close()
     status = run_cli(url, storage, "db", "status")
-    assert "pending core_0002, core_0003" in status.stdout or "pending core_0003" in status.stdout
+    assert "pending core_0002" in status.stdout and "pending core_0003" in status.stdout
     assert run_cli(url, storage, "db", "upgrade").returncode == 0
     db = open_database(url)
     assert "repository_content_content" in index_names(db, "repository_content")
