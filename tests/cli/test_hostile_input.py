@@ -229,7 +229,7 @@ def test_an_unreachable_database(env: Env, db_kind: str) -> None:
         problem = rf"cannot open database {re.escape(url)}: {re.escape(str(blocker))} is not a folder"
     before = env.snapshot()
     with ServerThread(FILES) as server:
-        done = env.run("sync", server.manifest_url, "--repo", "r", "--quiet", db_url=url)
+        done = env.run("sync", server.manifest_url, "--repo", "r", "--quiet", "--db-retry-seconds", "0", db_url=url)
         requests = sum(server.requests.values())
     assert_one_line_error(done, problem)
     assert requests == 0

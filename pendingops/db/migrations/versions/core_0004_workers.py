@@ -1,7 +1,7 @@
 """Tables of the sync workers: sync_task (worker and outcome of each queued sync), sync_schedule.
 
-Revision ID: core_0003
-Revises: core_0002
+Revision ID: core_0004
+Revises: core_0003
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "core_0003"
-down_revision = "core_0002"
+revision = "core_0004"
+down_revision = "core_0003"
 branch_labels = None
 depends_on = None
 
