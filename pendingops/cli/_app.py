@@ -23,7 +23,9 @@ from pendingops.cli.lifecycle import (
     cmd_delete_version,
     with_delete,
 )
+from pendingops.cli.schedule import add_schedule_commands, cmd_schedule
 from pendingops.cli.serve import add_serve_commands, cmd_serve
+from pendingops.cli.workers import add_worker_commands, cmd_enqueue, cmd_tasks, cmd_worker
 from pendingops.context import SyncFailed, SyncResult
 from pendingops.db.database import (
     Database,
@@ -46,8 +48,8 @@ from pendingops.pending import PendingInputError, describe_error
 from pendingops.plugins import PluginNotFound, available_plugins, get_plugin
 from pendingops.progress import ProgressSnapshot
 from pendingops.remote import POLICIES, RemoteConfig
-from pendingops.storage.base import StorageError
-from pendingops.storage.local import LocalStorage
+from pendingops.storage.base import ArtifactStorage, StorageError
+from pendingops.storage.factory import open_storage
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 #: errors that mean the user's input or settings are wrong (exit code 2)
@@ -81,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--storage",
         default=os.environ.get("PENDINGOPS_STORAGE") or str(data / "storage"),
-        help="artifact storage directory; env PENDINGOPS_STORAGE; default: %(default)s",
+        help="artifact storage: a directory, file:///PATH or s3://BUCKET/PREFIX (endpoint and credentials from the"
+        " usual AWS_* settings); env PENDINGOPS_STORAGE; default: %(default)s",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
@@ -160,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_db_commands(commands)
     add_serve_commands(commands)
     add_lifecycle_commands(commands, versions=versions, repos=repos, sync=sync)
+    add_worker_commands(commands)
+    add_schedule_commands(commands)
     return parser
 
 
@@ -209,7 +214,7 @@ class Settings:
         self.db_url = db_url
         self.storage_dir = storage_dir
         self._db: Database | None = None
-        self._storage: LocalStorage | None = None
+        self._storage: ArtifactStorage | None = None
 
     @property
     def db(self) -> Database:
@@ -240,14 +245,17 @@ class Settings:
             default_data_dir().mkdir(parents=True, exist_ok=True)
 
     @property
-    def storage(self) -> LocalStorage:
+    def storage(self) -> ArtifactStorage:
         if self._storage is None:
-            self._storage = LocalStorage(self.storage_dir)
+            # Downloads to a remote storage are staged in the data folder, on this host.
+            self._storage = open_storage(self.storage_dir, temp_dir=default_data_dir() / "staging")
         return self._storage
 
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
+        if self._storage is not None:
+            self._storage.close()
 
 
 def _default_sqlite_url() -> str:
@@ -304,6 +312,8 @@ def _print_failures(failures: Sequence[Any], limit: int = 10) -> None:
 
 
 def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    if args.enqueue:
+        return cmd_enqueue(args, settings)
     plugin = get_plugin(args.plugin)
     remote = RemoteConfig(
         url=args.url,
@@ -523,6 +533,7 @@ def cmd_orphans(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"{verb} {report.content} content units and {report.artifacts} artifacts ({human_bytes(report.bytes)}), "
         f"and {report.stray_files} stray file(s) in storage"
+        + (f"; removed {report.temp_files} temporary file(s) of dead syncs" if report.temp_files else "")
     )
     return EXIT_OK
 
@@ -546,4 +557,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "db": cmd_db,
     "serve": cmd_serve,
     **LIFECYCLE_COMMANDS,
+    "worker": cmd_worker,
+    "tasks": cmd_tasks,
+    "schedule": cmd_schedule,
 }
