@@ -43,6 +43,7 @@ from pendingops.pending import PendingContent, describe_error
 from pendingops.progress import Progress, ProgressListener
 from pendingops.remote import RemoteConfig
 from pendingops.storage.base import ArtifactStorage
+from pendingops.storage.owner import claim_storage
 
 ErrorPolicy = Literal["fail", "skip"]
 logger = logging.getLogger("pendingops")
@@ -181,6 +182,7 @@ class SyncContext:
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def __aenter__(self) -> SyncContext:
+        await asyncio.to_thread(claim_storage, self.db, self.storage)  # another database's storage is refused
         self.repository_id, self.remote_id = await self.db.run(self._register)
         self._store_lock = StoreLock(self.db, shared=True)
         self._lock = RepositoryLock(self.db, self.repository_id)

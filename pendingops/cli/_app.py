@@ -29,6 +29,7 @@ from pendingops.progress import ProgressSnapshot
 from pendingops.remote import POLICIES, RemoteConfig
 from pendingops.storage.base import StorageError
 from pendingops.storage.local import LocalStorage
+from pendingops.storage.owner import claim_storage
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 #: errors that mean the user's input or settings are wrong (exit code 2)
@@ -173,7 +174,9 @@ class Settings:
     @property
     def storage(self) -> LocalStorage:
         if self._storage is None:
-            self._storage = LocalStorage(self.storage_dir)
+            storage = LocalStorage(self.storage_dir)
+            claim_storage(self.db, storage)  # one line and exit 2 when another database owns it
+            self._storage = storage
         return self._storage
 
     def close(self) -> None:
@@ -421,6 +424,11 @@ def cmd_orphans(args: argparse.Namespace, settings: Settings) -> int:
         f"{verb} {report.content} content units and {report.artifacts} artifacts ({human_bytes(report.bytes)}), "
         f"and {report.stray_files} stray file(s) in storage"
     )
+    if report.kept_files:
+        print(
+            f"  kept {report.kept_files} file(s) no artifact records: written before this storage recorded its"
+            " owning database, so another database may own them"
+        )
     return EXIT_OK
 
 

@@ -12,6 +12,7 @@ from pendingops.db.database import Database
 from pendingops.db.locks import StoreLock
 from pendingops.db.schema import Artifact, Content, ContentArtifact, RepositoryContent
 from pendingops.storage.base import ArtifactStorage
+from pendingops.storage.owner import Ownership, claim_storage
 
 _content = Content.__table__
 _rc = RepositoryContent.__table__
@@ -27,6 +28,8 @@ class OrphanReport:
     bytes: int = 0
     #: files in storage with no Artifact row (downloads of syncs that failed before saving them)
     stray_files: int = 0
+    #: stray files kept because another database may own them (written before this storage recorded its owner)
+    kept_files: int = 0
 
 
 def remove_orphans(db: Database, storage: ArtifactStorage, *, dry_run: bool = False) -> OrphanReport:
@@ -34,14 +37,17 @@ def remove_orphans(db: Database, storage: ArtifactStorage, *, dry_run: bool = Fa
 
     Content is an orphan when no version of any repository (old ones included) holds it; an
     artifact is an orphan when no content unit links it; a stored file is stray when no artifact
-    row records it. It waits for running syncs to finish and holds new ones back meanwhile, so it
+    row records it, unless it was written before the storage recorded its owning database (another
+    database sharing the folder then may own it). A storage another database owns is refused
+    (``StorageOwnedElsewhere``). It waits for running syncs to finish and holds new ones back meanwhile, so it
     never removes what a sync has found and is about to use. With ``dry_run`` nothing is deleted.
     """
+    ownership = claim_storage(db, storage)
     with StoreLock(db, shared=False):
-        return _remove_orphans(db, storage, dry_run)
+        return _remove_orphans(db, storage, ownership, dry_run)
 
 
-def _remove_orphans(db: Database, storage: ArtifactStorage, dry_run: bool) -> OrphanReport:
+def _remove_orphans(db: Database, storage: ArtifactStorage, ownership: Ownership, dry_run: bool) -> OrphanReport:
     report = OrphanReport()
     after = 0
     while (last := db.transact(_window_end, _content, after)) is not None:
@@ -64,7 +70,11 @@ def _remove_orphans(db: Database, storage: ArtifactStorage, dry_run: bool) -> Or
     while chunk := tuple(islice(locations, _BATCH)):
         known = db.transact(_recorded_locations, chunk)
         for location in chunk:
-            if location not in known:
+            if location in known:
+                continue
+            if ownership.may_be_foreign(storage, location):
+                report.kept_files += 1
+            else:
                 report.stray_files += 1
                 if not dry_run:
                     storage.delete(location)

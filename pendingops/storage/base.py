@@ -71,3 +71,15 @@ class ArtifactStorage(Protocol):
     def iter_locations(self) -> Iterator[str]:
         """Every stored artifact's location (for audits and orphan cleanup)."""
         ...
+
+    def read_marker(self, name: str) -> str | None:
+        """The text of a small record kept beside the artifacts (its owner...), or None if there is none."""
+        ...
+
+    def create_marker(self, name: str, text: str) -> bool:
+        """Write that record atomically unless it exists; return False when it already did."""
+        ...
+
+    def modified_before(self, location: str, when: float) -> bool:
+        """True when the artifact at ``location`` was written before ``when`` (a Unix time), or may have been."""
+        ...

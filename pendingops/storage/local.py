@@ -74,6 +74,29 @@ class LocalStorage:
                 for path in sorted(folder.iterdir()):
                     yield f"{_ARTIFACT_DIR}/{folder.name}/{path.name}"
 
+    def read_marker(self, name: str) -> str | None:
+        try:
+            return (self.root / name).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    def create_marker(self, name: str, text: str) -> bool:
+        temp = self.new_temp_path()
+        temp.write_text(text, encoding="utf-8")
+        try:
+            os.link(temp, self.root / name)  # fails if it exists: whoever links first wins, whole
+        except FileExistsError:
+            return False
+        finally:
+            temp.unlink(missing_ok=True)
+        return True
+
+    def modified_before(self, location: str, when: float) -> bool:
+        try:
+            return (self.root / location).stat().st_mtime < when
+        except FileNotFoundError:
+            return False
+
     def remove_stale_temp_files(self) -> int:
         """Remove temporary files and work folders whose process is gone; return how many."""
         removed = 0

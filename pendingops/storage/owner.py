@@ -1,0 +1,105 @@
+"""Which database owns a storage: an id kept in both, checked by every command that uses storage.
+
+The database gets a random id on first use (table ``database_identity``); the storage records it
+in ``OWNER_MARKER`` when it is first used with that database. Another database is then refused
+with one line: its orphan cleanup would take the first one's files for stray ones.
+
+A storage that predates the record and already holds files is adopted by a database that has
+artifacts (an existing user upgrading), with the time of adoption: files written before then may
+belong to another database that shared the folder, so orphan cleanup never removes them as stray.
+A storage holding files, without a record, is refused to a database that has no artifacts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, select
+
+from pendingops.db.database import Database
+from pendingops.db.schema import Artifact, DatabaseIdentity
+from pendingops.storage.base import ArtifactStorage, StorageError
+
+OWNER_MARKER = "pendingops-owner.json"
+_identity = DatabaseIdentity.__table__
+_artifact = Artifact.__table__
+
+
+class StorageOwnedElsewhere(StorageError):
+    """The storage belongs to another database; the message says which folder and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ownership:
+    """The owning database's id; ``adopted_at`` is set when the storage held files before it was recorded."""
+
+    database_id: str
+    adopted_at: float | None = None
+
+    def may_be_foreign(self, storage: ArtifactStorage, location: str) -> bool:
+        """True when a file no artifact row records may be another database's (never removed as stray)."""
+        return self.adopted_at is not None and storage.modified_before(location, self.adopted_at)
+
+
+def database_id(db: Database) -> str:
+    """This database's id, made on first use (concurrent first uses agree on one)."""
+    return db.transact(_database_id, db)
+
+
+def _database_id(conn: Connection, db: Database) -> str:
+    found = conn.execute(select(_identity.c.uuid).where(_identity.c.id == 1)).scalar()
+    if found is None:
+        row = {"id": 1, "uuid": uuid.uuid4().hex}
+        conn.execute(db.insert(_identity).on_conflict_do_nothing(index_elements=["id"]).values(**row))
+        found = conn.execute(select(_identity.c.uuid).where(_identity.c.id == 1)).scalar_one()
+    return str(found)
+
+
+def claim_storage(db: Database, storage: ArtifactStorage) -> Ownership:
+    """Check (or record, on first use) that ``db`` owns ``storage``; raise StorageOwnedElsewhere if not."""
+    mine = database_id(db)
+    recorded = _read(storage)
+    if recorded is None:
+        holds_files = next(iter(storage.iter_locations()), None) is not None
+        adopted_at = None
+        if holds_files:
+            if not db.transact(_has_artifacts):
+                raise StorageOwnedElsewhere(
+                    f"storage {_where(storage)} holds files but records no owning database, and this database has"
+                    " no artifacts: it may be another database's storage; use an empty --storage folder"
+                )
+            adopted_at = time.time()
+        record = {"database": mine, "adopted_at": adopted_at}
+        storage.create_marker(OWNER_MARKER, json.dumps(record) + "\n")
+        recorded = _read(storage)  # a concurrent first use may have written its own record first
+        if recorded is None:
+            raise StorageError(f"storage {_where(storage)}: cannot record its owner in {OWNER_MARKER}")
+    if recorded.database_id != mine:
+        raise StorageOwnedElsewhere(
+            f"storage {_where(storage)} belongs to another database (id {recorded.database_id}, this one is {mine});"
+            " use that database, or another --storage folder for this one"
+        )
+    return recorded
+
+
+def _read(storage: ArtifactStorage) -> Ownership | None:
+    text = storage.read_marker(OWNER_MARKER)
+    if text is None:
+        return None
+    try:
+        record = json.loads(text)
+        adopted_at = record.get("adopted_at")
+        return Ownership(str(record["database"]), float(adopted_at) if adopted_at is not None else None)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise StorageError(f"storage {_where(storage)}: unreadable {OWNER_MARKER}") from None
+
+
+def _has_artifacts(conn: Connection) -> bool:
+    return conn.execute(select(_artifact.c.id).limit(1)).first() is not None
+
+
+def _where(storage: ArtifactStorage) -> str:
+    return str(getattr(storage, "root", storage))
