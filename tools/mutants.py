@@ -598,6 +598,34 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=("tests/db/test_query_plans.py::test_postgresql_orphan_checks_probe_the_membership_index_per_window",),
         databases="postgresql",
     ),
+    # -- storage ownership and repair -----------------------------------------------------------------
+    Mutant(
+        id="storage-owner-unchecked",
+        guarantee="a storage belongs to one database",
+        file="pendingops/storage/owner.py",
+        why="another database's id in the storage's record is accepted, so its orphan cleanup removes the files",
+        old="""    if recorded.database_id != mine:""",
+        new="""    if False:""",
+        tests=("tests/storage/test_owner.py::test_the_first_database_owns_the_storage_and_another_is_refused",),
+    ),
+    Mutant(
+        id="orphans-remove-foreign-strays",
+        guarantee="a storage belongs to one database",
+        file="pendingops/maintenance/orphans.py",
+        why="stray files written before a shared legacy storage was adopted are removed (another database's files)",
+        old="""            if ownership.may_be_foreign(storage, location):""",
+        new="""            if False:""",
+        tests=("tests/storage/test_owner.py::test_the_issue_scenario_a_legacy_shared_storage_keeps_the_other_databases_files",),
+    ),
+    Mutant(
+        id="missing-file-present",
+        guarantee="a sync never takes a missing file for present",
+        file="pendingops/operators/_dedup.py",
+        why="an artifact row whose file is gone links the unit, which is then exported without its file",
+        old="""            artifact.artifact_id = None""",
+        new="""            pass""",
+        tests=("tests/maintenance/test_repair.py::test_a_resync_fetches_a_missing_file_instead_of_calling_it_present",),
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in

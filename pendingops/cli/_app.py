@@ -14,6 +14,7 @@ from typing import Any
 
 from pendingops.cli._progress import ProgressPrinter, human_bytes, human_seconds
 from pendingops.cli.db import add_db_commands, cmd_db
+from pendingops.cli.repair import print_repair
 from pendingops.context import SyncFailed, SyncResult
 from pendingops.db.database import Database, DatabaseError, mask_password, open_database
 from pendingops.db.versions import VersionError, list_versions
@@ -22,6 +23,7 @@ from pendingops.download.fetcher import DownloadError
 from pendingops.maintenance.export import ExportError, export_version
 from pendingops.maintenance.listing import iter_version_content, list_repositories
 from pendingops.maintenance.orphans import remove_orphans
+from pendingops.maintenance.repair import repair_artifacts
 from pendingops.maintenance.verify import StorageProblem, verify_storage
 from pendingops.pending import PendingInputError, describe_error
 from pendingops.plugins import PluginNotFound, available_plugins, get_plugin
@@ -112,7 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="hard-link files to storage instead of copying them (faster; editing an exported file then corrupts"
         " storage)",
     )
-    commands.add_parser("verify", help="check every stored artifact against its recorded size and digest")
+    verify = commands.add_parser("verify", help="check every stored artifact against its recorded size and digest")
+    verify.add_argument(
+        "--repair",
+        action="store_true",
+        help="fetch bad or missing artifacts again from their remotes; quarantine those no remote gives back",
+    )
     orphans = commands.add_parser("orphans", help="remove content and artifacts no version references")
     orphans.add_argument("--dry-run", action="store_true", help="only report what would be removed")
     demo = commands.add_parser("demo", help="serve a generated repository on 127.0.0.1, sync, change, resync")
@@ -405,15 +412,17 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    problems = 0
+    problems: list[StorageProblem] = []
     checked = 0
     for item in verify_storage(settings.db, settings.storage):
         if isinstance(item, StorageProblem):
-            problems += 1
+            problems.append(item)
             print(f"BAD {item.sha256} ({item.location}): {item.problem}")
         else:
             checked = item
-    print(f"checked {checked} artifacts: {problems} problem(s)")
+    print(f"checked {checked} artifacts: {len(problems)} problem(s)")
+    if problems and args.repair:
+        return print_repair(repair_artifacts(settings.db, settings.storage, problems))
     return EXIT_FAILED if problems else EXIT_OK
 
 

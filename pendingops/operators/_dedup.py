@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import Connection
 
-from pendingops.context import SyncContext
+from pendingops.context import SyncContext, logger
 from pendingops.db import lookups
 from pendingops.operators._stage import Operator, batch_stage
-from pendingops.pending import PendingContent
+from pendingops.pending import PendingArtifact, PendingContent
+from pendingops.storage.base import missing_locations
 
 
 def _key_known_and_unsaved(ctx: SyncContext, unit: PendingContent) -> bool:
@@ -18,7 +21,10 @@ def _artifact_unknown(ctx: SyncContext, unit: PendingContent) -> bool:
     return any(a.artifact_id is None and a.sha256 for a in unit.artifacts)
 
 
-def _lookup(conn: Connection, ctx: SyncContext, units: list[PendingContent], content: bool, artifacts: bool) -> int:
+def _lookup(
+    conn: Connection, ctx: SyncContext, units: list[PendingContent], content: bool, artifacts: bool
+) -> dict[int, str]:
+    """Link what is stored; return the storage locations of the artifacts linked, to check the files are there."""
     if content:
         keyed = [u for u in units if _key_known_and_unsaved(ctx, u)]
         if keyed:
@@ -26,8 +32,29 @@ def _lookup(conn: Connection, ctx: SyncContext, units: list[PendingContent], con
     if artifacts:
         unlinked = [u for u in units if not u.failed and _artifact_unknown(ctx, u)]
         if unlinked:
-            return lookups.query_existing_artifacts(conn, ctx.db, unlinked)
-    return 0
+            lookups.query_existing_artifacts(conn, ctx.db, unlinked)
+    if ctx.remote.policy != "immediate":
+        return {}  # nothing is downloaded now: a missing file is fetched on demand
+    return lookups.artifact_locations(conn, ctx.db, {a.artifact_id for a in _linked(units)})
+
+
+def _linked(units: list[PendingContent]) -> list[PendingArtifact]:
+    """Artifacts the lookups linked to a stored Artifact (not downloaded by this sync)."""
+    return [
+        a for u in units if not u.failed for a in u.artifacts if a.artifact_id is not None and a.stored_sha256 is None
+    ]
+
+
+def _unlink_missing_files(ctx: SyncContext, units: list[PendingContent], locations: dict[int, str]) -> None:
+    """Artifacts whose stored file is gone are downloaded again: a missing file is never "present"."""
+    missing = missing_locations(ctx.storage, locations.values())
+    if not missing:
+        return
+    gone = {artifact_id for artifact_id, location in locations.items() if location in missing}
+    for artifact in _linked(units):
+        if artifact.artifact_id in gone:
+            artifact.artifact_id = None
+    logger.warning("%d stored file(s) missing from storage: fetching them again", len(gone))
 
 
 def _count_present(ctx: SyncContext, units: list[PendingContent]) -> None:
@@ -41,7 +68,9 @@ def _lookup_stage(name: str, content: bool, artifacts: bool) -> Operator:
         return (content and _key_known_and_unsaved(ctx, unit)) or (artifacts and _artifact_unknown(ctx, unit))
 
     async def work(ctx: SyncContext, units: list[PendingContent]) -> None:
-        await ctx.db.run(_lookup, ctx, units, content, artifacts)
+        locations = await ctx.db.run(_lookup, ctx, units, content, artifacts)
+        if locations:
+            await asyncio.to_thread(_unlink_missing_files, ctx, units, locations)
         if content:
             _count_present(ctx, units)
 
