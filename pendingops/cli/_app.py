@@ -26,7 +26,7 @@ from pendingops.maintenance.orphans import remove_orphans
 from pendingops.maintenance.repair import repair_artifacts
 from pendingops.maintenance.verify import StorageProblem, verify_storage
 from pendingops.pending import PendingInputError, describe_error
-from pendingops.plugins import PluginNotFound, available_plugins, get_plugin
+from pendingops.plugins import PluginNotFound, available_plugins, get_plugin, load_plugins
 from pendingops.progress import ProgressSnapshot
 from pendingops.remote import POLICIES, RemoteConfig
 from pendingops.storage.base import StorageError
@@ -336,8 +336,11 @@ def print_summary(
 
 
 def cmd_plugins(args: argparse.Namespace, settings: Settings) -> int:
-    for name, plugin in sorted(available_plugins().items()):
+    found, broken = load_plugins()
+    for name, plugin in sorted(found.items()):
         print(f"{name:<12} {getattr(plugin, 'description', '')}")
+    for name, reason in sorted(broken.items()):
+        print(f"{name:<12} cannot be loaded: {reason}")
     return EXIT_OK
 
 
