@@ -14,14 +14,18 @@ from typing import Any
 
 from pendingops.cli._progress import ProgressPrinter, human_bytes, human_seconds
 from pendingops.cli.db import add_db_commands, cmd_db
+from pendingops.cli.history import history_json, history_text
+from pendingops.cli.manifest import add_manifest_commands, cmd_manifest
 from pendingops.cli.repair import print_repair
 from pendingops.context import SyncFailed, SyncResult
 from pendingops.db.database import Database, DatabaseError, mask_password, open_database
 from pendingops.db.versions import VersionError, list_versions
 from pendingops.declarative import sync_remote
 from pendingops.download.fetcher import DownloadError
+from pendingops.maintenance.by_key import iter_version_content_by_key
 from pendingops.maintenance.export import ExportError, export_version
-from pendingops.maintenance.listing import iter_version_content, list_repositories
+from pendingops.maintenance.history import version_history
+from pendingops.maintenance.listing import list_repositories
 from pendingops.maintenance.orphans import remove_orphans
 from pendingops.maintenance.repair import repair_artifacts
 from pendingops.maintenance.verify import StorageProblem, verify_storage
@@ -91,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
         " of undeclared size)",
     )
     sync.add_argument("--batch-size", type=_positive, default=1000, help="units per database batch")
+    sync.add_argument(
+        "--window", type=_positive, default=5000, help="units the source may be ahead of the save (default: 5000)"
+    )
     sync.add_argument("--quiet", action="store_true", help="no progress, only the summary")
     sync.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -98,15 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     repos = commands.add_parser("repos", help="list repositories")
     repos.add_argument("--json", action="store_true")
     versions = commands.add_parser("versions", help="list a repository's versions")
-    versions.add_argument("repo")
+    versions.add_argument("repo", help="repository name")
     versions.add_argument("--json", action="store_true")
     content = commands.add_parser("content", help="list a version's content")
-    content.add_argument("repo")
+    content.add_argument("repo", help="repository name")
     content.add_argument("--version", type=_non_negative, help="version number (default: latest)")
     content.add_argument("--json", action="store_true")
     export = commands.add_parser("export", help="write a version's files and a PULP_MANIFEST under DEST")
-    export.add_argument("repo")
-    export.add_argument("dest", type=Path)
+    export.add_argument("repo", help="repository name")
+    export.add_argument("dest", type=Path, help="the folder to write (created if needed)")
     export.add_argument("--version", type=_non_negative, help="version number (default: latest)")
     export.add_argument(
         "--hardlink",
@@ -125,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="serve a generated repository on 127.0.0.1, sync, change, resync")
     demo.add_argument("--files", type=_positive, default=40, help="files in the demo repository (default: 40)")
     add_db_commands(commands)
+    add_manifest_commands(commands)
     return parser
 
 
@@ -215,6 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _BAD_INPUT as exc:
         print(f"pendingops: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader went away (`| head`): a normal end
+        _silence_stdout()
+        return EXIT_OK
     except KeyboardInterrupt:
         print("pendingops: interrupted; the version being built was not made visible", file=sys.stderr)
         return 130
@@ -231,6 +242,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     finally:
         settings.close()
+
+
+def _silence_stdout() -> None:
+    """Send what is still buffered for a closed pipe nowhere, so exiting does not complain about it."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _print_failures(failures: Sequence[Any], limit: int = 10) -> None:
@@ -260,6 +278,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             mirror=args.mirror,
             on_error=args.on_error,
             batch_size=args.batch_size,
+            window=args.window,
             on_progress=recorder,
             progress_interval=0.2,
         )
@@ -360,6 +379,7 @@ def cmd_repos(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_versions(args: argparse.Namespace, settings: Settings) -> int:
     with settings.db.engine.connect() as conn:
         versions = list_versions(conn, args.repo)
+        history = version_history(conn, args.repo)
     if args.json:
         rows = [
             {
@@ -368,20 +388,21 @@ def cmd_versions(args: argparse.Namespace, settings: Settings) -> int:
                 "added": v.added,
                 "removed": v.removed,
                 "base": v.base_number,
+                **history_json(history.get(v.number)),
             }
             for v in versions
         ]
         print(json.dumps(rows, indent=2))
         return EXIT_OK
-    print(f"{'version':>7} {'units':>8} {'added':>8} {'removed':>8}")
+    print(f"{'version':>7} {'units':>8} {'added':>8} {'removed':>8}  {'created (UTC)':<19}  sync runs")
     for v in versions:
-        print(f"{v.number:>7} {v.content_count:>8} {v.added:>8} {v.removed:>8}")
+        print(f"{v.number:>7} {v.content_count:>8} {v.added:>8} {v.removed:>8}  {history_text(history.get(v.number))}")
     return EXIT_OK
 
 
 def cmd_content(args: argparse.Namespace, settings: Settings) -> int:
     available_plugins()  # imports every plugin's content type, so its fields can be read
-    units = iter_version_content(settings.db, args.repo, args.version)
+    units = iter_version_content_by_key(settings.db, args.repo, args.version)
     if args.json:
         print("[", end="")
         for index, unit in enumerate(units):
@@ -461,4 +482,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "orphans": cmd_orphans,
     "demo": cmd_demo,
     "db": cmd_db,
+    "manifest": cmd_manifest,
 }
