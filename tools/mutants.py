@@ -663,10 +663,10 @@ SELF_CHECKS: tuple[Mutant, ...] = (
         guarantee="the copy is imported",
         file="pendingops/plugins/__init__.py",
         why="the console script lists no plugin",
-        old="""    found: dict[str, Plugin] = {"file": FilePlugin()}
+        old="""    broken: dict[str, str] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):""",
-        new="""    found: dict[str, Plugin] = {"file": FilePlugin()}
-    return {}
+        new="""    broken: dict[str, str] = {}
+    return {}, broken
     for entry in entry_points(group=ENTRY_POINT_GROUP):""",
         tests=("tests/cli/test_cli.py::test_plugins_lists_the_file_plugin",),
     ),
