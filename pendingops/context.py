@@ -14,17 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from reactivex import Observable, abc
 from sqlalchemy import select
 
 from pendingops.db.database import Database, connection_lost
-from pendingops.db.locks import RepositoryLock, StoreLock
+from pendingops.db.locks import LockBusy, RepositoryLock, StoreLock
+from pendingops.db.retry import OutageTooLong, retry_on_lost_connection
 from pendingops.db.schema import ProgressReport, SyncRun
 from pendingops.db.versions import (
     NewVersion,
@@ -39,13 +40,15 @@ from pendingops.db.versions import (
 )
 from pendingops.download.fetcher import Fetcher
 from pendingops.flow import ByteBudget, Flow, LoopObserver, LoopScheduler, Units, paced_source
-from pendingops.pending import PendingContent, describe_error
+from pendingops.maintenance.orphans import latest_cleanup
+from pendingops.pending import PendingContent, describe_error, restore_units_db_state, units_db_state
 from pendingops.progress import Progress, ProgressListener
 from pendingops.remote import RemoteConfig
 from pendingops.storage.base import ArtifactStorage
 from pendingops.storage.owner import claim_storage
 
 ErrorPolicy = Literal["fail", "skip"]
+T = TypeVar("T")
 logger = logging.getLogger("pendingops")
 _current: contextvars.ContextVar[SyncContext] = contextvars.ContextVar("pendingops_sync_context")
 #: failures kept in memory for the report; the count is always exact
@@ -121,7 +124,8 @@ class SyncContext:
     visible if ``run`` succeeded, and discards it otherwise (artifacts already downloaded stay in
     storage for the rerun). ``window`` bounds how many units the source may be ahead of the end
     of the pipeline, ``max_pending_bytes`` how many downloaded bytes they may hold; ``batch_size``
-    is the size of every database batch.
+    is the size of every database batch. A database step that loses its connection (a server
+    restart, a failover) is retried on a fresh one for ``db_retry_seconds``.
     """
 
     def __init__(
@@ -141,11 +145,14 @@ class SyncContext:
         progress_interval: float = 0.5,
         wait_for_lock: bool = True,
         max_pending_bytes: int = 2 * 1024**3,
+        db_retry_seconds: float = 30.0,
     ) -> None:
         if on_error not in ("fail", "skip"):
             raise ValueError(f"on_error must be 'fail' or 'skip', not {on_error!r}")
         if batch_size < 1 or window < 1:
             raise ValueError("batch_size and window must be at least 1")
+        if db_retry_seconds < 0:
+            raise ValueError("db_retry_seconds must not be negative")
         self.db = db
         self.storage = storage
         self.remote = remote
@@ -156,6 +163,8 @@ class SyncContext:
         self.window = window
         self.batch_wait = batch_wait
         self.batch_max_wait = batch_max_wait
+        #: how long a database step that lost its connection is retried on a fresh one
+        self.db_retry_seconds = db_retry_seconds
         self.progress = Progress()
         self.failures: list[UnitFailure] = []
         self.failed_count = 0
@@ -177,25 +186,20 @@ class SyncContext:
         #: why ``run`` failed; a context whose run failed can only discard its version
         self._run_error: BaseException | None = None
         self._run_id = 0
+        self._finish_tried = False
+        #: the latest orphan cleanup when the store lock was taken (see ``_ensure_locks_held``)
+        self._cleanups_seen = 0
         self._ticker: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def __aenter__(self) -> SyncContext:
-        await asyncio.to_thread(claim_storage, self.db, self.storage)  # another database's storage is refused
-        self.repository_id, self.remote_id = await self.db.run(self._register)
-        self._store_lock = StoreLock(self.db, shared=True)
-        self._lock = RepositoryLock(self.db, self.repository_id)
         try:
-            await self._store_lock.acquire(wait=self._wait_for_lock)
-            await self._lock.acquire(wait=self._wait_for_lock)
-            self.version = await self.db.run(begin_version, self.repository_id)
-            self._run_id = await self.db.run(self._start_run)
-            removed = await asyncio.to_thread(self.storage.remove_stale_temp_files)
-        except BaseException as exc:
-            # Undo whatever was taken, even when cancelled (a deadline on the sync) half way.
-            await _uninterruptible(self._undo_enter(exc))
-            raise
+            removed = await retry_on_lost_connection(
+                self._enter_once, seconds=self.db_retry_seconds, what="starting the sync"
+            )
+        except OutageTooLong as exc:
+            raise SyncFailed(f"{exc}; no new version; rerun to continue") from None
         if removed:
             logger.info("removed %d temporary file(s) left by an interrupted sync", removed)
         self._token = _current.set(self)
@@ -203,6 +207,29 @@ class SyncContext:
         if self._on_progress is not None:
             self._ticker = asyncio.create_task(self._tick())
         return self
+
+    async def _enter_once(self) -> int:
+        """Register, take the locks, start the version and the run record; undone whole if it fails.
+
+        A lost connection half way undoes what was taken and the whole start is tried again (the
+        version an earlier attempt may have left is this sync's own, discarded under the lock).
+        """
+        self.version, self._run_id = None, 0
+        await asyncio.to_thread(claim_storage, self.db, self.storage)  # another database's storage is refused
+        self.repository_id, self.remote_id = await self.db.run(self._register)
+        self._store_lock = StoreLock(self.db, shared=True)
+        self._lock = RepositoryLock(self.db, self.repository_id)
+        try:
+            await self._store_lock.acquire(wait=self._wait_for_lock)
+            self._cleanups_seen = await self.db.run(latest_cleanup)
+            await self._lock.acquire(wait=self._wait_for_lock)
+            self.version = await self.db.run(begin_version, self.repository_id)
+            self._run_id = await self.db.run(self._start_run)
+            return await asyncio.to_thread(self.storage.remove_stale_temp_files)
+        except BaseException as exc:
+            # Undo whatever was taken, even when cancelled (a deadline on the sync) half way.
+            await _uninterruptible(self._undo_enter(exc))
+            raise
 
     async def _undo_enter(self, exc: BaseException) -> None:
         try:
@@ -248,44 +275,100 @@ class SyncContext:
             self._report_progress(finished=True)
 
     async def _complete_or_explain(self) -> None:
-        """Finish the version; when the database fails meanwhile, report what it actually stored."""
+        """Finish the version, riding out a short database outage; report what the database stored."""
         try:
-            await asyncio.to_thread(self._ensure_locks_held)
-            added, removed, info = await self.db.run(self._complete)
+            added, removed, info = await retry_on_lost_connection(
+                self._complete_once, seconds=self.db_retry_seconds, what="finishing the version"
+            )
         except VersionLost as exc:  # fenced: the version went to another sync; record the failure
             await self._abandon_if_possible(str(exc))
             raise SyncFailed(str(exc)) from None
-        except Exception as exc:
-            lost = connection_lost(exc)
-            if lost is None:
-                raise
-            # The commit may have reached the server with only its answer lost: the run record,
-            # written in the same transaction, says which.
-            recorded = await self._recorded_outcome()
-            if recorded is None:
-                await self._abandon_if_possible(lost)
-                raise SyncFailed(f"{lost} while finishing the version; no new version; rerun to continue") from None
-            added, removed, info = recorded
+        except OutageTooLong as exc:
+            added, removed, info = await self._outcome_after_outage(exc)
+        except SyncFailed as exc:  # a lock lost and not safely taken again
+            await self._abandon_if_possible(str(exc))
+            raise
         self.progress.add("removed", removed)
         self.result = SyncResult(
             info, bool(added or removed), added, removed, self.failed_count, self.failures, self.filtered
         )
 
-    def _ensure_locks_held(self) -> None:
-        """Notice a lock lost with its database session before finishing, and take it again.
+    async def _outcome_after_outage(self, outage: OutageTooLong) -> tuple[int, int, VersionInfo]:
+        """The finish failed for good: what the database holds decides what is reported."""
+        try:
+            recorded = await self._recorded_outcome() if self._finish_tried else None
+        except Exception as exc:
+            if connection_lost(exc) is None:
+                raise
+            raise SyncFailed(
+                f"{outage}; whether the version was finished is unknown until the database is back "
+                f"('pendingops versions {self.repository}' tells; a rerun completes it if not)"
+            ) from None
+        if recorded is None:
+            await self._abandon_if_possible(str(outage))
+            raise SyncFailed(f"{outage}; no new version; rerun to continue")
+        return recorded
 
-        Finishing is fenced by the version's own row (another sync that took the lock would have
-        discarded it), so a lock taken again after nobody else used it is safe to finish under.
+    async def _complete_once(self) -> tuple[int, int, VersionInfo]:
+        # A commit may reach the server with only its answer lost: the run record, written in the
+        # same transaction, says whether an earlier attempt finished the version.
+        if self._finish_tried:
+            recorded = await self._recorded_outcome()
+            if recorded is not None:
+                return recorded
+        await asyncio.to_thread(self._ensure_locks_held)
+        self._finish_tried = True
+        return await self.db.run(self._complete)
+
+    async def transact(
+        self, fn: Callable[..., T], *args: Any, units: Sequence[PendingContent] = (), what: str | None = None
+    ) -> T:
+        """Run ``fn(connection, *args)`` in a transaction, retried on a fresh connection after an outage.
+
+        The pipeline's database steps go through here. ``units`` are the units ``fn`` may change:
+        before a retry they are put back as they were, since the failed transaction was rolled back,
+        and the sync's locks are taken again if they went with the lost connection (what they guard
+        is fenced by the version's own row). ``what`` names the step in messages.
+        """
+        state = units_db_state(units)
+
+        async def before_retry() -> None:
+            restore_units_db_state(units, state)
+            await asyncio.to_thread(self._ensure_locks_held)
+
+        try:
+            return await retry_on_lost_connection(
+                lambda: self.db.run(fn, *args),
+                seconds=self.db_retry_seconds,
+                what=what or fn.__name__.strip("_").replace("_", " "),
+                before_retry=before_retry,
+            )
+        except OutageTooLong as exc:
+            raise SyncFailed(f"{exc}; no new version; rerun to continue") from None
+
+    def _ensure_locks_held(self) -> None:
+        """Notice a lock lost with its database session, and take it again.
+
+        Writing and finishing are fenced by the version's own row (another sync that took the lock
+        would have discarded it), so a lock taken again after nobody else used it is safe to go on
+        under. A database still out of reach raises its connection error (the caller retries).
         """
         for lock in (self._store_lock, self._lock):
             if lock is None:
                 continue
             try:
-                if lock.ensure_held():
-                    logger.warning("the database session holding the %s was lost; it was taken again", lock.name)
-            except Exception as exc:
+                retaken = lock.ensure_held()
+            except LockBusy as exc:
                 raise SyncFailed(f"lost the {lock.name} and could not take it again ({describe_error(exc)}); "
                                  "no new version; rerun") from None
+            if not retaken:
+                continue
+            logger.warning("the database session holding the %s was lost; it was taken again", lock.name)
+            if lock is self._store_lock and self.db.transact(latest_cleanup) != self._cleanups_seen:
+                raise SyncFailed(
+                    "an orphan cleanup ran while this sync had lost its store lock (a database outage); files it "
+                    "downloaded may be gone; no new version; rerun"
+                )
 
     async def _recorded_outcome(self) -> tuple[int, int, VersionInfo] | None:
         """(added, removed, version) if this run was recorded as completed, None if it was not."""
@@ -331,7 +414,17 @@ class SyncContext:
         return ensure_repository(conn, self.repository), ensure_remote(conn, self.remote)
 
     def _start_run(self, conn: Any) -> int:
+        """Record this run; runs of the repository still marked running ended unrecorded (we hold its lock)."""
         table = SyncRun.__table__
+        conn.execute(
+            table.update()
+            .where(table.c.repository_id == self.repository_id, table.c.state == "running")
+            .values(
+                state="failed",
+                error="ended without recording its outcome (killed, or the database was lost); no new version",
+                finished_at=datetime.now(UTC),
+            )
+        )
         return conn.execute(
             table.insert()
             .values(repository_id=self.repository_id, remote_id=self.remote_id, mirror=self.mirror, state="running")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -160,3 +161,36 @@ def natural_key_digest(type_name: str, key: tuple[Any, ...]) -> str:
     """sha256 of a canonical JSON encoding of the type name and natural-key values."""
     encoded = json.dumps([type_name, *key], separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+#: what a database step may change on a unit and its artifacts, put back when its transaction is retried
+_UNIT_DB_STATE = ("content_id", "in_base", "associated", "error", "failed_stage")
+_ARTIFACT_DB_STATE = (
+    "artifact_id",
+    "content_artifact_id",
+    "artifact_linked",
+    "remote_artifact_current",
+    "sha256",
+    "size",
+)
+
+
+def units_db_state(units: Sequence[PendingContent]) -> list[tuple[Any, ...]]:
+    """What ``units`` hold of the database's answers, for ``restore_units_db_state`` after a rollback."""
+    return [
+        (
+            tuple(getattr(unit, name) for name in _UNIT_DB_STATE),
+            [tuple(getattr(artifact, name) for name in _ARTIFACT_DB_STATE) for artifact in unit.artifacts],
+        )
+        for unit in units
+    ]
+
+
+def restore_units_db_state(units: Sequence[PendingContent], state: list[tuple[Any, ...]]) -> None:
+    """Put ``units`` back as ``units_db_state`` found them (their transaction was rolled back)."""
+    for unit, (unit_values, artifact_values) in zip(units, state, strict=True):
+        for name, value in zip(_UNIT_DB_STATE, unit_values, strict=True):
+            setattr(unit, name, value)
+        for artifact, values in zip(unit.artifacts, artifact_values, strict=True):
+            for name, value in zip(_ARTIFACT_DB_STATE, values, strict=True):
+                setattr(artifact, name, value)

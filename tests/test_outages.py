@@ -8,10 +8,10 @@ free port) and removes, so the shared test server is never disturbed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-import shutil
-import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,70 +31,25 @@ from pendingops import (
     open_database,
 )
 from pendingops import operators as ops
+from pendingops.db.database import connection_lost
 from pendingops.db.schema import SyncRun
+from pendingops.db.versions import VersionError
+from pendingops.maintenance.orphans import remove_orphans
 from tests.conftest import assert_artifacts_intact, file_set, file_units, version_content, version_numbers
+from tests.cutting_proxy import CuttingProxy
+from tests.pg_cluster import PrivateCluster, pg_bin
 from tests.remote_server import RemoteServer
+from tests.server_thread import ServerThread
 
 pytestmark = pytest.mark.postgres
 
-_BIN = Path("/usr/lib/postgresql")
+SCRIPT = str(Path(sys.executable).with_name("pendingops"))
 FILES = {f"d{i % 4}/f{i:03}": f"outage file {i}".encode() * 8 for i in range(48)}
-
-
-def _pg_bin(name: str) -> str | None:
-    found = sorted(_BIN.glob(f"*/bin/{name}"))
-    return str(found[-1]) if found else shutil.which(name)
-
-
-class PrivateCluster:
-    """A PostgreSQL cluster of our own, started and restarted with pg_ctl."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.data = folder / "data"
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *command: str) -> None:
-        # Output goes to a file, not a pipe: a server started by pg_ctl would hold a pipe open for ever.
-        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        with open(self.folder / "pg_ctl.out", "ab") as out:
-            done = subprocess.run([*prefix, *command], stdout=out, stderr=subprocess.STDOUT, timeout=300)
-        if done.returncode:
-            output = (self.folder / "pg_ctl.out").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{command[0]} failed ({done.returncode}): {output}")
-
-    def create(self) -> None:
-        if os.geteuid() == 0:
-            shutil.chown(self.folder, "postgres")
-        initdb = _pg_bin("initdb")
-        assert initdb is not None
-        self._run(initdb, "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(self._ctl(), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start")
-
-    def _ctl(self) -> str:
-        ctl = _pg_bin("pg_ctl")
-        assert ctl is not None
-        return ctl
-
-    def restart(self) -> None:
-        """Stop the server at once (as a crash or a failover would: every session and its locks end), then start it."""
-        log = str(self.folder / "log")
-        self._run(self._ctl(), "-D", str(self.data), "-m", "immediate", "-l", log, "-w", "restart")
-
-    def remove(self) -> None:
-        try:
-            self._run(self._ctl(), "-D", str(self.data), "-m", "immediate", "-w", "stop")
-        finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[PrivateCluster]:
-    if _pg_bin("initdb") is None or _pg_bin("pg_ctl") is None:
+    if pg_bin("initdb") is None or pg_bin("pg_ctl") is None:
         message = "PostgreSQL's initdb and pg_ctl are not installed"
         if os.environ.get("PENDINGOPS_REQUIRE_POSTGRES"):
             pytest.fail(message)
@@ -121,19 +76,27 @@ def outage_db(cluster: PrivateCluster) -> Iterator[Database]:
 
 
 def _restart_before(db: Database, cluster: PrivateCluster, statement_start: str) -> Callable[[], int]:
-    """Restart the server just before the first statement starting with ``statement_start`` runs."""
+    """Restart the server just before a statement starting with ``statement_start`` runs (its second
+    one when ``statement_start`` begins with ``2nd ``)."""
+    nth = 2 if statement_start.startswith("2nd ") else 1
+    statement_start = statement_start.removeprefix("2nd ")
+    seen: list[int] = []
     fired: list[int] = []
 
     def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
         if not fired and statement.lstrip().startswith(statement_start):
-            fired.append(1)
-            cluster.restart()
+            seen.append(1)
+            if len(seen) == nth:
+                fired.append(1)
+                cluster.restart()
 
     event.listen(db.engine, "before_cursor_execute", before)
     return lambda: len(fired)
 
 
-def _sync(db: Database, storage: LocalStorage, server: RemoteServer, pipeline: list | None = None) -> Any:
+def _sync(
+    db: Database, storage: LocalStorage, server: RemoteServer, pipeline: list | None = None, **options: Any
+) -> Any:
     async def run() -> Any:
         async with server:
             units = file_units(server.manifest_url, FILES)
@@ -148,6 +111,7 @@ def _sync(db: Database, storage: LocalStorage, server: RemoteServer, pipeline: l
                     batch_size=12,
                     batch_wait=0.01,
                     pipeline=pipeline,
+                    **options,
                 )
             except SyncFailed as exc:
                 return exc
@@ -162,8 +126,9 @@ def _assert_truthful(db: Database, storage: LocalStorage, outcome: Any) -> None:
         states = conn.execute(select(runs.c.state)).scalars().all()
     if isinstance(outcome, SyncFailed):
         assert "\n" not in str(outcome)
-        assert version_numbers(db, "r") == [0]
-        assert states[-1] != "completed"
+        with contextlib.suppress(VersionError):  # raised if the outage came before the repository was registered
+            assert version_numbers(db, "r") == [0]
+        assert not states or states[-1] != "completed"
     else:
         assert outcome.version.number == 1 and outcome.added == len(FILES)
         assert version_numbers(db, "r") == [0, 1]
@@ -172,17 +137,39 @@ def _assert_truthful(db: Database, storage: LocalStorage, outcome: Any) -> None:
     assert_artifacts_intact(db, storage)
 
 
-@pytest.mark.parametrize(
+MOMENTS = pytest.mark.parametrize(
     ("moment", "statement"),
     [
+        ("while registering the repository", "INSERT INTO repository_version "),
+        ("while starting the version", "2nd INSERT INTO repository_version "),
+        ("while recording the run", "INSERT INTO sync_run "),
+        ("during a dedup lookup", "SELECT content.id, content.content_type"),
         ("during a save batch", "INSERT INTO content "),
         ("while adding to the version", "INSERT INTO repository_content "),
         ("while finishing the version", "UPDATE repository_version SET complete"),
     ],
 )
-def test_a_restart_inside_a_database_batch_fails_the_sync_and_says_so(outage_db, storage, cluster, moment, statement):
+
+
+@MOMENTS
+def test_a_restart_inside_a_database_batch_is_ridden_out(outage_db, storage, cluster, moment, statement):
+    """The batch's transaction is rolled back by the restart and runs again on a fresh connection:
+    the sync succeeds with the one version it was building."""
     fired = _restart_before(outage_db, cluster, statement)
     outcome = _sync(outage_db, storage, RemoteServer(dict(FILES)))
+    assert fired() == 1
+    assert not isinstance(outcome, SyncFailed), f"{moment}: {outcome}"
+    _assert_truthful(outage_db, storage, outcome)
+    with outage_db.engine.connect() as conn:
+        assert conn.execute(select(SyncRun.__table__.c.state)).scalars().all() == ["completed"]
+
+
+@MOMENTS
+def test_with_no_retry_time_a_restart_inside_a_batch_fails_the_sync_and_says_so(
+    outage_db, storage, cluster, moment, statement
+):
+    fired = _restart_before(outage_db, cluster, statement)
+    outcome = _sync(outage_db, storage, RemoteServer(dict(FILES)), db_retry_seconds=0)
     assert fired() == 1
     assert isinstance(outcome, SyncFailed), moment
     assert "database connection lost" in str(outcome) and "no new version" in str(outcome)
@@ -192,10 +179,59 @@ def test_a_restart_inside_a_database_batch_fails_the_sync_and_says_so(outage_db,
     assert not isinstance(rerun, SyncFailed)
 
 
-def test_a_restart_during_downloads_is_told_truly_and_the_rerun_completes(outage_db, storage, cluster):
-    """The server restarts while files download and batches are saved: whether the sync rode it out
-    (later batches on fresh connections, the version fenced by its own row) or failed, what it says is
-    what the database holds, and a rerun completes the version."""
+@pytest.mark.parametrize("retry_seconds", [0, 30])
+def test_a_finish_whose_commit_answer_is_lost_is_reported_as_the_success_it_was(
+    outage_db, storage, cluster, retry_seconds
+):
+    """The finishing transaction reaches the server and commits; the connection is cut before its
+    answer comes back. The run record, written in that transaction, tells the sync it succeeded."""
+    with CuttingProxy(cluster.port, marker=b"UPDATE repository_version SET complete") as proxy:
+        through_proxy = open_database(cluster.url.replace(f":{cluster.port}/", f":{proxy.port}/"), create=False)
+        try:
+            outcome = _sync(through_proxy, storage, RemoteServer(dict(FILES)), db_retry_seconds=retry_seconds)
+        finally:
+            through_proxy.close()
+    assert proxy.cuts == 1
+    assert not isinstance(outcome, SyncFailed), str(outcome)
+    _assert_truthful(outage_db, storage, outcome)
+    with outage_db.engine.connect() as conn:
+        assert conn.execute(select(SyncRun.__table__.c.state)).scalars().all() == ["completed"]
+
+
+def test_an_outage_longer_than_the_retry_time_fails_the_sync_and_says_so(outage_db, storage, cluster):
+    """The server goes down during a save batch and stays down until the sync has given up."""
+    fired: list[int] = []
+
+    def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if not fired and statement.lstrip().startswith("INSERT INTO content "):
+            fired.append(1)
+            cluster.stop()
+
+    event.listen(outage_db.engine, "before_cursor_execute", before)
+    try:
+        outcome = _sync(outage_db, storage, RemoteServer(dict(FILES)), db_retry_seconds=1)
+    finally:
+        cluster.start()
+    assert fired
+    assert isinstance(outcome, SyncFailed)
+    assert "database connection lost" in str(outcome) and "during save; retried for" in str(outcome)
+    assert "no new version" in str(outcome) and "\n" not in str(outcome)
+    assert version_numbers(outage_db, "r") == [0]
+    runs = SyncRun.__table__
+    with outage_db.engine.connect() as conn:  # the database was down: the failure could not be recorded
+        assert conn.execute(select(runs.c.state)).scalars().all() == ["running"]
+    rerun = _sync(outage_db, storage, RemoteServer(dict(FILES)))
+    _assert_truthful(outage_db, storage, rerun)
+    assert not isinstance(rerun, SyncFailed)
+    with outage_db.engine.connect() as conn:  # the next sync of the repository closes that record
+        first, second = conn.execute(select(runs.c.state, runs.c.error).order_by(runs.c.id)).all()
+    assert first.state == "failed" and "ended without recording its outcome" in first.error
+    assert second.state == "completed"
+
+
+def test_a_restart_during_downloads_costs_a_pause_not_the_sync(outage_db, storage, cluster):
+    """The server restarts while files download and batches are saved: later batches retry on fresh
+    connections, the lost locks are taken again, and the version is finished."""
     started = asyncio.Event()
 
     async def restart_once(unit: PendingContent) -> None:
@@ -205,29 +241,30 @@ def test_a_restart_during_downloads_is_told_truly_and_the_rerun_completes(outage
 
     outcome = _sync(outage_db, storage, RemoteServer(dict(FILES)), [ops.enrich(restart_once), *_default()])
     assert started.is_set()
+    assert not isinstance(outcome, SyncFailed), str(outcome)
     _assert_truthful(outage_db, storage, outcome)
-    if isinstance(outcome, SyncFailed):
-        assert "database connection lost" in str(outcome)
-        rerun = _sync(outage_db, storage, RemoteServer(dict(FILES)))
-        _assert_truthful(outage_db, storage, rerun)
-        assert not isinstance(rerun, SyncFailed)
 
 
 def test_a_second_sync_during_the_outage_and_the_first_never_both_write_a_version(outage_db, storage, cluster):
-    """Sync A pauses after its first batch; the server restarts (A's lock goes with its session); sync B
-    of the same repository runs to the end; A resumes and must fail: only B's version exists."""
+    """Sync A holds its first batch at the end of its pipeline, its window full, so it does no database
+    work; the server restarts (A's locks go with its session); sync B of the same repository runs to
+    the end; A resumes, retries on a fresh connection, takes the locks again and must still fail,
+    fenced by the version B discarded: only B's version exists."""
     paused, resume = asyncio.Event(), asyncio.Event()
 
-    async def pause_once(unit: PendingContent) -> None:
-        if not paused.is_set():
+    held: list[PendingContent] = []
+
+    async def hold(unit: PendingContent) -> None:
+        held.append(unit)
+        if len(held) == 12:  # the whole window: nothing of A's is anywhere else
             paused.set()
-            await resume.wait()
+        await resume.wait()
 
     b_files = {"only-b.txt": b"written by sync B"}
 
     async def scenario() -> tuple[Any, Any]:
         async with RemoteServer(dict(FILES)) as server_a, RemoteServer(dict(b_files)) as server_b:
-            pipeline = [*_default(), ops.associate(), ops.enrich(pause_once)]
+            pipeline = [*_default(), ops.associate(), ops.enrich(hold, n=12)]
             a = asyncio.ensure_future(
                 declarative_version(
                     file_units(server_a.manifest_url, FILES),
@@ -237,6 +274,7 @@ def test_a_second_sync_during_the_outage_and_the_first_never_both_write_a_versio
                     repository="r",
                     mirror=True,
                     batch_size=12,
+                    window=12,
                     batch_wait=0.01,
                     pipeline=pipeline,
                 )
@@ -274,3 +312,116 @@ def test_a_second_sync_during_the_outage_and_the_first_never_both_write_a_versio
 
 def _default() -> list:
     return default_pipeline()
+
+
+def test_a_sync_that_lost_its_store_lock_fails_if_an_orphan_cleanup_ran_meanwhile(outage_db, storage, cluster):
+    """Sync A idles with its window full; the server restarts (A's shared store lock goes with its
+    session); an orphan cleanup takes the store lock and runs; A resumes, takes its locks again, and
+    learns from the cleanup's record that what it downloaded may be gone: it fails, no new version."""
+    paused, resume = asyncio.Event(), asyncio.Event()
+    held: list[PendingContent] = []
+
+    async def hold(unit: PendingContent) -> None:
+        held.append(unit)
+        if len(held) == 12:
+            paused.set()
+        await resume.wait()
+
+    async def scenario() -> Any:
+        async with RemoteServer(dict(FILES)) as server:
+            a = asyncio.ensure_future(
+                declarative_version(
+                    file_units(server.manifest_url, FILES),
+                    db=outage_db,
+                    storage=storage,
+                    remote=RemoteConfig(url=server.manifest_url),
+                    repository="r",
+                    mirror=True,
+                    batch_size=12,
+                    window=12,
+                    batch_wait=0.01,
+                    pipeline=[*_default(), ops.associate(), ops.enrich(hold, n=12)],
+                )
+            )
+            await paused.wait()
+            await asyncio.to_thread(cluster.restart)
+            other = open_database(cluster.url, create=False)
+            try:
+                await asyncio.to_thread(remove_orphans, other, storage)
+            finally:
+                other.close()
+            resume.set()
+            try:
+                return await a
+            except SyncFailed as exc:
+                return exc
+
+    outcome = asyncio.run(scenario())
+    assert isinstance(outcome, SyncFailed)
+    assert "an orphan cleanup ran while this sync had lost its store lock" in str(outcome)
+    assert version_numbers(outage_db, "r") == [0]
+    rerun = _sync(outage_db, storage, RemoteServer(dict(FILES)))
+    _assert_truthful(outage_db, storage, rerun)
+    assert not isinstance(rerun, SyncFailed)
+
+
+def test_an_orphan_cleanup_stops_when_the_session_holding_its_lock_is_lost(outage_db, storage, cluster):
+    """The cleanup's statements run on the session that holds its exclusive lock: once that session
+    is gone, the cleanup cannot go on, on another pooled connection, without the lock while a sync
+    starts."""
+    first = _sync(outage_db, storage, RemoteServer(dict(FILES)))
+    assert not isinstance(first, SyncFailed)
+    windows: list[int] = []
+    killer = open_database(cluster.url, create=False)
+
+    def after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if "max(anon_1.id)" in statement:
+            windows.append(1)
+            if len(windows) == 1:  # end the lock holder's session (this private cluster has no other user)
+                with killer.engine.begin() as other:
+                    ended = other.execute(
+                        text(
+                            "SELECT pg_terminate_backend(pid, 30000) FROM pg_locks "
+                            "WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+                        )
+                    ).scalars().all()
+                assert ended == [True]
+
+    event.listen(outage_db.engine, "after_cursor_execute", after)
+    try:
+        with pytest.raises(Exception) as raised:
+            remove_orphans(outage_db, storage)
+    finally:
+        event.remove(outage_db.engine, "after_cursor_execute", after)
+        killer.close()
+    assert connection_lost(raised.value) is not None
+    assert len(windows) == 1  # nothing was looked at after the lock's session was gone
+    rerun = remove_orphans(outage_db, storage)  # a rerun takes the lock again and finishes
+    assert (rerun.content, rerun.artifacts) == (0, 0)
+    assert_artifacts_intact(outage_db, storage)
+
+
+def test_a_command_line_sync_waits_for_a_database_that_is_down_and_then_succeeds(cluster, tmp_path):
+    """The server is down when the sync starts: it says it is trying again, and once the server is
+    back (started when that line appears, not after a guessed time) the sync completes."""
+    db = open_database(cluster.url, create=False)
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    db.close()
+    cluster.stop()
+    try:
+        with ServerThread(dict(FILES)) as server:
+            command = [SCRIPT, "--db", cluster.url, "--storage", str(tmp_path / "storage"), "sync",
+                       server.manifest_url, "--repo", "r", "--quiet"]
+            sync = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            assert sync.stderr is not None
+            first = sync.stderr.readline()
+            cluster.start()
+            out, err = sync.communicate(timeout=300)
+    finally:
+        if not cluster.running():
+            cluster.start()
+    assert "cannot open database" in first and "trying again" in first, first
+    assert sync.returncode == 0, err
+    assert "new version 1: 48 units" in out

@@ -578,13 +578,51 @@ MUTANTS: tuple[Mutant, ...] = (
         id="lost-connection-unexplained",
         guarantee="1 the reported outcome is the stored outcome (outages)",
         file="pendingops/context.py",
-        why="a database error while finishing is reported as a failure without reading what was stored",
-        old="""            lost = connection_lost(exc)
-            if lost is None:
-                raise""",
-        new="""            lost = connection_lost(exc)
-            if True:
-                raise""",
+        why="a finish that failed for good is reported as a failure without reading what was stored",
+        old="            recorded = await self._recorded_outcome() if self._finish_tried else None",
+        new="            recorded = None",
+        tests=("tests/test_outages.py",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="finish-retried-blindly",
+        guarantee="1 the reported outcome is the stored outcome (outages)",
+        file="pendingops/context.py",
+        why="a finish retried after a lost answer runs again without asking whether the commit landed",
+        old="        if self._finish_tried:\n",
+        new="        if False:\n",
+        tests=("tests/test_outages.py",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="retry-keeps-rolled-back-state",
+        guarantee="1 visible iff success (outages: a retried batch)",
+        file="pendingops/context.py",
+        why="a batch retried after a lost connection keeps the row ids its rolled-back attempt gave the units",
+        old="            restore_units_db_state(units, state)\n",
+        new="            pass\n",
+        tests=("tests/test_outages.py",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="cleanup-during-outage-unnoticed",
+        guarantee="3 never run without the lock (outages: orphans)",
+        file="pendingops/context.py",
+        why="a sync that took its lost store lock again goes on though an orphan cleanup ran meanwhile",
+        old="            if lock is self._store_lock and self.db.transact(latest_cleanup) != self._cleanups_seen:",
+        new="            if False:",
+        tests=("tests/test_outages.py",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="cleanup-off-the-lock-session",
+        guarantee="3 never run without the lock (outages: orphans)",
+        file="pendingops/db/locks.py",
+        why="orphan cleanup runs on pooled connections, which a restart replaces unseen while the lock is gone",
+        old="""        if self._connection is None:
+            return self._db.transact(fn, *args)""",
+        new="""        if True:
+            return self._db.transact(fn, *args)""",
         tests=("tests/test_outages.py",),
         databases="postgresql",
     ),

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,15 @@ from pendingops.cli.history import history_json, history_text
 from pendingops.cli.manifest import add_manifest_commands, cmd_manifest
 from pendingops.cli.repair import print_repair
 from pendingops.context import SyncFailed, SyncResult
-from pendingops.db.database import Database, DatabaseError, mask_password, open_database
+from pendingops.db.database import (
+    Database,
+    DatabaseError,
+    DatabaseUnreachable,
+    connection_lost,
+    mask_password,
+    open_database,
+)
+from pendingops.db.retry import FIRST_PAUSE, LONGEST_PAUSE
 from pendingops.db.versions import VersionError, list_versions
 from pendingops.declarative import sync_remote
 from pendingops.download.fetcher import DownloadError
@@ -96,6 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.add_argument("--batch-size", type=_positive, default=1000, help="units per database batch")
     sync.add_argument(
+        "--db-retry-seconds",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a database step that lost its connection (a restart, a failover) is retried on a fresh one"
+        " before the sync fails (default: 30; 0: fail at once)",
+    )
+    sync.add_argument(
         "--window", type=_positive, default=5000, help="units the source may be ahead of the save (default: 5000)"
     )
     sync.add_argument("--quiet", action="store_true", help="no progress, only the summary")
@@ -155,6 +172,16 @@ def _size(text: str) -> int:
     return int(match[1]) * _SIZE_UNITS[match[2].lower()]
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, at least 0, got {text}")
+    return value
+
+
 def _non_negative(text: str) -> int:
     try:
         value = int(text)
@@ -180,6 +207,21 @@ class Settings:
             self.prepare_default_folder()
             self._db = open_database(self.db_url)
         return self._db
+
+    def open_db(self, retry_seconds: float) -> Database:
+        """The database, waiting up to ``retry_seconds`` for a server that is down or restarting."""
+        deadline = time.monotonic() + retry_seconds
+        pause = FIRST_PAUSE
+        while True:
+            try:
+                return self.db
+            except DatabaseUnreachable as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                print(f"pendingops: {exc}; trying again in {min(pause, left):.1f} s", file=sys.stderr)
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, LONGEST_PAUSE)
 
     def prepare_default_folder(self) -> None:
         """Create the default SQLite database's folder (the only one we create unasked)."""
@@ -233,6 +275,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pendingops: error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
         return EXIT_FAILED
     except Exception as exc:
+        lost = connection_lost(exc)
+        if lost is not None:  # an outage, not a bug: the command's transactions were rolled back
+            print(f"pendingops: error: {lost}; {args.command} stopped; run it again", file=sys.stderr)
+            return EXIT_FAILED
         if os.environ.get("PENDINGOPS_DEBUG"):
             raise
         print(
@@ -268,16 +314,18 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
         max_file_size=args.max_file_size,
     )
     recorder = SnapshotRecorder(None if args.quiet or args.json else ProgressPrinter())
+    db = settings.open_db(args.db_retry_seconds)
     result = asyncio.run(
         sync_remote(
             plugin,
             remote,
-            db=settings.db,
+            db=db,
             storage=settings.storage,
             repository=args.repo,
             mirror=args.mirror,
             on_error=args.on_error,
             batch_size=args.batch_size,
+            db_retry_seconds=args.db_retry_seconds,
             window=args.window,
             on_progress=recorder,
             progress_interval=0.2,

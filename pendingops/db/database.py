@@ -29,6 +29,10 @@ class DatabaseError(RuntimeError):
     """The database cannot be opened or used; the message says why."""
 
 
+class DatabaseUnreachable(DatabaseError):
+    """The database server could not be reached (down, restarting): trying again later may work."""
+
+
 class Database:
     """An engine plus the single worker thread that runs every blocking statement of a sync.
 
@@ -120,7 +124,23 @@ def connection_lost(exc: BaseException) -> str | None:
     if not (exc.connection_invalidated or client_side):
         return None
     reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection closed"
+    # A server that refuses the connection itself (no such database or role, a wrong password)
+    # will refuse it again: that is not an outage, unless it is starting, stopping or recovering.
+    if "FATAL:" in reason and not any(phrase in reason for phrase in _TRANSIENT_REFUSALS):
+        return None
     return f"database connection lost ({reason})"
+
+
+#: what a PostgreSQL server says when it refuses connections for a while (SQLSTATE 57P01, 57P03, 53300)
+_TRANSIENT_REFUSALS = (
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+    "terminating connection due to administrator command",
+    "too many clients",
+    "remaining connection slots are reserved",
+)
 
 
 def mask_password(url: str) -> str:
@@ -196,9 +216,8 @@ def open_database(url: str, *, create: bool = True) -> Database:
         except DBAPIError as exc:  # unreachable server, refused login, a file that is not a database...
             db.close()
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise DatabaseError(
-                f"cannot open database {parsed.render_as_string(hide_password=True)}: {reason}"
-            ) from None
+            error = DatabaseUnreachable if connection_lost(exc) else DatabaseError
+            raise error(f"cannot open database {parsed.render_as_string(hide_password=True)}: {reason}") from None
         except DatabaseError:  # the schema needs an upgrade (SchemaOutOfDate)
             db.close()
             raise

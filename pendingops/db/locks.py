@@ -19,10 +19,12 @@ import contextlib
 import fcntl
 import os
 import threading
-from typing import IO, Any
+from collections.abc import Callable
+from typing import IO, Any, Self, TypeVar
 
 from pendingops.db.database import Database
 
+T = TypeVar("T")
 _REPOSITORY_NAMESPACE = 0x70656E64  # "pend": keeps our advisory lock ids apart from other apps'
 _STORE_NAMESPACE = 0x73746F72  # "stor"
 #: how often a cancellable wait retries a file or in-process lock (seconds, growing to the maximum)
@@ -177,6 +179,18 @@ class _Lock:
                 _drop(connection)
                 self._connection = None
 
+    def transact(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(connection, *args)`` in a transaction under the lock, from a thread that may block.
+
+        On PostgreSQL it runs on the very session that holds the lock: if that session is lost (a
+        restart, a failover), so is the statement, and the work never goes on without the lock, as
+        it could on a fresh pooled connection. Elsewhere the lock cannot be lost while the process lives.
+        """
+        if self._connection is None:
+            return self._db.transact(fn, *args)
+        with self._connection.begin():
+            return fn(self._connection, *args)
+
     def ensure_held(self) -> bool:
         """Check the lock is still held; if its session was lost, take it again without waiting.
 
@@ -215,7 +229,7 @@ class _Lock:
             self._memory.release(self._shared)
             self._memory = None
 
-    def __enter__(self) -> _Lock:
+    def __enter__(self) -> Self:
         self.acquire_blocking(True)
         return self
 

@@ -231,6 +231,24 @@ class SyncRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class StoreCleanup(Base):
+    """One orphan cleanup that deleted (or was about to delete) rows and files; dry runs are not recorded.
+
+    A sync notes the latest one when it takes the store lock; if it loses that lock with its database
+    session and takes it again, a newer row means a cleanup ran meanwhile and may have removed what
+    the sync had downloaded: the sync then fails instead of saving rows for missing files.
+    """
+
+    __tablename__ = "store_cleanup"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    content: Mapped[int] = mapped_column(BigInteger, default=0)
+    artifacts: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    stray_files: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class ProgressReport(Base):
     """Final per-stage counters of a sync run."""
 

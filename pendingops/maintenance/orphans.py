@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
@@ -10,7 +11,7 @@ from sqlalchemy import Connection, Select, Table, and_, delete, exists, func, se
 
 from pendingops.db.database import Database
 from pendingops.db.locks import StoreLock
-from pendingops.db.schema import Artifact, Content, ContentArtifact, RepositoryContent
+from pendingops.db.schema import Artifact, Content, ContentArtifact, RepositoryContent, StoreCleanup
 from pendingops.storage.base import ArtifactStorage
 from pendingops.storage.owner import Ownership, claim_storage
 
@@ -18,6 +19,7 @@ _content = Content.__table__
 _rc = RepositoryContent.__table__
 _ca = ContentArtifact.__table__
 _artifact = Artifact.__table__
+_cleanup = StoreCleanup.__table__
 _BATCH = 1000
 
 
@@ -43,32 +45,55 @@ def remove_orphans(db: Database, storage: ArtifactStorage, *, dry_run: bool = Fa
     never removes what a sync has found and is about to use. With ``dry_run`` nothing is deleted.
     """
     ownership = claim_storage(db, storage)
-    with StoreLock(db, shared=False):
-        return _remove_orphans(db, storage, ownership, dry_run)
+    with StoreLock(db, shared=False) as lock:
+        if dry_run:
+            return _remove_orphans(lock, storage, ownership, dry_run)
+        # Recorded before anything is deleted: a sync that lost its store lock in an outage and
+        # takes it again learns from this row that files it downloaded may be gone.
+        cleanup_id = lock.transact(_record_start)
+        report = _remove_orphans(lock, storage, ownership, dry_run)
+        lock.transact(_record_end, cleanup_id, report)
+        return report
 
 
-def _remove_orphans(db: Database, storage: ArtifactStorage, ownership: Ownership, dry_run: bool) -> OrphanReport:
+def _record_start(conn: Connection) -> int:
+    return conn.execute(_cleanup.insert().values(started_at=datetime.now(UTC)).returning(_cleanup.c.id)).scalar_one()
+
+
+def _record_end(conn: Connection, cleanup_id: int, report: OrphanReport) -> None:
+    values = {name: getattr(report, name) for name in ("content", "artifacts", "bytes", "stray_files")}
+    conn.execute(_cleanup.update().where(_cleanup.c.id == cleanup_id).values(finished_at=datetime.now(UTC), **values))
+
+
+def latest_cleanup(conn: Connection) -> int:
+    """The id of the latest orphan cleanup that may have deleted something (0: none yet)."""
+    return conn.execute(select(func.coalesce(func.max(_cleanup.c.id), 0))).scalar_one()
+
+
+def _remove_orphans(lock: StoreLock, storage: ArtifactStorage, ownership: Ownership, dry_run: bool) -> OrphanReport:
+    # Every step runs on the lock's own session: a lost session stops the cleanup, never lets it
+    # go on without the lock while a sync starts.
     report = OrphanReport()
     after = 0
-    while (last := db.transact(_window_end, _content, after)) is not None:
-        ids = db.transact(_orphan_content_ids, after, last)
+    while (last := lock.transact(_window_end, _content, after)) is not None:
+        ids = lock.transact(_orphan_content_ids, after, last)
         report.content += len(ids)
         if ids and not dry_run:
-            db.transact(_delete_content, ids)
+            lock.transact(_delete_content, ids)
         after = last
     after = 0
-    while (last := db.transact(_window_end, _artifact, after)) is not None:
-        rows = db.transact(_orphan_artifacts, after, last, dry_run)
+    while (last := lock.transact(_window_end, _artifact, after)) is not None:
+        rows = lock.transact(_orphan_artifacts, after, last, dry_run)
         report.artifacts += len(rows)
         report.bytes += sum(size for _, _, size in rows)
         if rows and not dry_run:
             # Only the files of rows really deleted: a sync may have linked one meanwhile.
-            for location in db.transact(_delete_artifacts, [row_id for row_id, _, _ in rows]):
+            for location in lock.transact(_delete_artifacts, [row_id for row_id, _, _ in rows]):
                 storage.delete(location)
         after = last
     locations = storage.iter_locations()
     while chunk := tuple(islice(locations, _BATCH)):
-        known = db.transact(_recorded_locations, chunk)
+        known = lock.transact(_recorded_locations, chunk)
         for location in chunk:
             if location in known:
                 continue

@@ -29,7 +29,7 @@ def _associate(conn: Connection, ctx: SyncContext, units: list[PendingContent]) 
 
 
 async def _work(ctx: SyncContext, units: list[PendingContent]) -> None:
-    added = await ctx.db.run(_associate, ctx, units)
+    added = await ctx.transact(_associate, ctx, units, what="adding content to the version")
     for unit in units:
         unit.associated = not unit.failed
     if added:

@@ -68,7 +68,7 @@ def _lookup_stage(name: str, content: bool, artifacts: bool) -> Operator:
         return (content and _key_known_and_unsaved(ctx, unit)) or (artifacts and _artifact_unknown(ctx, unit))
 
     async def work(ctx: SyncContext, units: list[PendingContent]) -> None:
-        locations = await ctx.db.run(_lookup, ctx, units, content, artifacts)
+        locations = await ctx.transact(_lookup, ctx, units, content, artifacts, units=units, what=name)
         if locations:
             await asyncio.to_thread(_unlink_missing_files, ctx, units, locations)
         if content:

@@ -67,7 +67,7 @@ def _fill(conn: Connection, ctx: SyncContext, units: list[PendingContent]) -> in
 
 
 async def _work(ctx: SyncContext, units: list[PendingContent]) -> None:
-    filled = await ctx.db.run(_fill, ctx, units)
+    filled = await ctx.transact(_fill, ctx, units, units=units, what="query_known_digests")
     if filled:
         ctx.progress.add("known_digests", filled)
 

@@ -45,7 +45,7 @@ async def _work(ctx: SyncContext, units: list[PendingContent]) -> None:
         else:
             ready.append(unit)
     if ready:
-        await ctx.db.run(_save, ctx, ready)
+        await ctx.transact(_save, ctx, ready, units=ready, what="save")
         ctx.progress.add("saved", sum(1 for unit in ready if not unit.failed))
 
 

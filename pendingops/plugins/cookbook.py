@@ -518,7 +518,7 @@ def keep_base_on_failure() -> ops.Operator:
         return ctx.mirror and unit.failed and not unit.in_base and unit.content_type is CookbookContent
 
     async def work(ctx: SyncContext, units: list[PendingContent]) -> None:
-        kept = await ctx.db.run(_base_versions_of, ctx, units)
+        kept = await ctx.transact(_base_versions_of, ctx, units, what="keeping the base version of failed cookbooks")
         if kept:
             ctx.progress.add("kept", len(kept))
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from pendingops import PendingContent, RemoteConfig, SyncFailed, sync_remote
 from pendingops import operators as ops
-from pendingops.db.schema import Artifact, Content
+from pendingops.db.schema import Artifact, Content, StoreCleanup
 from pendingops.maintenance.orphans import OrphanReport, remove_orphans
 from pendingops.maintenance.verify import StorageProblem, verify_storage
 from pendingops.plugins.file import FilePlugin
@@ -66,6 +66,14 @@ def test_content_of_a_failed_sync_is_removed_with_its_files(db, storage) -> None
     assert report.stray_files == len(stored_files) - saved_artifacts >= 1
     assert not stray.exists()
     assert (_count(db, Content), _count(db, Artifact)) == (0, 0)
+    with db.engine.connect() as conn:  # the real run is recorded with what it removed; the dry run is not
+        recorded = conn.execute(select(StoreCleanup.__table__)).all()
+    assert len(recorded) == 1 and recorded[0].finished_at is not None
+    assert (recorded[0].content, recorded[0].artifacts, recorded[0].stray_files) == (
+        report.content,
+        report.artifacts,
+        report.stray_files,
+    )
     assert [p for p in (storage.root / "artifacts").rglob("*") if p.is_file()] == []
     assert [p for p in verify_storage(db, storage) if isinstance(p, StorageProblem)] == []
 

@@ -1,7 +1,7 @@
 """The database's own id, which a storage folder records to know the database that owns it.
 
-Revision ID: core_0003_storage_owner
-Revises: core_0002
+Revision ID: core_0004
+Revises: core_0003
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "core_0003_storage_owner"
-down_revision = "core_0002"
+revision = "core_0004"
+down_revision = "core_0003"
 branch_labels = None
 depends_on = None
 
