@@ -45,7 +45,7 @@ from pendingops.pending import PendingContent, describe_error, restore_units_db_
 from pendingops.progress import Progress, ProgressListener
 from pendingops.remote import RemoteConfig
 from pendingops.storage.base import ArtifactStorage
-from pendingops.storage.owner import claim_storage
+from pendingops.storage.owner import claim_in
 
 ErrorPolicy = Literal["fail", "skip"]
 T = TypeVar("T")
@@ -215,7 +215,6 @@ class SyncContext:
         version an earlier attempt may have left is this sync's own, discarded under the lock).
         """
         self.version, self._run_id = None, 0
-        await asyncio.to_thread(claim_storage, self.db, self.storage)  # another database's storage is refused
         self.repository_id, self.remote_id = await self.db.run(self._register)
         self._store_lock = StoreLock(self.db, shared=True)
         self._lock = RepositoryLock(self.db, self.repository_id)
@@ -411,6 +410,7 @@ class SyncContext:
             self._on_progress = None
 
     def _register(self, conn: Any) -> tuple[int, int]:
+        claim_in(conn, self.storage)  # another database's storage is refused, before anything is written
         return ensure_repository(conn, self.repository), ensure_remote(conn, self.remote)
 
     def _start_run(self, conn: Any) -> int:

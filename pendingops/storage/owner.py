@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, select
 
-from pendingops.db.database import Database
+from pendingops.db.database import Database, dialect_insert
 from pendingops.db.schema import Artifact, DatabaseIdentity
 from pendingops.storage.base import ArtifactStorage, StorageError
 
@@ -46,27 +46,33 @@ class Ownership:
 
 def database_id(db: Database) -> str:
     """This database's id, made on first use (concurrent first uses agree on one)."""
-    return db.transact(_database_id, db)
+    return db.transact(_database_id)
 
 
-def _database_id(conn: Connection, db: Database) -> str:
+def _database_id(conn: Connection) -> str:
     found = conn.execute(select(_identity.c.uuid).where(_identity.c.id == 1)).scalar()
     if found is None:
-        row = {"id": 1, "uuid": uuid.uuid4().hex}
-        conn.execute(db.insert(_identity).on_conflict_do_nothing(index_elements=["id"]).values(**row))
-        found = conn.execute(select(_identity.c.uuid).where(_identity.c.id == 1)).scalar_one()
+        insert = dialect_insert(conn.dialect.name, _identity).values(id=1, uuid=uuid.uuid4().hex)
+        found = conn.execute(insert.on_conflict_do_nothing(index_elements=["id"]).returning(_identity.c.uuid)).scalar()
+        if found is None:  # another process made it first
+            found = conn.execute(select(_identity.c.uuid).where(_identity.c.id == 1)).scalar_one()
     return str(found)
 
 
 def claim_storage(db: Database, storage: ArtifactStorage) -> Ownership:
     """Check (or record, on first use) that ``db`` owns ``storage``; raise StorageOwnedElsewhere if not."""
-    mine = database_id(db)
+    return db.transact(claim_in, storage)
+
+
+def claim_in(conn: Connection, storage: ArtifactStorage) -> Ownership:
+    """``claim_storage`` in the caller's transaction (a sync does it while it registers, in one round trip)."""
+    mine = _database_id(conn)
     recorded = _read(storage)
     if recorded is None:
         holds_files = next(iter(storage.iter_locations()), None) is not None
         adopted_at = None
         if holds_files:
-            if not db.transact(_has_artifacts):
+            if not _has_artifacts(conn):
                 raise StorageOwnedElsewhere(
                     f"storage {_where(storage)} holds files but records no owning database, and this database has"
                     " no artifacts: it may be another database's storage; use an empty --storage folder"
