@@ -61,34 +61,61 @@ def _database_id(conn: Connection) -> str:
 
 def claim_storage(db: Database, storage: ArtifactStorage) -> Ownership:
     """Check (or record, on first use) that ``db`` owns ``storage``; raise StorageOwnedElsewhere if not."""
-    return db.transact(claim_in, storage)
+    return settle_claim(storage, db.transact(claim_in, storage))
 
 
-def claim_in(conn: Connection, storage: ArtifactStorage) -> Ownership:
-    """``claim_storage`` in the caller's transaction (a sync does it while it registers, in one round trip)."""
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What ``claim_in`` found: the storage's owner, or the record to write once the transaction committed.
+
+    The record names this database's id, which may have been made in that very transaction: it is
+    written only after the commit, so a rolled-back transaction never leaves a record naming an id
+    the database does not have.
+    """
+
+    ownership: Ownership | None
+    to_record: Ownership | None = None
+
+
+def claim_in(conn: Connection, storage: ArtifactStorage) -> Claim:
+    """The database side of ``claim_storage``, in the caller's transaction (a sync's registration)."""
     mine = _database_id(conn)
     recorded = _read(storage)
+    if recorded is not None:
+        _check(storage, recorded, mine)
+        return Claim(recorded)
+    adopted_at = None
+    if next(iter(storage.iter_locations()), None) is not None:
+        if not _has_artifacts(conn):
+            raise StorageOwnedElsewhere(
+                f"storage {_where(storage)} holds files but records no owning database, and this database has"
+                " no artifacts: it may be another database's storage; use an empty --storage folder"
+            )
+        adopted_at = time.time()
+    return Claim(None, Ownership(mine, adopted_at))
+
+
+def settle_claim(storage: ArtifactStorage, claim: Claim) -> Ownership:
+    """Write the owner record a claim left to write (after its commit), and check whoever wrote it first."""
+    if claim.ownership is not None:
+        return claim.ownership
+    assert claim.to_record is not None
+    mine = claim.to_record
+    record = {"database": mine.database_id, "adopted_at": mine.adopted_at}
+    storage.create_marker(OWNER_MARKER, json.dumps(record) + "\n")
+    recorded = _read(storage)  # a concurrent first use may have written its own record first
     if recorded is None:
-        holds_files = next(iter(storage.iter_locations()), None) is not None
-        adopted_at = None
-        if holds_files:
-            if not _has_artifacts(conn):
-                raise StorageOwnedElsewhere(
-                    f"storage {_where(storage)} holds files but records no owning database, and this database has"
-                    " no artifacts: it may be another database's storage; use an empty --storage folder"
-                )
-            adopted_at = time.time()
-        record = {"database": mine, "adopted_at": adopted_at}
-        storage.create_marker(OWNER_MARKER, json.dumps(record) + "\n")
-        recorded = _read(storage)  # a concurrent first use may have written its own record first
-        if recorded is None:
-            raise StorageError(f"storage {_where(storage)}: cannot record its owner in {OWNER_MARKER}")
+        raise StorageError(f"storage {_where(storage)}: cannot record its owner in {OWNER_MARKER}")
+    _check(storage, recorded, mine.database_id)
+    return recorded
+
+
+def _check(storage: ArtifactStorage, recorded: Ownership, mine: str) -> None:
     if recorded.database_id != mine:
         raise StorageOwnedElsewhere(
             f"storage {_where(storage)} belongs to another database (id {recorded.database_id}, this one is {mine});"
             " use that database, or another --storage folder for this one"
         )
-    return recorded
 
 
 def _read(storage: ArtifactStorage) -> Ownership | None:
