@@ -661,7 +661,7 @@ MUTANTS: tuple[Mutant, ...] = (
         file="pendingops/storage/owner.py",
         why="a storage holding files without an owner record is adopted by a database that has no artifacts",
         old="""        if not _has_artifacts(conn):""",
-        new="""            if False:""",
+        new="""        if False:""",
         tests=("tests/storage/test_owner.py::test_a_legacy_storage_with_files_is_refused_to_a_database_without_artifacts",),
     ),
     Mutant(
