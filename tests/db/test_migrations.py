@@ -37,6 +37,7 @@ from pendingops.db.schema import Base
 from pendingops.maintenance.listing import iter_version_content
 from pendingops.maintenance.verify import StorageProblem, verify_storage
 from pendingops.plugins.cookbook import CookbookContent
+from pendingops.storage.owner import Claim, Ownership
 from tests.conftest import POSTGRES_URL, file_units, require_postgres
 from tests.remote_server import RemoteServer
 
@@ -123,7 +124,8 @@ def _fill(db: Database, storage: LocalStorage) -> None:
             on_demand = RemoteConfig(url=server.base_url, policy="on_demand")
             await declarative_version(units[2:], db=db, storage=storage, remote=on_demand, repository="books")
 
-    with patch("pendingops.context.claim_storage"):
+    legacy = Claim(Ownership("a release without owner records"))
+    with patch("pendingops.context.claim_in", lambda conn, storage: legacy):
         asyncio.run(scenario())
 
 
