@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from sqlalchemy import Connection
 
 from pendingops.context import SyncContext, logger
@@ -21,10 +19,8 @@ def _artifact_unknown(ctx: SyncContext, unit: PendingContent) -> bool:
     return any(a.artifact_id is None and a.sha256 for a in unit.artifacts)
 
 
-def _lookup(
-    conn: Connection, ctx: SyncContext, units: list[PendingContent], content: bool, artifacts: bool
-) -> dict[int, str]:
-    """Link what is stored; return the storage locations of the artifacts linked, to check the files are there."""
+def _lookup(conn: Connection, ctx: SyncContext, units: list[PendingContent], content: bool, artifacts: bool) -> None:
+    """Link what is stored, except artifacts whose file is missing from storage (they are downloaded again)."""
     if content:
         keyed = [u for u in units if _key_known_and_unsaved(ctx, u)]
         if keyed:
@@ -33,9 +29,10 @@ def _lookup(
         unlinked = [u for u in units if not u.failed and _artifact_unknown(ctx, u)]
         if unlinked:
             lookups.query_existing_artifacts(conn, ctx.db, unlinked)
-    if ctx.remote.policy != "immediate":
-        return {}  # nothing is downloaded now: a missing file is fetched on demand
-    return lookups.artifact_locations(conn, ctx.db, {a.artifact_id for a in _linked(units)})
+    if ctx.remote.policy == "immediate":  # on demand, nothing is downloaded now: a missing file is fetched later
+        locations = lookups.artifact_locations(conn, ctx.db, {a.artifact_id for a in _linked(units)})
+        if locations:
+            _unlink_missing_files(ctx, units, locations)
 
 
 def _linked(units: list[PendingContent]) -> list[PendingArtifact]:
@@ -68,9 +65,7 @@ def _lookup_stage(name: str, content: bool, artifacts: bool) -> Operator:
         return (content and _key_known_and_unsaved(ctx, unit)) or (artifacts and _artifact_unknown(ctx, unit))
 
     async def work(ctx: SyncContext, units: list[PendingContent]) -> None:
-        locations = await ctx.transact(_lookup, ctx, units, content, artifacts, units=units, what=name)
-        if locations:
-            await asyncio.to_thread(_unlink_missing_files, ctx, units, locations)
+        await ctx.transact(_lookup, ctx, units, content, artifacts, units=units, what=name)
         if content:
             _count_present(ctx, units)
 
