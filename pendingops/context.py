@@ -45,6 +45,7 @@ from pendingops.pending import PendingContent, describe_error, restore_units_db_
 from pendingops.progress import Progress, ProgressListener
 from pendingops.remote import RemoteConfig
 from pendingops.storage.base import ArtifactStorage
+from pendingops.storage.owner import Claim, claim_in, settle_claim
 
 ErrorPolicy = Literal["fail", "skip"]
 T = TypeVar("T")
@@ -214,7 +215,9 @@ class SyncContext:
         version an earlier attempt may have left is this sync's own, discarded under the lock).
         """
         self.version, self._run_id = None, 0
-        self.repository_id, self.remote_id = await self.db.run(self._register)
+        self.repository_id, self.remote_id, claim = await self.db.run(self._register)
+        if claim.ownership is None:  # the storage's first use: its owner is recorded once the id is committed
+            await asyncio.to_thread(settle_claim, self.storage, claim)
         self._store_lock = StoreLock(self.db, shared=True)
         self._lock = RepositoryLock(self.db, self.repository_id)
         try:
@@ -408,8 +411,9 @@ class SyncContext:
             logger.exception("the on_progress callback failed; progress reports stop")
             self._on_progress = None
 
-    def _register(self, conn: Any) -> tuple[int, int]:
-        return ensure_repository(conn, self.repository), ensure_remote(conn, self.remote)
+    def _register(self, conn: Any) -> tuple[int, int, Claim]:
+        claim = claim_in(conn, self.storage)  # another database's storage is refused, before anything is written
+        return ensure_repository(conn, self.repository), ensure_remote(conn, self.remote), claim
 
     def _start_run(self, conn: Any) -> int:
         """Record this run; runs of the repository still marked running ended unrecorded (we hold its lock)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 Policy = Literal["immediate", "on_demand", "streamed"]
 POLICIES: tuple[str, ...] = ("immediate", "on_demand", "streamed")
@@ -66,7 +66,7 @@ class RemoteConfig:
             raise ValueError("min_rate must be zero or more")
         if self.max_file_size is not None and self.max_file_size < 1:
             raise ValueError("max_file_size must be at least 1 byte")
-        url, username, password = split_credentials(self.url)
+        url, username, password = split_credentials(normalise_url(self.url))
         if url != self.url:
             object.__setattr__(self, "url", url)
             if self.username is None:
@@ -78,6 +78,37 @@ class RemoteConfig:
     @property
     def display_name(self) -> str:
         return self.name or self.url
+
+    def join(self, path: str) -> str:
+        """The URL of ``path`` under the remote's URL taken as a folder (``.../repo`` and ``.../repo/`` alike).
+
+        For plugins whose remote URL is a base: ``remote.join("Packages")``. ``path`` is used as
+        given: quote names that may hold ``%``, ``#``, ``?`` or spaces.
+        """
+        return urljoin(self.url if self.url.endswith("/") else self.url + "/", path)
+
+
+def normalise_url(url: str) -> str:
+    """``url`` checked and put in its usual form: ``http://host:port`` becomes ``http://host:port/``.
+
+    An http(s) URL without a host, or with a port that is not a number, raises ValueError (bad
+    input, one line); other schemes are left to the fetcher, which refuses what it cannot fetch.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        shown = strip_credentials(url.strip())
+    except ValueError as exc:  # an unclosed "[" of an IPv6 host...
+        raise ValueError(f"invalid URL: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        return url
+    try:
+        parts.port  # noqa: B018 (parsing it is the check)
+    except ValueError:
+        raise ValueError(f"invalid URL {shown!r}: the port is not a number from 0 to 65535") from None
+    if not parts.hostname:
+        raise ValueError(f"invalid URL {shown!r}: no host (expected {scheme}://HOST[:PORT]/PATH)")
+    return urlunsplit(parts._replace(scheme=scheme, path=parts.path or "/"))
 
 
 def split_credentials(url: str) -> tuple[str, str | None, str | None]:

@@ -686,6 +686,52 @@ MUTANTS: tuple[Mutant, ...] = (
         new="""    return start, int(last) if last else size - 1""",
         tests=("tests/serve/test_app.py::test_head_conditional_requests_and_ranges",),
     ),
+    # -- storage ownership and repair -----------------------------------------------------------------
+    Mutant(
+        id="storage-owner-unchecked",
+        guarantee="a storage belongs to one database",
+        file="pendingops/storage/owner.py",
+        why="another database's id in the storage's record is accepted, so its orphan cleanup removes the files",
+        old="""    if recorded.database_id != mine:""",
+        new="""    if False:""",
+        tests=("tests/storage/test_owner.py::test_the_first_database_owns_the_storage_and_another_is_refused",),
+    ),
+    Mutant(
+        id="orphans-remove-foreign-strays",
+        guarantee="a storage belongs to one database",
+        file="pendingops/maintenance/orphans.py",
+        why="stray files written before a shared legacy storage was adopted are removed (another database's files)",
+        old="""            if ownership.may_be_foreign(storage, location):""",
+        new="""            if False:""",
+        tests=("tests/storage/test_owner.py::test_the_issue_scenario_a_legacy_shared_storage_keeps_the_other_databases_files",),
+    ),
+    Mutant(
+        id="legacy-storage-adopted-blindly",
+        guarantee="a storage belongs to one database",
+        file="pendingops/storage/owner.py",
+        why="a storage holding files without an owner record is adopted by a database that has no artifacts",
+        old="""        if not _has_artifacts(conn):""",
+        new="""        if False:""",
+        tests=("tests/storage/test_owner.py::test_a_legacy_storage_with_files_is_refused_to_a_database_without_artifacts",),
+    ),
+    Mutant(
+        id="repair-without-fetching",
+        guarantee="verify --repair restores the recorded bytes",
+        file="pendingops/maintenance/repair.py",
+        why="an artifact is reported repaired without being fetched again",
+        old="""    if await asyncio.to_thread(check_artifact, storage, row.location, sha256, row.size) is None:""",
+        new="""    if True:""",
+        tests=("tests/maintenance/test_repair.py::test_bad_and_missing_artifacts_are_fetched_again",),
+    ),
+    Mutant(
+        id="missing-file-present",
+        guarantee="a sync never takes a missing file for present",
+        file="pendingops/operators/_dedup.py",
+        why="an artifact row whose file is gone links the unit, which is then exported without its file",
+        old="""            artifact.artifact_id = None""",
+        new="""            pass""",
+        tests=("tests/maintenance/test_repair.py::test_a_resync_fetches_a_missing_file_instead_of_calling_it_present",),
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in
@@ -705,10 +751,10 @@ SELF_CHECKS: tuple[Mutant, ...] = (
         guarantee="the copy is imported",
         file="pendingops/plugins/__init__.py",
         why="the console script lists no plugin",
-        old="""    found: dict[str, Plugin] = {"file": FilePlugin()}
+        old="""    broken: dict[str, str] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):""",
-        new="""    found: dict[str, Plugin] = {"file": FilePlugin()}
-    return {}
+        new="""    broken: dict[str, str] = {}
+    return {}, broken
     for entry in entry_points(group=ENTRY_POINT_GROUP):""",
         tests=("tests/cli/test_cli.py::test_plugins_lists_the_file_plugin",),
     ),

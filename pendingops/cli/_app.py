@@ -15,6 +15,7 @@ from typing import Any
 
 from pendingops.cli._progress import ProgressPrinter, human_bytes, human_seconds
 from pendingops.cli.db import add_db_commands, cmd_db
+from pendingops.cli.history import history_json, history_text
 from pendingops.cli.lifecycle import (
     LIFECYCLE_COMMANDS,
     add_lifecycle_commands,
@@ -23,6 +24,8 @@ from pendingops.cli.lifecycle import (
     cmd_delete_version,
     with_delete,
 )
+from pendingops.cli.manifest import add_manifest_commands, cmd_manifest
+from pendingops.cli.repair import print_repair
 from pendingops.cli.schedule import add_schedule_commands, cmd_schedule
 from pendingops.cli.serve import add_serve_commands, cmd_serve
 from pendingops.cli.workers import add_worker_commands, cmd_enqueue, cmd_tasks, cmd_worker
@@ -39,17 +42,21 @@ from pendingops.db.retry import FIRST_PAUSE, LONGEST_PAUSE
 from pendingops.db.versions import VersionError, list_versions
 from pendingops.declarative import sync_remote
 from pendingops.download.fetcher import DownloadError
+from pendingops.maintenance.by_key import iter_version_content_by_key
 from pendingops.maintenance.export import ExportError, export_version
 from pendingops.maintenance.fetch_missing import fetch_missing, unfetched_files
-from pendingops.maintenance.listing import iter_version_content, list_repositories
+from pendingops.maintenance.history import version_history
+from pendingops.maintenance.listing import list_repositories
 from pendingops.maintenance.orphans import remove_orphans
+from pendingops.maintenance.repair import repair_artifacts
 from pendingops.maintenance.verify import StorageProblem, count_unfetched, verify_storage
 from pendingops.pending import PendingInputError, describe_error
-from pendingops.plugins import PluginNotFound, available_plugins, get_plugin
+from pendingops.plugins import PluginNotFound, available_plugins, get_plugin, load_plugins
 from pendingops.progress import ProgressSnapshot
 from pendingops.remote import POLICIES, RemoteConfig
 from pendingops.storage.base import ArtifactStorage, StorageError
 from pendingops.storage.factory import open_storage
+from pendingops.storage.owner import claim_storage
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 #: errors that mean the user's input or settings are wrong (exit code 2)
@@ -123,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long a database step that lost its connection (a restart, a failover) is retried on a fresh one"
         " before the sync fails (default: 30; 0: fail at once)",
     )
+    sync.add_argument(
+        "--window", type=_positive, default=5000, help="units the source may be ahead of the save (default: 5000)"
+    )
     sync.add_argument("--quiet", action="store_true", help="no progress, only the summary")
     sync.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -132,12 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     versions = commands.add_parser("versions", help="list a repository's versions")
     versions.add_argument("--json", action="store_true")
     content = commands.add_parser("content", help="list a version's content")
-    content.add_argument("repo")
+    content.add_argument("repo", help="repository name")
     content.add_argument("--version", type=_non_negative, help="version number (default: latest)")
     content.add_argument("--json", action="store_true")
     export = commands.add_parser("export", help="write a version's files and a PULP_MANIFEST under DEST")
-    export.add_argument("repo")
-    export.add_argument("dest", type=Path)
+    export.add_argument("repo", help="repository name")
+    export.add_argument("dest", type=Path, help="the folder to write (created if needed)")
     export.add_argument("--version", type=_non_negative, help="version number (default: latest)")
     export.add_argument(
         "--no-fetch", action="store_true", help="fail, listing them, if files of the version are not fetched yet"
@@ -148,7 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="hard-link files to storage instead of copying them (faster; editing an exported file then corrupts"
         " storage)",
     )
-    commands.add_parser("verify", help="check every stored artifact against its recorded size and digest")
+    verify = commands.add_parser("verify", help="check every stored artifact against its recorded size and digest")
+    verify.add_argument(
+        "--repair",
+        action="store_true",
+        help="fetch bad or missing artifacts again from their remotes; quarantine those no remote gives back",
+    )
     orphans = commands.add_parser("orphans", help="remove content and artifacts no version references")
     orphans.add_argument("--dry-run", action="store_true", help="only report what would be removed")
     demo = commands.add_parser("demo", help="serve a generated repository on 127.0.0.1, sync, change, resync")
@@ -165,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_lifecycle_commands(commands, versions=versions, repos=repos, sync=sync)
     add_worker_commands(commands)
     add_schedule_commands(commands)
+    add_manifest_commands(commands)
     return parser
 
 
@@ -248,7 +264,13 @@ class Settings:
     def storage(self) -> ArtifactStorage:
         if self._storage is None:
             # Downloads to a remote storage are staged in the data folder, on this host.
-            self._storage = open_storage(self.storage_dir, temp_dir=default_data_dir() / "staging")
+            storage = open_storage(self.storage_dir, temp_dir=default_data_dir() / "staging")
+            try:
+                claim_storage(self.db, storage)  # one line and exit 2 when another database owns it
+            except BaseException:
+                storage.close()
+                raise
+            self._storage = storage
         return self._storage
 
     def close(self) -> None:
@@ -282,6 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _BAD_INPUT as exc:
         print(f"pendingops: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader went away (`| head`): a normal end
+        _silence_stdout()
+        return EXIT_OK
     except KeyboardInterrupt:
         print("pendingops: interrupted; the version being built was not made visible", file=sys.stderr)
         return 130
@@ -302,6 +327,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     finally:
         settings.close()
+
+
+def _silence_stdout() -> None:
+    """Send what is still buffered for a closed pipe nowhere, so exiting does not complain about it."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _print_failures(failures: Sequence[Any], limit: int = 10) -> None:
@@ -335,6 +367,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             on_error=args.on_error,
             batch_size=args.batch_size,
             db_retry_seconds=args.db_retry_seconds,
+            window=args.window,
             on_progress=recorder,
             progress_interval=0.2,
         )
@@ -415,8 +448,11 @@ def print_summary(
 
 
 def cmd_plugins(args: argparse.Namespace, settings: Settings) -> int:
-    for name, plugin in sorted(available_plugins().items()):
+    found, broken = load_plugins()
+    for name, plugin in sorted(found.items()):
         print(f"{name:<12} {getattr(plugin, 'description', '')}")
+    for name, reason in sorted(broken.items()):
+        print(f"{name:<12} cannot be loaded: {reason}")
     return EXIT_OK
 
 
@@ -436,6 +472,7 @@ def cmd_repos(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_versions(args: argparse.Namespace, settings: Settings) -> int:
     with settings.db.engine.connect() as conn:
         versions = list_versions(conn, args.repo)
+        history = version_history(conn, args.repo)
     if args.json:
         rows = [
             {
@@ -444,20 +481,21 @@ def cmd_versions(args: argparse.Namespace, settings: Settings) -> int:
                 "added": v.added,
                 "removed": v.removed,
                 "base": v.base_number,
+                **history_json(history.get(v.number)),
             }
             for v in versions
         ]
         print(json.dumps(rows, indent=2))
         return EXIT_OK
-    print(f"{'version':>7} {'units':>8} {'added':>8} {'removed':>8}")
+    print(f"{'version':>7} {'units':>8} {'added':>8} {'removed':>8}  {'created (UTC)':<19}  sync runs")
     for v in versions:
-        print(f"{v.number:>7} {v.content_count:>8} {v.added:>8} {v.removed:>8}")
+        print(f"{v.number:>7} {v.content_count:>8} {v.added:>8} {v.removed:>8}  {history_text(history.get(v.number))}")
     return EXIT_OK
 
 
 def cmd_content(args: argparse.Namespace, settings: Settings) -> int:
     available_plugins()  # imports every plugin's content type, so its fields can be read
-    units = iter_version_content(settings.db, args.repo, args.version)
+    units = iter_version_content_by_key(settings.db, args.repo, args.version)
     if args.json:
         print("[", end="")
         for index, unit in enumerate(units):
@@ -512,18 +550,20 @@ def _fetch_before_export(args: argparse.Namespace, settings: Settings) -> bool:
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    problems = 0
+    problems: list[StorageProblem] = []
     checked = 0
     for item in verify_storage(settings.db, settings.storage):
         if isinstance(item, StorageProblem):
-            problems += 1
+            problems.append(item)
             print(f"BAD {item.sha256} ({item.location}): {item.problem}")
         else:
             checked = item
-    print(f"checked {checked} artifacts: {problems} problem(s)")
+    print(f"checked {checked} artifacts: {len(problems)} problem(s)")
     unfetched = count_unfetched(settings.db)
     if unfetched:
         print(f"{unfetched} file(s) not fetched yet (on_demand or streamed): not a problem, fetched when served")
+    if problems and args.repair:
+        return print_repair(repair_artifacts(settings.db, settings.storage, problems))
     return EXIT_FAILED if problems else EXIT_OK
 
 
@@ -535,6 +575,11 @@ def cmd_orphans(args: argparse.Namespace, settings: Settings) -> int:
         f"and {report.stray_files} stray file(s) in storage"
         + (f"; removed {report.temp_files} temporary file(s) of dead syncs" if report.temp_files else "")
     )
+    if report.kept_files:
+        print(
+            f"  kept {report.kept_files} file(s) no artifact records: written before this storage recorded its"
+            " owning database, so another database may own them"
+        )
     return EXIT_OK
 
 
@@ -560,4 +605,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "worker": cmd_worker,
     "tasks": cmd_tasks,
     "schedule": cmd_schedule,
+    "manifest": cmd_manifest,
 }

@@ -23,7 +23,7 @@ def add_db_commands(commands: Any) -> None:
     status.add_argument("--json", action="store_true")
     actions.add_parser("upgrade", help="apply pending migrations; syncs wait meanwhile")
     downgrade = actions.add_parser("downgrade", help="go back to a revision (e.g. core_0001, file@-1)")
-    downgrade.add_argument("revision")
+    downgrade.add_argument("revision", help="where to go: a revision id, or BRANCH@-N (e.g. core@-1)")
 
 
 @contextmanager

@@ -231,3 +231,13 @@ def _stored_disagrees(artifact: PendingArtifact, row: Any) -> str | None:
         if stored is not None and stored != value:
             return f"{name} mismatch: {where} has {name} {stored}, the remote declares {value}"
     return None
+
+
+def artifact_locations(conn: Connection, db: Database, artifact_ids: Iterable[int | None]) -> dict[int, str]:
+    """The storage location of each artifact id (one indexed statement per chunk)."""
+    ids = sorted(i for i in set(artifact_ids) if i is not None)
+    found: dict[int, str] = {}
+    for chunk in db.chunks(ids, 1):
+        query = select(_artifact.c.id, _artifact.c.location).where(_artifact.c.id.in_(chunk))
+        found.update({artifact_id: location for artifact_id, location in conn.execute(query)})
+    return found

@@ -211,6 +211,15 @@ class DeclaredContent(Base):
     content_id: Mapped[int] = mapped_column(Integer, primary_key=True)
 
 
+class DatabaseIdentity(Base):
+    """This database's id (one row, made on first use): a storage folder records which database owns it."""
+
+    __tablename__ = "database_identity"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
 class SyncRun(Base):
     """One sync attempt and how it ended."""
 

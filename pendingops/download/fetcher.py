@@ -185,6 +185,15 @@ class Fetcher:
             async for chunk in body:
                 yield chunk
 
+    async def fetch_bytes(self, url: str, *, max_size: int) -> bytes:
+        """The body at ``url`` (metadata a plugin step needs), at most ``max_size`` bytes, with retries."""
+        path = self.storage.new_temp_path()
+        try:
+            await self.fetch_file(url, path, max_size=max_size)
+            return await asyncio.to_thread(path.read_bytes)
+        finally:
+            path.unlink(missing_ok=True)
+
     async def _with_retries(self, attempt: Callable[..., Awaitable[T]], *args: Any) -> T:
         tries = 0
         while True:

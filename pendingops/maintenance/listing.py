@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
 from pendingops.db.database import Database
-from pendingops.db.schema import Artifact, Content, ContentArtifact, Repository, RepositoryContent, RepositoryVersion
+from pendingops.db.schema import (
+    Artifact,
+    Content,
+    ContentArtifact,
+    RemoteArtifact,
+    Repository,
+    RepositoryContent,
+    RepositoryVersion,
+)
 from pendingops.db.versions import find_repository, membership_filter, version_info
 
 _rc = RepositoryContent.__table__
 _content = Content.__table__
 _ca = ContentArtifact.__table__
+_ra = RemoteArtifact.__table__
 _artifact = Artifact.__table__
 _version = RepositoryVersion.__table__
 _repo = Repository.__table__
@@ -52,6 +61,17 @@ class StoredUnit:
                 for f in self.files
             ],
         }
+
+
+def _declared(column: Any) -> Any:
+    """What the latest RemoteArtifact of a ContentArtifact declares in ``column`` (one indexed probe)."""
+    return (
+        select(column)
+        .where(_ra.c.content_artifact_id == _ca.c.id, column.is_not(None))
+        .order_by(_ra.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
 
 
 def content_types() -> dict[str, type[Content]]:
@@ -112,7 +132,7 @@ def _page(conn: Connection, repo_id: int, number: int, after: int, types: dict[s
         .join(members, members.c.content_id == _content.c.id)
         .order_by(_content.c.id)
     ).all()
-    return _units(conn, [(r.id, r.content_type, r.version_added) for r in rows], types)
+    return read_units(conn, [(r.id, r.content_type, r.version_added) for r in rows], types)
 
 
 def load_units(conn: Connection, content_ids: list[int], types: dict[str, type[Content]]) -> list[StoredUnit]:
@@ -123,12 +143,15 @@ def load_units(conn: Connection, content_ids: list[int], types: dict[str, type[C
         rows = conn.execute(
             select(_content.c.id, _content.c.content_type).where(_content.c.id.in_(page)).order_by(_content.c.id)
         ).all()
-        units.extend(_units(conn, [(r.id, r.content_type, 0) for r in rows], types))
+        units.extend(read_units(conn, [(r.id, r.content_type, 0) for r in rows], types))
     return units
 
 
-def _units(conn: Connection, rows: list[tuple[int, str, int]], types: dict[str, type[Content]]) -> list[StoredUnit]:
-    """Units for (content id, content type, version added) rows: their fields and files, read per type."""
+def read_units(conn: Connection, rows: Sequence[Any], types: dict[str, type[Content]]) -> list[StoredUnit]:
+    """The units of ``(content id, content type, version added)`` rows, in their order, with fields and files.
+
+    A file not downloaded yet (on demand) shows the sha256 and size its remote declared.
+    """
     if not rows:
         return []
     content_ids = [content_id for content_id, _, _ in rows]
@@ -143,7 +166,13 @@ def _units(conn: Connection, rows: list[tuple[int, str, int]], types: dict[str, 
             fields[values.pop("id")] = values
     files: dict[int, list[StoredFile]] = {}
     query = (
-        select(_ca.c.content_id, _ca.c.relative_path, _artifact.c.sha256, _artifact.c.size, _artifact.c.location)
+        select(
+            _ca.c.content_id,
+            _ca.c.relative_path,
+            func.coalesce(_artifact.c.sha256, _declared(_ra.c.sha256)),
+            func.coalesce(_artifact.c.size, _declared(_ra.c.size)),
+            _artifact.c.location,
+        )
         .outerjoin(_artifact, _artifact.c.id == _ca.c.artifact_id)
         .where(_ca.c.content_id.in_(content_ids))
         .order_by(_ca.c.content_id, _ca.c.relative_path)

@@ -13,6 +13,7 @@ from pendingops.db.database import Database
 from pendingops.db.locks import StoreLock
 from pendingops.db.schema import Artifact, Content, ContentArtifact, RepositoryContent, StoreCleanup
 from pendingops.storage.base import ArtifactStorage
+from pendingops.storage.owner import Ownership, claim_storage
 
 _content = Content.__table__
 _rc = RepositoryContent.__table__
@@ -31,6 +32,8 @@ class OrphanReport:
     stray_files: int = 0
     #: temporary files and objects of dead syncs (never counted by a dry run)
     temp_files: int = 0
+    #: stray files kept because another database may own them (written before this storage recorded its owner)
+    kept_files: int = 0
 
 
 def remove_orphans(db: Database, storage: ArtifactStorage, *, dry_run: bool = False) -> OrphanReport:
@@ -38,17 +41,20 @@ def remove_orphans(db: Database, storage: ArtifactStorage, *, dry_run: bool = Fa
 
     Content is an orphan when no version of any repository (old ones included) holds it; an
     artifact is an orphan when no content unit links it; a stored file is stray when no artifact
-    row records it; temporary files and objects dead syncs left go too. It waits for running syncs
-    to finish and holds new ones back meanwhile, so it never removes what a sync has found and is
-    about to use. With ``dry_run`` nothing is deleted.
+    row records it, unless it was written before the storage recorded its owning database (another
+    database sharing the folder then may own it); temporary files and objects dead syncs left go too.
+    A storage another database owns is refused (``StorageOwnedElsewhere``). It waits for running
+    syncs to finish and holds new ones back meanwhile, so it never removes what a sync has found and
+    is about to use. With ``dry_run`` nothing is deleted.
     """
+    ownership = claim_storage(db, storage)
     with StoreLock(db, shared=False) as lock:
         if dry_run:
-            return _remove_orphans(lock, storage, dry_run)
+            return _remove_orphans(lock, storage, ownership, dry_run)
         # Recorded before anything is deleted: a sync that lost its store lock in an outage and
         # takes it again learns from this row that files it downloaded may be gone.
         cleanup_id = lock.transact(_record_start)
-        report = _remove_orphans(lock, storage, dry_run)
+        report = _remove_orphans(lock, storage, ownership, dry_run)
         lock.transact(_record_end, cleanup_id, report)
         return report
 
@@ -67,7 +73,7 @@ def latest_cleanup(conn: Connection) -> int:
     return conn.execute(select(func.coalesce(func.max(_cleanup.c.id), 0))).scalar_one()
 
 
-def _remove_orphans(lock: StoreLock, storage: ArtifactStorage, dry_run: bool) -> OrphanReport:
+def _remove_orphans(lock: StoreLock, storage: ArtifactStorage, ownership: Ownership, dry_run: bool) -> OrphanReport:
     # Every step runs on the lock's own session: a lost session stops the cleanup, never lets it
     # go on without the lock while a sync starts.
     report = OrphanReport()
@@ -92,7 +98,11 @@ def _remove_orphans(lock: StoreLock, storage: ArtifactStorage, dry_run: bool) ->
     while chunk := tuple(islice(locations, _BATCH)):
         known = lock.transact(_recorded_locations, chunk)
         for location in chunk:
-            if location not in known:
+            if location in known:
+                continue
+            if ownership.may_be_foreign(storage, location):
+                report.kept_files += 1
+            else:
                 report.stray_files += 1
                 if not dry_run:
                     storage.delete(location)

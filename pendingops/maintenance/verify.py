@@ -39,7 +39,7 @@ def verify_storage(db: Database, storage: ArtifactStorage) -> Iterator[StoragePr
         if not rows:
             return
         for row in rows:
-            problem = _check(storage, row.location, row.sha256, row.size)
+            problem = check_artifact(storage, row.location, row.sha256, row.size)
             if problem:
                 yield StorageProblem(row.sha256, row.location, problem)
         checked += len(rows)
@@ -47,7 +47,8 @@ def verify_storage(db: Database, storage: ArtifactStorage) -> Iterator[StoragePr
         yield checked
 
 
-def _check(storage: ArtifactStorage, location: str, sha256: str, size: int) -> str | None:
+def check_artifact(storage: ArtifactStorage, location: str, sha256: str, size: int) -> str | None:
+    """Why the stored file is not the artifact recorded (missing, other size, other bytes), or None."""
     if not storage.exists(location):
         return "missing from storage"
     digest = hashlib.sha256()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
-from pendingops.context import SyncContext
+from pendingops.context import SyncContext, logger
 from pendingops.db import lookups
 from pendingops.operators._stage import Operator, batch_stage
-from pendingops.pending import PendingContent
+from pendingops.pending import PendingArtifact, PendingContent
+from pendingops.storage.base import missing_locations
 
 
 def _key_known_and_unsaved(ctx: SyncContext, unit: PendingContent) -> bool:
@@ -18,7 +19,8 @@ def _artifact_unknown(ctx: SyncContext, unit: PendingContent) -> bool:
     return any(a.artifact_id is None and a.sha256 for a in unit.artifacts)
 
 
-def _lookup(conn: Connection, ctx: SyncContext, units: list[PendingContent], content: bool, artifacts: bool) -> int:
+def _lookup(conn: Connection, ctx: SyncContext, units: list[PendingContent], content: bool, artifacts: bool) -> None:
+    """Link what is stored, except artifacts whose file is missing from storage (they are downloaded again)."""
     if content:
         keyed = [u for u in units if _key_known_and_unsaved(ctx, u)]
         if keyed:
@@ -26,8 +28,30 @@ def _lookup(conn: Connection, ctx: SyncContext, units: list[PendingContent], con
     if artifacts:
         unlinked = [u for u in units if not u.failed and _artifact_unknown(ctx, u)]
         if unlinked:
-            return lookups.query_existing_artifacts(conn, ctx.db, unlinked)
-    return 0
+            lookups.query_existing_artifacts(conn, ctx.db, unlinked)
+    if ctx.remote.policy == "immediate":  # on demand, nothing is downloaded now: a missing file is fetched later
+        locations = lookups.artifact_locations(conn, ctx.db, {a.artifact_id for a in _linked(units)})
+        if locations:
+            _unlink_missing_files(ctx, units, locations)
+
+
+def _linked(units: list[PendingContent]) -> list[PendingArtifact]:
+    """Artifacts the lookups linked to a stored Artifact (not downloaded by this sync)."""
+    return [
+        a for u in units if not u.failed for a in u.artifacts if a.artifact_id is not None and a.stored_sha256 is None
+    ]
+
+
+def _unlink_missing_files(ctx: SyncContext, units: list[PendingContent], locations: dict[int, str]) -> None:
+    """Artifacts whose stored file is gone are downloaded again: a missing file is never "present"."""
+    missing = missing_locations(ctx.storage, locations.values())
+    if not missing:
+        return
+    gone = {artifact_id for artifact_id, location in locations.items() if location in missing}
+    for artifact in _linked(units):
+        if artifact.artifact_id in gone:
+            artifact.artifact_id = None
+    logger.warning("%d stored file(s) missing from storage: fetching them again", len(gone))
 
 
 def _count_present(ctx: SyncContext, units: list[PendingContent]) -> None:

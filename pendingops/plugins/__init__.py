@@ -28,7 +28,7 @@ from pendingops.db.database import Database
 from pendingops.db.schema import Content
 from pendingops.download.fetcher import Fetcher
 from pendingops.operators import Operator
-from pendingops.pending import PendingContent
+from pendingops.pending import PendingContent, describe_error
 from pendingops.remote import RemoteConfig
 
 ENTRY_POINT_GROUP = "pendingops.plugins"
@@ -90,9 +90,18 @@ class PluginNotFound(LookupError):
 
 def available_plugins() -> dict[str, Plugin]:
     """Every installed plugin by name: the built-in ones and those registered as entry points."""
+    found, broken = load_plugins()
+    for name, reason in broken.items():
+        warnings.warn(f"plugin {name!r} cannot be loaded: {reason}", stacklevel=2)
+    return found
+
+
+def load_plugins() -> tuple[dict[str, Plugin], dict[str, str]]:
+    """The installed plugins by name, and why each registered plugin that failed to load did."""
     from pendingops.plugins.file import FilePlugin
 
     found: dict[str, Plugin] = {"file": FilePlugin()}
+    broken: dict[str, str] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         if entry.name in found:
             continue
@@ -100,8 +109,8 @@ def available_plugins() -> dict[str, Plugin]:
             loaded = entry.load()
             found[entry.name] = loaded() if isinstance(loaded, type) else loaded
         except Exception as exc:  # one broken third-party plugin must not break every command
-            warnings.warn(f"plugin {entry.name!r} ({entry.value}) cannot be loaded: {exc}", stacklevel=2)
-    return found
+            broken[entry.name] = f"{entry.value}: {describe_error(exc)}"
+    return found, broken
 
 
 def get_plugin(name: str) -> Plugin:

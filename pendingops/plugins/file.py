@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager, closing
 from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from sqlalchemy import BigInteger, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
@@ -118,6 +118,20 @@ def iter_manifest(path: Path) -> Iterator[ManifestEntry]:
                 yield entry
 
 
+class HtmlNotManifest(ManifestError):
+    """The URL gave an HTML page (a folder listing, a sign-in page) instead of a manifest."""
+
+
+def _manifest_hint(url: str) -> str:
+    """For a URL naming a folder rather than its manifest: the manifest's URL to try."""
+    parts = urlsplit(url)
+    if parts.path.rsplit("/", 1)[-1] == MANIFEST_NAME:
+        return ""
+    folder = parts.path if parts.path.endswith("/") else parts.path + "/"
+    manifest = urlunsplit(parts._replace(path=folder + MANIFEST_NAME, query="", fragment=""))
+    return f" (for a folder, sync its manifest: {manifest})"
+
+
 def check_manifest(path: Path, scratch: Path) -> int:
     """Check every line of the manifest at ``path`` and return how many files it lists.
 
@@ -133,7 +147,7 @@ def check_manifest(path: Path, scratch: Path) -> int:
         with open(path, "rb") as handle:
             head = handle.read(1024).lower()
         if any(marker in head for marker in _HTML_MARKERS):
-            raise ManifestError(f"line {exc.line}: this is an HTML page, not a PULP_MANIFEST", exc.line) from None
+            raise HtmlNotManifest(f"line {exc.line}: this is an HTML page, not a PULP_MANIFEST", exc.line) from None
         raise
 
 
@@ -228,6 +242,8 @@ class FilePlugin:
             await fetcher.fetch_file(url, local, max_size=MAX_MANIFEST_BYTES)
             try:
                 total = await asyncio.to_thread(check_manifest, local, scratch)
+            except HtmlNotManifest as exc:
+                raise ManifestError(f"bad manifest {url}: {exc}{_manifest_hint(url)}", exc.line) from None
             except ManifestError as exc:
                 raise ManifestError(f"bad manifest {url}: {exc}", exc.line) from None
             scratch.unlink()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
@@ -28,6 +28,14 @@ def storage_full(exc: BaseException, folder: object) -> StorageFull | None:
     if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
         return StorageFull(f"no space left in {folder} ({exc.strerror}); no new version; free space and rerun")
     return None
+
+
+def missing_locations(storage: ArtifactStorage, locations: Iterable[str]) -> set[str]:
+    """The ``locations`` whose file the storage does not hold (a backend may answer for many at once)."""
+    batch = getattr(storage, "missing", None)
+    if batch is not None:
+        return set(batch(locations))
+    return {location for location in locations if not storage.exists(location)}
 
 
 @runtime_checkable
@@ -81,4 +89,16 @@ class ArtifactStorage(Protocol):
 
     def close(self) -> None:
         """Release connections and threads (a no-op for local storage)."""
+        ...
+
+    def read_marker(self, name: str) -> str | None:
+        """The text of a small record kept beside the artifacts (its owner...), or None if there is none."""
+        ...
+
+    def create_marker(self, name: str, text: str) -> bool:
+        """Write that record atomically unless it exists; return False when it already did."""
+        ...
+
+    def modified_before(self, location: str, when: float) -> bool:
+        """True when the artifact at ``location`` was written before ``when`` (a Unix time), or may have been."""
         ...

@@ -6,7 +6,7 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -66,6 +66,11 @@ class LocalStorage:
     async def exists_async(self, location: str) -> bool:
         return self.exists(location)
 
+    def missing(self, locations: Iterable[str]) -> list[str]:
+        """The ``locations`` with no file (one ``stat`` each, no path objects: a resync checks thousands)."""
+        root = f"{self.root}{os.sep}"
+        return [location for location in locations if not os.path.isfile(root + location)]
+
     def open(self, location: str) -> BinaryIO:
         return open(self.root / location, "rb")
 
@@ -80,6 +85,29 @@ class LocalStorage:
             if folder.is_dir():
                 for path in sorted(folder.iterdir()):
                     yield f"{_ARTIFACT_DIR}/{folder.name}/{path.name}"
+
+    def read_marker(self, name: str) -> str | None:
+        try:
+            return (self.root / name).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    def create_marker(self, name: str, text: str) -> bool:
+        temp = self.new_temp_path()
+        temp.write_text(text, encoding="utf-8")
+        try:
+            os.link(temp, self.root / name)  # fails if it exists: whoever links first wins, whole
+        except FileExistsError:
+            return False
+        finally:
+            temp.unlink(missing_ok=True)
+        return True
+
+    def modified_before(self, location: str, when: float) -> bool:
+        try:
+            return (self.root / location).stat().st_mtime < when
+        except FileNotFoundError:
+            return False
 
     def remove_stale_temp_files(self) -> int:
         """Remove temporary files and work folders whose process is gone; return how many."""

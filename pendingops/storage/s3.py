@@ -22,7 +22,7 @@ import os
 import re
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -42,6 +42,8 @@ _LOCATION = re.compile(r"artifacts/[0-9a-f]{2}/[0-9a-f]{62}")
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 #: S3 copies at most 5 GiB in one request; larger objects are copied in parts
 _MAX_COPY = 5 * 1024 * _MiB
+#: HEAD requests at once when a sync checks that the objects it links are there
+_HEADS_AT_ONCE = 32
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -151,6 +153,32 @@ class S3Storage:
             if _LOCATION.fullmatch(location):
                 yield location
 
+    def missing(self, locations: Iterable[str]) -> list[str]:
+        """The ``locations`` with no object: HEAD requests, ``_HEADS_AT_ONCE`` at a time."""
+        return self._loop.call(self._missing(list(locations)))
+
+    def read_marker(self, name: str) -> str | None:
+        try:
+            body = self._loop.call(self._get(self.prefix + name))
+        except FileNotFoundError:
+            return None
+        return self._loop.call(_read_all(body)).decode("utf-8")
+
+    def create_marker(self, name: str, text: str) -> bool:
+        """A conditional PUT (If-None-Match: *): of two writers at once, exactly one creates it."""
+        try:
+            self._loop.call(self._call("put_object", Key=self.prefix + name, Body=text.encode(), IfNoneMatch="*"))
+        except _AlreadyThere:
+            return False
+        return True
+
+    def modified_before(self, location: str, when: float) -> bool:
+        try:
+            head = self._loop.call(self._call("head_object", Key=self.prefix + location))
+        except FileNotFoundError:
+            return False
+        return head["LastModified"].timestamp() < when
+
     def remove_stale_temp_files(self) -> int:
         """Remove local temporary files of dead processes, then stale temporary objects and uploads."""
         removed = remove_dead_writers_files(self.temp_dir)
@@ -173,6 +201,8 @@ class S3Storage:
         except ClientError as exc:
             if _code(exc) in _MISSING:
                 raise FileNotFoundError(f"{self.url}: {params.get('Key', '')} is missing") from None
+            if _code(exc) == "PreconditionFailed" and params.get("IfNoneMatch") == "*":
+                raise _AlreadyThere from None
             raise StorageError(f"{self.url}: {operation} failed: {_reason(exc)}") from None
         except BotoCoreError as exc:
             raise StorageError(f"{self.url}: {operation} failed: {_reason(exc)}") from None
@@ -183,6 +213,16 @@ class S3Storage:
         except FileNotFoundError:
             return False
         return True
+
+    async def _missing(self, locations: list[str]) -> list[str]:
+        gate = asyncio.Semaphore(_HEADS_AT_ONCE)
+
+        async def absent(location: str) -> bool:
+            async with gate:
+                return not await self._exists(self.prefix + location)
+
+        found = await asyncio.gather(*(absent(location) for location in locations))
+        return [location for location, gone in zip(locations, found, strict=True) if gone]
 
     async def _get(self, key: str) -> Any:
         return (await self._call("get_object", Key=key))["Body"]
@@ -282,6 +322,15 @@ class S3Storage:
         host, _, name = key[len(self.prefix) + len(_TEMP) :].partition("/")
         pid_text = name.split("-", 1)[0]
         return host == self._host and pid_text.isdigit() and not process_alive(int(pid_text))
+
+
+class _AlreadyThere(Exception):
+    """A conditional PUT found the key already written."""
+
+
+async def _read_all(body: Any) -> bytes:
+    async with body as stream:
+        return await stream.read()
 
 
 class _ObjectReader(io.RawIOBase):

@@ -201,7 +201,15 @@ def test_bad_manifest_exits_2_and_writes_nothing(cli: Cli) -> None:
         done = cli.run("sync", server.manifest_url, "--repo", "r", "--quiet")
     assert_clean_error(done, 2)
     assert "line 2" in done.stderr
-    assert cli.json("versions", "r") == [{"number": 0, "content_count": 0, "added": 0, "removed": 0, "base": None}]
+    [version] = cli.json("versions", "r")
+    assert {k: version[k] for k in ("number", "content_count", "added", "removed", "base", "runs")} == {
+        "number": 0,
+        "content_count": 0,
+        "added": 0,
+        "removed": 0,
+        "base": None,
+        "runs": [],  # the failed sync made no version
+    }
     assert cli.json("content", "r") == []
 
 

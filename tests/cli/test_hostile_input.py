@@ -21,6 +21,7 @@ import pytest
 from pendingops import Database
 from pendingops.db.schema import Artifact, Content
 from pendingops.db.versions import VersionError
+from pendingops.storage.owner import OWNER_MARKER
 from tests.conftest import POSTGRES_URL, count_rows, fresh_database, version_numbers
 from tests.remote_server import Fault
 from tests.server_thread import ServerThread
@@ -111,7 +112,7 @@ def assert_nothing_stored(env: Env, storage: Path | None = None, *, versions: li
     assert count_rows(env.db, Content) == 0
     assert _versions(env.db, "r") == versions
     if storage.is_dir():
-        assert [p for p in storage.rglob("*") if p.is_file()] == []
+        assert [p for p in storage.rglob("*") if p.is_file() and p.name != OWNER_MARKER] == []
 
 
 # -- manifests a server might send -----------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 
 from pendingops import RemoteConfig, SyncContext, declarative_version, default_pipeline
 from pendingops.db.schema import Artifact, Content
+from pendingops.storage.owner import claim_storage
 from tests.conftest import (
     TIGHT_LIMIT,
     count_rows,
@@ -28,8 +29,9 @@ def _files(n: int, tag: str = "") -> dict[str, bytes]:
     return {f"dir{i % 10}/file-{i:06}": f"{tag}bytes of {i}".encode() for i in range(n)}
 
 
-def _prestore(storage, files: dict[str, bytes]) -> None:
-    """Put the files' bytes in storage, as an interrupted earlier run would have left them."""
+def _prestore(db, storage, files: dict[str, bytes]) -> None:
+    """Put the files' bytes in storage, as an interrupted earlier run of ``db`` would have left them."""
+    claim_storage(db, storage)  # that run recorded the storage's owner first
     for data in set(files.values()):
         temp = storage.new_temp_path()
         temp.write_bytes(data)
@@ -57,7 +59,7 @@ def _pipeline_statements(db, storage, files, remote, **options) -> list[str]:
 @pytest.mark.parametrize("remote", [ON_DEMAND, IMMEDIATE], ids=["on_demand", "immediate"])
 def test_saving_a_thousand_new_units_takes_at_most_20_statements(db, storage, remote):
     files = _files(1000)
-    _prestore(storage, files)
+    _prestore(db, storage, files)
     statements = _pipeline_statements(db, storage, files, remote, batch_size=1000, mirror=True)
     assert len(statements) <= 20, statements
     assert count_rows(db, Content) == 1000
@@ -81,7 +83,7 @@ def test_a_whole_sync_costs_at_most_20_statements_per_thousand_units(db, storage
 def test_large_batches_stay_under_the_real_sqlite_limit(tmp_path, storage):
     db = fresh_database("sqlite", tmp_path)
     files = _files(4000)
-    _prestore(storage, files)
+    _prestore(db, storage, files)
     with count_statements(db) as statements:
         result = _sync(db, storage, files, remote=IMMEDIATE, batch_size=40_000, window=40_000, mirror=True)
     assert result.added == 4000 and count_rows(db, Artifact) == 4000
@@ -94,7 +96,7 @@ def test_large_batches_stay_under_the_real_sqlite_limit(tmp_path, storage):
 def test_every_stage_respects_a_small_bound_variable_limit(tight_sqlite, storage):
     db = tight_sqlite
     files = _files(3 * TIGHT_LIMIT)
-    _prestore(storage, files)
+    _prestore(db, storage, files)
     first = _sync(db, storage, files, remote=IMMEDIATE, batch_size=40_000, window=40_000, mirror=True)
     assert first.added == len(files)
     churned = dict(list(files.items())[TIGHT_LIMIT:]) | _files(TIGHT_LIMIT, tag="new ")

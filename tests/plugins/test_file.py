@@ -30,7 +30,8 @@ from pendingops.plugins.file import (
     file_url,
     parse_manifest_line,
 )
-from tests.remote_server import Fault, RemoteServer
+from pendingops.storage.owner import OWNER_MARKER
+from tests.remote_server import HTML_PAGE, Fault, RemoteServer
 
 REPO = "files"
 
@@ -92,7 +93,7 @@ def latest(db: Database) -> VersionInfo:
 
 
 def stored_files(storage: LocalStorage) -> list[Path]:
-    return [p for p in storage.root.rglob("*") if p.is_file()]
+    return [p for p in storage.root.rglob("*") if p.is_file() and p.name != OWNER_MARKER]
 
 
 # -- whole syncs ---------------------------------------------------------------------------------
@@ -616,3 +617,23 @@ def test_any_safe_path_round_trips_through_the_manifest_and_its_url(path):
     parts = urlsplit(url)
     assert (parts.netloc, parts.query, parts.fragment) == ("host:8080", "", "")
     assert unquote(parts.path) == "/repo/" + path
+
+
+def test_a_folder_page_suggests_its_manifest(db, storage):
+    """Pointed at a folder, the server answers with an HTML listing: the error names the manifest URL to use."""
+    listing = {"pool/": HTML_PAGE, "pool": HTML_PAGE}
+
+    async def scenario() -> tuple[str, list[str]]:
+        async with RemoteServer(listing, faults={"PULP_MANIFEST": Fault(html=True)}) as server:
+            messages = []
+            for url in (server.base_url + "pool/", server.base_url + "pool", server.manifest_url):
+                with pytest.raises(ManifestError) as info:
+                    await sync(url, db, storage)
+                messages.append(str(info.value))
+            return server.base_url, messages
+
+    base, (slash, no_slash, manifest) = asyncio.run(scenario())
+    hint = f"(for a folder, sync its manifest: {base}pool/PULP_MANIFEST)"
+    assert slash.endswith(f"this is an HTML page, not a PULP_MANIFEST {hint}")
+    assert no_slash.endswith(hint)
+    assert manifest.endswith("this is an HTML page, not a PULP_MANIFEST")  # already its manifest: no hint
