@@ -75,14 +75,21 @@ def test_on_demand_then_immediate_on_s3(s3cli: Cli, s3_env: str, tmp_path: Path)
         assert server.file_requests() == 0
         assert _artifact_keys(s3_env, str(s3cli.storage)) == {}
         assert s3cli.version_files("r") == digests(files)
-        partial = s3cli.run("export", "r", str(tmp_path / "lazy"))
-        assert partial.returncode == 0 and "not downloaded yet" in partial.stdout
-        assert s3cli.run("verify").returncode == 0
+        refused = s3cli.run("export", "r", str(tmp_path / "refused"), "--no-fetch")
+        assert refused.returncode != 0 and "not fetched yet" in refused.stderr, refused
+        assert server.file_requests() == 0
+        assert s3cli.run("verify").returncode == 0  # not fetched yet is no problem
+
+        fetched = s3cli.run("export", "r", str(tmp_path / "lazy"))  # fetches into the bucket first
+        assert fetched.returncode == 0 and f"fetched {len(files)} file(s)" in fetched.stdout, fetched
+        assert _exported(tmp_path / "lazy") == files
+        assert set(_artifact_keys(s3_env, str(s3cli.storage))) == set(digests(files).values())
+        requests = server.file_requests()
 
         now = s3cli.run("sync", server.manifest_url, "--repo", "eager", "--quiet")
         assert now.returncode == 0, now.stderr
-    assert set(_artifact_keys(s3_env, str(s3cli.storage))) == set(digests(files).values())
-    assert s3cli.run("export", "r", str(tmp_path / "full")).returncode == 0
+        assert server.file_requests() == requests  # already in the bucket: nothing downloaded again
+    assert s3cli.run("export", "eager", str(tmp_path / "full")).returncode == 0
     assert _exported(tmp_path / "full") == files
 
 
