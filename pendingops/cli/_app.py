@@ -15,6 +15,7 @@ from typing import Any
 
 from pendingops.cli._progress import ProgressPrinter, human_bytes, human_seconds
 from pendingops.cli.db import add_db_commands, cmd_db
+from pendingops.cli.plugin_options import add_option_argument, plugin_options
 from pendingops.cli.serve import add_serve_commands, cmd_serve
 from pendingops.context import SyncFailed, SyncResult
 from pendingops.db.database import (
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long a database step that lost its connection (a restart, a failover) is retried on a fresh one"
         " before the sync fails (default: 30; 0: fail at once)",
     )
+    add_option_argument(sync)
     sync.add_argument("--quiet", action="store_true", help="no progress, only the summary")
     sync.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -296,6 +298,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
         download_concurrency=args.concurrency,
         retries=args.retries,
         max_file_size=args.max_file_size,
+        options=plugin_options(args.option, plugin),
     )
     recorder = SnapshotRecorder(None if args.quiet or args.json else ProgressPrinter())
     db = settings.open_db(args.db_retry_seconds)

@@ -78,6 +78,31 @@ class PublishedFile:
     generate: Callable[[VersionRef], Iterator[bytes]]
 
 
+@dataclass(frozen=True, slots=True)
+class PageResponse:
+    """A generated page: its media type and its bytes, a piece at a time (read on a worker thread)."""
+
+    media_type: str
+    body: Iterator[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedPage:
+    """Pages a plugin generates below the folder ``prefix`` of every version holding its content."""
+
+    prefix: str
+    #: ``render(version, path, accept)``: the page at ``path`` below the prefix ("" for the prefix's own,
+    #: else without its trailing "/") for a client sending ``accept``, or None when there is none
+    #: (it reads the database, blocking)
+    render: Callable[[VersionRef, str, str], PageResponse | None]
+
+
+def published_pages(plugin: object) -> Sequence[PublishedPage]:
+    """The page folders ``plugin`` publishes for its versions (none when it has no ``published_pages``)."""
+    declared = getattr(plugin, "published_pages", None)
+    return tuple(declared()) if callable(declared) else ()
+
+
 def published_files(plugin: object) -> Sequence[PublishedFile]:
     """The files ``plugin`` publishes for its versions (none when it has no ``published_files``)."""
     declared = getattr(plugin, "published_files", None)
