@@ -19,6 +19,8 @@ class Dist:
     data: bytes
     requires_python: str | None = None
     yanked: str | None = None
+    #: the core metadata file (PEP 658), when the index offers one
+    metadata: bytes | None = None
 
     @property
     def sha256(self) -> str:
@@ -29,8 +31,16 @@ def _record_hash(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def wheel(name: str, version: str, requires: tuple[str, ...] = (), requires_python: str | None = None) -> Dist:
-    """A pure-Python wheel installing module ``{name}`` (``VERSION`` holds its version)."""
+def wheel(
+    name: str,
+    version: str,
+    requires: tuple[str, ...] = (),
+    requires_python: str | None = None,
+    *,
+    with_metadata: bool = False,
+) -> Dist:
+    """A pure-Python wheel installing module ``{name}`` (``VERSION`` holds its version); with
+    ``with_metadata`` the index offers its METADATA as a PEP 658 file too."""
     module = name.replace("-", "_")
     info = f"{module}-{version}.dist-info"
     metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: {name} for tests\n"
@@ -48,7 +58,8 @@ def wheel(name: str, version: str, requires: tuple[str, ...] = (), requires_pyth
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         for path, data in members.items():
             archive.writestr(zipfile.ZipInfo(path, (2020, 1, 1, 0, 0, 0)), data)
-    return Dist(f"{module}-{version}-py3-none-any.whl", out.getvalue(), requires_python)
+    offered = metadata.encode() if with_metadata else None
+    return Dist(f"{module}-{version}-py3-none-any.whl", out.getvalue(), requires_python, metadata=offered)
 
 
 def sdist(name: str, version: str) -> Dist:
@@ -74,6 +85,9 @@ def index_files(projects: dict[str, list[Dist]]) -> dict[str, bytes]:
             attrs = f' data-requires-python="{escape(dist.requires_python)}"' if dist.requires_python else ""
             if dist.yanked is not None:
                 attrs += f' data-yanked="{escape(dist.yanked)}"'
+            if dist.metadata is not None:
+                attrs += f' data-core-metadata="sha256={hashlib.sha256(dist.metadata).hexdigest()}"'
+                files[f"files/{dist.filename}.metadata"] = dist.metadata
             anchors.append(
                 f'<a href="../../files/{dist.filename}#sha256={dist.sha256}"{attrs}>{dist.filename}</a><br/>'
             )
@@ -85,15 +99,16 @@ def index_files(projects: dict[str, list[Dist]]) -> dict[str, bytes]:
 
 def sample_projects() -> dict[str, list[Dist]]:
     """alpha-pkg 2.0 needs beta>=1.0; 2.5 is yanked; 3.0 needs a Python that does not exist; beta
-    has a pre-release; gamma is not needed by anything."""
+    has a pre-release; gamma is not needed by anything. The index offers the metadata files of
+    alpha-pkg 2.0 and beta 1.1, the ones pip picks."""
     return {
         "Alpha_Pkg": [
             wheel("alpha-pkg", "1.0"),
-            wheel("alpha-pkg", "2.0", requires=("beta>=1.0",)),
+            wheel("alpha-pkg", "2.0", requires=("beta>=1.0",), with_metadata=True),
             sdist("alpha-pkg", "2.0"),
             replace(wheel("alpha-pkg", "2.5", requires=("beta>=1.0",)), yanked="broken build"),
             wheel("alpha-pkg", "3.0", requires=("beta>=1.0",), requires_python=">=4"),
         ],
-        "beta": [wheel("beta", "1.0"), wheel("beta", "1.1"), wheel("beta", "1.2rc1")],
+        "beta": [wheel("beta", "1.0"), wheel("beta", "1.1", with_metadata=True), wheel("beta", "1.2rc1")],
         "gamma": [wheel("gamma", "0.1")],
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from typing import Any
 
@@ -130,6 +131,12 @@ def test_sync_reads_the_index_and_serves_it_back(db, storage) -> None:
                 assert link.sha256 == dist.sha256 and link.url.startswith(f"{server.base_url}py/1/")
                 status, _, data = await get(http, link.url)
                 assert (status, data) == (200, dist.data)
+                if dist.metadata is None:
+                    assert link.core_metadata is None
+                    assert (await get(http, link.url + ".metadata"))[0] == 404
+                else:  # the metadata file is a second artifact of the unit, served next to its file
+                    assert link.core_metadata == hashlib.sha256(dist.metadata).hexdigest()
+                    assert await get(http, link.url + ".metadata") == (200, "application/octet-stream", dist.metadata)
             assert (await get(http, base + "nothing/"))[0] == 404
             assert (await get(http, base + "beta"))[0] == 301
 

@@ -71,8 +71,9 @@ def test_pip_installs_from_a_served_repository(cli: Cli, pip: list[str], tmp_pat
                 "alpha-pkg==2.0",
             )
             assert {p.name for p in wheels.iterdir()} == {"alpha_pkg-2.0-py3-none-any.whl", "beta-1.1-py3-none-any.whl"}
-        if policy != "immediate":
-            assert origin.requests["files/beta-1.1-py3-none-any.whl"] >= 1  # fetched while pip asked
+        if policy != "immediate":  # fetched while pip asked: the metadata file (PEP 658) first, then the wheel
+            assert origin.requests["files/beta-1.1-py3-none-any.whl.metadata"] >= 1
+            assert origin.requests["files/beta-1.1-py3-none-any.whl"] >= 1
 
 
 def test_pip_sees_a_mirror_resync_in_latest_and_a_pinned_version_keeps_the_old_set(
@@ -99,3 +100,16 @@ def test_pip_sees_a_mirror_resync_in_latest_and_a_pinned_version_keeps_the_old_s
                 "beta",
             )
             assert installed(target) == {expected}
+
+
+def test_unknown_options_are_refused_with_the_known_ones(cli: Cli) -> None:
+    cases = (
+        (("--plugin", "python", "--option", "platforms=linux"), "(known: latest, prereleases, projects)"),
+        (("--plugin", "python", "--option", "latest"), "write KEY=VALUE"),
+        (("--plugin", "python", "--option", "latest=none"), "latest must be a whole number"),
+        (("--option", "projects=a"), "the file plugin has no option 'projects' (known: none)"),
+    )
+    for args, message in cases:
+        done = cli.run("sync", "http://127.0.0.1:9/simple/", "--repo", "py", *args)
+        assert done.returncode == 2, done.stderr
+        assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr

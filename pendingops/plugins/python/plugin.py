@@ -42,6 +42,9 @@ MAX_PROJECT_PAGE_BYTES = 64 * 1024 * 1024
 MAX_ROOT_BYTES = 2 * 1024**3
 #: the folder (below each version's top) the distribution files are stored in, by project
 PACKAGES = "packages"
+#: what a distribution's URL gains to name its core metadata file (PEP 658)
+METADATA_SUFFIX = ".metadata"
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 #: a valid project name (PEP 508)
 _PROJECT_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,198}[A-Za-z0-9])?")
 OPTIONS = {
@@ -172,8 +175,13 @@ def _unit(name: str, link: FileLink, version: str, kind: str) -> PendingContent:
         "yanked_reason": link.yanked or None,
         "core_metadata": link.core_metadata,
     }
-    artifact = PendingArtifact(url=link.url, relative_path=file_path(name, link.filename), sha256=link.sha256)
-    return PendingContent(PythonContent, fields, [artifact])
+    path = file_path(name, link.filename)
+    artifacts = [PendingArtifact(url=link.url, relative_path=path, sha256=link.sha256)]
+    if link.core_metadata is not None and _DIGEST.fullmatch(link.core_metadata):
+        # PEP 658: the file's core metadata, next to it; checked against the digest the page gives
+        url, relative = link.url + METADATA_SUFFIX, path + METADATA_SUFFIX
+        artifacts.append(PendingArtifact(url=url, relative_path=relative, sha256=link.core_metadata))
+    return PendingContent(PythonContent, fields, artifacts)
 
 
 def file_path(name: str, filename: str) -> str:

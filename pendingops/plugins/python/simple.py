@@ -108,6 +108,11 @@ def _root(version: VersionRef, as_json: bool) -> Iterator[bytes]:
     yield b"]}" if as_json else b"</body></html>\n"
 
 
+def _has_metadata(row: Any) -> bool:
+    """Whether the unit holds its metadata file (synced only when the index gave its digest)."""
+    return row.core_metadata is not None and len(row.core_metadata) == 64
+
+
 def _url(version: VersionRef, row: Any) -> str:
     return version.base_url + quote(file_path(row.name, row.filename))
 
@@ -123,6 +128,9 @@ def _project_html(version: VersionRef, name: str, rows: list[Any]) -> bytes:
             attrs += f' data-requires-python="{escape(row.requires_python)}"'
         if row.yanked:
             attrs += f' data-yanked="{escape(row.yanked_reason or "")}"'
+        if _has_metadata(row):
+            attrs += f' data-dist-info-metadata="sha256={row.core_metadata}"'
+            attrs += f' data-core-metadata="sha256={row.core_metadata}"'
         href = f"{_url(version, row)}#sha256={row.sha256}"
         lines.append(f'<a href="{escape(href)}"{attrs}>{escape(row.filename)}</a><br>')
     lines.append("</body></html>\n")
@@ -136,5 +144,7 @@ def _project_json(version: VersionRef, name: str, rows: list[Any]) -> bytes:
         if row.requires_python:
             entry["requires-python"] = row.requires_python
         entry["yanked"] = (row.yanked_reason or True) if row.yanked else False
+        if _has_metadata(row):
+            entry["dist-info-metadata"] = entry["core-metadata"] = {"sha256": row.core_metadata}
         files.append(entry)
     return json.dumps({"meta": {"api-version": "1.0"}, "name": name, "files": files}).encode()
