@@ -109,6 +109,9 @@ def test_sync_reads_the_index_and_serves_it_back(db, storage) -> None:
         assert rows["alpha_pkg-3.0-py3-none-any.whl"].requires_python == ">=4"
         assert rows["alpha_pkg-2.0.tar.gz"].packagetype == "sdist"
         assert rows["beta-1.2rc1-py3-none-any.whl"].packagetype == "bdist_wheel"
+        with_metadata = rows["alpha_pkg-2.0-py3-none-any.whl"]  # read from its PEP 658 metadata file
+        assert (with_metadata.summary, with_metadata.requires_dist) == ("alpha-pkg for tests", ["beta>=1.0"])
+        assert rows["alpha_pkg-1.0-py3-none-any.whl"].summary is None
         async with content_server(db, storage, plugins=[PythonPlugin()]) as server, aiohttp.ClientSession() as http:
             base = f"{server.base_url}py/latest/simple/"
             status, kind, body = await get(http, base)
@@ -139,6 +142,40 @@ def test_sync_reads_the_index_and_serves_it_back(db, storage) -> None:
                     assert await get(http, link.url + ".metadata") == (200, "application/octet-stream", dist.metadata)
             assert (await get(http, base + "nothing/"))[0] == 404
             assert (await get(http, base + "beta"))[0] == 301
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("policy", ["on_demand", "streamed"])
+def test_metadata_files_are_read_without_downloading_the_distributions(db, storage, policy) -> None:
+    projects = sample_projects()
+
+    async def scenario() -> None:
+        async with RemoteServer(index_files(projects)) as origin:
+            remote = RemoteConfig(url=origin.base_url + "simple/", policy=policy, options={"projects": "beta"})
+            await sync_remote(PythonPlugin(), remote, db=db, storage=storage, repository="py")
+            assert origin.requests["files/beta-1.1-py3-none-any.whl.metadata"] == 1
+            assert not [path for path in origin.requests if path.endswith(".whl")]
+        row = distributions(db)["beta-1.1-py3-none-any.whl"]
+        assert (row.summary, row.requires_dist) == ("beta for tests", [])
+
+    asyncio.run(scenario())
+
+
+def test_a_metadata_file_that_differs_from_its_digest_fails_its_unit(db, storage) -> None:
+    projects = {"beta": [wheel("beta", "1.1", with_metadata=True)]}
+    files = index_files(projects)
+    files["files/beta-1.1-py3-none-any.whl.metadata"] += b"Summary: changed\n"
+
+    async def scenario() -> None:
+        for policy in ("immediate", "on_demand"):
+            async with RemoteServer(dict(files)) as origin:
+                remote = RemoteConfig(url=origin.base_url + "simple/", policy=policy)
+                result = await sync_remote(
+                    PythonPlugin(), remote, db=db, storage=storage, repository=policy, on_error="skip"
+                )
+            assert result.failed_count == 1, policy
+            assert "beta-1.1-py3-none-any.whl" not in distributions(db)
 
     asyncio.run(scenario())
 

@@ -13,15 +13,17 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
-from sqlalchemy import Boolean, Index, String, Text
+from sqlalchemy import JSON, Boolean, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from pendingops import operators as ops
 from pendingops.db.schema import Content
 from pendingops.download.fetcher import Fetcher
 from pendingops.operators import Operator
 from pendingops.paths import unsafe_path_reason
 from pendingops.pending import PendingArtifact, PendingContent, PendingInputError
 from pendingops.plugins import PublishedPage, Source
+from pendingops.plugins.python.core_metadata import METADATA_SUFFIX, read_core_metadata, wants_metadata
 from pendingops.plugins.python.distribution import is_prerelease, parse_filename, sort_key
 from pendingops.plugins.python.index_page import (
     FileLink,
@@ -42,8 +44,6 @@ MAX_PROJECT_PAGE_BYTES = 64 * 1024 * 1024
 MAX_ROOT_BYTES = 2 * 1024**3
 #: the folder (below each version's top) the distribution files are stored in, by project
 PACKAGES = "packages"
-#: what a distribution's URL gains to name its core metadata file (PEP 658)
-METADATA_SUFFIX = ".metadata"
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 #: a valid project name (PEP 508)
 _PROJECT_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,198}[A-Za-z0-9])?")
@@ -73,6 +73,9 @@ class PythonContent(Content):
     yanked_reason: Mapped[str | None] = mapped_column(Text)
     #: the sha256 of the PEP 658 metadata file when the index gives one, "true" when it exists without one
     core_metadata: Mapped[str | None] = mapped_column(String(64))
+    #: from the metadata file, when the index offers one
+    summary: Mapped[str | None] = mapped_column(Text)
+    requires_dist: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class PythonOptionError(PendingInputError):
@@ -122,7 +125,13 @@ class PythonPlugin:
         yield Source(_units(url, fetcher, options))
 
     def pipeline(self) -> list[Operator] | None:
-        return None
+        """The stock operators, and the metadata files read beside the downloads."""
+        return [
+            ops.dedup(),
+            ops.download(),
+            ops.enrich(read_core_metadata, n=8, when=wants_metadata, name="core_metadata"),
+            ops.save(),
+        ]
 
     def published_pages(self) -> list[PublishedPage]:
         from pendingops.plugins.python.simple import simple_page

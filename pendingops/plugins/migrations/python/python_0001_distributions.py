@@ -27,6 +27,8 @@ def upgrade() -> None:
         sa.Column("yanked", sa.Boolean, nullable=False),
         sa.Column("yanked_reason", sa.Text),
         sa.Column("core_metadata", sa.String(64)),
+        sa.Column("summary", sa.Text),
+        sa.Column("requires_dist", sa.JSON),
         sa.Column("id", sa.Integer, sa.ForeignKey("content.id", ondelete="CASCADE"), primary_key=True),
         sa.UniqueConstraint("filename", "sha256", name="python_distribution_natural_key"),
         sa.Index("python_distribution_name", "name"),
