@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import hashlib
+import itertools
 import json
 from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from pendingops import RemoteConfig, sync_remote
+from pendingops.db.schema import Repository, RepositoryContent
 from pendingops.plugins.python import PythonContent, PythonPlugin
-from pendingops.plugins.python.index_page import normalize, project_links, project_links_json
+from pendingops.plugins.python.index_page import RootPage, normalize, project_links, project_links_json
 from pendingops.plugins.python.plugin import PythonOptionError, PythonOptions
 from pendingops.plugins.python.simple import JSON_TYPE, prefers_json
 from tests.plugins.python_index import index_files, sample_projects, wheel
@@ -225,3 +230,41 @@ def test_project_pages_are_fetched_a_few_at_a_time_as_the_root_streams(db, stora
         assert 1 < origin.max_in_flight <= 8 + 10  # project pages (8 at once) and downloads (10)
 
     asyncio.run(scenario())
+
+
+def test_another_sync_reads_what_the_server_publishes(db, storage) -> None:
+    projects = sample_projects()
+
+    async def scenario() -> None:
+        await sync_index(db, storage, index_files(projects))
+        async with content_server(db, storage, plugins=[PythonPlugin()]) as server:
+            remote = RemoteConfig(url=f"{server.base_url}py/1/simple/")
+            await sync_remote(PythonPlugin(), remote, db=db, storage=storage, repository="copy", mirror=True)
+        with db.engine.connect() as conn:
+            query = (
+                select(PythonContent.__table__.c.filename)
+                .join(RepositoryContent.__table__, RepositoryContent.__table__.c.content_id == PythonContent.id)
+                .join(Repository.__table__, Repository.__table__.c.id == RepositoryContent.__table__.c.repository_id)
+                .where(Repository.__table__.c.name == "copy")
+            )
+            copied = set(conn.execute(query).scalars())
+        assert copied == {d.filename for dists in projects.values() for d in dists}
+
+    asyncio.run(scenario())
+
+
+@given(
+    names=st.lists(st.from_regex(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,20}[A-Za-z0-9])?", fullmatch=True), max_size=30),
+    cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=20),
+)
+def test_a_root_page_gives_the_same_names_however_it_is_cut(names: list[str], cuts: list[int]) -> None:
+    page = "<html><body>" + "".join(f'<a href="{normalize(n)}/" data-x="&amp;">{n}</a>\n' for n in names) + "</body>"
+    data = page.encode()
+    bounds = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    root = RootPage()
+    found = []
+    for start, end in itertools.pairwise(bounds):
+        found += list(root.feed(decoder.decode(data[start:end])))
+    found += list(root.close())
+    assert found == names
