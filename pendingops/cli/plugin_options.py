@@ -21,7 +21,8 @@ def add_option_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def plugin_options(pairs: Sequence[str], plugin: object) -> dict[str, str]:
-    """The options ``pairs`` give, each one the plugin declares in its ``options`` mapping."""
+    """The options ``pairs`` give, each one the plugin declares in its ``options`` mapping, checked by
+    its ``check_options(options)`` when it has one (before the sync starts)."""
     known = dict(getattr(plugin, "options", None) or {})
     name = getattr(plugin, "name", "?")
     options: dict[str, str] = {}
@@ -34,4 +35,7 @@ def plugin_options(pairs: Sequence[str], plugin: object) -> dict[str, str]:
             listed = ", ".join(sorted(known)) or "none"
             raise UnknownOption(f"the {name} plugin has no option {key!r} (known: {listed})")
         options[key] = value
+    check = getattr(plugin, "check_options", None)
+    if callable(check):
+        check(options)
     return options

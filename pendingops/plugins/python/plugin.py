@@ -116,6 +116,10 @@ class PythonPlugin:
     migrations = "pendingops.plugins.migrations.python"
     options = OPTIONS
 
+    def check_options(self, options: Mapping[str, str]) -> None:
+        """Raise PythonOptionError for an option value the sync could not use."""
+        PythonOptions.parse(options)
+
     @asynccontextmanager
     async def open_source(self, remote: RemoteConfig, fetcher: Fetcher, workdir: Path) -> AsyncIterator[Source]:
         url = remote.url if remote.url.endswith("/") else remote.url + "/"
