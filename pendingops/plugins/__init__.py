@@ -7,6 +7,8 @@ offer ``pipeline()`` to replace the default operators, and ``max_file_size``, th
 remotes may send when the remote sets none. Third-party packages register plugins under the
 ``pendingops.plugins`` entry-point group. A plugin that ships Alembic revisions for its tables
 names their package (or folder) in a ``migrations`` attribute; see ``pendingops.db.migrations``.
+A plugin taking options (``sync --option KEY=VALUE``, handed over in ``RemoteConfig.options``)
+lists them in an ``options`` mapping (name to help) and may check values in ``check_options()``.
 
 A plugin may also publish index files for each version (the file plugin's ``PULP_MANIFEST``, the
 cookbook plugin's ``universe``) through ``published_files()``: each is generated from the database

@@ -18,8 +18,8 @@ from sqlalchemy import select
 from pendingops import RemoteConfig, sync_remote
 from pendingops.db.schema import Repository, RepositoryContent
 from pendingops.plugins.python import PythonContent, PythonPlugin
-from pendingops.plugins.python.index_page import RootPage, normalize, project_links, project_links_json
-from pendingops.plugins.python.plugin import PythonOptionError, PythonOptions
+from pendingops.plugins.python.index_page import FileLink, RootPage, normalize, project_links, project_links_json
+from pendingops.plugins.python.plugin import PythonOptionError, PythonOptions, select_units
 from pendingops.plugins.python.simple import JSON_TYPE, prefers_json
 from tests.plugins.python_index import index_files, sample_projects, wheel
 from tests.remote_server import RemoteServer
@@ -268,3 +268,23 @@ def test_a_root_page_gives_the_same_names_however_it_is_cut(names: list[str], cu
         found += list(root.feed(decoder.decode(data[start:end])))
     found += list(root.close())
     assert found == names
+
+
+def test_links_that_are_not_this_projects_wheels_or_sdists_are_skipped() -> None:
+    digest = "c" * 64
+    links = [
+        FileLink("beta-1.0-py3-none-any.whl", "http://h/f/beta-1.0-py3-none-any.whl", digest, None, None, None),
+        FileLink("beta-1.0-py3-none-any.whl", "http://h/g/beta-1.0-py3-none-any.whl", digest, None, None, None),
+        FileLink("beta-2.0-py3-none-any.whl", "http://h/f/beta-2.0-py3-none-any.whl", None, None, None, None),
+        FileLink("other-1.0-py3-none-any.whl", "http://h/f/other-1.0-py3-none-any.whl", digest, None, None, None),
+        FileLink("../beta-1.1.tar.gz", "http://h/f/x", digest, None, None, None),
+        FileLink("beta-1.1/../../x.tar.gz", "http://h/f/x", digest, None, None, None),
+        FileLink("beta-1.2.exe", "http://h/f/beta-1.2.exe", digest, None, None, None),
+        FileLink("beta-not.a.version.tar.gz", "http://h/f/x", digest, None, None, None),
+        FileLink("beta-1.3.tar.gz", "http://h/f/beta-1.3.tar.gz", digest, None, None, "true"),
+    ]
+    units = select_units("Beta", links, PythonOptions())
+    assert [(u.fields["filename"], [a.relative_path for a in u.artifacts]) for u in units] == [
+        ("beta-1.0-py3-none-any.whl", ["packages/beta/beta-1.0-py3-none-any.whl"]),
+        ("beta-1.3.tar.gz", ["packages/beta/beta-1.3.tar.gz"]),  # a metadata file without a digest is not taken
+    ]
