@@ -6,8 +6,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-#: the stages every sync reports, in pipeline order; "filtered" counts units an operator dropped
-STAGES = ("seen", "present", "downloaded", "saved", "associated", "removed", "failed", "filtered")
+#: the stages every sync reports, in pipeline order: "present" counts units already in the base version,
+#: "linked" units whose content was already stored (by another repository or sync), "saved" content rows
+#: this sync wrote, "filtered" units an operator dropped. The "downloaded" total is the number of files
+#: found to need fetching so far (final once the source is read and every unit passed the lookups).
+STAGES = ("seen", "present", "linked", "downloaded", "saved", "associated", "removed", "failed", "filtered")
 
 
 @dataclass(slots=True)
@@ -52,6 +55,10 @@ class Progress:
         entry = self.stages.setdefault(stage, StageProgress())
         entry.done += count
         entry.bytes += nbytes
+
+    def add_total(self, stage: str, count: int = 1) -> None:
+        entry = self.stages.setdefault(stage, StageProgress())
+        entry.total = (entry.total or 0) + count
 
     def set_total(self, total: int | None) -> None:
         self.stages["seen"].total = total

@@ -23,6 +23,9 @@ from pendingops import Database, LocalStorage, PendingContent, RemoteConfig, dec
 from pendingops.db.schema import Artifact, Content, RepositoryContent
 from pendingops.db.versions import find_repository, latest_version, list_versions, membership_filter
 from pendingops.plugins import file as file_plugin  # registers the file content table before create_all
+from pendingops.storage.base import ArtifactStorage
+from pendingops.storage.s3 import S3Storage
+from tests.s3_server import AWS_ENV, moto_server, new_bucket
 
 #: the PostgreSQL server under test; each test session works in its own scratch database on it
 POSTGRES_SERVER = os.environ.get("PENDINGOPS_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
@@ -115,6 +118,45 @@ def db(db_kind: str, tmp_path: Path) -> Iterator[Database]:
 @pytest.fixture
 def storage(tmp_path: Path) -> LocalStorage:
     return LocalStorage(tmp_path / "storage")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """The URL of moto's S3 server, started once for the test session."""
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The standard AWS settings pointing at the test server; returns its endpoint."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {**AWS_ENV, "AWS_ENDPOINT_URL": s3_endpoint}.items():
+        monkeypatch.setenv(name, value)
+    return s3_endpoint
+
+
+@pytest.fixture
+def s3_url(s3_env: str) -> str:
+    """``s3://BUCKET/PREFIX`` of a new, empty bucket on the test server."""
+    return f"s3://{new_bucket(s3_env)}/pendingops/test"
+
+
+@pytest.fixture
+def s3_storage(s3_url: str, tmp_path: Path) -> Iterator[S3Storage]:
+    storage = S3Storage(s3_url, tmp_path / "staging", part_size=5 * 1024 * 1024)
+    yield storage
+    storage.close()
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def any_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ArtifactStorage]:
+    """Each storage backend in turn: local, then S3 on moto's server."""
+    if request.param == "local":
+        yield LocalStorage(tmp_path / "storage")
+    else:
+        yield request.getfixturevalue("s3_storage")
 
 
 # -- helpers shared by the core tests ---------------------------------------------------------------

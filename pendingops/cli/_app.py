@@ -15,8 +15,18 @@ from typing import Any
 
 from pendingops.cli._progress import ProgressPrinter, human_bytes, human_seconds
 from pendingops.cli.db import add_db_commands, cmd_db
+from pendingops.cli.lifecycle import (
+    LIFECYCLE_COMMANDS,
+    add_lifecycle_commands,
+    after_sync,
+    cmd_delete_repository,
+    cmd_delete_version,
+    with_delete,
+)
 from pendingops.cli.plugin_options import add_option_argument, plugin_options
+from pendingops.cli.schedule import add_schedule_commands, cmd_schedule
 from pendingops.cli.serve import add_serve_commands, cmd_serve
+from pendingops.cli.workers import add_worker_commands, cmd_enqueue, cmd_tasks, cmd_worker
 from pendingops.context import SyncFailed, SyncResult
 from pendingops.db.database import (
     Database,
@@ -39,8 +49,8 @@ from pendingops.pending import PendingInputError, describe_error
 from pendingops.plugins import PluginNotFound, available_plugins, get_plugin
 from pendingops.progress import ProgressSnapshot
 from pendingops.remote import POLICIES, RemoteConfig
-from pendingops.storage.base import StorageError
-from pendingops.storage.local import LocalStorage
+from pendingops.storage.base import ArtifactStorage, StorageError
+from pendingops.storage.factory import open_storage
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 #: errors that mean the user's input or settings are wrong (exit code 2)
@@ -74,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--storage",
         default=os.environ.get("PENDINGOPS_STORAGE") or str(data / "storage"),
-        help="artifact storage directory; env PENDINGOPS_STORAGE; default: %(default)s",
+        help="artifact storage: a directory, file:///PATH or s3://BUCKET/PREFIX (endpoint and credentials from the"
+        " usual AWS_* settings); env PENDINGOPS_STORAGE; default: %(default)s",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
@@ -121,7 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
     repos = commands.add_parser("repos", help="list repositories")
     repos.add_argument("--json", action="store_true")
     versions = commands.add_parser("versions", help="list a repository's versions")
-    versions.add_argument("repo")
     versions.add_argument("--json", action="store_true")
     content = commands.add_parser("content", help="list a version's content")
     content.add_argument("repo")
@@ -145,8 +155,18 @@ def build_parser() -> argparse.ArgumentParser:
     orphans.add_argument("--dry-run", action="store_true", help="only report what would be removed")
     demo = commands.add_parser("demo", help="serve a generated repository on 127.0.0.1, sync, change, resync")
     demo.add_argument("--files", type=_positive, default=40, help="files in the demo repository (default: 40)")
+    demo.add_argument(
+        "--data",
+        type=Path,
+        default=default_data_dir() / "demo",
+        help="the demo's own folder (database and storage), emptied at each run; --db and --storage are not used"
+        " (default: %(default)s)",
+    )
     add_db_commands(commands)
     add_serve_commands(commands)
+    add_lifecycle_commands(commands, versions=versions, repos=repos, sync=sync)
+    add_worker_commands(commands)
+    add_schedule_commands(commands)
     return parser
 
 
@@ -196,7 +216,7 @@ class Settings:
         self.db_url = db_url
         self.storage_dir = storage_dir
         self._db: Database | None = None
-        self._storage: LocalStorage | None = None
+        self._storage: ArtifactStorage | None = None
 
     @property
     def db(self) -> Database:
@@ -227,14 +247,17 @@ class Settings:
             default_data_dir().mkdir(parents=True, exist_ok=True)
 
     @property
-    def storage(self) -> LocalStorage:
+    def storage(self) -> ArtifactStorage:
         if self._storage is None:
-            self._storage = LocalStorage(self.storage_dir)
+            # Downloads to a remote storage are staged in the data folder, on this host.
+            self._storage = open_storage(self.storage_dir, temp_dir=default_data_dir() / "staging")
         return self._storage
 
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
+        if self._storage is not None:
+            self._storage.close()
 
 
 def _default_sqlite_url() -> str:
@@ -291,6 +314,8 @@ def _print_failures(failures: Sequence[Any], limit: int = 10) -> None:
 
 
 def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    if args.enqueue:
+        return cmd_enqueue(args, settings)
     plugin = get_plugin(args.plugin)
     remote = RemoteConfig(
         url=args.url,
@@ -317,10 +342,13 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             progress_interval=0.2,
         )
     )
+    retired = after_sync(settings, args.repo, args.retain)
     if args.json:
-        print(json.dumps(_result_json(result), indent=2))
+        print(json.dumps({**_result_json(result), "removed_versions": retired}, indent=2))
     else:
         print_summary(result, remote.url, plugin.name, args.mirror, recorder.last)
+        if retired:
+            print(f"  retention: removed version(s) {', '.join(map(str, retired))}")
     if result.failed_count:
         _print_failures(result.failures)
     return EXIT_OK
@@ -381,8 +409,9 @@ def print_summary(
         stages = progress.stages
         print(
             f"  seen {stages['seen'].done}, already present {stages['present'].done}, "
+            f"linked to stored content {stages['linked'].done}, "
             f"downloaded {stages['downloaded'].done} ({human_bytes(stages['downloaded'].bytes)}), "
-            f"saved {stages['saved'].done}, associated {stages['associated'].done}, "
+            f"saved {stages['saved'].done} new, associated {stages['associated'].done}, "
             f"removed {stages['removed'].done}, failed {stages['failed'].done} in {human_seconds(progress.elapsed)}",
             file=out,
         )
@@ -507,6 +536,7 @@ def cmd_orphans(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"{verb} {report.content} content units and {report.artifacts} artifacts ({human_bytes(report.bytes)}), "
         f"and {report.stray_files} stray file(s) in storage"
+        + (f"; removed {report.temp_files} temporary file(s) of dead syncs" if report.temp_files else "")
     )
     return EXIT_OK
 
@@ -514,14 +544,14 @@ def cmd_orphans(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from pendingops.cli._demo import run_demo
 
-    return run_demo(settings, args.files)
+    return run_demo(args.data, args.files)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "sync": cmd_sync,
     "plugins": cmd_plugins,
-    "repos": cmd_repos,
-    "versions": cmd_versions,
+    "repos": with_delete(cmd_repos, cmd_delete_repository, words=1),
+    "versions": with_delete(cmd_versions, cmd_delete_version, words=2),
     "content": cmd_content,
     "export": cmd_export,
     "verify": cmd_verify,
@@ -529,4 +559,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "demo": cmd_demo,
     "db": cmd_db,
     "serve": cmd_serve,
+    **LIFECYCLE_COMMANDS,
+    "worker": cmd_worker,
+    "tasks": cmd_tasks,
+    "schedule": cmd_schedule,
 }

@@ -15,7 +15,7 @@ from aiohttp import web
 from pendingops.cli._progress import ProgressPrinter
 from pendingops.db.versions import list_versions
 from pendingops.declarative import sync_remote
-from pendingops.maintenance.listing import iter_version_content
+from pendingops.maintenance.lifecycle import diff_versions
 from pendingops.plugins.file import MANIFEST_NAME, FilePlugin
 from pendingops.remote import RemoteConfig
 
@@ -66,10 +66,18 @@ async def _serve(root: Path) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}/{MANIFEST_NAME}"
 
 
-def _files_of(settings: Any, number: int) -> dict[str, str]:
-    """relative_path -> sha256 of a version of the demo repository."""
-    units = iter_version_content(settings.db, REPOSITORY, number)
-    return {unit.fields["relative_path"]: unit.fields["sha256"] for unit in units}
+#: the file that marks a folder as the demo's own, so a run may empty it
+MARKER = ".pendingops-demo"
+
+
+def prepare_folder(folder: Path) -> None:
+    """Empty the demo's folder (only one it created: marked, or a new or empty one) and mark it."""
+    if folder.exists() and any(folder.iterdir()) and not (folder / MARKER).exists():
+        raise ValueError(f"{folder} is not empty and not a demo folder; choose another with --data")
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / MARKER).write_text("pendingops demo data: emptied by every 'pendingops demo' run\n")
 
 
 async def _demo(settings: Any, count: int) -> int:
@@ -110,18 +118,18 @@ async def _demo(settings: Any, count: int) -> int:
         print(f"{v.number:>9} {v.content_count:>7} {v.added:>7} {v.removed:>8}")
     if len(versions) >= 2:
         before, after = versions[-2].number, versions[-1].number
-        old, new = _files_of(settings, before), _files_of(settings, after)
-        print(f"\nWhat changed from version {before} to {after}:")
-        for path in sorted(old.keys() | new.keys()):
-            if path not in old:
-                print(f"  + {path}")
-            elif path not in new:
-                print(f"  - {path}")
-            elif old[path] != new[path]:
-                print(f"  ~ {path} (new content: a new unit replaces the old one)")
+        diff = diff_versions(settings.db, REPOSITORY, before, after)
+        print(f"\nWhat changed from version {before} to {after} (pendingops diff {REPOSITORY} {before} {after}):")
+        lines = [f"  + {unit.fields['relative_path']}" for unit in diff.added]
+        lines += [f"  - {unit.fields['relative_path']}" for unit in diff.removed]
+        replaced = "(new content: a new unit replaces the old one)"
+        lines += [f"  ~ {new.fields['relative_path']} {replaced}" for _, new in diff.changed]
+        print("\n".join(sorted(lines, key=lambda line: line[4:])))
     print(f"\nDatabase: {settings.db_url}\nStorage:  {settings.storage_dir}")
-    command = _command_name()
-    print(f"Try: {command} versions demo; {command} content demo --json; {command} export demo /tmp/demo-export")
+    command = f"{_command_name()} --db {settings.db_url} --storage {settings.storage_dir}"
+    print(f"Try: {command} versions demo")
+    print(f"     {command} content demo --json")
+    print(f"     {command} export demo /tmp/demo-export")
     return 0
 
 
@@ -131,5 +139,14 @@ def _command_name() -> str:
     return invoked.name if shutil.which(invoked.name) == str(invoked.absolute()) else str(invoked)
 
 
-def run_demo(settings: Any, count: int) -> int:
-    return asyncio.run(_demo(settings, count))
+def run_demo(folder: Path, count: int) -> int:
+    """Run the demo in ``folder`` (its database and storage), emptied first so every run starts the same."""
+    from pendingops.cli._app import Settings
+
+    folder = folder.absolute()
+    prepare_folder(folder)
+    settings = Settings(f"sqlite:///{folder / 'demo.db'}", str(folder / "storage"))
+    try:
+        return asyncio.run(_demo(settings, count))
+    finally:
+        settings.close()

@@ -1,16 +1,21 @@
-"""Showing a running sync: a live panel on a terminal, plain log lines otherwise."""
+"""Showing a running sync: a live panel on a terminal (drawn by ``rich``), plain log lines otherwise."""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
-from pendingops.progress import ProgressSnapshot
+from rich.console import Console
+from rich.progress import BarColumn, Progress, Task, TextColumn
+from rich.text import Text
+
+from pendingops.progress import ProgressSnapshot, StageProgress
 
 _LABELS = (
     ("seen", "units seen"),
     ("present", "already present"),
+    ("linked", "linked to stored"),
     ("downloaded", "downloaded"),
     ("saved", "saved"),
     ("associated", "associated"),
@@ -38,32 +43,44 @@ def human_seconds(seconds: float) -> str:
     return f"{minutes} min {secs:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-def describe_stages(snapshot: ProgressSnapshot) -> list[str]:
-    """One line per stage: count, total when known, bytes for downloads."""
-    lines = []
-    for stage, label in _LABELS:
-        entry = snapshot.stages[stage]
-        text = f"{label:>16}: {entry.done}"
-        if entry.total:
-            text += f" / {entry.total} ({100 * entry.done // max(entry.total, 1)}%)"
-        if stage == "downloaded" and entry.bytes:
-            text += f"  {human_bytes(entry.bytes)}"
-        lines.append(text)
-    return lines
+def stage_rate(entry: StageProgress, stage: str, elapsed: float) -> str:
+    """Units per second (and MiB/s for downloads) since the sync started."""
+    if elapsed <= 0 or not entry.done:
+        return ""
+    rate = f"{entry.done / elapsed:.1f}/s"
+    if stage == "downloaded":
+        rate += f"  {entry.bytes / elapsed / 1024**2:.2f} MiB/s"
+    return rate
+
+
+def stage_eta(entry: StageProgress, elapsed: float) -> str:
+    """Time left for a stage with a known total, at its average rate so far."""
+    if not entry.total or not entry.done or elapsed <= 0 or entry.done >= entry.total:
+        return ""
+    return f"ETA {human_seconds((entry.total - entry.done) * elapsed / entry.done)}"
+
+
+class _KnownTotalBar(BarColumn):
+    """A bar only where the total is known; a count-only stage shows no bar rather than a guess."""
+
+    def render(self, task: Task) -> Any:
+        return super().render(task) if task.total is not None else Text("")
 
 
 class ProgressPrinter:
-    """Receives snapshots; redraws a panel on a terminal or logs a line every few seconds.
+    """Receives snapshots; redraws a live panel on a terminal or logs a line every few seconds.
 
-    The final snapshot is not logged in plain mode: the summary (or the error) says it all.
+    The panel has a row per stage: count / total where the total is known, a bar, the rate and an
+    ETA. The final snapshot is not logged in plain mode: the summary (or the error) says it all.
     """
 
     def __init__(self, stream: TextIO | None = None, *, log_every: float = 5.0) -> None:
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty()
-        self._drawn = 0
         self._log_every = log_every
         self._last_log = 0.0
+        self._panel: Progress | None = None
+        self._tasks: dict[str, Any] = {}
 
     def __call__(self, snapshot: ProgressSnapshot) -> None:
         if self.live:
@@ -74,18 +91,45 @@ class ProgressPrinter:
             self.stream.write(f"progress t={snapshot.elapsed:.1f}s {counts}\n")
             self.stream.flush()
 
+    def _start(self) -> Progress:
+        console = Console(file=self.stream, force_terminal=True)
+        panel = Progress(
+            TextColumn("{task.description:>16}"),
+            TextColumn("{task.fields[count]:>15}"),
+            _KnownTotalBar(bar_width=20),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[eta]}"),
+            console=console,
+            auto_refresh=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        for stage, label in (*_LABELS, ("elapsed", "elapsed")):
+            self._tasks[stage] = panel.add_task(label, total=None, count="", rate="", eta="")
+        panel.start()
+        return panel
+
     def _draw(self, snapshot: ProgressSnapshot) -> None:
-        lines = describe_stages(snapshot)
+        if self._panel is None:
+            self._panel = self._start()
+        for stage, _ in _LABELS:
+            entry = snapshot.stages[stage]
+            count = f"{entry.done} / {entry.total}" if entry.total else str(entry.done)
+            if stage == "downloaded" and entry.bytes:
+                count += f" {human_bytes(entry.bytes)}"
+            self._panel.update(
+                self._tasks[stage],
+                total=entry.total or None,
+                completed=entry.done,
+                count=count,
+                rate=stage_rate(entry, stage, snapshot.elapsed),
+                eta=stage_eta(entry, snapshot.elapsed),
+            )
         eta = snapshot.eta_seconds()
-        tail = f"{'elapsed':>16}: {human_seconds(snapshot.elapsed)}"
-        if eta is not None and not snapshot.finished:
-            tail += f", about {human_seconds(eta)} left"
-        lines.append(tail)
-        if self._drawn:
-            self.stream.write(f"\x1b[{self._drawn}F")
-        for line in lines:
-            self.stream.write(f"\x1b[2K{line}\n")
-        self._drawn = len(lines)
+        left = f"about {human_seconds(eta)} left" if eta is not None and not snapshot.finished else ""
+        self._panel.update(self._tasks["elapsed"], count=human_seconds(snapshot.elapsed), eta=left)
+        self._panel.refresh()
         if snapshot.finished:
-            self._drawn = 0
-        self.stream.flush()
+            self._panel.stop()
+            self._panel = None
+            self._tasks = {}

@@ -85,6 +85,9 @@ class Content(Base):
     natural_key: ClassVar[tuple[str, ...]] = ()
     #: the name stored in ``content.content_type``; defaults to the table name
     type_name: ClassVar[str | None] = None
+    #: the fields naming the same item across contents (a file's path): ``diff`` reports a unit
+    #: replaced by one with the same item key as changed; empty means every unit is its own item
+    item_key: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         if "__tablename__" in cls.__dict__:
@@ -154,6 +157,8 @@ class Repository(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    #: how many of the latest versions a sync keeps (``sync --retain``); NULL keeps them all
+    retain_versions: Mapped[int | None] = mapped_column(Integer)
 
 
 class RepositoryVersion(Base):
@@ -250,3 +255,30 @@ class ProgressReport(Base):
     done: Mapped[int] = mapped_column(BigInteger, default=0)
     total: Mapped[int | None] = mapped_column(BigInteger)
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class SyncTask(Base):
+    """What a queued sync (a task-queue job, by its id) did: the worker that ran it and its outcome."""
+
+    __tablename__ = "sync_task"
+    job_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    version_number: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncSchedule(Base):
+    """A sync queued every ``every_seconds`` (from ``created_at``) or at each time ``cron`` names.
+
+    ``options`` is the sync's arguments as JSON; ``last_due`` the latest due time already queued,
+    so each due time is queued at most once whichever worker looks first.
+    """
+
+    __tablename__ = "sync_schedule"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    options: Mapped[str] = mapped_column(Text)
+    every_seconds: Mapped[int | None] = mapped_column(Integer)
+    cron: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    last_due: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -146,7 +146,9 @@ def begin_version(conn: Connection, repository_id: int) -> NewVersion:
         .where(_version.c.repository_id == repository_id, _version.c.complete)
         .order_by(_version.c.number.desc())
         .limit(1)
-    ).one()
+    ).first()
+    if base is None:
+        raise VersionError("the repository was removed while this sync waited for it; nothing was synced")
     number = base.number + 1
     version_id = conn.execute(
         insert(_version)

@@ -33,8 +33,8 @@ def _insert_ignore_returning(
 
 def save_units(
     conn: Connection, db: Database, storage: ArtifactStorage, units: Sequence[PendingContent], remote_id: int
-) -> None:
-    """Save a batch of units with all their rows, in the caller's transaction.
+) -> set[int]:
+    """Save a batch of units with all their rows, in the caller's transaction; return the content ids it created.
 
     Content is immutable: a unit whose natural key is already stored (or declared by an earlier
     unit of the batch) with other artifacts or other bytes is failed, never saved as that content.
@@ -44,6 +44,7 @@ def save_units(
     _link_content_saved_meanwhile(conn, db, [u for u in units if not u.failed], new_content, remote_id)
     _save_content_artifacts(conn, db, [u for u in units if not u.failed], new_content)
     _save_remote_artifacts(conn, db, [u for u in units if not u.failed], remote_id)
+    return new_content
 
 
 def _save_artifacts(conn: Connection, db: Database, storage: ArtifactStorage, units: Sequence[PendingContent]) -> None:

@@ -205,7 +205,7 @@ class Fetcher:
         """Use a file already in storage (left by an interrupted run) when its bytes check out."""
         assert artifact.sha256 is not None
         location = self.storage.location_for(artifact.sha256)
-        if not self.storage.exists(location):
+        if not await self.storage.exists_async(location):
             return False
         digests = await asyncio.to_thread(_hash_stored, self.storage, location, artifact.digests)
         size = digests.pop("_size")
@@ -235,8 +235,7 @@ class Fetcher:
                         out.write(chunk)
             digests = {name: hasher.hexdigest() for name, hasher in hashers.items()}
             _verify(artifact, size, digests)
-            # A rename on local storage: cheaper in place than a hop to a worker thread.
-            self.storage.put(temp, digests["sha256"])
+            await self.storage.put_async(temp, digests["sha256"])
         except BaseException as exc:
             temp.unlink(missing_ok=True)
             full = storage_full(exc, temp.parent.parent)

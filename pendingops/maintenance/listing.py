@@ -112,11 +112,28 @@ def _page(conn: Connection, repo_id: int, number: int, after: int, types: dict[s
         .join(members, members.c.content_id == _content.c.id)
         .order_by(_content.c.id)
     ).all()
+    return _units(conn, [(r.id, r.content_type, r.version_added) for r in rows], types)
+
+
+def load_units(conn: Connection, content_ids: list[int], types: dict[str, type[Content]]) -> list[StoredUnit]:
+    """The units with these content ids, in id order (``added_in`` is not known here: 0)."""
+    units: list[StoredUnit] = []
+    for start in range(0, len(content_ids), _PAGE):
+        page = content_ids[start : start + _PAGE]
+        rows = conn.execute(
+            select(_content.c.id, _content.c.content_type).where(_content.c.id.in_(page)).order_by(_content.c.id)
+        ).all()
+        units.extend(_units(conn, [(r.id, r.content_type, 0) for r in rows], types))
+    return units
+
+
+def _units(conn: Connection, rows: list[tuple[int, str, int]], types: dict[str, type[Content]]) -> list[StoredUnit]:
+    """Units for (content id, content type, version added) rows: their fields and files, read per type."""
     if not rows:
         return []
-    content_ids = [r.id for r in rows]
+    content_ids = [content_id for content_id, _, _ in rows]
     fields: dict[int, dict[str, Any]] = {}
-    for type_name in {r.content_type for r in rows}:
+    for type_name in {content_type for _, content_type, _ in rows}:
         cls = types.get(type_name)
         if cls is None:
             continue
@@ -134,9 +151,9 @@ def _page(conn: Connection, repo_id: int, number: int, after: int, types: dict[s
     for content_id, path, sha256, size, location in conn.execute(query):
         files.setdefault(content_id, []).append(StoredFile(path, sha256, size, location))
     units = []
-    for row in rows:
-        cls = types.get(row.content_type)
-        values = fields.get(row.id, {})
+    for content_id, content_type, added_in in rows:
+        cls = types.get(content_type)
+        values = fields.get(content_id, {})
         key = {name: values.get(name) for name in cls.natural_key} if cls else {}
-        units.append(StoredUnit(row.id, row.content_type, values, key, files.get(row.id, []), row.version_added))
+        units.append(StoredUnit(content_id, content_type, values, key, files.get(content_id, []), added_in))
     return units

@@ -29,6 +29,8 @@ class OrphanReport:
     bytes: int = 0
     #: files in storage with no Artifact row (downloads of syncs that failed before saving them)
     stray_files: int = 0
+    #: temporary files and objects of dead syncs (never counted by a dry run)
+    temp_files: int = 0
 
 
 def remove_orphans(db: Database, storage: ArtifactStorage, *, dry_run: bool = False) -> OrphanReport:
@@ -36,8 +38,9 @@ def remove_orphans(db: Database, storage: ArtifactStorage, *, dry_run: bool = Fa
 
     Content is an orphan when no version of any repository (old ones included) holds it; an
     artifact is an orphan when no content unit links it; a stored file is stray when no artifact
-    row records it. It waits for running syncs to finish and holds new ones back meanwhile, so it
-    never removes what a sync has found and is about to use. With ``dry_run`` nothing is deleted.
+    row records it; temporary files and objects dead syncs left go too. It waits for running syncs
+    to finish and holds new ones back meanwhile, so it never removes what a sync has found and is
+    about to use. With ``dry_run`` nothing is deleted.
     """
     with StoreLock(db, shared=False) as lock:
         if dry_run:
@@ -93,6 +96,8 @@ def _remove_orphans(lock: StoreLock, storage: ArtifactStorage, dry_run: bool) ->
                 report.stray_files += 1
                 if not dry_run:
                     storage.delete(location)
+    if not dry_run:
+        report.temp_files = storage.remove_stale_temp_files()
     return report
 
 

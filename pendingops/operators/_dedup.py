@@ -41,9 +41,13 @@ def _lookup_stage(name: str, content: bool, artifacts: bool) -> Operator:
         return (content and _key_known_and_unsaved(ctx, unit)) or (artifacts and _artifact_unknown(ctx, unit))
 
     async def work(ctx: SyncContext, units: list[PendingContent]) -> None:
+        unlinked = [u for u in units if u.content_id is None]
         await ctx.transact(_lookup, ctx, units, content, artifacts, units=units, what=name)
         if content:
             _count_present(ctx, units)
+            linked = sum(1 for u in unlinked if u.content_id is not None and not u.in_base and not u.failed)
+            if linked:
+                ctx.progress.add("linked", linked)
 
     return batch_stage(wants, work, name=name)
 

@@ -8,7 +8,13 @@ from pendingops.pending import PendingContent
 
 
 def _wants(ctx: SyncContext, unit: PendingContent) -> bool:
-    return ctx.remote.policy == "immediate" and any(not a.is_stored for a in unit.artifacts)
+    """Whether the unit has files to fetch; they are added to the download total (asked once per unit)."""
+    if ctx.remote.policy != "immediate":
+        return False
+    missing = sum(1 for a in unit.artifacts if not a.is_stored)
+    if missing:
+        ctx.progress.add_total("downloaded", missing)
+    return missing > 0
 
 
 async def _fetch_missing(ctx: SyncContext, unit: PendingContent) -> None:

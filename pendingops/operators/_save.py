@@ -32,8 +32,8 @@ def _unsaveable(ctx: SyncContext, unit: PendingContent) -> str | None:
     return None
 
 
-def _save(conn: Connection, ctx: SyncContext, units: list[PendingContent]) -> None:
-    save_units(conn, ctx.db, ctx.storage, units, ctx.remote_id)
+def _save(conn: Connection, ctx: SyncContext, units: list[PendingContent]) -> set[int]:
+    return save_units(conn, ctx.db, ctx.storage, units, ctx.remote_id)
 
 
 async def _work(ctx: SyncContext, units: list[PendingContent]) -> None:
@@ -45,8 +45,14 @@ async def _work(ctx: SyncContext, units: list[PendingContent]) -> None:
         else:
             ready.append(unit)
     if ready:
-        await ctx.transact(_save, ctx, ready, units=ready, what="save")
-        ctx.progress.add("saved", sum(1 for unit in ready if not unit.failed))
+        unlinked = [unit for unit in ready if unit.content_id is None]
+        created = await ctx.transact(_save, ctx, ready, units=ready, what="save")
+        # "saved" counts content rows written; a unit another sync saved meanwhile is linked to it
+        written = sum(1 for unit in ready if not unit.failed and unit.content_id in created)
+        linked = sum(1 for unit in unlinked if not unit.failed and unit.content_id not in created)
+        ctx.progress.add("saved", written)
+        if linked:
+            ctx.progress.add("linked", linked)
 
 
 def save() -> Operator:

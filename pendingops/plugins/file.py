@@ -53,6 +53,7 @@ class FileContent(Content):
     __tablename__ = "file_content"
     type_name = "file"
     natural_key = ("relative_path", "sha256")
+    item_key = ("relative_path",)
     relative_path: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int | None] = mapped_column(BigInteger)

@@ -48,6 +48,8 @@ _REMEMBERED_VERSIONS = 1024
 _REMEMBERED_FILES = 65536
 #: stored files up to this size are read and sent at once; larger ones go out with sendfile
 _SMALL_FILE = 64 * 1024
+#: bytes read from an object store per worker-thread call
+_CHUNK = 1024 * 1024
 #: request headers the file sender must not see: this module has decided them already
 _DECIDED = (
     hdrs.IF_NONE_MATCH,
@@ -264,10 +266,65 @@ class ContentServer:
         """A file of the version: from storage when stored; else what ``fetch_missing`` answers."""
         if found.location is None or found.sha256 is None:
             return await self.fetch_missing(request, version, found)
+        return await self._send_stored(request, version, found)
+
+    async def _send_stored(self, request: web.Request, version: ServedVersion, found: ServedFile) -> web.StreamResponse:
+        assert found.location is not None
         path = self.storage.local_path(found.location)
-        if path is None:  # pragma: no cover - every storage we have is local
-            return _not_found("not stored locally")
+        if path is None:  # an object store (S3): read through the storage
+            return await self._send_through_storage(request, version, found)
         return await _send_stored(request, path, found)
+
+    async def _send_through_storage(
+        self, request: web.Request, version: ServedVersion, found: ServedFile
+    ) -> web.StreamResponse:
+        """A stored file of a storage with no local path, streamed from ``storage.open`` on worker threads.
+
+        The same headers, conditions and ranges as a local file; Last-Modified is the version's time.
+        """
+        assert found.location is not None and found.sha256 is not None and found.size is not None
+        etag, size = f'"{found.sha256}"', found.size
+        last_modified = version.created_at.replace(microsecond=0)
+        common = {hdrs.ETAG: etag, hdrs.ACCEPT_RANGES: "bytes"}
+        if not_modified(request.headers, etag, last_modified):
+            response = web.Response(status=304, headers=common)
+            response.last_modified = last_modified
+            return response
+        start, end, status = 0, size - 1, 200
+        headers = {**common, hdrs.CONTENT_TYPE: media_type(found.relative_path.rpartition("/")[2])}
+        if range_applies(request.headers, etag, last_modified):
+            try:
+                wanted = byte_range(request.headers.get(hdrs.RANGE), size)
+            except Unsatisfiable:
+                return web.Response(status=416, headers={**common, hdrs.CONTENT_RANGE: f"bytes */{size}"})
+            if wanted is not None:
+                (start, end), status = wanted, 206
+                headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{end}/{size}"
+        response = web.StreamResponse(status=status, headers=headers)
+        response.content_length = end - start + 1
+        response.last_modified = last_modified
+        await response.prepare(request)
+        if request.method != hdrs.METH_HEAD and end >= start:
+            reader = await self._run(self.storage.open, found.location)
+            try:
+                await self._copy(reader, response, start, end - start + 1)
+            finally:
+                await self._run(reader.close)
+        await response.write_eof()
+        return response
+
+    async def _copy(self, reader: Any, response: web.StreamResponse, skip: int, length: int) -> None:
+        while skip:  # the storage interface reads from the start; a range's head is read and dropped
+            chunk = await self._run(reader.read, min(_CHUNK, skip))
+            if not chunk:
+                raise ConnectionError("the stored object is shorter than its recorded size")
+            skip -= len(chunk)
+        while length:
+            chunk = await self._run(reader.read, min(_CHUNK, length))
+            if not chunk:  # the response cannot be completed: the client sees a cut connection
+                raise ConnectionError("the stored object is shorter than its recorded size")
+            await response.write(chunk)
+            length -= len(chunk)
 
     async def fetch_missing(
         self, request: web.Request, version: ServedVersion, found: ServedFile
@@ -276,10 +333,9 @@ class ContentServer:
 
         async def from_storage() -> web.StreamResponse:
             stored = await self._read(find_file, version, found.relative_path)
-            path = None if stored is None or stored.location is None else self.storage.local_path(stored.location)
-            if stored is None or path is None:
+            if stored is None or stored.location is None:
                 return web.Response(status=502, text="the file could not be fetched from its remotes\n")
-            return await _send_stored(request, path, stored)
+            return await self._send_stored(request, version, stored)
 
         return await self.on_demand.respond(request, found, from_storage)
 

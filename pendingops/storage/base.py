@@ -45,9 +45,12 @@ class ArtifactStorage(Protocol):
     def put(self, temp_path: Path, sha256: str) -> str:
         """Move a verified file into place and return its location; idempotent per sha256.
 
-        Called on the event loop once per download, so it must be quick (a rename); a backend that
-        uploads somewhere should hand the transfer to a worker of its own.
+        Blocking: for commands and threads. Downloads on the event loop call ``put_async``.
         """
+        ...
+
+    async def put_async(self, temp_path: Path, sha256: str) -> str:
+        """``put`` for the event loop: a local backend renames in place, a remote one uploads without blocking it."""
         ...
 
     def location_for(self, sha256: str) -> str:
@@ -55,6 +58,10 @@ class ArtifactStorage(Protocol):
         ...
 
     def exists(self, location: str) -> bool: ...
+
+    async def exists_async(self, location: str) -> bool:
+        """``exists`` for the event loop."""
+        ...
 
     def open(self, location: str) -> BinaryIO: ...
 
@@ -70,4 +77,8 @@ class ArtifactStorage(Protocol):
 
     def iter_locations(self) -> Iterator[str]:
         """Every stored artifact's location (for audits and orphan cleanup)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and threads (a no-op for local storage)."""
         ...

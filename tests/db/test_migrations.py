@@ -139,6 +139,11 @@ def index_names(db: Database, table: str) -> set[str]:
         return {i["name"] for i in inspect(conn).get_indexes(table)}
 
 
+def column_names(db: Database, table: str) -> set[str]:
+    with db.engine.connect() as conn:
+        return {c["name"] for c in inspect(conn).get_columns(table)}
+
+
 def test_the_file_reader_agrees_with_alembic_on_heads_and_order() -> None:
     branches = find_branches()
     with open_database("sqlite://", create=False).engine.connect() as conn:
@@ -222,6 +227,7 @@ def test_downgrade_to_the_previous_revision_and_back(db_kind: str, tmp_path: Pat
     assert f"core: {CORE_HEAD} -> core_0001" in down.stdout
     db = open_database(url, create=False)
     assert "repository_content_content" not in index_names(db, "repository_content")
+    assert "retain_versions" not in column_names(db, "repository")
     with pytest.raises(SchemaOutOfDate, match=rf"core core_0001 -> {CORE_HEAD}\): run 'pendingops db upgrade'"):
         db.create_schema()
     db.close()
@@ -230,6 +236,7 @@ def test_downgrade_to_the_previous_revision_and_back(db_kind: str, tmp_path: Pat
     assert run_cli(url, storage, "db", "upgrade").returncode == 0
     db = open_database(url)
     assert "repository_content_content" in index_names(db, "repository_content")
+    assert "retain_versions" in column_names(db, "repository")
     db.close()
 
 

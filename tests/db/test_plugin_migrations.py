@@ -17,7 +17,7 @@ from sqlalchemy import inspect, text
 
 from pendingops import open_database
 from pendingops.db.migrations.check import SchemaOutOfDate
-from tests.db.test_migrations import CORE_HEAD, SCRIPT, empty_database, migrate
+from tests.db.test_migrations import SCRIPT, empty_database, migrate
 
 PLUGIN = '''
 from contextlib import asynccontextmanager
@@ -132,7 +132,7 @@ def test_a_plugin_adds_a_column_and_existing_rows_survive(
         return subprocess.run(line, capture_output=True, text=True, timeout=120, env=env)
 
     db, url = empty_database(db_kind, tmp_path)
-    for revision in (CORE_HEAD, "file_0001", "cookbook_0001", "widget_0001"):  # release 1 of the plugin
+    for revision in ("core@head", "file_0001", "cookbook_0001", "widget_0001"):  # release 1 of the plugin
         migrate(db, revision)
     with db.engine.begin() as conn:
         for n, name in enumerate(("gear", "lever"), start=1):

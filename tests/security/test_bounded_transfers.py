@@ -75,9 +75,11 @@ def test_a_declared_size_over_max_file_size_is_refused_unread(db: Database, stor
 
 
 def test_a_body_dripping_within_the_read_timeout_is_cut_by_the_minimum_rate(db: Database, storage: LocalStorage):
-    # 4 bytes every 0.05 s: never silent for read_timeout, but 1 KiB would take 13 s at 80 bytes/s.
+    # 4 bytes every 0.05 s: never silent for read_timeout, but 1 KiB would take 13 s at 80 bytes/s; the
+    # rate is judged after connect_timeout + read_timeout = 5 s. The timeouts are seconds, so a loaded
+    # machine cannot make the healthy file (or a pause between drips) look stalled.
     files = {"drip.bin": bytes(range(256)) * 4, "ok.bin": b"fine\n"}
-    settings = {"connect_timeout": 0.1, "read_timeout": 0.3, "min_rate": 1000, "retries": 0}
+    settings = {"connect_timeout": 2.0, "read_timeout": 3.0, "min_rate": 1000, "retries": 0}
 
     async def scenario() -> tuple[SyncResult, RemoteServer]:
         async with RemoteServer(dict(files), faults={"drip.bin": Fault(drip=0.05, drip_size=4)}) as server:
@@ -114,10 +116,11 @@ def test_response_headers_that_never_end_time_out(storage: LocalStorage, tmp_pat
         server = await asyncio.start_server(_trickling_headers, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         url = f"http://127.0.0.1:{port}/universe"
-        remote = RemoteConfig(url=url, connect_timeout=0.1, read_timeout=0.3, retries=0)
+        # a byte every 0.05 s keeps every read short of read_timeout; only the deadline on the headers ends it
+        remote = RemoteConfig(url=url, connect_timeout=1.0, read_timeout=1.5, retries=0)
         try:
             async with Fetcher(remote, storage) as fetcher:
-                with pytest.raises(DownloadError, match=r"universe: timed out \(no response within .* = 0\.4 s\)"):
+                with pytest.raises(DownloadError, match=r"universe: timed out \(no response within .* = 2\.5 s\)"):
                     await fetcher.fetch_file(url, tmp_path / "universe")
         finally:
             server.close()

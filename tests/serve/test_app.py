@@ -32,7 +32,10 @@ async def get(session: aiohttp.ClientSession, url: str, **headers: str) -> tuple
         return response.status, response.headers, await response.read()
 
 
-def test_files_come_back_byte_identical_with_their_headers(db, storage) -> None:
+def test_files_come_back_byte_identical_with_their_headers(db, any_storage) -> None:
+    """From local storage (sendfile) and from S3 (streamed through the storage) alike."""
+    storage = any_storage
+
     async def scenario() -> None:
         await sync_files(db, storage, HOSTILE_FILES)
         async with content_server(db, storage) as server, aiohttp.ClientSession() as session:
@@ -53,7 +56,8 @@ def test_files_come_back_byte_identical_with_their_headers(db, storage) -> None:
 
 
 @pytest.mark.parametrize("repeat", [4, 1024], ids=["1 KiB, sent at once", "256 KiB, sendfile"])
-def test_head_conditional_requests_and_ranges(db, storage, repeat) -> None:
+def test_head_conditional_requests_and_ranges(db, any_storage, repeat) -> None:
+    storage = any_storage
     data = bytes(range(256)) * repeat
     n = len(data)
     etag = f'"{hashlib.sha256(data).hexdigest()}"'

@@ -46,7 +46,8 @@ async def fetch(session: aiohttp.ClientSession, url: str, method: str = "GET") -
         return response.status, response.headers, await response.read()
 
 
-def test_first_request_fetches_streams_and_stores_then_storage_serves(db, storage) -> None:
+def test_first_request_fetches_streams_and_stores_then_storage_serves(db, any_storage) -> None:
+    storage = any_storage
     files = {"small.txt": SMALL, "dir/large.bin": LARGE, "empty": b""}
 
     async def scenario() -> None:

@@ -1,0 +1,79 @@
+"""``pendingops schedule add|list|remove``: syncs the workers queue at fixed periods or cron times."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from typing import Any
+
+from pendingops.remote import POLICIES
+from pendingops.workers.queue import SyncOptions, require_postgresql
+from pendingops.workers.schedule import add_schedule, check_cron, list_schedules, parse_every, remove_schedule
+
+
+def add_schedule_commands(commands: Any) -> None:
+    schedule = commands.add_parser("schedule", help="syncs queued at fixed periods or cron times (PostgreSQL)")
+    actions = schedule.add_subparsers(dest="schedule_command", metavar="ACTION", parser_class=type(schedule))
+    actions.required = True
+    add = actions.add_parser("add", help="queue a sync of URL into REPO every period or at cron times")
+    add.add_argument("name")
+    add.add_argument("url")
+    add.add_argument("--repo", required=True)
+    when = add.add_mutually_exclusive_group(required=True)
+    when.add_argument("--every", type=_every, metavar="PERIOD", help="e.g. 15m, 6h, 1d (from now on)")
+    when.add_argument("--cron", type=_cron, metavar="EXPR", help="5-field cron expression, in UTC")
+    add.add_argument("--mirror", action="store_true", help="the version holds exactly what the remote lists")
+    add.add_argument("--plugin", default="file")
+    add.add_argument("--policy", choices=POLICIES, default="immediate")
+    add.add_argument("--on-error", choices=("fail", "skip"), default="fail")
+    add.add_argument("--concurrency", type=int, default=10, help="downloads at once (default: 10)")
+    listing = actions.add_parser("list", help="schedules with their last and next due times")
+    listing.add_argument("--json", action="store_true")
+    remove = actions.add_parser("remove", help="delete a schedule (queued syncs stay queued)")
+    remove.add_argument("name")
+
+
+def _every(text: str) -> int:
+    try:
+        return parse_every(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--every: ")) from None
+
+
+def _cron(text: str) -> str:
+    try:
+        return check_cron(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--cron: ")) from None
+
+
+def cmd_schedule(args: argparse.Namespace, settings: Any) -> int:
+    require_postgresql(settings.db_url, "schedule")
+    db = settings.db
+    if args.schedule_command == "add":
+        options = SyncOptions(
+            repository=args.repo,
+            url=args.url,
+            plugin=args.plugin,
+            mirror=args.mirror,
+            policy=args.policy,
+            on_error=args.on_error,
+            concurrency=args.concurrency,
+        )
+        db.transact(add_schedule, args.name, options, args.every, args.cron)
+        print(f"schedule {args.name} added")
+    elif args.schedule_command == "remove":
+        db.transact(remove_schedule, args.name)
+        print(f"schedule {args.name} removed")
+    else:
+        found = db.transact(list_schedules)
+        if args.json:
+            print(json.dumps([asdict(item) for item in found], indent=2, default=lambda v: v.isoformat()))
+            return 0
+        print(f"{'name':<20} {'repository':<20} {'when':<16} {'next due (UTC)':<20} url")
+        for item in found:
+            when = f"every {item.every}" if item.every else item.cron or ""
+            next_due = item.next_due.strftime("%Y-%m-%d %H:%M:%S")
+            print(f"{item.name:<20} {item.repository:<20} {when:<16} {next_due:<20} {item.url}")
+    return 0

@@ -1,0 +1,161 @@
+"""``pendingops worker``, ``tasks [cancel ID]`` and ``sync ... --enqueue``: syncs run by worker processes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from dataclasses import asdict
+from typing import Any
+
+from pendingops.workers.queue import (
+    SyncOptions,
+    WorkerRuntime,
+    cancel,
+    enqueue,
+    ensure_queue_schema,
+    list_tasks,
+    make_app,
+    require_postgresql,
+)
+from pendingops.workers.runner import WorkerSettings, run_worker
+
+
+def add_worker_commands(commands: Any) -> None:
+    """Register ``worker`` and ``tasks``, and ``--enqueue`` on ``sync``."""
+    commands.choices["sync"].add_argument(
+        "--enqueue", action="store_true", help="queue the sync for a worker (PostgreSQL) and print its task id"
+    )
+    worker = commands.add_parser("worker", help="run queued syncs (PostgreSQL); stops cleanly on SIGTERM")
+    worker.add_argument("--concurrency", type=_count, default=1, help="syncs at once (default: 1)")
+    worker.add_argument("--heartbeat", type=_seconds, default=5.0, help="seconds between heartbeats (default: 5)")
+    worker.add_argument(
+        "--stalled-after",
+        type=_seconds,
+        default=30.0,
+        help="a running sync whose worker sent no heartbeat for this long is queued again (default: 30)",
+    )
+    worker.add_argument(
+        "--grace",
+        type=_seconds,
+        default=60.0,
+        help="on SIGTERM, seconds the running syncs may take to finish before they are stopped and queued"
+        " again (default: 60)",
+    )
+    worker.add_argument(
+        "--schedule-tick",
+        type=_tick,
+        default=60,
+        metavar="SECONDS",
+        help="how often schedules are checked, a divisor of 60 (default: 60)",
+    )
+    tasks = commands.add_parser("tasks", help="list queued syncs: state, worker, version, error")
+    tasks.add_argument("--json", action="store_true")
+    actions = tasks.add_subparsers(dest="tasks_command", metavar="ACTION", parser_class=type(tasks))
+    cancel_parser = actions.add_parser("cancel", help="cancel a queued sync, or stop a running one")
+    cancel_parser.add_argument("id", type=_count)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def _tick(text: str) -> int:
+    if not text.isdigit() or int(text) < 1 or 60 % int(text):
+        raise argparse.ArgumentTypeError(f"must divide 60 (1, 2, 5, 10, 15, 30, 60), got {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < 86400:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds, got {text}")
+    return value
+
+
+def cmd_enqueue(args: argparse.Namespace, settings: Any) -> int:
+    require_postgresql(settings.db_url, "--enqueue")
+    options = SyncOptions(
+        repository=args.repo,
+        url=args.url,
+        plugin=args.plugin,
+        mirror=args.mirror,
+        policy=args.policy,
+        on_error=args.on_error,
+        concurrency=args.concurrency,
+        retries=args.retries,
+        max_file_size=args.max_file_size,
+        batch_size=args.batch_size,
+    )
+    app = make_app(settings.db_url)
+    ensure_queue_schema(settings.db, app)
+
+    async def queue() -> tuple[int, bool]:
+        async with app.open_async():
+            return await enqueue(app, options)
+
+    job_id, new = asyncio.run(queue())
+    if not new:
+        print(f"pendingops: a sync of {args.repo} is already queued: task {job_id}", file=sys.stderr)
+    print(job_id)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Any) -> int:
+    require_postgresql(settings.db_url, "worker")
+    app = make_app(settings.db_url, schedule_tick=args.schedule_tick)
+    created = ensure_queue_schema(settings.db, app)
+    runtime = WorkerRuntime(settings.db, settings.storage)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    queue = " (created the task queue's tables)" if created else ""
+    print(f"worker {runtime.name}: waiting for syncs, {args.concurrency} at once{queue}", flush=True)
+    worker = WorkerSettings(args.concurrency, args.heartbeat, args.stalled_after, args.grace)
+    asyncio.run(run_worker(app, runtime, worker))
+    print(f"worker {runtime.name}: stopped", flush=True)
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace, settings: Any) -> int:
+    require_postgresql(settings.db_url, "tasks")
+    if args.tasks_command == "cancel":
+        return _cancel(args.id, settings)
+    tasks = list_tasks(settings.db)
+    if args.json:
+        print(json.dumps([asdict(task) for task in tasks], indent=2, default=_iso))
+        return 0
+    print(f"{'id':>6} {'state':<10} {'repository':<20} {'version':>7} {'worker':<24} url")
+    for task in tasks:
+        version = "" if task.version is None else str(task.version)
+        print(f"{task.id:>6} {task.state:<10} {task.repository:<20} {version:>7} {task.worker or '':<24} {task.url}")
+        if task.error:
+            print(f"{'':>6} error: {task.error}")
+    return 0
+
+
+def _cancel(job_id: int, settings: Any) -> int:
+    found = list_tasks(settings.db, job_id)
+    if not found:
+        raise ValueError(f"no task {job_id}")
+    app = make_app(settings.db_url)
+
+    async def run() -> bool:
+        async with app.open_async():
+            return await cancel(app, job_id)
+
+    if not asyncio.run(run()):
+        print(f"task {job_id} is {found[0].state}: nothing to cancel")
+        return 1
+    state = "cancelled" if found[0].state == "queued" else "asked to stop (its version is discarded)"
+    print(f"task {job_id} {state}")
+    return 0
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat()

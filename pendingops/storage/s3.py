@@ -1,0 +1,326 @@
+"""Artifacts in an S3-compatible bucket: ``s3://BUCKET/PREFIX``.
+
+A verified download is uploaded to a temporary key (in parts when large), the uploaded size is
+checked, then the object is copied server-side to its content address and the temporary key
+deleted: a key under ``PREFIX/artifacts/`` only ever holds a whole, verified artifact, whatever
+crashes. Temporary keys name their host and process, so ``remove_stale_temp_files`` removes those
+of dead processes of this host at once and those of any host once older than ``stale_after``
+(unfinished multipart uploads included).
+
+Endpoint, credentials and region come from the standard AWS settings (``AWS_ENDPOINT_URL``,
+``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID``, ``AWS_DEFAULT_REGION``...). The client is aiobotocore's, on
+an event loop of its own: blocking methods wait for it, ``*_async`` ones await it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import io
+import os
+import re
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pendingops.storage._loop_thread import LoopThread
+from pendingops.storage.base import StorageError
+from pendingops.storage.local import process_alive, remove_dead_writers_files
+
+_TEMP = "tmp/"
+_ARTIFACTS = "artifacts/"
+_MiB = 1024 * 1024
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_LOCATION = re.compile(r"artifacts/[0-9a-f]{2}/[0-9a-f]{62}")
+_MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
+#: S3 copies at most 5 GiB in one request; larger objects are copied in parts
+_MAX_COPY = 5 * 1024 * _MiB
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``(bucket, prefix)`` of ``s3://BUCKET[/PREFIX]``; the prefix is empty or ends with ``/``."""
+    rest = url.removeprefix("s3://")
+    bucket, _, prefix = rest.partition("/")
+    if not _BUCKET.fullmatch(bucket) or any(c in rest for c in "?#\\"):
+        raise StorageError(f"bad S3 storage URL {url!r}: expected s3://BUCKET/PREFIX")
+    parts = [part for part in prefix.split("/") if part]
+    if any(part in (".", "..") for part in parts):
+        raise StorageError(f"bad S3 storage URL {url!r}: '.' or '..' in the prefix")
+    return bucket, "".join(f"{part}/" for part in parts)
+
+
+def this_host() -> str:
+    """This host's name as temporary keys carry it."""
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
+
+
+class S3Storage:
+    """Artifacts at ``s3://BUCKET/PREFIX/artifacts/ab/cdef...``; downloads staged in ``temp_dir``."""
+
+    def __init__(
+        self,
+        url: str,
+        temp_dir: str | os.PathLike[str],
+        *,
+        stale_after: float = 6 * 3600,
+        part_size: int = 16 * _MiB,
+        connections: int = 32,
+    ) -> None:
+        self.url = url
+        self.bucket, self.prefix = parse_s3_url(url)
+        self.temp_dir = Path(temp_dir).absolute()
+        self.stale_after = stale_after
+        self.part_size = max(part_size, 5 * _MiB)  # S3's smallest part but the last
+        self._host = this_host()
+        try:
+            self.temp_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot use temporary directory {self.temp_dir}: {exc.strerror}") from None
+        self._loop = LoopThread(f"s3-{self.bucket}")
+        self._exit: Any = None
+        try:
+            self._client = self._loop.call(self._connect(connections))
+        except BaseException:
+            self.close()
+            raise
+
+    async def _connect(self, connections: int) -> Any:
+        context = get_session().create_client(
+            "s3", config=AioConfig(max_pool_connections=connections, retries={"mode": "standard"})
+        )
+        client = await context.__aenter__()
+        self._exit = context.__aexit__
+        try:
+            await client.head_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as exc:
+            await self._exit(None, None, None)
+            self._exit = None
+            raise StorageError(f"cannot use storage {self.url}: {_reason(exc)}") from None
+        return client
+
+    def close(self) -> None:
+        """Let abandoned uploads clean up, then close the client and its thread (for good)."""
+        if self._exit is not None:
+            exit_, self._exit = self._exit, None
+            self._loop.call(_drain())
+            self._loop.call(exit_(None, None, None))
+        self._loop.stop()
+
+    # -- the ArtifactStorage interface -------------------------------------------------------------
+
+    def new_temp_path(self) -> Path:
+        return self.temp_dir / f"{os.getpid()}-{uuid.uuid4().hex}.part"
+
+    def location_for(self, sha256: str) -> str:
+        return f"{_ARTIFACTS}{sha256[:2]}/{sha256[2:]}"
+
+    def put(self, temp_path: Path, sha256: str) -> str:
+        return self._loop.call(self._put(temp_path, sha256))
+
+    async def put_async(self, temp_path: Path, sha256: str) -> str:
+        # A cancelled caller does not cancel the upload: a PUT cut off mid-way may still land after
+        # the DELETE of its temporary key. It finishes instead, and ``close`` waits for it.
+        return await self._loop.call_detached(self._put(temp_path, sha256))
+
+    def exists(self, location: str) -> bool:
+        return self._loop.call(self._exists(self.prefix + location))
+
+    async def exists_async(self, location: str) -> bool:
+        return await self._loop.call_async(self._exists(self.prefix + location))
+
+    def open(self, location: str) -> BinaryIO:
+        body = self._loop.call(self._get(self.prefix + location))
+        return io.BufferedReader(_ObjectReader(self._loop, body), buffer_size=_MiB)  # type: ignore[return-value]
+
+    def local_path(self, location: str) -> Path | None:
+        return None
+
+    def delete(self, location: str) -> None:
+        self._loop.call(self._call("delete_object", Key=self.prefix + location))
+
+    def iter_locations(self) -> Iterator[str]:
+        for key, _ in self._iter_objects(self.prefix + _ARTIFACTS):
+            location = key[len(self.prefix) :]
+            if _LOCATION.fullmatch(location):
+                yield location
+
+    def remove_stale_temp_files(self) -> int:
+        """Remove local temporary files of dead processes, then stale temporary objects and uploads."""
+        removed = remove_dead_writers_files(self.temp_dir)
+        now = datetime.datetime.now(datetime.UTC)
+        for key, modified in list(self._iter_objects(self.prefix + _TEMP)):
+            if self._stale(key, modified, now):
+                self._loop.call(self._call("delete_object", Key=key))
+                removed += 1
+        for key, upload_id, started in self._loop.call(self._uploads()):
+            if self._stale(key, started, now):
+                self._loop.call(self._call("abort_multipart_upload", Key=key, UploadId=upload_id))
+                removed += 1
+        return removed
+
+    # -- on the client's loop -----------------------------------------------------------------------
+
+    async def _call(self, operation: str, **params: Any) -> Any:
+        try:
+            return await getattr(self._client, operation)(Bucket=self.bucket, **params)
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                raise FileNotFoundError(f"{self.url}: {params.get('Key', '')} is missing") from None
+            raise StorageError(f"{self.url}: {operation} failed: {_reason(exc)}") from None
+        except BotoCoreError as exc:
+            raise StorageError(f"{self.url}: {operation} failed: {_reason(exc)}") from None
+
+    async def _exists(self, key: str) -> bool:
+        try:
+            await self._call("head_object", Key=key)
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def _get(self, key: str) -> Any:
+        return (await self._call("get_object", Key=key))["Body"]
+
+    async def _put(self, temp_path: Path, sha256: str) -> str:
+        location = self.location_for(sha256)
+        size = os.stat(temp_path).st_size
+        temp_key = f"{self.prefix}{_TEMP}{self._host}/{os.getpid()}-{uuid.uuid4().hex}.part"
+        try:
+            if size <= self.part_size:
+                with open(temp_path, "rb") as source:
+                    data = source.read()
+                await self._call("put_object", Key=temp_key, Body=data, ChecksumSHA256=_b64(sha256))
+            else:
+                await self._upload_parts(temp_path, temp_key, size)
+            head = await self._call("head_object", Key=temp_key)
+            if head["ContentLength"] != size:
+                raise StorageError(f"{self.url}: uploaded {head['ContentLength']} bytes of {size} for {sha256}")
+            await self._copy(temp_key, self.prefix + location, size, head["ETag"])
+        finally:
+            await self._call("delete_object", Key=temp_key)
+        temp_path.unlink(missing_ok=True)
+        return location
+
+    async def _upload_parts(self, path: Path, key: str, size: int) -> None:
+        upload_id = (await self._call("create_multipart_upload", Key=key))["UploadId"]
+        try:
+            parts = []
+            with open(path, "rb") as source:
+                for number, offset in enumerate(range(0, size, self.part_size), start=1):
+                    source.seek(offset)
+                    chunk = source.read(self.part_size)
+                    answer = await self._call("upload_part", Key=key, UploadId=upload_id, PartNumber=number, Body=chunk)
+                    parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+            await self._call("complete_multipart_upload", Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+        except BaseException:
+            await self._call("abort_multipart_upload", Key=key, UploadId=upload_id)
+            raise
+
+    async def _copy(self, source_key: str, key: str, size: int, etag: str) -> None:
+        """Copy ``source_key`` (exactly the version whose size was checked) to ``key``."""
+        source = {"Bucket": self.bucket, "Key": source_key}
+        if size <= _MAX_COPY:
+            await self._call("copy_object", Key=key, CopySource=source, CopySourceIfMatch=etag)
+            return
+        upload_id = (await self._call("create_multipart_upload", Key=key))["UploadId"]
+        try:
+            parts = []
+            for number, offset in enumerate(range(0, size, _MAX_COPY), start=1):
+                last = min(offset + _MAX_COPY, size) - 1
+                answer = await self._call(
+                    "upload_part_copy",
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource=source,
+                    CopySourceIfMatch=etag,
+                    CopySourceRange=f"bytes={offset}-{last}",
+                )
+                parts.append({"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]})
+            await self._call("complete_multipart_upload", Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+        except BaseException:
+            await self._call("abort_multipart_upload", Key=key, UploadId=upload_id)
+            raise
+
+    async def _page(self, prefix: str, token: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"Prefix": prefix}
+        if token:
+            params["ContinuationToken"] = token
+        return await self._call("list_objects_v2", **params)
+
+    def _iter_objects(self, prefix: str) -> Iterator[tuple[str, datetime.datetime]]:
+        """``(key, last modified)`` of every object under ``prefix``, one listed page at a time."""
+        token: str | None = None
+        while True:
+            page = self._loop.call(self._page(prefix, token))
+            for item in page.get("Contents", ()):
+                yield item["Key"], item["LastModified"]
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+
+    async def _uploads(self) -> list[tuple[str, str, datetime.datetime]]:
+        found = []
+        params: dict[str, Any] = {"Prefix": self.prefix + _TEMP}
+        while True:
+            page = await self._call("list_multipart_uploads", **params)
+            found += [(item["Key"], item["UploadId"], item["Initiated"]) for item in page.get("Uploads", ())]
+            if not page.get("IsTruncated"):
+                return found
+            params.update(KeyMarker=page["NextKeyMarker"], UploadIdMarker=page["NextUploadIdMarker"])
+
+    def _stale(self, key: str, modified: datetime.datetime, now: datetime.datetime) -> bool:
+        """True for a temporary key of a dead process of this host, or of any host after ``stale_after``."""
+        if (now - modified).total_seconds() >= self.stale_after:
+            return True
+        host, _, name = key[len(self.prefix) + len(_TEMP) :].partition("/")
+        pid_text = name.split("-", 1)[0]
+        return host == self._host and pid_text.isdigit() and not process_alive(int(pid_text))
+
+
+class _ObjectReader(io.RawIOBase):
+    """A blocking reader of an object's body, read on the storage's loop."""
+
+    def __init__(self, loop: LoopThread, body: Any) -> None:
+        self._loop = loop
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._loop.call(self._body.read(len(buffer)))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._loop.call_soon(self._body.close)
+        super().close()
+
+
+async def _drain() -> None:
+    """Wait for the loop's other tasks: a cancelled upload still deletes its temporary key."""
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    await asyncio.gather(*others, return_exceptions=True)
+
+
+def _b64(sha256: str) -> str:
+    return base64.b64encode(bytes.fromhex(sha256)).decode()
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', '?')} {error.get('Message', '')}".strip()
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

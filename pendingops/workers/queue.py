@@ -1,0 +1,227 @@
+"""The sync queue on procrastinate: its app, the sync task, enqueueing, listing and cancelling.
+
+Jobs live in the PostgreSQL database that holds the repositories (procrastinate's tables, created
+by ``ensure_queue_schema`` the first time a worker starts or a sync is queued). A sync job carries
+``lock`` and ``queueing_lock`` = ``sync:REPOSITORY``: two syncs of one repository never run at
+once (and the repository's advisory lock still guards against syncs run outside the queue), and
+queueing a repository that already has a queued sync keeps the one queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from procrastinate import App, PsycopgConnector, RetryStrategy
+from procrastinate.exceptions import AlreadyEnqueued, JobAborted
+from procrastinate.job_context import AbortReason
+from sqlalchemy import Connection, text
+from sqlalchemy.engine import make_url
+
+from pendingops.db.database import Database, dialect_insert
+from pendingops.db.schema import SyncTask
+from pendingops.declarative import sync_remote
+from pendingops.pending import describe_error
+from pendingops.plugins import get_plugin
+from pendingops.remote import RemoteConfig
+from pendingops.storage.base import ArtifactStorage
+
+SYNC_TASK = "pendingops.sync"
+_SCHEMA_LOCK_KEY = 0x70656E6471756575  # "pendqueu"
+#: procrastinate's job states, as ``pendingops tasks`` shows them
+STATES = {
+    "todo": "queued",
+    "doing": "running",
+    "aborting": "running",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "aborted": "cancelled",
+}
+
+
+class QueueUnavailable(ValueError):
+    """The queue cannot be used with this database (it needs PostgreSQL)."""
+
+
+@dataclass(slots=True)
+class SyncOptions:
+    """What a queued sync does: the arguments of ``pendingops sync``."""
+
+    repository: str
+    url: str
+    plugin: str = "file"
+    mirror: bool = False
+    policy: str = "immediate"
+    on_error: str = "fail"
+    concurrency: int = 10
+    retries: int = 3
+    max_file_size: int | None = None
+    batch_size: int | None = None
+
+
+@dataclass(slots=True)
+class TaskInfo:
+    id: int
+    repository: str
+    url: str
+    state: str
+    worker: str | None
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    version: int | None
+    error: str | None
+
+
+def require_postgresql(db_url: str, what: str) -> None:
+    if make_url(db_url).get_backend_name() != "postgresql":
+        raise QueueUnavailable(f"{what} needs a PostgreSQL database (--db postgresql://...); this one is SQLite")
+
+
+def make_app(db_url: str, *, schedule_tick: int | None = None) -> App:
+    """The procrastinate app on ``db_url``'s database, with the sync task registered.
+
+    A worker's app also checks the schedules every ``schedule_tick`` seconds.
+    """
+    conninfo = make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    app = App(connector=PsycopgConnector(conninfo=conninfo))
+    # Only a job stopped by its worker's shutdown (SIGTERM) goes back to the queue; a failed sync
+    # or a cancelled one does not.
+    retry = RetryStrategy(max_attempts=100, retry_exceptions={JobAborted})
+    app.task(name=SYNC_TASK, pass_context=True, retry=retry)(_run_sync)
+    if schedule_tick:
+        from pendingops.workers.schedule import register_tick  # it needs enqueue, from here
+
+        register_tick(app, schedule_tick)
+    return app
+
+
+async def _run_sync(context: Any, **arguments: Any) -> None:
+    options = SyncOptions(**arguments)
+    runtime: WorkerRuntime = context.additional_context["runtime"]
+    job_id = context.job.id
+    await runtime.db.run(_record, job_id, worker=runtime.name, version_number=None, error=None)
+    remote = RemoteConfig(
+        url=options.url,
+        policy=options.policy,  # type: ignore[arg-type]
+        download_concurrency=options.concurrency,
+        retries=options.retries,
+        max_file_size=options.max_file_size,
+    )
+    extra = {"batch_size": options.batch_size} if options.batch_size else {}
+    try:
+        result = await sync_remote(
+            get_plugin(options.plugin),
+            remote,
+            db=runtime.db,
+            storage=runtime.storage,
+            repository=options.repository,
+            mirror=options.mirror,
+            on_error=options.on_error,  # type: ignore[arg-type]
+            **extra,
+        )
+    except asyncio.CancelledError:
+        # The version was discarded. Stopped by its worker's shutdown: back to the queue (the retry
+        # strategy takes JobAborted only); cancelled by ``tasks cancel``: cancelled for good.
+        if context.abort_reason() == AbortReason.SHUTDOWN:
+            raise JobAborted("the worker shut down") from None
+        raise
+    except Exception as exc:
+        await runtime.db.run(_record, job_id, worker=runtime.name, version_number=None, error=describe_error(exc))
+        raise
+    version = result.version.number if result.created else None
+    await runtime.db.run(_record, job_id, worker=runtime.name, version_number=version, error=None)
+
+
+@dataclass(slots=True)
+class WorkerRuntime:
+    """What the sync task uses in a worker process: its database, storage and name."""
+
+    db: Database
+    storage: ArtifactStorage
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+
+
+def _record(conn: Connection, job_id: int, **values: Any) -> None:
+    table = SyncTask.__table__
+    stmt = dialect_insert(conn.dialect.name, table).values(job_id=job_id, **values)
+    conn.execute(stmt.on_conflict_do_update(index_elements=[table.c.job_id], set_=values))
+
+
+def ensure_queue_schema(db: Database, app: App) -> bool:
+    """Create procrastinate's tables if missing (one process at a time); True if created now."""
+    with db.engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+        if conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar() is not None:
+            return False
+        with conn.connection.cursor() as cursor:  # the raw cursor: the SQL has '%' signs and no parameters
+            cursor.execute(app.schema_manager.get_schema())
+    return True
+
+
+async def enqueue(app: App, options: SyncOptions) -> tuple[int, bool]:
+    """Queue a sync; return ``(job id, True)``, or the already queued job's ``(id, False)``."""
+    lock = f"sync:{options.repository}"
+    task = app.tasks[SYNC_TASK].configure(lock=lock, queueing_lock=lock)
+    try:
+        return await task.defer_async(**asdict(options)), True
+    except AlreadyEnqueued:
+        async with app.connector.pool.connection() as conn, conn.cursor() as cursor:  # type: ignore[attr-defined]
+            await cursor.execute(
+                "SELECT id FROM procrastinate_jobs WHERE queueing_lock = %s AND status = 'todo'", (lock,)
+            )
+            row = await cursor.fetchone()
+        if row is None:  # it started meanwhile: queue again
+            return await enqueue(app, options)
+        return row[0], False
+
+
+_LIST = text(
+    """
+    SELECT j.id, j.args, j.status, t.worker, t.version_number, t.error,
+           (SELECT min(e.at) FROM procrastinate_events e WHERE e.job_id = j.id AND e.type = 'deferred') AS queued_at,
+           (SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id AND e.type = 'started') AS started_at,
+           (SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id
+             AND e.type IN ('succeeded', 'failed', 'cancelled', 'aborted')) AS finished_at
+    FROM procrastinate_jobs j LEFT JOIN sync_task t ON t.job_id = j.id
+    WHERE j.task_name = :task AND (CAST(:id AS bigint) IS NULL OR j.id = :id)
+    ORDER BY j.id
+    """
+)
+
+
+def list_tasks(db: Database, job_id: int | None = None) -> list[TaskInfo]:
+    """Every queued sync (or the one ``job_id`` names), oldest first."""
+    with db.engine.connect() as conn:
+        if conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar() is None:
+            return []
+        rows = conn.execute(_LIST, {"task": SYNC_TASK, "id": job_id}).all()
+    tasks = []
+    for row in rows:
+        state = STATES.get(row.status, row.status)
+        finished = row.finished_at if state in ("succeeded", "failed", "cancelled") else None
+        tasks.append(
+            TaskInfo(
+                id=row.id,
+                repository=row.args.get("repository", ""),
+                url=row.args.get("url", ""),
+                state=state,
+                worker=row.worker,
+                queued_at=row.queued_at,
+                started_at=row.started_at,  # of the latest attempt; a re-queued task keeps it
+                finished_at=finished,
+                version=row.version_number,
+                error=row.error if state in ("failed", "cancelled") else None,
+            )
+        )
+    return tasks
+
+
+async def cancel(app: App, job_id: int) -> bool:
+    """Cancel a queued task, or ask a running one to stop; False if it had finished already."""
+    return await app.job_manager.cancel_job_by_id_async(job_id, abort=True)

@@ -1,0 +1,85 @@
+"""The live progress panel as a person sees it: a sync run in tmux, its screen read with ``capture-pane``."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from pendingops.cli._progress import ProgressPrinter
+from pendingops.progress import Progress
+from tests.maintenance.test_lifecycle import GatedServer
+from tests.server_thread import ServerThread
+
+SCRIPT = str(Path(sys.executable).parent / "pendingops")
+FILES = {f"pkg/file-{i:03d}.bin": bytes([i % 256]) * 20_000 for i in range(60)}
+HELD = "pkg/file-059.bin"
+
+
+def _screen(socket: str) -> str:
+    done = subprocess.run(["tmux", "-L", socket, "capture-pane", "-p", "-t", "sync"], capture_output=True, text=True)
+    return done.stdout
+
+
+def _wait_for(socket: str, *needles: str, seconds: float = 120) -> str:
+    """The screen once it shows every needle (the panel redraws every 0.2 s; the deadline is only a backstop)."""
+    deadline = time.monotonic() + seconds
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = _screen(socket)
+        if all(needle in screen for needle in needles):
+            return screen
+        time.sleep(0.1)
+    raise AssertionError(f"the screen never showed {needles}:\n{screen}")
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+@pytest.mark.timeout(300)
+def test_the_live_panel_shows_counts_totals_bars_rates_and_eta(tmp_path: Path) -> None:
+    server = GatedServer(dict(FILES), held=HELD)
+    socket = f"pendingops-test-{uuid.uuid4().hex[:8]}"
+    with ServerThread(server=server):
+        database, storage = f"sqlite:///{tmp_path / 'db.sqlite'}", str(tmp_path / "storage")
+        sync = [SCRIPT, "--db", database, "--storage", storage, "sync", server.manifest_url, "--repo", "r"]
+        command = shlex.join([*sync, "--concurrency", "1"]) + "; echo EXIT=$?; sleep 600"
+        tmux = ["tmux", "-L", socket, "new-session", "-d", "-s", "sync", "-x", "150", "-y", "30", command]
+        subprocess.run(tmux, check=True)
+        try:
+            assert server.arrived.wait(120), "the sync never asked for the last file"
+            # every other file is stored: the download row counts 59 of 60, with a bar, rates and an ETA
+            screen = _wait_for(socket, "59 / 60", "units seen", "60 / 60")
+            (row,) = [line for line in screen.splitlines() if "downloaded" in line]
+            assert "59 / 60" in row and "MiB" in row and "/s" in row and "ETA" in row, row
+            assert "━" in row, "a bar is drawn where the total is known"
+            (seen,) = [line for line in screen.splitlines() if "units seen" in line]
+            assert "60 / 60" in seen
+            assert "elapsed" in screen
+            server.gate.set()
+            final = _wait_for(socket, "EXIT=")
+            assert "EXIT=0" in final and "new version 1: 60 units" in final, final
+            assert "60 / 60" in next(line for line in final.splitlines() if "downloaded" in line)
+            print(screen)  # shown with -s: what a person sees mid-sync
+        finally:
+            subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+
+
+def test_off_a_terminal_progress_is_plain_log_lines(tmp_path: Path) -> None:
+    log = tmp_path / "log.txt"
+    with log.open("w") as stream:
+        printer = ProgressPrinter(stream, log_every=0)
+        progress = Progress()
+        progress.set_total(3)
+        progress.add("seen", 2)
+        progress.add_total("downloaded", 2)
+        progress.add("downloaded", 1, 1024)
+        printer(progress.snapshot())
+        printer(progress.snapshot(finished=True))
+    lines = log.read_text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("progress t=")
+    assert "seen=2" in lines[0] and "downloaded=1" in lines[0] and "\x1b" not in lines[0]

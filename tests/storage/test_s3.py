@@ -1,0 +1,127 @@
+"""S3Storage on moto's S3 server: multipart uploads, no visible half-object, stale temporary keys."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pendingops.storage.base import StorageError
+from pendingops.storage.s3 import S3Storage, parse_s3_url, this_host
+from tests.s3_server import client
+
+pytestmark = pytest.mark.s3
+MiB = 1024 * 1024
+
+
+def _keys(endpoint: str, storage: S3Storage) -> list[str]:
+    page = client(endpoint).list_objects_v2(Bucket=storage.bucket)
+    return sorted(item["Key"] for item in page.get("Contents", ()))
+
+
+def _uploads(endpoint: str, storage: S3Storage) -> list[str]:
+    return [item["Key"] for item in client(endpoint).list_multipart_uploads(Bucket=storage.bucket).get("Uploads", ())]
+
+
+def test_a_large_file_goes_up_in_parts_and_leaves_only_its_content_address(s3_storage: S3Storage, s3_env: str) -> None:
+    data = os.urandom(11 * MiB + 3)  # three parts of 5 MiB
+    sha256 = hashlib.sha256(data).hexdigest()
+    temp = s3_storage.new_temp_path()
+    temp.write_bytes(data)
+
+    location = s3_storage.put(temp, sha256)
+
+    assert _keys(s3_env, s3_storage) == [f"pendingops/test/{location}"]
+    assert _uploads(s3_env, s3_storage) == []
+    with s3_storage.open(location) as handle:
+        assert hashlib.sha256(handle.read()).hexdigest() == sha256
+
+
+def test_a_killed_upload_leaves_no_visible_object_and_its_parts_are_removed(
+    s3_storage: S3Storage, s3_url: str, s3_env: str, tmp_path: Path
+) -> None:
+    """SIGKILL after the first part: nothing under artifacts/, and the dead upload is aborted later."""
+    data = os.urandom(11 * MiB)
+    source = tmp_path / "big.bin"
+    source.write_bytes(data)
+    child = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        from pathlib import Path
+        from pendingops.storage.s3 import S3Storage
+        storage = S3Storage({s3_url!r}, {str(tmp_path / "child")!r}, part_size=5 * 1024 * 1024)
+        real = storage._call
+        async def call(operation, **params):
+            if operation == "upload_part" and params["PartNumber"] == 2:
+                print("first part stored", flush=True)
+                await asyncio.sleep(3600)
+            return await real(operation, **params)
+        storage._call = call
+        storage.put(Path({str(source)!r}), {hashlib.sha256(data).hexdigest()!r})
+        """
+    )
+    process = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "first part stored"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    assert list(s3_storage.iter_locations()) == []
+    assert not s3_storage.exists(s3_storage.location_for(hashlib.sha256(data).hexdigest()))
+    assert len(_uploads(s3_env, s3_storage)) == 1
+    assert s3_storage.remove_stale_temp_files() == 1
+    assert _uploads(s3_env, s3_storage) == [] and _keys(s3_env, s3_storage) == []
+
+
+def test_stale_temp_objects_go_by_dead_pid_here_and_by_age_elsewhere(s3_storage: S3Storage, s3_env: str) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    s3 = client(s3_env)
+    temp = "pendingops/test/tmp/"
+    host = this_host()
+    names = {
+        "dead here": f"{temp}{host}/{dead.pid}-a.part",
+        "alive here": f"{temp}{host}/{os.getpid()}-b.part",
+        "other host": f"{temp}some-other-host/{dead.pid}-c.part",
+    }
+    for key in names.values():
+        s3.put_object(Bucket=s3_storage.bucket, Key=key, Body=b"half")
+
+    assert s3_storage.remove_stale_temp_files() == 1
+    assert _keys(s3_env, s3_storage) == sorted([names["alive here"], names["other host"]])
+    assert list(s3_storage.iter_locations()) == []  # temporary keys are never artifacts
+
+    s3_storage.stale_after = 0  # another host's leftovers go once old enough
+    assert s3_storage.remove_stale_temp_files() == 2
+    assert _keys(s3_env, s3_storage) == []
+
+
+def test_a_missing_bucket_is_a_clear_storage_error(s3_env: str, tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="cannot use storage s3://no-such-bucket-here/x"):
+        S3Storage("s3://no-such-bucket-here/x", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("s3://bucket", ("bucket", "")),
+        ("s3://bucket/", ("bucket", "")),
+        ("s3://my.bucket-1/a/b/", ("my.bucket-1", "a/b/")),
+        ("s3://bucket//a//b", ("bucket", "a/b/")),
+    ],
+)
+def test_s3_urls_parse(url: str, expected: tuple[str, str]) -> None:
+    assert parse_s3_url(url) == expected
+
+
+@pytest.mark.parametrize("url", ["s3://", "s3://B", "s3://x/../y", "s3://bucket/a?b", "s3://-bucket/p"])
+def test_bad_s3_urls_are_refused(url: str) -> None:
+    with pytest.raises(StorageError, match="bad S3 storage URL"):
+        parse_s3_url(url)
