@@ -54,6 +54,8 @@ class RemoteConfig:
     client_key: str | None = None
     tls_validation: bool = True
     proxy_url: str | None = None
+    #: plugin options (``sync --option KEY=VALUE``), read by the plugin; each plugin says which it knows
+    options: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:

@@ -25,6 +25,7 @@ from pendingops.cli.lifecycle import (
     with_delete,
 )
 from pendingops.cli.manifest import add_manifest_commands, cmd_manifest
+from pendingops.cli.plugin_options import add_option_argument, plugin_options
 from pendingops.cli.repair import print_repair
 from pendingops.cli.schedule import add_schedule_commands, cmd_schedule
 from pendingops.cli.serve import add_serve_commands, cmd_serve
@@ -133,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument(
         "--window", type=_positive, default=5000, help="units the source may be ahead of the save (default: 5000)"
     )
+    add_option_argument(sync)
     sync.add_argument("--quiet", action="store_true", help="no progress, only the summary")
     sync.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -353,6 +355,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
         download_concurrency=args.concurrency,
         retries=args.retries,
         max_file_size=args.max_file_size,
+        options=plugin_options(args.option, plugin),
     )
     recorder = SnapshotRecorder(None if args.quiet or args.json else ProgressPrinter())
     db = settings.open_db(args.db_retry_seconds)

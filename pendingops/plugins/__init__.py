@@ -7,6 +7,8 @@ offer ``pipeline()`` to replace the default operators, and ``max_file_size``, th
 remotes may send when the remote sets none. Third-party packages register plugins under the
 ``pendingops.plugins`` entry-point group. A plugin that ships Alembic revisions for its tables
 names their package (or folder) in a ``migrations`` attribute; see ``pendingops.db.migrations``.
+A plugin taking options (``sync --option KEY=VALUE``, handed over in ``RemoteConfig.options``)
+lists them in an ``options`` mapping (name to help) and may check values in ``check_options()``.
 
 A plugin may also publish index files for each version (the file plugin's ``PULP_MANIFEST``, the
 cookbook plugin's ``universe``) through ``published_files()``: each is generated from the database
@@ -76,6 +78,31 @@ class PublishedFile:
     media_type: str
     #: the file's bytes, generated from the database a piece at a time (it reads in pages, blocking)
     generate: Callable[[VersionRef], Iterator[bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class PageResponse:
+    """A generated page: its media type and its bytes, a piece at a time (read on a worker thread)."""
+
+    media_type: str
+    body: Iterator[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedPage:
+    """Pages a plugin generates below the folder ``prefix`` of every version holding its content."""
+
+    prefix: str
+    #: ``render(version, path, accept)``: the page at ``path`` below the prefix ("" for the prefix's own,
+    #: else without its trailing "/") for a client sending ``accept``, or None when there is none
+    #: (it reads the database, blocking)
+    render: Callable[[VersionRef, str, str], PageResponse | None]
+
+
+def published_pages(plugin: object) -> Sequence[PublishedPage]:
+    """The page folders ``plugin`` publishes for its versions (none when it has no ``published_pages``)."""
+    declared = getattr(plugin, "published_pages", None)
+    return tuple(declared()) if callable(declared) else ()
 
 
 def published_files(plugin: object) -> Sequence[PublishedFile]:

@@ -23,7 +23,7 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
 from pendingops.db.database import Database
-from pendingops.plugins import PublishedFile, VersionRef, available_plugins
+from pendingops.plugins import PublishedFile, PublishedPage, VersionRef, available_plugins
 from pendingops.plugins.published import Publisher
 from pendingops.remote import RemoteConfig
 from pendingops.serve.conditional import Unsatisfiable, byte_range, media_type, not_modified, range_applies
@@ -126,6 +126,11 @@ class ContentServer:
         version = await self._version(target.repository, target.version)
         if version is None:
             return _not_found(f"no version {target.version} of repository {target.repository!r}")
+        page = self.publisher.page_at(target.path)
+        if page is not None and await self._read(
+            self.publisher.page_published, version.repository_id, version.number, page[0]
+        ):
+            return await self._page(request, target, version, *page)
         if target.folder:
             published = await self._read(self.publisher.for_version, version.repository_id, version.number)
             return await self._folder(request, target, version, published)
@@ -211,19 +216,40 @@ class ContentServer:
 
     # -- files --------------------------------------------------------------------------------------
 
+    def _ref(self, request: web.Request, version: ServedVersion) -> VersionRef:
+        base = f"{self.base_url or _request_base(request)}{quote(version.repository, safe='')}/{version.number}/"
+        return VersionRef(self.db, version.repository_id, version.number, base)
+
+    async def _page(
+        self, request: web.Request, target: Target, version: ServedVersion, page: PublishedPage, rest: str
+    ) -> web.StreamResponse:
+        """A page a plugin generates below its folder (a package index's project pages)."""
+        if not target.folder:
+            return _redirect(request, "/")
+        accept = request.headers.get(hdrs.ACCEPT, "")
+        found = await self._run(page.render, self._ref(request, version), rest, accept)
+        if found is None:
+            return _not_found(f"no page {target.path!r} in version {version.number} of {version.repository!r}")
+        response = web.StreamResponse(headers={hdrs.CONTENT_TYPE: found.media_type, hdrs.VARY: "Accept"})
+        return await self._stream(request, version, response, found.body)
+
     async def _published(
         self, request: web.Request, version: ServedVersion, published: PublishedFile
     ) -> web.StreamResponse:
-        base = f"{self.base_url or _request_base(request)}{quote(version.repository, safe='')}/{version.number}/"
-        ref = VersionRef(self.db, version.repository_id, version.number, base)
+        ref = self._ref(request, version)
         response = web.StreamResponse(headers={hdrs.CONTENT_TYPE: published.media_type})
+        return await self._stream(request, version, response, published.generate(ref))
+
+    async def _stream(
+        self, request: web.Request, version: ServedVersion, response: web.StreamResponse, chunks: Iterator[bytes]
+    ) -> web.StreamResponse:
         response.last_modified = version.created_at
         if request.method == hdrs.METH_HEAD:
+            await self._run(_close_iterator, chunks)
             await response.prepare(request)
             return response
         response.enable_chunked_encoding()
         await response.prepare(request)
-        chunks = published.generate(ref)
         try:
             while (chunk := await self._run(next, chunks, None)) is not None:
                 if chunk:

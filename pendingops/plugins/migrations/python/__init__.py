@@ -1,0 +1,1 @@
+"""Revisions of the python plugin's tables (branch ``python``)."""

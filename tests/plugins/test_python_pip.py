@@ -1,0 +1,115 @@
+"""The real pip, in a fresh virtual environment, installs from what ``pendingops serve`` serves of a
+synced index: every policy, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cli import test_cli
+from tests.cli.test_cli import Cli
+from tests.cli.test_serve import serving
+from tests.plugins.python_index import index_files, sample_projects, wheel
+from tests.server_thread import ServerThread
+
+cli = test_cli.cli  # the fixture: a database (SQLite, PostgreSQL) and a storage folder
+
+
+@pytest.fixture(scope="module")
+def pip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """pip of a fresh virtual environment, reading no configuration and no PIP_* variable."""
+    home = tmp_path_factory.mktemp("venv")
+    venv.create(home, with_pip=True)
+    yield [str(home / "bin" / "python"), "-m", "pip"]
+
+
+def run_pip(pip: list[str], *args: str) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env |= {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
+    done = subprocess.run([*pip, *args], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    sys.stdout.write("\n".join(["$ pip " + " ".join(args), *lines, ""]))
+    return lines
+
+
+def installed(target: Path) -> set[str]:
+    return {p.name for p in target.iterdir() if p.name.endswith(".dist-info")}
+
+
+@pytest.mark.parametrize("policy", ["immediate", "on_demand", "streamed"])
+def test_pip_installs_from_a_served_repository(cli: Cli, pip: list[str], tmp_path: Path, policy: str) -> None:
+    projects = sample_projects()
+    with ServerThread(index_files(projects)) as origin:
+        index = origin.base_url + "simple/"
+        done = cli.run("sync", index, "--plugin", "python", "--repo", "py", "--policy", policy, "--quiet")
+        assert done.returncode == 0, done.stderr
+        with serving(cli) as (_, url):
+            simple = f"{url}py/latest/simple/"
+            target = tmp_path / "site"
+            run_pip(pip, "install", "--index-url", simple, "--no-cache-dir", "--target", str(target), "Alpha_Pkg")
+            # 3.0 needs Python >= 4, 2.5 is yanked: 2.0, and the newest beta that is not a pre-release
+            assert installed(target) == {"alpha_pkg-2.0.dist-info", "beta-1.1.dist-info"}
+            assert (target / "alpha_pkg" / "__init__.py").read_text() == "VERSION = '2.0'\n"
+            wheels = tmp_path / "wheels"
+            run_pip(
+                pip,
+                "download",
+                "--index-url",
+                simple,
+                "--no-cache-dir",
+                "--only-binary",
+                ":all:",
+                "-d",
+                str(wheels),
+                "alpha-pkg==2.0",
+            )
+            assert {p.name for p in wheels.iterdir()} == {"alpha_pkg-2.0-py3-none-any.whl", "beta-1.1-py3-none-any.whl"}
+        if policy != "immediate":  # fetched while pip asked: the metadata file (PEP 658) first, then the wheel
+            assert origin.requests["files/beta-1.1-py3-none-any.whl.metadata"] >= 1
+            assert origin.requests["files/beta-1.1-py3-none-any.whl"] >= 1
+
+
+def test_pip_sees_a_mirror_resync_in_latest_and_a_pinned_version_keeps_the_old_set(
+    cli: Cli, pip: list[str], tmp_path: Path
+) -> None:
+    projects = sample_projects()
+    with ServerThread(index_files(projects)) as origin:
+        args = ("--plugin", "python", "--repo", "py", "--mirror", "--quiet", "--option", "projects=alpha-pkg,beta")
+        assert cli.run("sync", origin.base_url + "simple/", *args).returncode == 0
+    projects["beta"] = [wheel("beta", "1.0"), wheel("beta", "1.4")]  # 1.1 dropped, 1.4 added
+    with ServerThread(index_files(projects)) as origin:
+        assert cli.run("sync", origin.base_url + "simple/", *args).returncode == 0
+    with serving(cli) as (_, url):
+        for version, expected in (("latest", "beta-1.4.dist-info"), ("1", "beta-1.1.dist-info")):
+            target = tmp_path / version
+            run_pip(
+                pip,
+                "install",
+                "--index-url",
+                f"{url}py/{version}/simple/",
+                "--no-cache-dir",
+                "--target",
+                str(target),
+                "beta",
+            )
+            assert installed(target) == {expected}
+
+
+def test_unknown_options_are_refused_with_the_known_ones(cli: Cli) -> None:
+    cases = (
+        (("--plugin", "python", "--option", "platforms=linux"), "(known: latest, prereleases, projects)"),
+        (("--plugin", "python", "--option", "latest"), "write KEY=VALUE"),
+        (("--plugin", "python", "--option", "latest=none"), "latest must be a whole number"),
+        (("--option", "projects=a"), "the file plugin has no option 'projects' (known: none)"),
+    )
+    for args, message in cases:
+        done = cli.run("sync", "http://127.0.0.1:9/simple/", "--repo", "py", *args)
+        assert done.returncode == 2, done.stderr
+        assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
