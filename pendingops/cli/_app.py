@@ -53,6 +53,7 @@ from pendingops.maintenance.repair import repair_artifacts
 from pendingops.maintenance.verify import StorageProblem, count_unfetched, verify_storage
 from pendingops.pending import PendingInputError, describe_error
 from pendingops.plugins import PluginNotFound, available_plugins, get_plugin, load_plugins
+from pendingops.plugins.options import options_for_sync, remember_options
 from pendingops.progress import ProgressSnapshot
 from pendingops.remote import POLICIES, RemoteConfig
 from pendingops.storage.base import ArtifactStorage, StorageError
@@ -349,16 +350,21 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     if args.enqueue:
         return cmd_enqueue(args, settings)
     plugin = get_plugin(args.plugin)
+    given = plugin_options(args.option, plugin)  # checked before anything is opened
+    db = settings.open_db(args.db_retry_seconds)
+    options = options_for_sync(db, args.repo, plugin, given)
+    if given is None and options and not args.json:
+        shown = " ".join(f"{key}={value}" for key, value in sorted(options.items()))
+        print(f"plugin options remembered for '{args.repo}': {shown}")
     remote = RemoteConfig(
         url=args.url,
         policy=args.policy,
         download_concurrency=args.concurrency,
         retries=args.retries,
         max_file_size=args.max_file_size,
-        options=plugin_options(args.option, plugin),
+        options=options,
     )
     recorder = SnapshotRecorder(None if args.quiet or args.json else ProgressPrinter())
-    db = settings.open_db(args.db_retry_seconds)
     result = asyncio.run(
         sync_remote(
             plugin,
@@ -375,6 +381,8 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             progress_interval=0.2,
         )
     )
+    if given is not None:
+        remember_options(db, args.repo, given)
     retired = after_sync(settings, args.repo, args.retain)
     if args.json:
         print(json.dumps({**_result_json(result), "removed_versions": retired}, indent=2))

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-
-class UnknownOption(ValueError):
-    """An option the plugin does not know, or one not written KEY=VALUE."""
+from pendingops.plugins.options import UnknownOption, check_options
 
 
 def add_option_argument(parser: argparse.ArgumentParser) -> None:
@@ -16,26 +14,21 @@ def add_option_argument(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a plugin option, repeatable (python: projects=a,b prereleases=false latest=N)",
+        help="a plugin option, repeatable (python: projects=a,b prereleases=false latest=N); remembered for the"
+        " repository: a later sync without --option runs with the same ones",
     )
 
 
-def plugin_options(pairs: Sequence[str], plugin: object) -> dict[str, str]:
-    """The options ``pairs`` give, each one the plugin declares in its ``options`` mapping, checked by
-    its ``check_options(options)`` when it has one (before the sync starts)."""
-    known = dict(getattr(plugin, "options", None) or {})
-    name = getattr(plugin, "name", "?")
+def plugin_options(pairs: Sequence[str], plugin: object) -> dict[str, str] | None:
+    """The options ``pairs`` give, checked against the plugin's (before the sync starts); None when
+    none were given, so the sync runs with the ones remembered for the repository."""
+    if not pairs:
+        return None
     options: dict[str, str] = {}
     for pair in pairs:
         key, equals, value = pair.partition("=")
         key = key.strip()
         if not equals or not key:
             raise UnknownOption(f"--option {pair!r}: write KEY=VALUE")
-        if key not in known:
-            listed = ", ".join(sorted(known)) or "none"
-            raise UnknownOption(f"the {name} plugin has no option {key!r} (known: {listed})")
         options[key] = value
-    check = getattr(plugin, "check_options", None)
-    if callable(check):
-        check(options)
-    return options
+    return check_options(options, plugin)

@@ -10,6 +10,8 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
+from pendingops.cli.plugin_options import plugin_options
+from pendingops.plugins import get_plugin
 from pendingops.workers.queue import (
     SyncOptions,
     WorkerRuntime,
@@ -82,6 +84,7 @@ def _seconds(text: str) -> float:
 
 def cmd_enqueue(args: argparse.Namespace, settings: Any) -> int:
     require_postgresql(settings.db_url, "--enqueue")
+    given = plugin_options(args.option, get_plugin(args.plugin))  # checked now, not by the worker
     options = SyncOptions(
         repository=args.repo,
         url=args.url,
@@ -93,6 +96,7 @@ def cmd_enqueue(args: argparse.Namespace, settings: Any) -> int:
         retries=args.retries,
         max_file_size=args.max_file_size,
         batch_size=args.batch_size,
+        plugin_options=given,
     )
     app = make_app(settings.db_url)
     ensure_queue_schema(settings.db, app)

@@ -159,6 +159,8 @@ class Repository(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     #: how many of the latest versions a sync keeps (``sync --retain``); NULL keeps them all
     retain_versions: Mapped[int | None] = mapped_column(Integer)
+    #: the plugin options (JSON) its last sync given ``--option`` ran with; later syncs reuse them
+    plugin_options: Mapped[str | None] = mapped_column(Text)
 
 
 class RepositoryVersion(Base):

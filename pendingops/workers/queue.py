@@ -27,6 +27,7 @@ from pendingops.db.schema import SyncTask
 from pendingops.declarative import sync_remote
 from pendingops.pending import describe_error
 from pendingops.plugins import get_plugin
+from pendingops.plugins.options import options_for_sync, remember_options
 from pendingops.remote import RemoteConfig
 from pendingops.storage.base import ArtifactStorage
 
@@ -62,6 +63,8 @@ class SyncOptions:
     retries: int = 3
     max_file_size: int | None = None
     batch_size: int | None = None
+    #: ``--option`` values; None: the ones remembered for the repository
+    plugin_options: dict[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -106,17 +109,21 @@ async def _run_sync(context: Any, **arguments: Any) -> None:
     runtime: WorkerRuntime = context.additional_context["runtime"]
     job_id = context.job.id
     await runtime.db.run(_record, job_id, worker=runtime.name, version_number=None, error=None)
+    plugin = get_plugin(options.plugin)
     remote = RemoteConfig(
         url=options.url,
         policy=options.policy,  # type: ignore[arg-type]
         download_concurrency=options.concurrency,
         retries=options.retries,
         max_file_size=options.max_file_size,
+        options=await asyncio.to_thread(
+            options_for_sync, runtime.db, options.repository, plugin, options.plugin_options
+        ),
     )
     extra = {"batch_size": options.batch_size} if options.batch_size else {}
     try:
         result = await sync_remote(
-            get_plugin(options.plugin),
+            plugin,
             remote,
             db=runtime.db,
             storage=runtime.storage,
@@ -134,6 +141,8 @@ async def _run_sync(context: Any, **arguments: Any) -> None:
     except Exception as exc:
         await runtime.db.run(_record, job_id, worker=runtime.name, version_number=None, error=describe_error(exc))
         raise
+    if options.plugin_options is not None:
+        await asyncio.to_thread(remember_options, runtime.db, options.repository, options.plugin_options)
     version = result.version.number if result.created else None
     await runtime.db.run(_record, job_id, worker=runtime.name, version_number=version, error=None)
 
