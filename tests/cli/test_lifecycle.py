@@ -87,7 +87,8 @@ def test_diff_rollback_and_version_removal(cli: Cli, tmp_path: Path) -> None:
     assert [v["number"] for v in cli.json("versions", "r")] == [0, 1, 3, 4]
     assert cli.version_files("r", 3) == _digests(V3)
     listed = cli.run("versions", "r")
-    assert listed.returncode == 0 and listed.stdout.splitlines()[0].split()[:4] == ["version", "units", "added", "removed"]
+    assert listed.returncode == 0
+    assert listed.stdout.splitlines()[0].split()[:4] == ["version", "units", "added", "removed"]
 
 
 def test_sync_retain_is_remembered_and_orphans_frees_what_it_dropped(cli: Cli, tmp_path: Path) -> None:
