@@ -30,16 +30,16 @@ def _count(text: str) -> int:
 def add_lifecycle_commands(commands: Any, *, versions: Any, repos: Any, sync: Any) -> None:
     """Register ``diff``, ``rollback`` and ``retain``, and the ``delete`` actions of ``versions`` and ``repos``."""
     diff = commands.add_parser("diff", help="what changed between two versions: added, removed, changed")
-    diff.add_argument("repo")
-    diff.add_argument("a", type=_number, metavar="A")
-    diff.add_argument("b", type=_number, metavar="B")
+    diff.add_argument("repo", help="repository name")
+    diff.add_argument("a", type=_number, metavar="A", help="the older version number")
+    diff.add_argument("b", type=_number, metavar="B", help="the newer version number")
     diff.add_argument("--json", action="store_true")
     rollback = commands.add_parser("rollback", help="a new version with the content of an earlier one")
-    rollback.add_argument("repo")
+    rollback.add_argument("repo", help="repository name")
     rollback.add_argument("--to", type=_number, required=True, metavar="N", help="the version to go back to")
     rollback.add_argument("--json", action="store_true")
     retain = commands.add_parser("retain", help="remove all but the K latest versions")
-    retain.add_argument("repo")
+    retain.add_argument("repo", help="repository name")
     retain.add_argument("--keep", type=_count, required=True, metavar="K")
     retain.add_argument("--json", action="store_true")
     versions.add_argument(

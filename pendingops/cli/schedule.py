@@ -17,8 +17,8 @@ def add_schedule_commands(commands: Any) -> None:
     actions = schedule.add_subparsers(dest="schedule_command", metavar="ACTION", parser_class=type(schedule))
     actions.required = True
     add = actions.add_parser("add", help="queue a sync of URL into REPO every period or at cron times")
-    add.add_argument("name")
-    add.add_argument("url")
+    add.add_argument("name", help="the schedule's name (unique)")
+    add.add_argument("url", help="the remote's URL, as for sync")
     add.add_argument("--repo", required=True)
     when = add.add_mutually_exclusive_group(required=True)
     when.add_argument("--every", type=_every, metavar="PERIOD", help="e.g. 15m, 6h, 1d (from now on)")
@@ -31,7 +31,7 @@ def add_schedule_commands(commands: Any) -> None:
     listing = actions.add_parser("list", help="schedules with their last and next due times")
     listing.add_argument("--json", action="store_true")
     remove = actions.add_parser("remove", help="delete a schedule (queued syncs stay queued)")
-    remove.add_argument("name")
+    remove.add_argument("name", help="the schedule's name")
 
 
 def _every(text: str) -> int:

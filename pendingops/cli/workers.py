@@ -57,7 +57,7 @@ def add_worker_commands(commands: Any) -> None:
     tasks.add_argument("--json", action="store_true")
     actions = tasks.add_subparsers(dest="tasks_command", metavar="ACTION", parser_class=type(tasks))
     cancel_parser = actions.add_parser("cancel", help="cancel a queued sync, or stop a running one")
-    cancel_parser.add_argument("id", type=_count)
+    cancel_parser.add_argument("id", type=_count, help="the task id (sync --enqueue prints it; tasks lists it)")
 
 
 def _count(text: str) -> int:
