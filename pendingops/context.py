@@ -472,7 +472,7 @@ class SyncContext:
             }
             for name, s in self.progress.stages.items()
         ]
-        conn.execute(ProgressReport.__table__.insert(), rows)
+        conn.execute(ProgressReport.__table__.insert().values(rows))  # one multi-row statement
 
     @property
     def byte_budget(self) -> ByteBudget:

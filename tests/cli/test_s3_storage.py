@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pendingops.storage.owner import OWNER_MARKER
 from pendingops.storage.s3 import this_host
 from tests.cli.test_cli import Cli, digests, files_v1
 from tests.conftest import POSTGRES_URL, fresh_database
@@ -118,7 +119,8 @@ def test_orphans_on_s3_remove_stray_objects_and_dead_syncs_temp_objects(s3cli: C
     assert removed.returncode == 0, removed.stderr
     assert "removed 1 temporary file(s) of dead syncs" in removed.stdout
     assert _artifact_keys(s3_env, str(s3cli.storage)) == {}
-    assert "Contents" not in client(s3_env).list_objects_v2(Bucket=bucket)
+    left = [item["Key"] for item in client(s3_env).list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert left == [f"{prefix}/{OWNER_MARKER}"]  # only the record of the database that owns the storage
     assert s3cli.run("verify").returncode == 0
 
 
