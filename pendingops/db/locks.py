@@ -80,6 +80,9 @@ class _Lock:
         self._connection: Any = None
         self._file: IO[bytes] | None = None
         self._memory: _InProcessLock | None = None
+        #: the session holding the lock was lost and the lock not taken again yet
+        self._lost = False
+        self._ensure_guard = threading.Lock()
 
     busy_message = "the lock is held by another process"
     name = "lock"
@@ -195,20 +198,25 @@ class _Lock:
         """Check the lock is still held; if its session was lost, take it again without waiting.
 
         Returns True if the lock had been lost and was taken again: the caller must then check that
-        nobody changed what the lock protects meanwhile. Raises LockBusy if someone else holds it now.
+        nobody changed what the lock protects meanwhile. Raises LockBusy if someone else holds it now,
+        and the connection error while the database is still out of reach (the lock stays lost).
+        Callers on several threads at once take turns: only one takes the lock again.
         """
-        if self._connection is None:
-            return False  # a file or in-process lock cannot be lost while this process lives
-        try:
-            self._connection.exec_driver_sql("SELECT 1").scalar()
-            self._connection.commit()
-            return False
-        except Exception:
-            _drop(self._connection)
-            self._connection = None
-        if not self.acquire_blocking(False):
-            raise LockBusy(f"{self.busy_message} (this process lost its lock and another took it)")
-        return True
+        with self._ensure_guard:
+            if self._connection is None and not self._lost:
+                return False  # a file or in-process lock cannot be lost while this process lives
+            if self._connection is not None:
+                try:
+                    self._connection.exec_driver_sql("SELECT 1").scalar()
+                    self._connection.commit()
+                    return False
+                except Exception:
+                    _drop(self._connection)
+                    self._connection, self._lost = None, True
+            if not self.acquire_blocking(False):
+                raise LockBusy(f"{self.busy_message} (this process lost its lock and another took it)")
+            self._lost = False
+            return True
 
     def release(self) -> None:
         if self._connection is not None:
