@@ -482,10 +482,10 @@ MUTANTS: tuple[Mutant, ...] = (
         guarantee="3 a lost lock is noticed before anything is finished",
         file="pendingops/db/locks.py",
         why="the lock's session is never checked before finishing",
-        old="""        if self._connection is None:
-            return False  # a file or in-process lock cannot be lost while this process lives""",
-        new="""        if True:
-            return False  # a file or in-process lock cannot be lost while this process lives""",
+        old="""            if self._connection is None and not self._lost:
+                return False  # a file or in-process lock cannot be lost while this process lives""",
+        new="""            if True:
+                return False  # a file or in-process lock cannot be lost while this process lives""",
         tests=(T_CONTEXT + "test_a_lost_repository_lock_is_noticed_before_the_version_is_finished",),
         databases="postgresql",
     ),
