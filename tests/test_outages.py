@@ -250,36 +250,11 @@ def test_a_second_sync_during_the_outage_and_the_first_never_both_write_a_versio
     work; the server restarts (A's locks go with its session); sync B of the same repository runs to
     the end; A resumes, retries on a fresh connection, takes the locks again and must still fail,
     fenced by the version B discarded: only B's version exists."""
-    paused, resume = asyncio.Event(), asyncio.Event()
-
-    held: list[PendingContent] = []
-
-    async def hold(unit: PendingContent) -> None:
-        held.append(unit)
-        if len(held) == 12:  # the whole window: nothing of A's is anywhere else
-            paused.set()
-        await resume.wait()
-
     b_files = {"only-b.txt": b"written by sync B"}
 
     async def scenario() -> tuple[Any, Any]:
         async with RemoteServer(dict(FILES)) as server_a, RemoteServer(dict(b_files)) as server_b:
-            pipeline = [*_default(), ops.associate(), ops.enrich(hold, n=12)]
-            a = asyncio.ensure_future(
-                declarative_version(
-                    file_units(server_a.manifest_url, FILES),
-                    db=outage_db,
-                    storage=storage,
-                    remote=RemoteConfig(url=server_a.manifest_url),
-                    repository="r",
-                    mirror=True,
-                    batch_size=12,
-                    window=12,
-                    batch_wait=0.01,
-                    pipeline=pipeline,
-                )
-            )
-            await paused.wait()
+            a, resume = await _sync_held_at_a_full_window(outage_db, storage, server_a)
             await asyncio.to_thread(cluster.restart)
             other = open_database(cluster.url, create=False)
             try:
@@ -310,6 +285,38 @@ def test_a_second_sync_during_the_outage_and_the_first_never_both_write_a_versio
     assert_artifacts_intact(outage_db, storage)
 
 
+async def _sync_held_at_a_full_window(
+    db: Database, storage: LocalStorage, server: RemoteServer
+) -> tuple[asyncio.Future[Any], asyncio.Event]:
+    """Start a mirror sync of FILES and return once its first batch is held at the end of its pipeline
+    with its window (12) full, so it does no database work; it goes on when the event is set."""
+    paused, resume = asyncio.Event(), asyncio.Event()
+    held: list[PendingContent] = []
+
+    async def hold(unit: PendingContent) -> None:
+        held.append(unit)
+        if len(held) == 12:  # the whole window: nothing of the sync's is anywhere else
+            paused.set()
+        await resume.wait()
+
+    sync = asyncio.ensure_future(
+        declarative_version(
+            file_units(server.manifest_url, FILES),
+            db=db,
+            storage=storage,
+            remote=RemoteConfig(url=server.manifest_url),
+            repository="r",
+            mirror=True,
+            batch_size=12,
+            window=12,
+            batch_wait=0.01,
+            pipeline=[*_default(), ops.associate(), ops.enrich(hold, n=12)],
+        )
+    )
+    await paused.wait()
+    return sync, resume
+
+
 def _default() -> list:
     return default_pipeline()
 
@@ -318,32 +325,9 @@ def test_a_sync_that_lost_its_store_lock_fails_if_an_orphan_cleanup_ran_meanwhil
     """Sync A idles with its window full; the server restarts (A's shared store lock goes with its
     session); an orphan cleanup takes the store lock and runs; A resumes, takes its locks again, and
     learns from the cleanup's record that what it downloaded may be gone: it fails, no new version."""
-    paused, resume = asyncio.Event(), asyncio.Event()
-    held: list[PendingContent] = []
-
-    async def hold(unit: PendingContent) -> None:
-        held.append(unit)
-        if len(held) == 12:
-            paused.set()
-        await resume.wait()
-
     async def scenario() -> Any:
         async with RemoteServer(dict(FILES)) as server:
-            a = asyncio.ensure_future(
-                declarative_version(
-                    file_units(server.manifest_url, FILES),
-                    db=outage_db,
-                    storage=storage,
-                    remote=RemoteConfig(url=server.manifest_url),
-                    repository="r",
-                    mirror=True,
-                    batch_size=12,
-                    window=12,
-                    batch_wait=0.01,
-                    pipeline=[*_default(), ops.associate(), ops.enrich(hold, n=12)],
-                )
-            )
-            await paused.wait()
+            a, resume = await _sync_held_at_a_full_window(outage_db, storage, server)
             await asyncio.to_thread(cluster.restart)
             other = open_database(cluster.url, create=False)
             try:

@@ -20,7 +20,7 @@ def _run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def _demo_works(bin_dir: Path, workdir: Path) -> None:
+def _assert_demo_works(bin_dir: Path, workdir: Path) -> None:
     data = workdir / "demo-data"
     done = _run(bin_dir / "pendingops", "demo", "--files", "8", "--data", data, cwd=workdir)
     assert "new version 2" in done.stdout and "What changed from version 1 to 2" in done.stdout
@@ -46,7 +46,7 @@ def test_sdist_and_wheel_install_into_a_clean_venv_and_run_the_demo(tmp_path: Pa
     workdir = tmp_path / "elsewhere"
     workdir.mkdir()
     _run(bin_dir / "pip", "install", "--quiet", wheel, cwd=workdir)
-    _demo_works(bin_dir, workdir)
+    _assert_demo_works(bin_dir, workdir)
     # the sdist builds and installs too (dependencies are already there)
     _run(bin_dir / "pip", "install", "--quiet", "--force-reinstall", "--no-deps", sdist, cwd=workdir)
-    _demo_works(bin_dir, workdir)
+    _assert_demo_works(bin_dir, workdir)

@@ -7,8 +7,9 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from pendingops.cli.workers import sync_options
 from pendingops.remote import POLICIES
-from pendingops.workers.queue import SyncOptions, require_postgresql
+from pendingops.workers.queue import require_postgresql
 from pendingops.workers.schedule import add_schedule, check_cron, list_schedules, parse_every, remove_schedule
 
 
@@ -52,16 +53,7 @@ def cmd_schedule(args: argparse.Namespace, settings: Any) -> int:
     require_postgresql(settings.db_url, "schedule")
     db = settings.db
     if args.schedule_command == "add":
-        options = SyncOptions(
-            repository=args.repo,
-            url=args.url,
-            plugin=args.plugin,
-            mirror=args.mirror,
-            policy=args.policy,
-            on_error=args.on_error,
-            concurrency=args.concurrency,
-        )
-        db.transact(add_schedule, args.name, options, args.every, args.cron)
+        db.transact(add_schedule, args.name, sync_options(args), args.every, args.cron)
         print(f"schedule {args.name} added")
     elif args.schedule_command == "remove":
         db.transact(remove_schedule, args.name)

@@ -82,10 +82,9 @@ def _seconds(text: str) -> float:
     return value
 
 
-def cmd_enqueue(args: argparse.Namespace, settings: Any) -> int:
-    require_postgresql(settings.db_url, "--enqueue")
-    given = plugin_options(args.option, get_plugin(args.plugin))  # checked now, not by the worker
-    options = SyncOptions(
+def sync_options(args: argparse.Namespace, **more: Any) -> SyncOptions:
+    """The queued sync the options every sync-like command shares describe (``more``: the others)."""
+    return SyncOptions(
         repository=args.repo,
         url=args.url,
         plugin=args.plugin,
@@ -93,10 +92,15 @@ def cmd_enqueue(args: argparse.Namespace, settings: Any) -> int:
         policy=args.policy,
         on_error=args.on_error,
         concurrency=args.concurrency,
-        retries=args.retries,
-        max_file_size=args.max_file_size,
-        batch_size=args.batch_size,
-        plugin_options=given,
+        **more,
+    )
+
+
+def cmd_enqueue(args: argparse.Namespace, settings: Any) -> int:
+    require_postgresql(settings.db_url, "--enqueue")
+    given = plugin_options(args.option, get_plugin(args.plugin))  # checked now, not by the worker
+    options = sync_options(
+        args, retries=args.retries, max_file_size=args.max_file_size, batch_size=args.batch_size, plugin_options=given
     )
     app = make_app(settings.db_url)
     ensure_queue_schema(settings.db, app)

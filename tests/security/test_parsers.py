@@ -61,7 +61,7 @@ def _sync_bomb(db: Database, storage: LocalStorage, tarball: bytes) -> SyncResul
     return asyncio.run(scenario())
 
 
-def _only_bomb_failed(result: SyncResult, reason: str) -> None:
+def _assert_only_bomb_failed(result: SyncResult, reason: str) -> None:
     [failure] = result.failures
     assert failure.unit.startswith("cookbook bomb, 1.0.0, ")
     assert failure.reason == f"bomb-1.0.0.tar.gz: {reason}"
@@ -71,19 +71,19 @@ def _only_bomb_failed(result: SyncResult, reason: str) -> None:
 def test_a_tarball_with_more_members_than_the_cap_fails_its_unit(db, storage, monkeypatch) -> None:
     monkeypatch.setattr(cookbook_plugin, "MAX_TARBALL_MEMBERS", 100)
     tarball = _gzip(_tar({"bomb/metadata.json": METADATA}, empty_files=100))
-    _only_bomb_failed(_sync_bomb(db, storage, tarball), "more than 100 members")
+    _assert_only_bomb_failed(_sync_bomb(db, storage, tarball), "more than 100 members")
 
 
 def test_a_tarball_inflating_past_the_cap_fails_its_unit(db, storage, monkeypatch) -> None:
     monkeypatch.setattr(cookbook_plugin, "MAX_TARBALL_BYTES", 64 * 1024)
     tarball = _gzip(_tar({"bomb/zeros": bytes(65 * 1024), "bomb/metadata.json": METADATA}))
     assert len(tarball) < 1024
-    _only_bomb_failed(_sync_bomb(db, storage, tarball), "more than 65536 bytes once decompressed")
+    _assert_only_bomb_failed(_sync_bomb(db, storage, tarball), "more than 65536 bytes once decompressed")
 
 
 def test_a_tarball_that_is_not_gzip_fails_its_unit(db, storage) -> None:
     tarball = bz2.compress(_tar({"bomb/metadata.json": METADATA}, empty_files=10))
-    _only_bomb_failed(_sync_bomb(db, storage, tarball), "not a gzip-compressed tarball")
+    _assert_only_bomb_failed(_sync_bomb(db, storage, tarball), "not a gzip-compressed tarball")
 
 
 def test_reading_a_tarball_keeps_no_member_in_memory() -> None:
