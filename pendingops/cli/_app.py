@@ -3,66 +3,41 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import os
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pendingops.cli._progress import ProgressPrinter, human_bytes, human_seconds
-from pendingops.cli.db import add_db_commands, cmd_db
-from pendingops.cli.history import history_json, history_text
-from pendingops.cli.lifecycle import (
-    LIFECYCLE_COMMANDS,
-    add_lifecycle_commands,
-    after_sync,
-    cmd_delete_repository,
-    cmd_delete_version,
-    with_delete,
-)
-from pendingops.cli.manifest import add_manifest_commands, cmd_manifest
-from pendingops.cli.plugin_options import add_option_argument, plugin_options
-from pendingops.cli.repair import print_repair
-from pendingops.cli.schedule import add_schedule_commands, cmd_schedule
-from pendingops.cli.serve import add_serve_commands, cmd_serve
-from pendingops.cli.workers import add_worker_commands, cmd_enqueue, cmd_tasks, cmd_worker
-from pendingops.context import SyncFailed, SyncResult
-from pendingops.db.database import (
-    Database,
-    DatabaseError,
-    DatabaseUnreachable,
-    connection_lost,
-    mask_password,
-    open_database,
-)
-from pendingops.db.retry import FIRST_PAUSE, LONGEST_PAUSE
-from pendingops.db.versions import VersionError, list_versions
-from pendingops.declarative import sync_remote
-from pendingops.download.fetcher import DownloadError
-from pendingops.maintenance.by_key import iter_version_content_by_key
-from pendingops.maintenance.export import ExportError, export_version
-from pendingops.maintenance.fetch_missing import fetch_missing, unfetched_files
-from pendingops.maintenance.history import version_history
-from pendingops.maintenance.listing import list_repositories
-from pendingops.maintenance.orphans import remove_orphans
-from pendingops.maintenance.repair import repair_artifacts
-from pendingops.maintenance.verify import StorageProblem, count_unfetched, verify_storage
-from pendingops.pending import PendingInputError, describe_error
-from pendingops.plugins import PluginNotFound, available_plugins, get_plugin, load_plugins
-from pendingops.plugins.options import options_for_sync, remember_options
-from pendingops.progress import ProgressSnapshot
-from pendingops.remote import POLICIES, RemoteConfig
-from pendingops.storage.base import ArtifactStorage, StorageError
-from pendingops.storage.factory import open_storage
-from pendingops.storage.owner import claim_storage
+from pendingops.cli.db import add_db_commands
+from pendingops.cli.lifecycle import add_lifecycle_commands
+from pendingops.cli.manifest import add_manifest_commands
+from pendingops.cli.plugin_options import add_option_argument
+from pendingops.cli.schedule import add_schedule_commands
+from pendingops.cli.serve import add_serve_commands
+from pendingops.cli.workers import add_worker_commands
+from pendingops.db.urls import mask_password
+from pendingops.remote import POLICIES
+
+if TYPE_CHECKING:
+    from pendingops.db.database import Database
+    from pendingops.storage.base import ArtifactStorage
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-#: errors that mean the user's input or settings are wrong (exit code 2)
-_BAD_INPUT = (PendingInputError, DatabaseError, StorageError, VersionError, PluginNotFound, ExportError, ValueError)
+#: errors that mean the user's input or settings are wrong (exit code 2), by the module defining them;
+#: a command that never imported a module cannot have raised its errors, so it is not imported to check
+_BAD_INPUT = {
+    "pendingops.pending": ("PendingInputError",),
+    "pendingops.db.database": ("DatabaseError",),
+    "pendingops.storage.base": ("StorageError",),
+    "pendingops.db.versions": ("VersionError",),
+    "pendingops.plugins": ("PluginNotFound",),
+    "pendingops.maintenance.export": ("ExportError",),
+    "builtins": ("ValueError",),
+}
 
 
 class UsageError(Exception):
@@ -238,12 +213,17 @@ class Settings:
     @property
     def db(self) -> Database:
         if self._db is None:
+            from pendingops.db.database import open_database
+
             self.prepare_default_folder()
             self._db = open_database(self.db_url)
         return self._db
 
     def open_db(self, retry_seconds: float) -> Database:
         """The database, waiting up to ``retry_seconds`` for a server that is down or restarting."""
+        from pendingops.db.database import DatabaseUnreachable
+        from pendingops.db.retry import FIRST_PAUSE, LONGEST_PAUSE
+
         deadline = time.monotonic() + retry_seconds
         pause = FIRST_PAUSE
         while True:
@@ -266,6 +246,9 @@ class Settings:
     @property
     def storage(self) -> ArtifactStorage:
         if self._storage is None:
+            from pendingops.storage.factory import open_storage
+            from pendingops.storage.owner import claim_storage
+
             # Downloads to a remote storage are staged in the data folder, on this host.
             storage = open_storage(self.storage_dir, temp_dir=default_data_dir() / "staging")
             try:
@@ -296,33 +279,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     settings = Settings(args.db, args.storage)
     try:
-        return COMMANDS[args.command](args, settings)
-    except SyncFailed as exc:
-        print(f"pendingops: sync failed: {exc}", file=sys.stderr)
-        _print_failures(exc.failures)
-        return EXIT_FAILED
-    except DownloadError as exc:
-        print(f"pendingops: sync failed: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except _BAD_INPUT as exc:
-        print(f"pendingops: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except BrokenPipeError:  # the reader went away (`| head`): a normal end
-        _silence_stdout()
-        return EXIT_OK
+        module, name = COMMANDS[args.command]
+        return getattr(import_module(module), name)(args, settings)
     except KeyboardInterrupt:
         print("pendingops: interrupted; the version being built was not made visible", file=sys.stderr)
         return 130
-    except OSError as exc:
-        print(f"pendingops: error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
-        return EXIT_FAILED
     except Exception as exc:
-        lost = connection_lost(exc)
-        if lost is not None:  # an outage, not a bug: the command's transactions were rolled back
-            print(f"pendingops: error: {lost}; {args.command} stopped; run it again", file=sys.stderr)
-            return EXIT_FAILED
+        code = _explain(exc, args.command)
+        if code is not None:
+            return code
         if os.environ.get("PENDINGOPS_DEBUG"):
             raise
+        from pendingops.pending import describe_error
+
         print(
             f"pendingops: internal error: {describe_error(exc)} (PENDINGOPS_DEBUG=1 shows the traceback)",
             file=sys.stderr,
@@ -332,6 +301,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.close()
 
 
+def _explain(exc: Exception, command: str) -> int | None:
+    """Say in one line why ``command`` stopped, with its exit code; None for an error that is a bug."""
+    if isinstance(exc, _loaded({"pendingops.context": ("SyncFailed",)})):
+        from pendingops.cli.sync import print_failures
+
+        print(f"pendingops: sync failed: {exc}", file=sys.stderr)
+        print_failures(exc.failures)
+        return EXIT_FAILED
+    if isinstance(exc, _loaded({"pendingops.download.fetcher": ("DownloadError",)})):
+        print(f"pendingops: sync failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if isinstance(exc, _loaded(_BAD_INPUT)):
+        print(f"pendingops: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if isinstance(exc, BrokenPipeError):  # the reader went away (`| head`): a normal end
+        _silence_stdout()
+        return EXIT_OK
+    if isinstance(exc, OSError):
+        print(f"pendingops: error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
+        return EXIT_FAILED
+    lost = _connection_lost(exc)
+    if lost is not None:  # an outage, not a bug: the command's transactions were rolled back
+        print(f"pendingops: error: {lost}; {command} stopped; run it again", file=sys.stderr)
+        return EXIT_FAILED
+    return None
+
+
+def _connection_lost(exc: Exception) -> str | None:
+    database = sys.modules.get("pendingops.db.database")
+    return None if database is None else database.connection_lost(exc)
+
+
+def _loaded(classes: dict[str, tuple[str, ...]]) -> tuple[type[BaseException], ...]:
+    """The named exception classes of the modules already imported: no other can have been raised."""
+    return tuple(
+        getattr(sys.modules[module], name)
+        for module, names in classes.items()
+        if module in sys.modules
+        for name in names
+    )
+
+
 def _silence_stdout() -> None:
     """Send what is still buffered for a closed pipe nowhere, so exiting does not complain about it."""
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -339,282 +350,24 @@ def _silence_stdout() -> None:
     os.close(devnull)
 
 
-def _print_failures(failures: Sequence[Any], limit: int = 10) -> None:
-    for failure in failures[:limit]:
-        print(f"  failed: {failure.unit}: {failure.stage}: {failure.reason}", file=sys.stderr)
-    if len(failures) > limit:
-        print(f"  ... and {len(failures) - limit} more", file=sys.stderr)
-
-
-def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
-    if args.enqueue:
-        return cmd_enqueue(args, settings)
-    plugin = get_plugin(args.plugin)
-    given = plugin_options(args.option, plugin)  # checked before anything is opened
-    db = settings.open_db(args.db_retry_seconds)
-    options = options_for_sync(db, args.repo, plugin, given)
-    if given is None and options and not args.json:
-        shown = " ".join(f"{key}={value}" for key, value in sorted(options.items()))
-        print(f"plugin options remembered for '{args.repo}': {shown}")
-    remote = RemoteConfig(
-        url=args.url,
-        policy=args.policy,
-        download_concurrency=args.concurrency,
-        retries=args.retries,
-        max_file_size=args.max_file_size,
-        options=options,
-    )
-    recorder = SnapshotRecorder(None if args.quiet or args.json else ProgressPrinter())
-    result = asyncio.run(
-        sync_remote(
-            plugin,
-            remote,
-            db=db,
-            storage=settings.storage,
-            repository=args.repo,
-            mirror=args.mirror,
-            on_error=args.on_error,
-            batch_size=args.batch_size,
-            db_retry_seconds=args.db_retry_seconds,
-            window=args.window,
-            on_progress=recorder,
-            progress_interval=0.2,
-        )
-    )
-    if given is not None:
-        remember_options(db, args.repo, given)
-    retired = after_sync(settings, args.repo, args.retain)
-    if args.json:
-        print(json.dumps({**_result_json(result), "removed_versions": retired}, indent=2))
-    else:
-        print_summary(result, remote.url, plugin.name, args.mirror, recorder.last)
-        if retired:
-            print(f"  retention: removed version(s) {', '.join(map(str, retired))}")
-    if result.failed_count:
-        _print_failures(result.failures)
-    return EXIT_OK
-
-
-def _result_json(result: SyncResult) -> dict[str, Any]:
-    return {
-        "repository": result.version.repository,
-        "version": result.version.number,
-        "created": result.created,
-        "content_count": result.version.content_count,
-        "added": result.added,
-        "removed": result.removed,
-        "failed": result.failed_count,
-        "filtered": result.filtered,
-        "failures": [{"unit": f.unit, "stage": f.stage, "reason": f.reason} for f in result.failures],
-    }
-
-
-class SnapshotRecorder:
-    """Keeps the latest progress snapshot and passes each one on to a printer, if any."""
-
-    def __init__(self, printer: ProgressPrinter | None) -> None:
-        self.printer = printer
-        self.last: ProgressSnapshot | None = None
-
-    def __call__(self, snapshot: ProgressSnapshot) -> None:
-        self.last = snapshot
-        if self.printer is not None:
-            self.printer(snapshot)
-
-
-def print_summary(
-    result: SyncResult, url: str, plugin: str, mirror: bool, progress: ProgressSnapshot | None, out: Any = None
-) -> None:
-    """The end-of-sync summary: what version came out, and what each stage did."""
-    out = out or sys.stdout
-    version = result.version
-    mode = "mirror" if mirror else "additive"
-    print(f"Synced {url} into '{version.repository}' ({plugin} plugin, {mode})", file=out)
-    if result.created:
-        print(
-            f"  new version {version.number}: {version.content_count} units "
-            f"(+{result.added} added, -{result.removed} removed)",
-            file=out,
-        )
-    else:
-        print(
-            f"  nothing changed: '{version.repository}' stays at version {version.number} "
-            f"({version.content_count} units)",
-            file=out,
-        )
-    if result.failed_count:
-        print(f"  {result.failed_count} unit(s) failed and were skipped", file=out)
-    if result.filtered:
-        print(f"  filtered {result.filtered}: unit(s) an operator dropped, not declared", file=out)
-    if progress is not None:
-        stages = progress.stages
-        print(
-            f"  seen {stages['seen'].done}, already present {stages['present'].done}, "
-            f"linked to stored content {stages['linked'].done}, "
-            f"downloaded {stages['downloaded'].done} ({human_bytes(stages['downloaded'].bytes)}), "
-            f"saved {stages['saved'].done} new, associated {stages['associated'].done}, "
-            f"removed {stages['removed'].done}, failed {stages['failed'].done} in {human_seconds(progress.elapsed)}",
-            file=out,
-        )
-
-
-def cmd_plugins(args: argparse.Namespace, settings: Settings) -> int:
-    found, broken = load_plugins()
-    for name, plugin in sorted(found.items()):
-        print(f"{name:<12} {getattr(plugin, 'description', '')}")
-    for name, reason in sorted(broken.items()):
-        print(f"{name:<12} cannot be loaded: {reason}")
-    return EXIT_OK
-
-
-def cmd_repos(args: argparse.Namespace, settings: Settings) -> int:
-    with settings.db.engine.connect() as conn:
-        repos = list_repositories(conn)
-    if args.json:
-        print(json.dumps(repos, indent=2))
-        return EXIT_OK
-    if not repos:
-        print("no repositories yet")
-    for repo in repos:
-        print(f"{repo['name']:<24} version {repo['latest_version']:<5} {repo['content_count']} units")
-    return EXIT_OK
-
-
-def cmd_versions(args: argparse.Namespace, settings: Settings) -> int:
-    with settings.db.engine.connect() as conn:
-        versions = list_versions(conn, args.repo)
-        history = version_history(conn, args.repo)
-    if args.json:
-        rows = [
-            {
-                "number": v.number,
-                "content_count": v.content_count,
-                "added": v.added,
-                "removed": v.removed,
-                "base": v.base_number,
-                **history_json(history.get(v.number)),
-            }
-            for v in versions
-        ]
-        print(json.dumps(rows, indent=2))
-        return EXIT_OK
-    print(f"{'version':>7} {'units':>8} {'added':>8} {'removed':>8}  {'created (UTC)':<19}  sync runs")
-    for v in versions:
-        print(f"{v.number:>7} {v.content_count:>8} {v.added:>8} {v.removed:>8}  {history_text(history.get(v.number))}")
-    return EXIT_OK
-
-
-def cmd_content(args: argparse.Namespace, settings: Settings) -> int:
-    available_plugins()  # imports every plugin's content type, so its fields can be read
-    units = iter_version_content_by_key(settings.db, args.repo, args.version)
-    if args.json:
-        print("[", end="")
-        for index, unit in enumerate(units):
-            print(("," if index else "") + "\n  " + json.dumps(unit.as_json(), default=str), end="")
-        print("\n]")
-        return EXIT_OK
-    for unit in units:
-        key = ", ".join(f"{k}={v}" for k, v in unit.natural_key.items())
-        stored = all(f.location for f in unit.files)
-        print(f"{unit.content_type}: {key}{'' if stored else '  (not downloaded)'}")
-    return EXIT_OK
-
-
-def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    if args.hardlink:
-        print(
-            "pendingops: warning: --hardlink: exported files share their bytes with storage; editing one changes the"
-            " stored artifact ('pendingops verify' reports it, later exports ship it)",
-            file=sys.stderr,
-        )
-    if not _fetch_before_export(args, settings):
-        return EXIT_FAILED
-    result = export_version(settings.db, settings.storage, args.repo, args.dest, args.version, hardlink=args.hardlink)
-    print(
-        f"exported version {result.version} of '{args.repo}' to {args.dest}: {result.files} files "
-        f"({result.linked} hard-linked, {result.copied} copied)"
-        + (f" and {', '.join(result.published)}" if result.published else "")
-    )
-    if result.skipped_not_stored:
-        print(f"  {result.skipped_not_stored} file(s) not downloaded yet (on-demand) were left out")
-    if result.superseded:
-        print(f"  {result.superseded} older file(s) at a path a later version gave another file were left out")
-    return EXIT_OK
-
-
-def _fetch_before_export(args: argparse.Namespace, settings: Settings) -> bool:
-    """Fetch the version's files not fetched yet (on_demand, streamed); False, saying why, if that fails."""
-    if args.no_fetch:
-        with settings.db.engine.connect() as conn:
-            missing = [path for _, path in unfetched_files(conn, args.repo, args.version)]
-        failed = [(path, "not fetched yet (--no-fetch)") for path in missing]
-    else:
-        report = fetch_missing(settings.db, settings.storage, args.repo, args.version)
-        if report.fetched:
-            print(f"fetched {report.fetched} file(s) not fetched before")
-        failed = report.failed
-    for path, reason in failed[:20]:
-        print(f"pendingops: cannot export {path!r}: {reason}", file=sys.stderr)
-    if len(failed) > 20:
-        print(f"  ... and {len(failed) - 20} more", file=sys.stderr)
-    return not failed
-
-
-def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    problems: list[StorageProblem] = []
-    checked = 0
-    for item in verify_storage(settings.db, settings.storage):
-        if isinstance(item, StorageProblem):
-            problems.append(item)
-            print(f"BAD {item.sha256} ({item.location}): {item.problem}")
-        else:
-            checked = item
-    print(f"checked {checked} artifacts: {len(problems)} problem(s)")
-    unfetched = count_unfetched(settings.db)
-    if unfetched:
-        print(f"{unfetched} file(s) not fetched yet (on_demand or streamed): not a problem, fetched when served")
-    if problems and args.repair:
-        return print_repair(repair_artifacts(settings.db, settings.storage, problems))
-    return EXIT_FAILED if problems else EXIT_OK
-
-
-def cmd_orphans(args: argparse.Namespace, settings: Settings) -> int:
-    report = remove_orphans(settings.db, settings.storage, dry_run=args.dry_run)
-    verb = "would remove" if args.dry_run else "removed"
-    print(
-        f"{verb} {report.content} content units and {report.artifacts} artifacts ({human_bytes(report.bytes)}), "
-        f"and {report.stray_files} stray file(s) in storage"
-        + (f"; removed {report.temp_files} temporary file(s) of dead syncs" if report.temp_files else "")
-    )
-    if report.kept_files:
-        print(
-            f"  kept {report.kept_files} file(s) no artifact records: written before this storage recorded its"
-            " owning database, so another database may own them"
-        )
-    return EXIT_OK
-
-
-def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from pendingops.cli._demo import run_demo
-
-    return run_demo(args.data, args.files)
-
-
-COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
-    "sync": cmd_sync,
-    "plugins": cmd_plugins,
-    "repos": with_delete(cmd_repos, cmd_delete_repository, words=1),
-    "versions": with_delete(cmd_versions, cmd_delete_version, words=2),
-    "content": cmd_content,
-    "export": cmd_export,
-    "verify": cmd_verify,
-    "orphans": cmd_orphans,
-    "demo": cmd_demo,
-    "db": cmd_db,
-    "serve": cmd_serve,
-    **LIFECYCLE_COMMANDS,
-    "worker": cmd_worker,
-    "tasks": cmd_tasks,
-    "schedule": cmd_schedule,
-    "manifest": cmd_manifest,
+#: each command's function, as (module, name): a command imports only what it needs
+COMMANDS: dict[str, tuple[str, str]] = {
+    "sync": ("pendingops.cli.sync", "cmd_sync"),
+    "plugins": ("pendingops.cli.listing", "cmd_plugins"),
+    "repos": ("pendingops.cli.listing", "cmd_repos"),
+    "versions": ("pendingops.cli.listing", "cmd_versions"),
+    "content": ("pendingops.cli.listing", "cmd_content"),
+    "export": ("pendingops.cli.storage", "cmd_export"),
+    "verify": ("pendingops.cli.storage", "cmd_verify"),
+    "orphans": ("pendingops.cli.storage", "cmd_orphans"),
+    "demo": ("pendingops.cli._demo", "cmd_demo"),
+    "db": ("pendingops.cli.db", "cmd_db"),
+    "serve": ("pendingops.cli.serve", "cmd_serve"),
+    "diff": ("pendingops.cli.lifecycle", "cmd_diff"),
+    "rollback": ("pendingops.cli.lifecycle", "cmd_rollback"),
+    "retain": ("pendingops.cli.lifecycle", "cmd_retain"),
+    "worker": ("pendingops.cli.workers", "cmd_worker"),
+    "tasks": ("pendingops.cli.workers", "cmd_tasks"),
+    "schedule": ("pendingops.cli.schedule", "cmd_schedule"),
+    "manifest": ("pendingops.cli.manifest", "cmd_manifest"),
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hashlib
 import shutil
@@ -81,7 +82,7 @@ def prepare_folder(folder: Path) -> None:
 
 
 async def _demo(settings: Any, count: int) -> int:
-    from pendingops.cli._app import SnapshotRecorder, print_summary
+    from pendingops.cli.sync import SnapshotRecorder, print_summary
 
     with tempfile.TemporaryDirectory(prefix="pendingops-demo-") as tmp:
         root = Path(tmp) / "remote"
@@ -150,3 +151,8 @@ def run_demo(folder: Path, count: int) -> int:
         return asyncio.run(_demo(settings, count))
     finally:
         settings.close()
+
+
+def cmd_demo(args: argparse.Namespace, settings: Any) -> int:
+    """``pendingops demo``: uses its own folder, not the ``--db`` and ``--storage`` settings."""
+    return run_demo(args.data, args.files)

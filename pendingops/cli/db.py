@@ -7,11 +7,10 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import DBAPIError
-
-from pendingops.db.database import Database, DatabaseError, open_database
+if TYPE_CHECKING:
+    from pendingops.db.database import Database
 
 
 def add_db_commands(commands: Any) -> None:
@@ -29,6 +28,10 @@ def add_db_commands(commands: Any) -> None:
 @contextmanager
 def _schema_database(url: str) -> Iterator[Database]:
     """The database opened without the version check (that is what these commands are for)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from pendingops.db.database import DatabaseError, open_database
+
     db = open_database(url, create=False)
     try:
         yield db

@@ -6,11 +6,10 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pendingops.maintenance import lifecycle
-from pendingops.maintenance.listing import StoredUnit
-from pendingops.plugins import available_plugins
+if TYPE_CHECKING:
+    from pendingops.maintenance.listing import StoredUnit
 
 Command = Callable[[argparse.Namespace, Any], int]
 
@@ -80,6 +79,9 @@ def _unit_line(unit: StoredUnit) -> str:
 
 
 def cmd_diff(args: argparse.Namespace, settings: Any) -> int:
+    from pendingops.maintenance import lifecycle
+    from pendingops.plugins import available_plugins
+
     available_plugins()  # imports every content type, so units' fields can be read
     result = lifecycle.diff_versions(settings.db, args.repo, args.a, args.b)
     if args.json:
@@ -104,6 +106,8 @@ def cmd_diff(args: argparse.Namespace, settings: Any) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace, settings: Any) -> int:
+    from pendingops.maintenance import lifecycle
+
     outcome = lifecycle.rollback(settings.db, args.repo, args.to)
     if args.json:
         print(
@@ -144,12 +148,16 @@ def _print_removed(repo: str, removed: list[int], as_json: bool, **extra: Any) -
 
 
 def cmd_retain(args: argparse.Namespace, settings: Any) -> int:
+    from pendingops.maintenance import lifecycle
+
     removed = lifecycle.retain(settings.db, args.repo, args.keep)
     _print_removed(args.repo, removed, args.json, keep=args.keep)
     return 0
 
 
 def cmd_delete_version(args: argparse.Namespace, settings: Any) -> int:
+    from pendingops.maintenance import lifecycle
+
     repo, text = args.words
     lifecycle.delete_version(settings.db, repo, _version_argument(text))
     _print_removed(repo, [int(text)], args.json)
@@ -164,6 +172,8 @@ def _version_argument(text: str) -> int:
 
 
 def cmd_delete_repository(args: argparse.Namespace, settings: Any) -> int:
+    from pendingops.maintenance import lifecycle
+
     (name,) = args.words
     if not args.yes:
         found = lifecycle.describe_repository(settings.db, name)
@@ -183,7 +193,6 @@ def cmd_delete_repository(args: argparse.Namespace, settings: Any) -> int:
 
 def after_sync(settings: Any, repository: str, keep: int | None) -> list[int]:
     """Apply (and with ``keep``, first remember) the repository's retention after a successful sync."""
+    from pendingops.maintenance import lifecycle
+
     return lifecycle.apply_retention(settings.db, repository, keep)
-
-
-LIFECYCLE_COMMANDS: dict[str, Command] = {"diff": cmd_diff, "rollback": cmd_rollback, "retain": cmd_retain}

@@ -6,8 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from pendingops.maintenance.manifest import write_manifest
-
 
 def add_manifest_commands(commands: Any) -> None:
     """Register ``manifest DIR`` on the CLI's sub-command parsers."""
@@ -16,6 +14,8 @@ def add_manifest_commands(commands: Any) -> None:
 
 
 def cmd_manifest(args: argparse.Namespace, settings: Any) -> int:
+    from pendingops.maintenance.manifest import write_manifest
+
     report = write_manifest(args.dir)
     skipped = f"; {report.skipped} link(s) or special file(s) left out" if report.skipped else ""
     print(f"wrote {report.path}: {report.files} files ({report.bytes} bytes){skipped}")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from pendingops.plugins.options import UnknownOption, check_options
-
 
 def add_option_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -22,6 +20,8 @@ def add_option_argument(parser: argparse.ArgumentParser) -> None:
 def plugin_options(pairs: Sequence[str], plugin: object) -> dict[str, str] | None:
     """The options ``pairs`` give, checked against the plugin's (before the sync starts); None when
     none were given, so the sync runs with the ones remembered for the repository."""
+    from pendingops.plugins.options import UnknownOption, check_options
+
     if not pairs:
         return None
     options: dict[str, str] = {}

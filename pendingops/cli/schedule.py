@@ -9,8 +9,6 @@ from typing import Any
 
 from pendingops.cli.workers import sync_options
 from pendingops.remote import POLICIES
-from pendingops.workers.queue import require_postgresql
-from pendingops.workers.schedule import add_schedule, check_cron, list_schedules, parse_every, remove_schedule
 
 
 def add_schedule_commands(commands: Any) -> None:
@@ -36,6 +34,8 @@ def add_schedule_commands(commands: Any) -> None:
 
 
 def _every(text: str) -> int:
+    from pendingops.workers.schedule import parse_every
+
     try:
         return parse_every(text)
     except ValueError as exc:
@@ -43,6 +43,8 @@ def _every(text: str) -> int:
 
 
 def _cron(text: str) -> str:
+    from pendingops.workers.schedule import check_cron
+
     try:
         return check_cron(text)
     except ValueError as exc:
@@ -50,6 +52,9 @@ def _cron(text: str) -> str:
 
 
 def cmd_schedule(args: argparse.Namespace, settings: Any) -> int:
+    from pendingops.workers.queue import require_postgresql
+    from pendingops.workers.schedule import add_schedule, list_schedules, remove_schedule
+
     require_postgresql(settings.db_url, "schedule")
     db = settings.db
     if args.schedule_command == "add":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import Any
 
@@ -24,6 +23,8 @@ def _port(text: str) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Any) -> int:
+    import asyncio
+
     from pendingops.serve import ContentServer, serve
 
     server = ContentServer(settings.db, settings.storage)

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import logging
 import sys
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pendingops.cli.plugin_options import plugin_options
-from pendingops.plugins import get_plugin
-from pendingops.workers.queue import (
-    SyncOptions,
-    WorkerRuntime,
-    cancel,
-    enqueue,
-    ensure_queue_schema,
-    list_tasks,
-    make_app,
-    require_postgresql,
-)
-from pendingops.workers.runner import WorkerSettings, run_worker
+if TYPE_CHECKING:
+    from pendingops.workers.queue import SyncOptions
 
 
 def add_worker_commands(commands: Any) -> None:
@@ -84,6 +71,8 @@ def _seconds(text: str) -> float:
 
 def sync_options(args: argparse.Namespace, **more: Any) -> SyncOptions:
     """The queued sync the options every sync-like command shares describe (``more``: the others)."""
+    from pendingops.workers.queue import SyncOptions
+
     return SyncOptions(
         repository=args.repo,
         url=args.url,
@@ -97,6 +86,12 @@ def sync_options(args: argparse.Namespace, **more: Any) -> SyncOptions:
 
 
 def cmd_enqueue(args: argparse.Namespace, settings: Any) -> int:
+    import asyncio
+
+    from pendingops.cli.plugin_options import plugin_options
+    from pendingops.plugins import get_plugin
+    from pendingops.workers.queue import enqueue, ensure_queue_schema, make_app, require_postgresql
+
     require_postgresql(settings.db_url, "--enqueue")
     given = plugin_options(args.option, get_plugin(args.plugin))  # checked now, not by the worker
     options = sync_options(
@@ -117,6 +112,12 @@ def cmd_enqueue(args: argparse.Namespace, settings: Any) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Any) -> int:
+    import asyncio
+    import logging
+
+    from pendingops.workers.queue import WorkerRuntime, ensure_queue_schema, make_app, require_postgresql
+    from pendingops.workers.runner import WorkerSettings, run_worker
+
     require_postgresql(settings.db_url, "worker")
     app = make_app(settings.db_url, schedule_tick=args.schedule_tick)
     created = ensure_queue_schema(settings.db, app)
@@ -131,6 +132,8 @@ def cmd_worker(args: argparse.Namespace, settings: Any) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace, settings: Any) -> int:
+    from pendingops.workers.queue import list_tasks, require_postgresql
+
     require_postgresql(settings.db_url, "tasks")
     if args.tasks_command == "cancel":
         return _cancel(args.id, settings)
@@ -148,6 +151,10 @@ def cmd_tasks(args: argparse.Namespace, settings: Any) -> int:
 
 
 def _cancel(job_id: int, settings: Any) -> int:
+    import asyncio
+
+    from pendingops.workers.queue import cancel, list_tasks, make_app
+
     found = list_tasks(settings.db, job_id)
     if not found:
         raise ValueError(f"no task {job_id}")

@@ -17,6 +17,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 
+from pendingops.db.urls import mask_password, password_of
+
 T = TypeVar("T")
 
 #: bound variables per statement we allow ourselves; SQLite >= 3.32 accepts 32766, PostgreSQL 65535
@@ -143,38 +145,6 @@ _TRANSIENT_REFUSALS = (
 )
 
 
-def mask_password(url: str) -> str:
-    """``url`` with the password of its user part shown as ``***``, for messages and help texts.
-
-    Parsed, not pattern-matched: the user part runs up to the authority's *last* ``@`` (before any
-    ``?``), so a password holding ``@``, ``:`` or ``/`` is hidden whole.
-    """
-    scheme, rest, at = _user_part(url)
-    if at < 0:
-        return url
-    user, colon, _ = rest[:at].partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{rest[at + 1 :]}"
-
-
-def _password_of(url: str) -> str | None:
-    _, rest, at = _user_part(url)
-    if at < 0:
-        return None
-    _, colon, password = rest[:at].partition(":")
-    return password if colon else None
-
-
-def _user_part(url: str) -> tuple[str, str, int]:
-    """(scheme, what follows "://", where the user part ends in it: its last "@", or -1 if none).
-
-    A URL without a host ("sqlite:///path") has no user part, whatever its path holds.
-    """
-    scheme, separator, rest = url.partition("://")
-    if not separator or rest.startswith("/"):
-        return scheme, rest, -1
-    return scheme, rest, rest.partition("?")[0].rfind("@")
-
-
 def dialect_insert(dialect: str, table: Table) -> Any:
     """The INSERT of ``dialect`` ('sqlite' or 'postgresql'), which has ``on_conflict_do_nothing``."""
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
@@ -188,7 +158,7 @@ def open_database(url: str, *, create: bool = True) -> Database:
     """
     if "://" not in url:
         url = "sqlite:///" + os.path.abspath(url)
-    shown, password = mask_password(url), _password_of(url)
+    shown, password = mask_password(url), password_of(url)
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number...

@@ -24,14 +24,16 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pendingops.db.database import Database
 from pendingops.db.schema import Content
-from pendingops.download.fetcher import Fetcher
-from pendingops.operators import Operator
 from pendingops.pending import PendingContent, describe_error
 from pendingops.remote import RemoteConfig
+
+if TYPE_CHECKING:  # only annotations: loading plugins (every command's schema check does) stays light
+    from pendingops.download.fetcher import Fetcher
+    from pendingops.operators import Operator
 
 ENTRY_POINT_GROUP = "pendingops.plugins"
 

@@ -37,22 +37,23 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, closing
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
 from sqlalchemy import JSON, BigInteger, Connection, String, Text, select, tuple_
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pendingops import operators as ops
-from pendingops.context import SyncContext, current_context
 from pendingops.db.schema import Content, ContentArtifact, RepositoryContent
 from pendingops.db.versions import declare_content, membership_filter
-from pendingops.download.fetcher import Fetcher
-from pendingops.operators._stage import batch_stage
 from pendingops.paths import MAX_SEGMENT_BYTES
 from pendingops.pending import PendingArtifact, PendingContent, PendingInputError, UnitError
 from pendingops.plugins import PublishedFile, Source, VersionRef
 from pendingops.remote import RemoteConfig, strip_credentials
+
+if TYPE_CHECKING:
+    from pendingops.context import SyncContext
+    from pendingops.download.fetcher import Fetcher
+    from pendingops.operators import Operator
 
 #: a universe larger than this is refused (the public Supermarket's is a few tens of MiB); it is
 #: streamed, so memory does not grow with it
@@ -370,8 +371,10 @@ async def _complete_key(unit: PendingContent) -> None:
     unit.fields["content_id"] = digest
 
 
-def complete_key() -> ops.Operator:
+def complete_key() -> Operator:
     """Set content_id to the tarball's sha256, from the download or from a known digest."""
+    from pendingops import operators as ops
+
     return ops.enrich(_complete_key, n=100, when=_key_incomplete, name="complete_key")
 
 
@@ -393,6 +396,8 @@ async def _fetch_json(ctx: SyncContext, url: str) -> Any:
 
 async def fetch_version_metadata(unit: PendingContent) -> None:
     """Fill license, tarball_size and published_at from the remote's per-version document."""
+    from pendingops.context import current_context
+
     ctx = current_context()
     url = metadata_url(ctx.remote.url, unit.fields["name"], unit.fields["version"])
     document = await _fetch_json(ctx, url)
@@ -470,6 +475,8 @@ def _read_stored_metadata(ctx: SyncContext, digest: str, where: str) -> dict[str
 
 async def read_tarball(unit: PendingContent) -> None:
     """Check the tarball's metadata.json names this cookbook version; keep its description and maintainer."""
+    from pendingops.context import current_context
+
     ctx = current_context()
     tarball = _tarball(unit)
     assert tarball.sha256 is not None
@@ -507,12 +514,14 @@ def _base_versions_of(conn: Connection, ctx: SyncContext, units: list[PendingCon
     return found
 
 
-def keep_base_on_failure() -> ops.Operator:
+def keep_base_on_failure() -> Operator:
     """In mirror mode, keep the base version's copy of every cookbook version that failed.
 
     The core keeps a failed unit the base version had when its key matched; this also covers
     units whose key never completed, and versions whose tarball changed, by name and version.
     """
+    from pendingops.operators._stage import batch_stage
+
 
     def wants(ctx: SyncContext, unit: PendingContent) -> bool:
         return ctx.mirror and unit.failed and not unit.in_base and unit.content_type is CookbookContent
@@ -601,8 +610,10 @@ class CookbookPlugin:
             local.unlink(missing_ok=True)
             scratch.unlink(missing_ok=True)
 
-    def pipeline(self) -> Sequence[ops.Operator]:
+    def pipeline(self) -> Sequence[Operator]:
         """The operators of a cookbook sync, in order (see the module docstring)."""
+        from pendingops import operators as ops
+
         wants_metadata = _always if self.refresh_metadata else _unsaved
         steps = [ops.query_known_digests()] if self.trust_known_digests else []
         return [

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, closing
 from itertools import islice
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from sqlalchemy import BigInteger, String, Text, select
@@ -28,12 +28,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from pendingops.db.schema import Content, ContentArtifact, RepositoryContent
 from pendingops.db.versions import membership_filter
-from pendingops.download.fetcher import Fetcher
-from pendingops.operators import Operator
 from pendingops.paths import unsafe_path_reason
 from pendingops.pending import PendingArtifact, PendingContent, PendingInputError
 from pendingops.plugins import PublishedFile, Source, VersionRef
 from pendingops.remote import RemoteConfig
+
+if TYPE_CHECKING:
+    from pendingops.download.fetcher import Fetcher
+    from pendingops.operators import Operator
 
 MANIFEST_NAME = "PULP_MANIFEST"
 #: sizes above this are refused as absurd (it is also the largest exact integer of a float)

@@ -25,7 +25,7 @@ from reactivex.scheduler import NewThreadScheduler
 
 from pendingops import PendingContent, RemoteConfig, SyncContext, SyncFailed, SyncResult, VersionInfo, default_pipeline
 from pendingops import operators as ops
-from pendingops.cli._app import print_summary
+from pendingops.cli.sync import print_summary
 from tests.conftest import file_set, file_units, version_content, version_numbers
 from tests.remote_server import RemoteServer
 

@@ -12,7 +12,6 @@ import hashlib
 from email.parser import BytesParser
 from email.policy import compat32
 
-from pendingops.context import current_context
 from pendingops.pending import PendingArtifact, PendingContent, UnitError
 
 METADATA_SUFFIX = ".metadata"
@@ -34,6 +33,8 @@ def wants_metadata(unit: PendingContent) -> bool:
 
 async def read_core_metadata(unit: PendingContent) -> None:
     """Set ``summary`` and ``requires_dist`` from the unit's metadata file."""
+    from pendingops.context import current_context
+
     ctx = current_context()
     artifact = metadata_artifact(unit)
     assert artifact is not None and artifact.sha256 is not None

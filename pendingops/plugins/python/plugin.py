@@ -10,16 +10,13 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
 from sqlalchemy import JSON, Boolean, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pendingops import operators as ops
 from pendingops.db.schema import Content
-from pendingops.download.fetcher import Fetcher
-from pendingops.operators import Operator
 from pendingops.paths import unsafe_path_reason
 from pendingops.pending import PendingArtifact, PendingContent, PendingInputError
 from pendingops.plugins import PublishedPage, Source
@@ -33,6 +30,10 @@ from pendingops.plugins.python.index_page import (
     project_links_json,
 )
 from pendingops.remote import RemoteConfig
+
+if TYPE_CHECKING:
+    from pendingops.download.fetcher import Fetcher
+    from pendingops.operators import Operator
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -130,6 +131,8 @@ class PythonPlugin:
 
     def pipeline(self) -> list[Operator] | None:
         """The stock operators, and the metadata files read beside the downloads."""
+        from pendingops import operators as ops
+
         return [
             ops.dedup(),
             ops.download(),
