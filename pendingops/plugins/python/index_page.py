@@ -191,6 +191,8 @@ class JsonRootPage:
             raise ValueError("a value nested too deeply") from None
         if end == len(self._text) and not self._closed and isinstance(value, int | float):
             return False, None  # a number may go on in the next chunk
+        if end - self._at > MAX_ENTRY:
+            raise ValueError(f"a value longer than {MAX_ENTRY} characters")
         self._at = end
         return True, value
 
