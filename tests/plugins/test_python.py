@@ -20,6 +20,7 @@ from sqlalchemy import select
 from pendingops import RemoteConfig, sync_remote
 from pendingops.context import SyncFailed
 from pendingops.db.schema import Repository, RepositoryContent
+from pendingops.maintenance.export import export_version
 from pendingops.maintenance.lifecycle import diff_versions
 from pendingops.plugins.python import PythonContent, PythonPlugin
 from pendingops.plugins.python.index_page import (
@@ -33,7 +34,14 @@ from pendingops.plugins.python.index_page import (
 )
 from pendingops.plugins.python.plugin import PythonOptionError, PythonOptions, select_units
 from pendingops.plugins.python.simple import JSON_TYPE, prefers_json
-from tests.plugins.python_index import NegotiatingIndex, index_files, json_root, sample_projects, wheel
+from tests.plugins.python_index import (
+    NegotiatingIndex,
+    StaticFolder,
+    index_files,
+    json_root,
+    sample_projects,
+    wheel,
+)
 from tests.remote_server import RemoteServer
 from tests.serve.served import content_server
 
@@ -444,5 +452,64 @@ def test_a_bad_json_root_fails_the_sync_in_one_line(db, storage) -> None:
             remote = RemoteConfig(url=origin.base_url + "simple/")
             with pytest.raises(SyncFailed, match=r"bad index root .*simple/: 'projects' must be a list$"):
                 await sync_remote(PythonPlugin(), remote, db=db, storage=storage, repository="py")
+
+    asyncio.run(scenario())
+
+
+def test_an_export_is_a_static_simple_index_another_sync_mirrors(db, storage, tmp_path) -> None:
+    projects = sample_projects()
+    dest = tmp_path / "export"
+
+    async def scenario() -> None:
+        await sync_index(db, storage, index_files(projects))
+        result = await asyncio.to_thread(export_version, db, storage, "py", dest, plugins=[PythonPlugin()])
+        assert result.published == ["simple/ (4 pages)"]
+        root = (dest / "simple" / "index.html").read_text()
+        assert [a for a in root.split('"') if a.endswith("/")] == ["alpha-pkg/", "beta/", "gamma/"]
+        page = (dest / "simple" / "alpha-pkg" / "index.html").read_text()
+        links = {link.filename: link for link in project_links(page, "http://h/simple/alpha-pkg/")}
+        assert set(links) == {d.filename for d in projects["Alpha_Pkg"]}
+        for dist in projects["Alpha_Pkg"]:  # links relative to the page, to the exported files
+            link = links[dist.filename]
+            assert link.url == f"http://h/packages/alpha-pkg/{dist.filename}" and link.sha256 == dist.sha256
+            assert (dest / "packages" / "alpha-pkg" / dist.filename).read_bytes() == dist.data
+            assert link.yanked == dist.yanked and link.requires_python == dist.requires_python
+            assert link.core_metadata == (hashlib.sha256(dist.metadata).hexdigest() if dist.metadata else None)
+        async with StaticFolder(dest) as static:  # any static web server makes it an index
+            remote = RemoteConfig(url=static.base_url + "simple/")
+            await sync_remote(PythonPlugin(), remote, db=db, storage=storage, repository="copy", mirror=True)
+            assert [static.requests[f"simple/{n}/"] for n in ("alpha-pkg", "beta", "gamma")] == [1, 1, 1]
+        with db.engine.connect() as conn:
+            copy_id = conn.execute(select(Repository.id).where(Repository.name == "copy")).scalar_one()
+            query = (
+                select(PythonContent.__table__.c.filename, PythonContent.__table__.c.summary)
+                .join(RepositoryContent.__table__, RepositoryContent.__table__.c.content_id == PythonContent.id)
+                .where(RepositoryContent.__table__.c.repository_id == copy_id)
+            )
+            copied = dict(conn.execute(query).all())
+        assert set(copied) == {d.filename for dists in projects.values() for d in dists}
+        assert copied["beta-1.1-py3-none-any.whl"] == "beta for tests"
+
+    asyncio.run(scenario())
+
+
+def test_an_export_lists_only_the_files_it_holds(db, storage, tmp_path) -> None:
+    projects = sample_projects()
+
+    async def scenario() -> None:
+        async with RemoteServer(index_files(projects)) as origin:
+            remote = RemoteConfig(url=origin.base_url + "simple/", policy="on_demand")
+            await sync_remote(PythonPlugin(), remote, db=db, storage=storage, repository="py")
+            async with content_server(db, storage, plugins=[PythonPlugin()]) as server, aiohttp.ClientSession() as h:
+                link = (await served_links(server, h, "1", "beta"))[BETA_11]
+                assert (await get(h, link.url))[0] == 200  # stored now; its metadata file is not
+        dest = tmp_path / "export"
+        result = await asyncio.to_thread(export_version, db, storage, "py", dest, plugins=[PythonPlugin()])
+        assert (result.files, result.published) == (1, ["simple/ (2 pages)"])
+        root = (dest / "simple" / "index.html").read_text()
+        assert [a for a in root.split('"') if a.endswith("/")] == ["beta/"]
+        page = (dest / "simple" / "beta" / "index.html").read_text()
+        [listed] = project_links(page, "http://h/simple/beta/")
+        assert (listed.filename, listed.core_metadata) == (BETA_11, None)
 
     asyncio.run(scenario())
