@@ -159,16 +159,17 @@ class Fetcher:
 
         return await self._with_retries(attempt)
 
-    async def stream(self, url: str) -> AsyncIterator[bytes]:
+    async def stream(self, url: str, *, accept: str | None = None) -> AsyncIterator[bytes]:
         """The bytes at ``url``, retried as ``fetch`` retries until the first chunk arrives, never after.
 
         For a caller passing the bytes on as they come (a server answering a client): once a byte
         has gone out, a retry could not be joined to it. The remote's rules apply as to every
         download (allowed URLs, origins, timeouts, ``min_rate``); nothing is checked or stored.
+        ``accept`` is sent as the Accept header (to every hop: it is no secret).
         """
 
         async def first_chunk() -> tuple[AsyncIterator[bytes], bytes | None]:
-            body = self._body(url)
+            body = self._body(url, accept)
             try:
                 return body, await anext(body)
             except StopAsyncIteration:
@@ -253,7 +254,7 @@ class Fetcher:
             raise
         _record(artifact, size, digests)
 
-    async def _body(self, url: str) -> AsyncIterator[bytes]:
+    async def _body(self, url: str, accept: str | None = None) -> AsyncIterator[bytes]:
         """The bytes at ``url``, if the remote may name it, at no less than the remote's ``min_rate``."""
         scheme = urlsplit(url).scheme.lower()
         if scheme not in (*_HTTP, "file"):
@@ -266,7 +267,7 @@ class Fetcher:
             )
         loop = asyncio.get_running_loop()
         started, received = loop.time(), 0
-        body = _file_body(url, self._file_root) if scheme == "file" else self._http_body(url)
+        body = _file_body(url, self._file_root) if scheme == "file" else self._http_body(url, accept)
         async with aclosing(body) as chunks:
             async for chunk in chunks:
                 received += len(chunk)
@@ -282,9 +283,9 @@ class Fetcher:
                 retryable=True,
             )
 
-    async def _http_body(self, url: str) -> AsyncIterator[bytes]:
+    async def _http_body(self, url: str, accept: str | None = None) -> AsyncIterator[bytes]:
         try:
-            async with await self._open(url) as response:
+            async with await self._open(url, accept) as response:
                 if response.status >= 400:
                     raise DownloadError(
                         f"{_shown(url)}: HTTP {response.status} {response.reason or ''}".rstrip(),
@@ -302,7 +303,7 @@ class Fetcher:
         except (aiohttp.ClientError, OSError) as exc:
             raise DownloadError(f"{_shown(url)}: {type(exc).__name__}: {exc}", retryable=True) from None
 
-    async def _open(self, url: str) -> aiohttp.ClientResponse:
+    async def _open(self, url: str, accept: str | None = None) -> aiohttp.ClientResponse:
         """GET ``url``, following redirects one hop at a time.
 
         Each hop gets the remote's credentials and headers only if it is on the remote's own
@@ -314,7 +315,9 @@ class Fetcher:
         target: str | URL = url
         for _ in range(_MAX_REDIRECTS + 1):
             own = origin(str(target)) == self._origin
-            request = self._http(own).get(target, headers=self._own_headers if own else None, allow_redirects=False)
+            headers = {"Accept": accept} if accept else {}
+            headers |= self._own_headers if own else {}
+            request = self._http(own).get(target, headers=headers or None, allow_redirects=False)
             try:
                 async with asyncio.timeout(deadline) as timer:
                     response = await request

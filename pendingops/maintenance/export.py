@@ -2,7 +2,9 @@
 
 The index files are the ones the plugins publish for the version (``published_files()``, as
 ``pendingops serve`` serves them): the file plugin's PULP_MANIFEST, the cookbook plugin's
-universe (its download URLs the exported tarballs' file:// URLs), listing only what was exported.
+universe (its download URLs the exported tarballs' file:// URLs), listing only what was exported;
+and the static form of their page folders (``published_pages()``: the python plugin's ``simple/``
+index, its links relative, so DEST served by any static web server is an index pip installs from).
 
 The export is planned before anything is written: the version's files are listed in an SQLite file
 in storage's temporary area, where a path held by two files is given to the one the most recent
@@ -36,7 +38,7 @@ from pendingops.db.database import Database
 from pendingops.db.versions import find_repository, version_info
 from pendingops.maintenance.listing import iter_version_content
 from pendingops.paths import unsafe_path_reason
-from pendingops.plugins import PublishedFile, VersionRef, available_plugins
+from pendingops.plugins import PublishedFile, PublishedPage, VersionRef, available_plugins
 from pendingops.plugins.file import ManifestError, check_manifest
 from pendingops.plugins.published import Publisher
 from pendingops.storage.base import ArtifactStorage
@@ -94,6 +96,7 @@ def export_version(
         result = ExportResult(version=version_info(conn, repository, number).number)
         repository_id = find_repository(conn, repository)
         published = publisher.for_version(conn, repository_id, result.version)
+        pages = [p for p in publisher.pages_for_version(conn, repository_id, result.version) if p.static]
     version = VersionRef(db, repository_id, result.version, dest.absolute().as_uri() + "/", stored_only=True)
     # The plan lives in storage's temporary area, so nothing is written outside storage and DEST.
     temp_area = storage.new_temp_path().parent
@@ -102,6 +105,7 @@ def export_version(
         _plan(db, repository, result, plan)
         _draft_manifest(plan, draft, result)
         _check_published_names(plan, published, result.version)
+        _check_page_folders(plan, pages, result.version)
         dest.mkdir(parents=True, exist_ok=True)
         try:
             root = os.open(dest, _OPEN_DIR)
@@ -112,6 +116,8 @@ def export_version(
                 _check_place(root, relative_path)
             for name in published:
                 _check_place(root, name)
+            for page in pages:
+                _check_place(root, f"{page.prefix}/index.html")
             for relative_path, location in _planned(plan):
                 if _place(root, relative_path, storage, location, hardlink):
                     result.linked += 1
@@ -120,6 +126,9 @@ def export_version(
             for name, index in published.items():
                 _write_published(root, name, index, version)
                 result.published.append(name)
+            for page in pages:
+                written = _write_pages(root, page, version)
+                result.published.append(f"{page.prefix}/ ({written} pages)")
         finally:
             os.close(root)
     return result
@@ -134,6 +143,37 @@ def _write_published(root: int, name: str, index: PublishedFile, version: Versio
     finally:
         if folder != root:
             os.close(folder)
+
+
+def _write_pages(root: int, page: PublishedPage, version: VersionRef) -> int:
+    """Write the static form of a plugin's page folder; how many files that made."""
+    assert page.static is not None
+    written = 0
+    for path, body in page.static(version):
+        name = f"{page.prefix}/{path}"
+        if unsafe_path_reason(name):  # the plugin's own page names: a bug, never remote input
+            raise ExportError(f"refusing to export page {name!r}: {unsafe_path_reason(name)}")
+        *folders, base = name.split("/")
+        folder = _open_folders(root, folders, name, create=True)
+        assert folder is not None
+        try:
+            _write_new(folder, base, lambda out, body=body: out.writelines(body))
+        finally:
+            if folder != root:
+                os.close(folder)
+        written += 1
+    return written
+
+
+def _check_page_folders(plan: Path, pages: Iterable[PublishedPage], version: int) -> None:
+    """Refuse a version holding a file in a folder a plugin writes its pages into."""
+    with closing(sqlite3.connect(plan)) as conn:
+        for page in pages:
+            query = "SELECT path FROM file WHERE path = ? OR substr(path, 1, ?) = ? LIMIT 1"
+            found = conn.execute(query, (page.prefix, len(page.prefix) + 1, page.prefix + "/")).fetchone()
+            if found:
+                problem = f"a plugin writes its {page.prefix}/ pages there"
+                raise ExportError(f"cannot export version {version}: refusing {found[0]!r}: {problem}")
 
 
 def _check_published_names(plan: Path, published: Mapping[str, PublishedFile], version: int) -> None:

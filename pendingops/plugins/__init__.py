@@ -13,13 +13,14 @@ lists them in an ``options`` mapping (name to help) and may check values in ``ch
 A plugin may also publish index files for each version (the file plugin's ``PULP_MANIFEST``, the
 cookbook plugin's ``universe``) through ``published_files()``: each is generated from the database
 when ``pendingops serve`` is asked for it or ``export`` writes it, so another pendingops can sync
-from what this one serves or exported.
+from what this one serves or exported. A plugin publishing a folder of pages (the python plugin's
+``simple/`` index) declares ``published_pages()``; ``export`` writes their ``static`` form.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -99,6 +100,9 @@ class PublishedPage:
     #: else without its trailing "/") for a client sending ``accept``, or None when there is none
     #: (it reads the database, blocking)
     render: Callable[[VersionRef, str, str], PageResponse | None]
+    #: the pages as static files an export writes below the prefix: (path below it, bytes), links
+    #: relative to the page, so any static web server serves the tree; None when not exported
+    static: Callable[[VersionRef], Iterator[tuple[str, Iterable[bytes]]]] | None = None
 
 
 def published_pages(plugin: object) -> Sequence[PublishedPage]:

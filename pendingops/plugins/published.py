@@ -55,6 +55,10 @@ class Publisher:
         )
         return conn.execute(query).first() is not None
 
+    def pages_for_version(self, conn: Connection, repository_id: int, number: int) -> list[PublishedPage]:
+        """The page folders published for one version: those of the content types it holds."""
+        return [page for _, page in self._pages.values() if self.page_published(conn, repository_id, number, page)]
+
     def for_version(self, conn: Connection, repository_id: int, number: int) -> Mapping[str, PublishedFile]:
         """The files published for one version, by relative path (first plugin wins a shared name)."""
         found: dict[str, PublishedFile] = {}

@@ -1,16 +1,25 @@
-"""Tiny wheels and sdists built by hand, laid out as a static PEP 503 index a RemoteServer serves."""
+"""Tiny wheels and sdists built by hand, laid out as a static PEP 503 index a RemoteServer serves;
+an index answering in PEP 691 JSON when asked for it; a plain static file server for a folder."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import io
+import json
 import tarfile
 import zipfile
-from dataclasses import dataclass, replace
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from html import escape
+from pathlib import Path
+
+from aiohttp import web
 
 from pendingops.plugins.python.index_page import normalize
+from pendingops.plugins.python.simple import JSON_TYPE, prefers_json
+from tests.loopback import LoopbackServer
+from tests.remote_server import RemoteServer
 
 
 @dataclass(frozen=True)
@@ -112,3 +121,82 @@ def sample_projects() -> dict[str, list[Dist]]:
         "beta": [wheel("beta", "1.0"), wheel("beta", "1.1", with_metadata=True), wheel("beta", "1.2rc1")],
         "gamma": [wheel("gamma", "0.1")],
     }
+
+
+def json_root(names: list[str]) -> bytes:
+    """A PEP 691 JSON root page listing ``names``, with the extras PyPI's carries."""
+    projects = [{"name": name, "_last-serial": 1000 + n} for n, name in enumerate(names)]
+    return json.dumps({"meta": {"_last-serial": 99, "api-version": "1.1"}, "projects": projects}, indent=1).encode()
+
+
+def json_project(name: str, dists: list[Dist]) -> bytes:
+    """A PEP 691 JSON project page for ``dists`` (files at ``files/{filename}``, as ``index_files`` lays them)."""
+    files = []
+    for dist in dists:
+        entry: dict[str, object] = {
+            "filename": dist.filename,
+            "url": f"../../files/{dist.filename}",
+            "hashes": {"sha256": dist.sha256},
+            "yanked": dist.yanked if dist.yanked else dist.yanked is not None,
+        }
+        if dist.requires_python:
+            entry["requires-python"] = dist.requires_python
+        if dist.metadata is not None:
+            entry["core-metadata"] = {"sha256": hashlib.sha256(dist.metadata).hexdigest()}
+        files.append(entry)
+    return json.dumps({"meta": {"api-version": "1.1"}, "name": normalize(name), "files": files}).encode()
+
+
+@dataclass
+class NegotiatingIndex(RemoteServer):
+    """``index_files(projects)``, with the pages in PEP 691 JSON to a client that prefers it (by its
+    Accept header); ``answered`` counts (path, "json" or "html")."""
+
+    projects: dict[str, list[Dist]] = field(default_factory=dict)
+    answered: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.files = index_files(self.projects)
+        self._json = {"simple/": json_root(list(self.projects))}
+        self._json |= {f"simple/{normalize(n)}/": json_project(n, d) for n, d in self.projects.items()}
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.match_info["path"]
+        if path in self._json and prefers_json(request.headers.get("Accept", "")):
+            self.answered[(path, "json")] += 1
+            self.requests[path] += 1
+            self.request_headers[path].append(dict(request.headers))
+            return web.Response(body=self._json[path], content_type=JSON_TYPE)
+        if path in self._json:
+            self.answered[(path, "html")] += 1
+        return await super()._handle(request)
+
+
+@dataclass
+class StaticFolder(LoopbackServer):
+    """Serves the files under ``root`` as a plain static web server does: a folder's URL answers
+    with its ``index.html``; ``requests`` counts the paths asked for."""
+
+    root: Path
+    requests: Counter[str] = field(default_factory=Counter)
+    _runner: web.AppRunner | None = None
+    base_url: str = ""
+
+    def build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/{path:.*}", self._handle)
+        return app
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.match_info["path"]
+        self.requests[path] += 1
+        target = (self.root / path).resolve()
+        if not target.is_relative_to(self.root.resolve()):
+            return web.Response(status=404)
+        if target.is_dir():
+            if not request.path.endswith("/"):
+                return web.Response(status=301, headers={"Location": request.path + "/"})
+            target = target / "index.html"
+        if not target.is_file():
+            return web.Response(status=404)
+        return web.FileResponse(target)

@@ -7,6 +7,8 @@ import codecs
 import hashlib
 import itertools
 import json
+from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -16,12 +18,30 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from pendingops import RemoteConfig, sync_remote
+from pendingops.context import SyncFailed
 from pendingops.db.schema import Repository, RepositoryContent
+from pendingops.maintenance.export import export_version
+from pendingops.maintenance.lifecycle import diff_versions
 from pendingops.plugins.python import PythonContent, PythonPlugin
-from pendingops.plugins.python.index_page import FileLink, RootPage, normalize, project_links, project_links_json
+from pendingops.plugins.python.index_page import (
+    MAX_ENTRY,
+    FileLink,
+    JsonRootPage,
+    RootPage,
+    normalize,
+    project_links,
+    project_links_json,
+)
 from pendingops.plugins.python.plugin import PythonOptionError, PythonOptions, select_units
 from pendingops.plugins.python.simple import JSON_TYPE, prefers_json
-from tests.plugins.python_index import index_files, sample_projects, wheel
+from tests.plugins.python_index import (
+    NegotiatingIndex,
+    StaticFolder,
+    index_files,
+    json_root,
+    sample_projects,
+    wheel,
+)
 from tests.remote_server import RemoteServer
 from tests.serve.served import content_server
 
@@ -288,3 +308,208 @@ def test_links_that_are_not_this_projects_wheels_or_sdists_are_skipped() -> None
         ("beta-1.0-py3-none-any.whl", ["packages/beta/beta-1.0-py3-none-any.whl"]),
         ("beta-1.3.tar.gz", ["packages/beta/beta-1.3.tar.gz"]),  # a metadata file without a digest is not taken
     ]
+
+
+def yank(projects: dict[str, list[Any]], project: str, filename: str, reason: str | None) -> None:
+    """Mark ``filename`` of ``project`` yanked with ``reason`` (None: not yanked) in ``projects``."""
+    projects[project] = [replace(d, yanked=reason) if d.filename == filename else d for d in projects[project]]
+
+
+async def served_links(server: Any, http: aiohttp.ClientSession, version: str, project: str) -> dict[str, FileLink]:
+    """The links of a project page the server serves, in HTML, checked against its JSON twin."""
+    url = f"{server.base_url}py/{version}/simple/{project}/"
+    html = project_links((await get(http, url))[2].decode(), url)
+    assert project_links_json((await get(http, url, PIP_ACCEPT))[2].decode(), url) == html
+    assert len({link.filename for link in html}) == len(html)  # each file name listed once
+    return {link.filename: link for link in html}
+
+
+BETA_11 = "beta-1.1-py3-none-any.whl"
+
+
+def test_a_yank_after_the_first_sync_replaces_the_unit_and_downloads_nothing(db, storage) -> None:
+    projects = sample_projects()
+
+    async def scenario() -> None:
+        await sync_index(db, storage, index_files(projects), mirror=True)
+        units = len(distributions_all(db))
+        for number, reason in ((2, "broken"), (3, None)):  # yanked, then un-yanked
+            yank(projects, "beta", BETA_11, reason)
+            result, origin = await sync_index(db, storage, index_files(projects), mirror=True)
+            assert result.version.number == number
+            assert not [path for path in origin.requests if path.startswith("files/")]  # same bytes: not fetched
+            change = diff_versions(db, "py", number - 1, number)
+            assert (change.added, change.removed) == ([], [])
+            [(before, after)] = change.changed
+            assert before.fields["filename"] == after.fields["filename"] == BETA_11
+            assert (before.fields["yanked"], after.fields["yanked"]) == (reason is None, reason is not None)
+            assert after.fields["yanked_reason"] == (reason or "")
+            assert [f.sha256 for f in after.files] == [f.sha256 for f in before.files]
+        assert len(distributions_all(db)) == units + 1  # the un-yank found the first unit again
+        async with content_server(db, storage, plugins=[PythonPlugin()]) as server, aiohttp.ClientSession() as http:
+            pages = {v: await served_links(server, http, v, "beta") for v in ("1", "2", "3")}
+            assert [pages[v][BETA_11].yanked for v in ("1", "2", "3")] == [None, "broken", None]
+            assert len(pages["2"]) == len(pages["1"])
+
+    asyncio.run(scenario())
+
+
+def test_an_additive_sync_after_a_yank_lists_the_file_once_as_yanked(db, storage) -> None:
+    projects = sample_projects()
+
+    async def scenario() -> None:
+        await sync_index(db, storage, index_files(projects))
+        yank(projects, "beta", BETA_11, "")
+        _, origin = await sync_index(db, storage, index_files(projects))
+        assert not [path for path in origin.requests if path.startswith("files/")]
+        with db.engine.connect() as conn:
+            rows = conn.execute(
+                select(PythonContent.__table__.c.yanked, RepositoryContent.__table__.c.version_added)
+                .join(RepositoryContent.__table__, RepositoryContent.__table__.c.content_id == PythonContent.id)
+                .where(PythonContent.__table__.c.filename == BETA_11)
+                .order_by(RepositoryContent.__table__.c.version_added)
+            ).all()
+        assert [tuple(r) for r in rows] == [(False, 1), (True, 2)]  # version 2 holds both units
+        async with content_server(db, storage, plugins=[PythonPlugin()]) as server, aiohttp.ClientSession() as http:
+            latest = await served_links(server, http, "latest", "beta")
+            assert latest[BETA_11].yanked == ""  # yanked without a reason
+            assert set(latest) == {d.filename for d in projects["beta"]}
+            assert (await served_links(server, http, "1", "beta"))[BETA_11].yanked is None
+
+    asyncio.run(scenario())
+
+
+def distributions_all(db) -> list[Any]:
+    with db.engine.connect() as conn:
+        return conn.execute(select(PythonContent.__table__)).all()
+
+
+def test_the_root_page_is_read_in_pep_691_json_when_the_index_offers_it(db, storage) -> None:
+    projects = sample_projects()
+
+    async def scenario() -> None:
+        async with NegotiatingIndex(projects=projects) as origin:
+            remote = RemoteConfig(url=origin.base_url + "simple/")
+            await sync_remote(PythonPlugin(), remote, db=db, storage=storage, repository="py")
+            assert origin.answered == Counter(
+                {(f"simple/{normalize(n)}/" if n else "simple/", "json"): 1 for n in ("", *projects)}
+            )
+            assert origin.request_headers["simple/"][0]["Accept"].startswith(JSON_TYPE)
+        assert set(distributions(db)) == {d.filename for dists in projects.values() for d in dists}
+        async with RemoteServer(index_files(projects)) as html_only:  # an index that knows only HTML
+            remote = RemoteConfig(url=html_only.base_url + "simple/")
+            await sync_remote(PythonPlugin(), remote, db=db, storage=storage, repository="html")
+            assert html_only.requests["simple/"] == 1 and html_only.requests["simple/beta/"] == 1
+            assert html_only.request_headers["simple/"][0]["Accept"].startswith(JSON_TYPE)
+
+    asyncio.run(scenario())
+
+
+@given(
+    names=st.lists(st.from_regex(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,20}[A-Za-z0-9])?", fullmatch=True), max_size=30),
+    cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=20),
+    escaped=st.booleans(),
+)
+def test_a_json_root_page_gives_the_same_names_however_it_is_cut(
+    names: list[str], cuts: list[int], escaped: bool
+) -> None:
+    document = json_root(names).decode()
+    if escaped:  # on one line, each name after an escaped space (dropped, as around an anchor's text)
+        document = json.dumps(json.loads(document), ensure_ascii=True).replace('"name": "', '"name": "\\u0020')
+    data = document.encode()
+    bounds = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    root = JsonRootPage()
+    found = []
+    for start, end in itertools.pairwise(bounds):
+        found += list(root.feed(decoder.decode(data[start:end])))
+    found += list(root.close())
+    assert found == names
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        ('["a"]', "must be an object"),
+        ('{"projects": 3}', "'projects' must be a list"),
+        ('{"projects": [{"name": "a"}', "ends early"),
+        ('{"projects": [{"name": "a"} {"name": "b"}]}', "expected ',' or ']'"),
+        ('{"meta": ' + '"' + "x" * (MAX_ENTRY + 10) + '", "projects": []}', f"longer than {MAX_ENTRY}"),
+        ('{"projects": []} []', "extra data"),
+    ],
+)
+def test_a_json_root_page_that_is_not_one_is_refused(document: str, problem: str) -> None:
+    root = JsonRootPage()
+    with pytest.raises(ValueError, match=problem):
+        for start in range(0, len(document), 1000):
+            list(root.feed(document[start : start + 1000]))
+        list(root.close())
+
+
+def test_a_bad_json_root_fails_the_sync_in_one_line(db, storage) -> None:
+    async def scenario() -> None:
+        async with RemoteServer({"simple/": b'{"meta": {}, "projects": {"a": 1}}'}) as origin:
+            remote = RemoteConfig(url=origin.base_url + "simple/")
+            with pytest.raises(SyncFailed, match=r"bad index root .*simple/: 'projects' must be a list$"):
+                await sync_remote(PythonPlugin(), remote, db=db, storage=storage, repository="py")
+
+    asyncio.run(scenario())
+
+
+def test_an_export_is_a_static_simple_index_another_sync_mirrors(db, storage, tmp_path) -> None:
+    projects = sample_projects()
+    dest = tmp_path / "export"
+
+    async def scenario() -> None:
+        await sync_index(db, storage, index_files(projects))
+        result = await asyncio.to_thread(export_version, db, storage, "py", dest, plugins=[PythonPlugin()])
+        assert result.published == ["simple/ (4 pages)"]
+        root = (dest / "simple" / "index.html").read_text()
+        assert [a for a in root.split('"') if a.endswith("/")] == ["alpha-pkg/", "beta/", "gamma/"]
+        page = (dest / "simple" / "alpha-pkg" / "index.html").read_text()
+        links = {link.filename: link for link in project_links(page, "http://h/simple/alpha-pkg/")}
+        assert set(links) == {d.filename for d in projects["Alpha_Pkg"]}
+        for dist in projects["Alpha_Pkg"]:  # links relative to the page, to the exported files
+            link = links[dist.filename]
+            assert link.url == f"http://h/packages/alpha-pkg/{dist.filename}" and link.sha256 == dist.sha256
+            assert (dest / "packages" / "alpha-pkg" / dist.filename).read_bytes() == dist.data
+            assert link.yanked == dist.yanked and link.requires_python == dist.requires_python
+            assert link.core_metadata == (hashlib.sha256(dist.metadata).hexdigest() if dist.metadata else None)
+        async with StaticFolder(dest) as static:  # any static web server makes it an index
+            remote = RemoteConfig(url=static.base_url + "simple/")
+            await sync_remote(PythonPlugin(), remote, db=db, storage=storage, repository="copy", mirror=True)
+            assert [static.requests[f"simple/{n}/"] for n in ("alpha-pkg", "beta", "gamma")] == [1, 1, 1]
+        with db.engine.connect() as conn:
+            copy_id = conn.execute(select(Repository.id).where(Repository.name == "copy")).scalar_one()
+            query = (
+                select(PythonContent.__table__.c.filename, PythonContent.__table__.c.summary)
+                .join(RepositoryContent.__table__, RepositoryContent.__table__.c.content_id == PythonContent.id)
+                .where(RepositoryContent.__table__.c.repository_id == copy_id)
+            )
+            copied = dict(conn.execute(query).all())
+        assert set(copied) == {d.filename for dists in projects.values() for d in dists}
+        assert copied["beta-1.1-py3-none-any.whl"] == "beta for tests"
+
+    asyncio.run(scenario())
+
+
+def test_an_export_lists_only_the_files_it_holds(db, storage, tmp_path) -> None:
+    projects = sample_projects()
+
+    async def scenario() -> None:
+        async with RemoteServer(index_files(projects)) as origin:
+            remote = RemoteConfig(url=origin.base_url + "simple/", policy="on_demand")
+            await sync_remote(PythonPlugin(), remote, db=db, storage=storage, repository="py")
+            async with content_server(db, storage, plugins=[PythonPlugin()]) as server, aiohttp.ClientSession() as h:
+                link = (await served_links(server, h, "1", "beta"))[BETA_11]
+                assert (await get(h, link.url))[0] == 200  # stored now; its metadata file is not
+        dest = tmp_path / "export"
+        result = await asyncio.to_thread(export_version, db, storage, "py", dest, plugins=[PythonPlugin()])
+        assert (result.files, result.published) == (1, ["simple/ (2 pages)"])
+        root = (dest / "simple" / "index.html").read_text()
+        assert [a for a in root.split('"') if a.endswith("/")] == ["beta/"]
+        page = (dest / "simple" / "beta" / "index.html").read_text()
+        [listed] = project_links(page, "http://h/simple/beta/")
+        assert (listed.filename, listed.core_metadata) == (BETA_11, None)
+
+    asyncio.run(scenario())

@@ -1,5 +1,5 @@
 """The real pip, in a fresh virtual environment, installs from what ``pendingops serve`` serves of a
-synced index: every policy, on SQLite and PostgreSQL."""
+synced index (every policy) and from an export's static tree, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from tests.cli import test_cli
 from tests.cli.test_cli import Cli
 from tests.cli.test_serve import serving
-from tests.plugins.python_index import index_files, sample_projects, wheel
+from tests.plugins.python_index import StaticFolder, index_files, sample_projects, wheel
 from tests.server_thread import ServerThread
 
 cli = test_cli.cli  # the fixture: a database (SQLite, PostgreSQL) and a storage folder
@@ -100,6 +100,28 @@ def test_pip_sees_a_mirror_resync_in_latest_and_a_pinned_version_keeps_the_old_s
                 "beta",
             )
             assert installed(target) == {expected}
+
+
+def test_pip_installs_from_an_export_served_by_a_static_web_server_or_read_as_files(
+    cli: Cli, pip: list[str], tmp_path: Path
+) -> None:
+    projects = sample_projects()
+    with ServerThread(index_files(projects)) as origin:
+        done = cli.run("sync", origin.base_url + "simple/", "--plugin", "python", "--repo", "py", "--quiet")
+        assert done.returncode == 0, done.stderr
+    dest = tmp_path / "export"
+    exported = cli.run("export", "py", str(dest))
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout.startswith("exported version 1 of 'py'") and "and simple/ (4 pages)" in exported.stdout
+    with ServerThread(server=StaticFolder(dest)) as static:
+        for index in (f"{static.base_url}simple/", (dest / "simple").as_uri() + "/"):
+            target = tmp_path / ("http" if index.startswith("http") else "file")
+            run_pip(pip, "install", "--index-url", index, "--no-cache-dir", "--target", str(target), "Alpha_Pkg")
+            # as from the served index: 3.0 needs Python >= 4, 2.5 is yanked
+            assert installed(target) == {"alpha_pkg-2.0.dist-info", "beta-1.1.dist-info"}
+            assert (target / "alpha_pkg" / "__init__.py").read_text() == "VERSION = '2.0'\n"
+        assert static.requests["packages/beta/beta-1.1-py3-none-any.whl.metadata"] == 1  # PEP 658, read first
+        assert static.requests["packages/beta/beta-1.1-py3-none-any.whl"] == 1
 
 
 def test_unknown_options_are_refused_with_the_known_ones(cli: Cli) -> None:

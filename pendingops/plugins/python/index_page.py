@@ -3,8 +3,8 @@
 The root page lists projects, one anchor each; a project page lists files, one anchor each, with
 the ``#sha256=`` fragment and the ``data-requires-python``, ``data-yanked`` and
 ``data-dist-info-metadata``/``data-core-metadata`` attributes. Memory holds one anchor at a time
-for the root page (it may list hundreds of thousands of projects) and the file links of one
-project page.
+for the root page (it may list hundreds of thousands of projects), one entry at a time for a JSON
+root page, and the file links of one project page.
 """
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ from urllib.parse import urldefrag, urljoin
 
 #: longer anchor texts are cut (a project name is short; a hostile page must not grow one forever)
 MAX_TEXT = 1024
+#: a JSON root page's entries (and its other top-level values) longer than this are refused
+MAX_ENTRY = 64 * 1024
+_DECODER = json.JSONDecoder()
+_JSON_SPACE = re.compile(r"[ \t\r\n]+")
 _NON_NAME = re.compile(r"[-_.]+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -86,6 +90,111 @@ class RootPage:
         for _, text in found:
             if text:
                 yield text
+
+
+class JsonRootPage:
+    """Project names from a PEP 691 JSON root page (``{"meta": ..., "projects": [{"name": ...}]}``)
+    fed in chunks: ``feed`` yields the names completed so far.
+
+    Memory holds the value being read and the chunk after it: one project entry, or one other
+    top-level value (``meta``), each at most ``MAX_ENTRY`` characters (``ValueError`` beyond, and
+    for anything that is not such a page).
+    """
+
+    def __init__(self) -> None:
+        self._text = ""
+        self._at = 0
+        self._closed = False
+        #: what comes next: "start", "key", "colon", "value", "item", "after_item", "after_value", "done"
+        self._state = "start"
+        self._key: object = None
+
+    def feed(self, chunk: str) -> Iterator[str]:
+        self._text = self._text[self._at :] + chunk
+        self._at = 0
+        yield from self._read()
+
+    def close(self) -> Iterator[str]:
+        self._closed = True
+        yield from self._read()
+        if self._state != "done":
+            raise ValueError("the JSON root page ends early")
+
+    def _read(self) -> Iterator[str]:
+        while (char := self._next_char()) != "":
+            state = self._state
+            if state == "start":
+                self._expect(char, "{", "a JSON root page must be an object")
+                self._state = "key"
+            elif state == "key" and char == "}":
+                self._at += 1
+                self._state = "done"
+            elif state == "key":
+                found, key = self._value()
+                if not found:
+                    return
+                self._key, self._state = key, "colon"
+            elif state == "colon":
+                self._expect(char, ":", "expected ':' after a key")
+                self._state = "value"
+            elif state == "value" and self._key == "projects":
+                self._expect(char, "[", "'projects' must be a list")
+                self._state = "item"
+            elif state == "item" and char == "]":
+                self._at += 1
+                self._state = "after_value"
+            elif state in ("value", "item"):
+                found, value = self._value()
+                if not found:
+                    return
+                if state == "item":
+                    self._state = "after_item"
+                    name = value.get("name") if isinstance(value, dict) else None
+                    if isinstance(name, str) and name.strip():
+                        yield name.strip()[:MAX_TEXT]
+                else:
+                    self._state = "after_value"
+            elif state == "after_item":
+                self._at += 1
+                if char not in ",]":
+                    raise ValueError("expected ',' or ']' after a project")
+                self._state = "item" if char == "," else "after_value"
+            elif state == "after_value":
+                self._at += 1
+                if char not in ",}":
+                    raise ValueError("expected ',' or '}' after a value")
+                self._state = "key" if char == "," else "done"
+            else:
+                raise ValueError("extra data after the JSON root page")
+
+    def _next_char(self) -> str:
+        """The next character that is not white space, or "" when the text read so far is used up."""
+        match = _JSON_SPACE.match(self._text, self._at)
+        self._at = match.end() if match else self._at
+        return self._text[self._at : self._at + 1]
+
+    def _expect(self, char: str, wanted: str, problem: str) -> None:
+        if char != wanted:
+            raise ValueError(problem)
+        self._at += 1
+
+    def _value(self) -> tuple[bool, Any]:
+        """(True, the JSON value here) when it is whole, (False, None) while more text may complete it."""
+        try:
+            value, end = _DECODER.raw_decode(self._text, self._at)
+        except json.JSONDecodeError as exc:
+            if not self._closed and len(self._text) - self._at <= MAX_ENTRY:
+                return False, None  # cut by the end of the text so far (or bad: known once it is too long)
+            too_long = len(self._text) - self._at > MAX_ENTRY
+            raise ValueError(f"a value longer than {MAX_ENTRY} characters" if too_long else exc.msg) from None
+        except RecursionError:
+            raise ValueError("a value nested too deeply") from None
+        if end == len(self._text) and not self._closed and isinstance(value, int | float):
+            return False, None  # a number may go on in the next chunk
+        if end - self._at > MAX_ENTRY:
+            raise ValueError(f"a value longer than {MAX_ENTRY} characters")
+        self._at = end
+        return True, value
 
 
 def project_links(html: str, page_url: str) -> list[FileLink]:

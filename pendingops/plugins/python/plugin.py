@@ -6,7 +6,7 @@ import asyncio
 import codecs
 import re
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,7 @@ from pendingops.plugins.python.core_metadata import METADATA_SUFFIX, read_core_m
 from pendingops.plugins.python.distribution import is_prerelease, parse_filename, sort_key
 from pendingops.plugins.python.index_page import (
     FileLink,
+    JsonRootPage,
     RootPage,
     normalize,
     project_links,
@@ -43,6 +44,8 @@ PAGE_CONCURRENCY = 8
 MAX_PROJECT_PAGE_BYTES = 64 * 1024 * 1024
 #: a root page larger than this is refused (PyPI's is a few tens of MiB); it is streamed
 MAX_ROOT_BYTES = 2 * 1024**3
+#: what the index is asked for: PEP 691 JSON, else HTML (as pip asks)
+ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 #: the folder (below each version's top) the distribution files are stored in, by project
 PACKAGES = "packages"
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -56,11 +59,17 @@ OPTIONS = {
 
 
 class PythonContent(Content):
-    """A distribution file (wheel or sdist) of a project; unique by (filename, sha256)."""
+    """A distribution file (wheel or sdist) of a project and its yank mark.
+
+    Units are immutable, so the yank mark is part of the natural key (filename, sha256, yanked,
+    yanked_reason): a file the index yanks (or un-yanks) later becomes a new unit replacing the old
+    one, sharing its artifact. ``item_key`` makes ``diff`` show that as a changed file.
+    """
 
     __tablename__ = "python_distribution"
     type_name = "python"
-    natural_key = ("filename", "sha256")
+    natural_key = ("filename", "sha256", "yanked", "yanked_reason")
+    item_key = ("filename",)
     __table_args__ = (Index("python_distribution_name", "name"),)
     filename: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
@@ -71,7 +80,8 @@ class PythonContent(Content):
     packagetype: Mapped[str] = mapped_column(String(16))
     requires_python: Mapped[str | None] = mapped_column(Text)
     yanked: Mapped[bool] = mapped_column(Boolean, default=False)
-    yanked_reason: Mapped[str | None] = mapped_column(Text)
+    #: "" when not yanked or yanked without a reason (never NULL: it is part of the natural key)
+    yanked_reason: Mapped[str] = mapped_column(Text, default="")
     #: the sha256 of the PEP 658 metadata file when the index gives one, "true" when it exists without one
     core_metadata: Mapped[str | None] = mapped_column(String(64))
     #: from the metadata file, when the index offers one
@@ -141,9 +151,9 @@ class PythonPlugin:
         ]
 
     def published_pages(self) -> list[PublishedPage]:
-        from pendingops.plugins.python.simple import simple_page
+        from pendingops.plugins.python.simple import simple_page, static_pages
 
-        return [PublishedPage("simple", simple_page)]
+        return [PublishedPage("simple", simple_page, static_pages)]
 
 
 async def _units(root: str, fetcher: Fetcher, options: PythonOptions) -> AsyncIterator[PendingContent]:
@@ -188,7 +198,7 @@ def _unit(name: str, link: FileLink, version: str, kind: str) -> PendingContent:
         "packagetype": kind,
         "requires_python": link.requires_python,
         "yanked": link.yanked is not None,
-        "yanked_reason": link.yanked or None,
+        "yanked_reason": link.yanked or "",
         "core_metadata": link.core_metadata,
     }
     path = file_path(name, link.filename)
@@ -208,7 +218,7 @@ def file_path(name: str, filename: str) -> str:
 async def _project_page(root: str, project: str, fetcher: Fetcher) -> list[FileLink]:
     url = urljoin(root, quote(normalize(project), safe="") + "/")
     received, chunks = 0, []
-    async for chunk in fetcher.stream(url):
+    async for chunk in fetcher.stream(url, accept=ACCEPT):
         received += len(chunk)
         if received > MAX_PROJECT_PAGE_BYTES:
             raise PythonOptionError(f"project page {url} is larger than {MAX_PROJECT_PAGE_BYTES} bytes")
@@ -223,21 +233,36 @@ async def _project_page(root: str, project: str, fetcher: Fetcher) -> list[FileL
 
 
 async def _root_names(root: str, fetcher: Fetcher) -> AsyncIterator[str]:
+    """The project names of the root page, as it streams in: PEP 691 JSON when the index answers
+    with it (its first character tells), else PEP 503 HTML."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    page = RootPage()
+    page: RootPage | JsonRootPage | None = None
     received = 0
-    seen_last: str | None = None
-    async for chunk in fetcher.stream(root):
+    last: str | None = None
+    async for chunk in fetcher.stream(root, accept=ACCEPT):
         received += len(chunk)
         if received > MAX_ROOT_BYTES:
             raise PythonOptionError(f"index root {root} is larger than {MAX_ROOT_BYTES} bytes")
-        for name in page.feed(decoder.decode(chunk)):
-            if name != seen_last and _PROJECT_NAME.fullmatch(name):
-                seen_last = name
+        text = decoder.decode(chunk)
+        if page is None:
+            text = text.lstrip(" \t\r\n\ufeff")
+            if not text:
+                continue
+            page = JsonRootPage() if text.startswith("{") else RootPage()
+        for name in _read_root(root, page.feed, text):
+            if name != last and _PROJECT_NAME.fullmatch(name):
+                last = name
                 yield name
-    for name in page.close():
-        if name != seen_last and _PROJECT_NAME.fullmatch(name):
+    for name in _read_root(root, lambda _: page.close(), "") if page is not None else ():
+        if name != last and _PROJECT_NAME.fullmatch(name):
             yield name
+
+
+def _read_root(root: str, read: Callable[[str], Iterator[str]], text: str) -> list[str]:
+    try:
+        return list(read(text))
+    except ValueError as exc:
+        raise PythonOptionError(f"bad index root {root}: {exc}") from None
 
 
 async def _aiter(items: Iterable[T]) -> AsyncIterator[T]:

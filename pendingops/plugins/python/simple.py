@@ -2,22 +2,26 @@
 
 HTML (PEP 503) unless the client prefers PEP 691 JSON (``application/vnd.pypi.simple.v1+json``).
 A project asked for under any spelling of its name (``Foo_Bar``) answers for the normalised one.
-File URLs point into the same version of the same server, with their sha256.
+File URLs point into the same version of the same server, with their sha256. When a version holds
+one file name twice (an additive sync kept it both as it was and as yanked later), the unit the
+latest version added is listed. ``static_pages`` writes the same HTML as files for an export.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from html import escape
+from itertools import groupby
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, true
 
-from pendingops.db.schema import RepositoryContent
+from pendingops.db.schema import ContentArtifact, RepositoryContent
 from pendingops.db.versions import membership_filter
 from pendingops.plugins import PageResponse, VersionRef
+from pendingops.plugins.python.core_metadata import METADATA_SUFFIX
 from pendingops.plugins.python.index_page import normalize
 from pendingops.plugins.python.plugin import PythonContent, file_path
 
@@ -26,6 +30,7 @@ HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 _PAGE = 1000
 _dist = PythonContent.__table__
 _rc = RepositoryContent.__table__
+_ca = ContentArtifact.__table__
 
 
 def simple_page(version: VersionRef, path: str, accept: str) -> PageResponse | None:
@@ -40,7 +45,7 @@ def simple_page(version: VersionRef, path: str, accept: str) -> PageResponse | N
         rows = _files(conn.execution_options(isolation_level="AUTOCOMMIT"), version, name)
     if not rows:
         return None
-    body = _project_json(version, name, rows) if as_json else _project_html(version, name, rows)
+    body = _project_json(version, name, rows) if as_json else _project_html(version.base_url, name, rows)
     return PageResponse(JSON_TYPE if as_json else "text/html; charset=utf-8", iter([body]))
 
 
@@ -63,42 +68,57 @@ def prefers_json(accept: str) -> bool:
     return best["json"] > best["html"]
 
 
-def _members(version: VersionRef) -> Any:
-    return (
-        select(_dist)
-        .join(_rc, _rc.c.content_id == _dist.c.id)
-        .where(membership_filter(version.repository_id, version.number))
+def _visible(query: Any, version: VersionRef) -> Any:
+    """``query`` (over distributions) limited to the version's members, and to the units whose
+    file is stored when the version is an export's."""
+    query = query.join(_rc, _rc.c.content_id == _dist.c.id).where(
+        membership_filter(version.repository_id, version.number)
+    )
+    return query.where(_stored(file=True).exists()) if version.stored_only else query
+
+
+def _stored(*, file: bool) -> Any:
+    """The unit's distribution file (``file``) or its metadata file, stored."""
+    is_metadata = _ca.c.relative_path.endswith(METADATA_SUFFIX)
+    return select(_ca.c.id).where(
+        _ca.c.content_id == _dist.c.id, _ca.c.artifact_id.is_not(None), ~is_metadata if file else is_metadata
     )
 
 
+def _members(version: VersionRef) -> Any:
+    metadata_held = _stored(file=False).exists() if version.stored_only else true()
+    query = select(_dist, _rc.c.version_added, metadata_held.label("metadata_held"))
+    return _visible(query, version)
+
+
 def _files(conn: Connection, version: VersionRef, name: str) -> list[Any]:
-    query = _members(version).where(_dist.c.name == name).order_by(_dist.c.filename, _dist.c.id)
-    rows, seen = [], set()
-    for row in conn.execute(query):
+    query = _members(version).where(_dist.c.name == name)
+    return _latest_per_file(conn.execute(_newest_first(query)))
+
+
+def _newest_first(query: Any) -> Any:
+    return query.order_by(_dist.c.name, _dist.c.filename, _rc.c.version_added.desc(), _dist.c.id.desc())
+
+
+def _latest_per_file(rows: Iterable[Any]) -> list[Any]:
+    """One row per file name, sorted newest first: the unit the latest version added (an additive
+    sync may keep a file both as it was and as yanked later)."""
+    found, seen = [], set()
+    for row in rows:
         if row.filename not in seen:
             seen.add(row.filename)
-            rows.append(row)
-    return rows
+            found.append(row)
+    return found
 
 
 def _root(version: VersionRef, as_json: bool) -> Iterator[bytes]:
-    names = select(_dist.c.name).join(_rc, _rc.c.content_id == _dist.c.id)
-    names = names.where(membership_filter(version.repository_id, version.number)).distinct()
-    names = names.order_by(_dist.c.name).limit(_PAGE)
     if as_json:
         yield b'{"meta": {"api-version": "1.0"}, "projects": ['
     else:
         yield b'<!DOCTYPE html>\n<html><head><meta name="pypi:repository-version" content="1.0">'
         yield b"<title>Simple index</title></head><body>\n"
-    last: str | None = None
     first = True
-    while True:
-        with version.db.engine.connect() as conn:
-            query = names if last is None else names.where(_dist.c.name > last)
-            page = list(conn.execution_options(isolation_level="AUTOCOMMIT").execute(query).scalars())
-        if not page:
-            break
-        last = page[-1]
+    for page in _name_pages(version):
         if as_json:
             parts = [json.dumps({"name": name}) for name in page]
             yield (("" if first else ", ") + ", ".join(parts)).encode()
@@ -108,16 +128,47 @@ def _root(version: VersionRef, as_json: bool) -> Iterator[bytes]:
     yield b"]}" if as_json else b"</body></html>\n"
 
 
+def _name_pages(version: VersionRef) -> Iterator[list[str]]:
+    """The version's project names in order, a page at a time (one short connection each)."""
+    names = _visible(select(_dist.c.name), version).distinct().order_by(_dist.c.name).limit(_PAGE)
+    last: str | None = None
+    while True:
+        with version.db.engine.connect() as conn:
+            query = names if last is None else names.where(_dist.c.name > last)
+            page = list(conn.execution_options(isolation_level="AUTOCOMMIT").execute(query).scalars())
+        if not page:
+            return
+        last = page[-1]
+        yield page
+
+
+def static_pages(version: VersionRef) -> Iterator[tuple[str, Iterable[bytes]]]:
+    """The version's simple index as static files below ``simple/``: ``index.html`` and
+    ``{project}/index.html``, (path, bytes) each, with links relative to the page.
+
+    Any static web server (or pip given a ``file://`` index URL) serves the tree as an index.
+    The files of a page are read for a page of projects at once.
+    """
+    yield "index.html", _root(version, as_json=False)
+    for names in _name_pages(version):
+        query = _newest_first(_members(version).where(_dist.c.name.in_(names)))
+        with version.db.engine.connect() as conn:
+            rows = conn.execution_options(isolation_level="AUTOCOMMIT").execute(query).all()
+        for name, files in groupby(rows, key=lambda row: row.name):
+            # from simple/{project}/, the version's top folder is two levels up
+            yield f"{name}/index.html", [_project_html("../../", name, _latest_per_file(files))]
+
+
 def _has_metadata(row: Any) -> bool:
     """Whether the unit holds its metadata file (synced only when the index gave its digest)."""
-    return row.core_metadata is not None and len(row.core_metadata) == 64
+    return row.core_metadata is not None and len(row.core_metadata) == 64 and row.metadata_held
 
 
-def _url(version: VersionRef, row: Any) -> str:
-    return version.base_url + quote(file_path(row.name, row.filename))
+def _url(base_url: str, row: Any) -> str:
+    return base_url + quote(file_path(row.name, row.filename))
 
 
-def _project_html(version: VersionRef, name: str, rows: list[Any]) -> bytes:
+def _project_html(base_url: str, name: str, rows: list[Any]) -> bytes:
     lines = [
         '<!DOCTYPE html>\n<html><head><meta name="pypi:repository-version" content="1.0">',
         f"<title>Links for {escape(name)}</title></head><body><h1>Links for {escape(name)}</h1>",
@@ -131,7 +182,7 @@ def _project_html(version: VersionRef, name: str, rows: list[Any]) -> bytes:
         if _has_metadata(row):
             attrs += f' data-dist-info-metadata="sha256={row.core_metadata}"'
             attrs += f' data-core-metadata="sha256={row.core_metadata}"'
-        href = f"{_url(version, row)}#sha256={row.sha256}"
+        href = f"{_url(base_url, row)}#sha256={row.sha256}"
         lines.append(f'<a href="{escape(href)}"{attrs}>{escape(row.filename)}</a><br>')
     lines.append("</body></html>\n")
     return "\n".join(lines).encode()
@@ -140,7 +191,11 @@ def _project_html(version: VersionRef, name: str, rows: list[Any]) -> bytes:
 def _project_json(version: VersionRef, name: str, rows: list[Any]) -> bytes:
     files = []
     for row in rows:
-        entry: dict[str, Any] = {"filename": row.filename, "url": _url(version, row), "hashes": {"sha256": row.sha256}}
+        entry: dict[str, Any] = {
+            "filename": row.filename,
+            "url": _url(version.base_url, row),
+            "hashes": {"sha256": row.sha256},
+        }
         if row.requires_python:
             entry["requires-python"] = row.requires_python
         entry["yanked"] = (row.yanked_reason or True) if row.yanked else False
