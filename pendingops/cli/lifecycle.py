@@ -78,6 +78,11 @@ def _unit_line(unit: StoredUnit) -> str:
     return f"{unit.content_type}: " + ", ".join(f"{k}={v}" for k, v in unit.natural_key.items())
 
 
+def _value(value: object) -> str:
+    """A key field's value as a diff line shows it: an empty text as ``""``, so it does not vanish."""
+    return '""' if value == "" else str(value)
+
+
 def cmd_diff(args: argparse.Namespace, settings: Any) -> int:
     from pendingops.maintenance import lifecycle
     from pendingops.plugins import available_plugins
@@ -96,7 +101,7 @@ def cmd_diff(args: argparse.Namespace, settings: Any) -> int:
             k: (v, after.natural_key.get(k)) for k, v in before.natural_key.items() if after.natural_key.get(k) != v
         }
         same = ", ".join(f"{k}={v}" for k, v in before.natural_key.items() if k not in changed)
-        moves = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changed.items())
+        moves = ", ".join(f"{k} {_value(old)} -> {_value(new)}" for k, (old, new) in changed.items())
         print(f"~ {before.content_type}: {same}: {moves}")
     print(
         f"'{args.repo}' version {args.a} -> {args.b}: {len(result.added)} added, {len(result.removed)} removed,"

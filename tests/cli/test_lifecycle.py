@@ -139,3 +139,9 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(cli: Cli, tmp_path:
         assert_clean_error(done, 2)
         assert len(done.stderr.strip().splitlines()) == 1, (args, done.stderr)
     assert [v["number"] for v in cli.json("versions", "r")] == [0, 1]
+
+
+def test_a_diff_line_shows_an_empty_value_as_quotes() -> None:
+    from pendingops.cli.lifecycle import _value
+
+    assert (_value(""), _value("broken"), _value(False), _value(None)) == ('""', "broken", "False", "None")
