@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from pendingops.cli.plugin_options import add_option_argument, plugin_options
 from pendingops.cli.workers import sync_options
 from pendingops.remote import POLICIES
 
@@ -27,6 +28,7 @@ def add_schedule_commands(commands: Any) -> None:
     add.add_argument("--policy", choices=POLICIES, default="immediate")
     add.add_argument("--on-error", choices=("fail", "skip"), default="fail")
     add.add_argument("--concurrency", type=int, default=10, help="downloads at once (default: 10)")
+    add_option_argument(add)
     listing = actions.add_parser("list", help="schedules with their last and next due times")
     listing.add_argument("--json", action="store_true")
     remove = actions.add_parser("remove", help="delete a schedule (queued syncs stay queued)")
@@ -58,7 +60,10 @@ def cmd_schedule(args: argparse.Namespace, settings: Any) -> int:
     require_postgresql(settings.db_url, "schedule")
     db = settings.db
     if args.schedule_command == "add":
-        db.transact(add_schedule, args.name, sync_options(args), args.every, args.cron)
+        from pendingops.plugins import get_plugin
+
+        given = plugin_options(args.option, get_plugin(args.plugin))  # checked now, not when it is due
+        db.transact(add_schedule, args.name, sync_options(args, plugin_options=given), args.every, args.cron)
         print(f"schedule {args.name} added")
     elif args.schedule_command == "remove":
         db.transact(remove_schedule, args.name)

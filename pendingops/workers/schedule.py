@@ -39,6 +39,7 @@ class ScheduleInfo:
     cron: str | None
     last_due: datetime | None
     next_due: datetime
+    plugin_options: dict[str, str] | None = None
 
 
 def parse_every(text: str) -> int:
@@ -112,6 +113,7 @@ def list_schedules(conn: Connection, now: datetime | None = None) -> list[Schedu
                 cron=row.cron,
                 last_due=_aware(row.last_due) if row.last_due else None,
                 next_due=next_due(row.every_seconds, row.cron, created, now),
+                plugin_options=options.get("plugin_options"),
             )
         )
     return found

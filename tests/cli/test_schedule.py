@@ -60,6 +60,29 @@ def test_add_list_remove_and_bad_input(queue: Queue) -> None:
 
 
 @pytest.mark.postgres
+def test_plugin_options_are_checked_when_added_and_go_with_each_queued_sync(queue: Queue) -> None:
+    from pendingops.db.database import open_database
+    from pendingops.workers.schedule import claim_due
+
+    url = "http://127.0.0.1:1/simple/"
+    added = queue.run(
+        "schedule", "add", "py", url, "--repo", "p", "--plugin", "python", "--every", "1h", "--option", "projects=a,b"
+    )
+    assert added.returncode == 0, added.stderr
+    listed = json.loads(queue.run("schedule", "list", "--json").stdout)
+    assert [(s["name"], s["plugin_options"]) for s in listed] == [("py", {"projects": "a,b"})]
+    python = ("--repo", "p", "--plugin", "python", "--every", "1h")
+    bad = queue.run("schedule", "add", "x", url, *python, "--option", "colour=red")
+    assert bad.returncode == 2 and "colour" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    db = open_database(POSTGRES_URL)
+    try:
+        due = db.transact(claim_due, datetime.fromisoformat(listed[0]["next_due"]))
+    finally:
+        db.close()
+    assert [(o.repository, o.plugin, o.plugin_options) for o in due] == [("p", "python", {"projects": "a,b"})]
+
+
+@pytest.mark.postgres
 def test_workers_queue_each_due_sync_once(queue: Queue) -> None:
     files = files_v1()
     with ServerThread(files) as server:
