@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import pty
+import select
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.cli.test_cli import Cli, assert_clean_error
+from tests.cli.test_cli import SCRIPT, Cli, assert_clean_error
 from tests.conftest import POSTGRES_URL, fresh_database
 
 V1 = {"a.txt": b"a1", "b.txt": b"b1", "c.txt": b"c1"}
@@ -145,3 +149,43 @@ def test_a_diff_line_shows_an_empty_value_as_quotes() -> None:
     from pendingops.cli.lifecycle import _value
 
     assert (_value(""), _value("broken"), _value(False), _value(None)) == ('""', "broken", "False", "None")
+
+
+def _answer_at_a_terminal(cli: Cli, answer: bytes, *args: str) -> tuple[int, str]:
+    """Run the command with a terminal as stdin and stdout; answer its question once it is shown."""
+    controller, terminal = pty.openpty()
+    command = [SCRIPT, "--db", cli.db_url, "--storage", str(cli.storage), *args]
+    process = subprocess.Popen(command, stdin=terminal, stdout=terminal, stderr=terminal)
+    os.close(terminal)
+    shown = b""
+    answered = False
+    try:
+        while True:
+            ready, _, _ = select.select([controller], [], [], 120)
+            assert ready, f"no output for 120 s; so far: {shown!r}"
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # the command ended and closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+            if not answered and shown.rstrip().endswith(b"[y/N]"):
+                os.write(controller, answer)
+                answered = True
+    finally:
+        os.close(controller)
+    return process.wait(timeout=120), shown.decode().replace("\r\n", "\n")
+
+
+def test_removing_a_repository_asks_at_a_terminal_and_only_yes_removes(cli: Cli, tmp_path: Path) -> None:
+    _sync(cli, Remote(tmp_path / "remote"), V1)
+    code, shown = _answer_at_a_terminal(cli, b"\n", "repos", "delete", "r")
+    assert code == 0
+    assert "remove repository 'r' and its 2 versions? [y/N]" in shown and "nothing removed" in shown
+    code, shown = _answer_at_a_terminal(cli, b"no\n", "repos", "delete", "r")
+    assert code == 0 and "nothing removed" in shown
+    assert [repo["name"] for repo in cli.json("repos")] == ["r"]
+    code, shown = _answer_at_a_terminal(cli, b"y\n", "repos", "delete", "r")
+    assert code == 0 and "removed repository 'r' (2 versions)" in shown
+    assert cli.json("repos") == []
