@@ -10,13 +10,19 @@ from aiohttp import web
 class LoopbackServer:
     """Mixin for test servers: ``build_app()`` makes the application; start, close, async with.
 
-    The class using it declares ``base_url: str`` and ``_runner: web.AppRunner | None``.
+    The class using it declares ``base_url: str`` and ``_runner: web.AppRunner | None``. By default
+    every GET goes to ``_handle``; a server with several routes overrides ``build_app``.
     """
 
     base_url: str
     _runner: web.AppRunner | None
 
     def build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/{path:.*}", self._handle)
+        return app
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         raise NotImplementedError
 
     async def start(self) -> str:

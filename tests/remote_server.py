@@ -74,11 +74,6 @@ class RemoteServer(LoopbackServer):
     _runner: web.AppRunner | None = None
     base_url: str = ""
 
-    def build_app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/{path:.*}", self._handle)
-        return app
-
     @property
     def manifest_url(self) -> str:
         return self.base_url + "PULP_MANIFEST"

@@ -29,11 +29,6 @@ class RecordingServer(LoopbackServer):
     _runner: web.AppRunner | None = None
     base_url: str = ""
 
-    def build_app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/{path:.*}", self._handle)
-        return app
-
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.seen.append(dict(request.headers))
         if request.match_info["path"] == "away":

@@ -182,11 +182,6 @@ class StaticFolder(LoopbackServer):
     _runner: web.AppRunner | None = None
     base_url: str = ""
 
-    def build_app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/{path:.*}", self._handle)
-        return app
-
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.match_info["path"]
         self.requests[path] += 1
