@@ -33,6 +33,10 @@ class RemoteConfig:
     A ``user:password@`` in ``url`` is moved into ``username`` and ``password`` and removed from
     the url, which is what is shown and stored. ``username``, ``password`` and ``headers`` are
     sent only to the url's own origin (scheme, host and port), never to other hosts its data names.
+
+    ``proxy_url`` (``http://[user:password@]host:port``) carries every http(s) request of the sync;
+    without it, the ``http_proxy``, ``https_proxy`` and ``no_proxy`` environment settings apply, as
+    for other command-line tools. A proxy's credentials go only to the proxy.
     """
 
     url: str

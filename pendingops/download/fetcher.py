@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlsplit
-from urllib.request import url2pathname
+from urllib.request import getproxies_environment, proxy_bypass_environment, url2pathname
 
 import aiohttp
 from yarl import URL
@@ -70,6 +70,8 @@ class Fetcher:
         self._own_headers = dict(remote.headers)
         if remote.username is not None:
             self._own_headers["Authorization"] = _basic_auth(remote.username, remote.password or "")
+        #: proxies from the environment (http_proxy, https_proxy, no_proxy), used when the remote names none
+        self._env_proxies = {} if remote.proxy_url else getproxies_environment()
         self._digest_locks: dict[str, asyncio.Lock] = {}
         self._digest_users: Counter[str] = Counter()
 
@@ -317,7 +319,9 @@ class Fetcher:
             own = origin(str(target)) == self._origin
             headers = {"Accept": accept} if accept else {}
             headers |= self._own_headers if own else {}
-            request = self._http(own).get(target, headers=headers or None, allow_redirects=False)
+            request = self._http(own).get(
+                target, headers=headers or None, allow_redirects=False, proxy=self._proxy_for(URL(target))
+            )
             try:
                 async with asyncio.timeout(deadline) as timer:
                     response = await request
@@ -341,6 +345,15 @@ class Fetcher:
             except ValueError:
                 raise DownloadError(f"{_shown(url)}: redirected to an invalid URL", retryable=False) from None
         raise DownloadError(f"{_shown(url)}: too many redirects", retryable=False)
+
+    def _proxy_for(self, target: URL) -> str | None:
+        """The HTTP proxy a request to ``target`` goes through: the remote's, else the environment's."""
+        if self.remote.proxy_url:
+            return self.remote.proxy_url
+        proxy = self._env_proxies.get(target.scheme or "")
+        if proxy is None or proxy_bypass_environment(target.host or "", self._env_proxies):
+            return None
+        return proxy
 
     def _timeout_kind(self, exc: TimeoutError) -> str:
         """Which of the remote's timeouts fired, as far as the HTTP client tells."""
