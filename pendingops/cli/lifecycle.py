@@ -75,7 +75,12 @@ def with_delete(list_command: Command, delete_command: Command, *, words: int) -
 
 
 def _unit_line(unit: StoredUnit) -> str:
-    return f"{unit.content_type}: " + ", ".join(f"{k}={v}" for k, v in unit.natural_key.items())
+    return f"{unit.content_type}: {key_text(unit.natural_key)}"
+
+
+def key_text(fields: dict[str, object]) -> str:
+    """``name=value, ...``, as listings and diffs show a natural key."""
+    return ", ".join(f"{name}={_value(value)}" for name, value in fields.items())
 
 
 def _value(value: object) -> str:
@@ -100,7 +105,7 @@ def cmd_diff(args: argparse.Namespace, settings: Any) -> int:
         changed = {
             k: (v, after.natural_key.get(k)) for k, v in before.natural_key.items() if after.natural_key.get(k) != v
         }
-        same = ", ".join(f"{k}={v}" for k, v in before.natural_key.items() if k not in changed)
+        same = key_text({k: v for k, v in before.natural_key.items() if k not in changed})
         moves = ", ".join(f"{k} {_value(old)} -> {_value(new)}" for k, (old, new) in changed.items())
         print(f"~ {before.content_type}: {same}: {moves}")
     print(

@@ -7,7 +7,7 @@ import json
 
 from pendingops.cli._app import EXIT_OK, Settings
 from pendingops.cli.history import history_json, history_text
-from pendingops.cli.lifecycle import cmd_delete_repository, cmd_delete_version, with_delete
+from pendingops.cli.lifecycle import cmd_delete_repository, cmd_delete_version, key_text, with_delete
 from pendingops.db.versions import list_versions
 from pendingops.maintenance.by_key import iter_version_content_by_key
 from pendingops.maintenance.history import version_history
@@ -74,7 +74,7 @@ def cmd_content(args: argparse.Namespace, settings: Settings) -> int:
         print("\n]")
         return EXIT_OK
     for unit in units:
-        key = ", ".join(f"{k}={v}" for k, v in unit.natural_key.items())
+        key = key_text(unit.natural_key)
         stored = all(f.location for f in unit.files)
         print(f"{unit.content_type}: {key}{'' if stored else '  (not downloaded)'}")
     return EXIT_OK

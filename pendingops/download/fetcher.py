@@ -317,8 +317,9 @@ class Fetcher:
         target: str | URL = url
         for _ in range(_MAX_REDIRECTS + 1):
             own = origin(str(target)) == self._origin
-            headers = {"Accept": accept} if accept else {}
-            headers |= self._own_headers if own else {}
+            headers = dict(self._own_headers) if own else {}
+            if accept and not any(name.lower() == "accept" for name in headers):  # the remote's own wins
+                headers["Accept"] = accept
             request = self._http(own).get(
                 target, headers=headers or None, allow_redirects=False, proxy=self._proxy_for(URL(target))
             )

@@ -409,13 +409,16 @@ def test_the_root_page_is_read_in_pep_691_json_when_the_index_offers_it(db, stor
     names=st.lists(st.from_regex(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,20}[A-Za-z0-9])?", fullmatch=True), max_size=30),
     cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=20),
     escaped=st.booleans(),
+    numbers=st.booleans(),
 )
 def test_a_json_root_page_gives_the_same_names_however_it_is_cut(
-    names: list[str], cuts: list[int], escaped: bool
+    names: list[str], cuts: list[int], escaped: bool, numbers: bool
 ) -> None:
     document = json_root(names).decode()
     if escaped:  # on one line, each name after an escaped space (dropped, as around an anchor's text)
         document = json.dumps(json.loads(document), ensure_ascii=True).replace('"name": "', '"name": "\\u0020')
+    if numbers:  # top-level numbers, which a cut after "1", "1." or "1e" must not end early
+        document = document.replace("{", '{"x": 1.5e3, "y": -20, "z": 7 , ', 1)
     data = document.encode()
     bounds = sorted({0, len(data), *(c for c in cuts if c < len(data))})
     decoder = codecs.getincrementaldecoder("utf-8")()
@@ -427,6 +430,14 @@ def test_a_json_root_page_gives_the_same_names_however_it_is_cut(
     assert found == names
 
 
+def test_a_json_root_page_cut_in_two_anywhere_gives_the_same_names() -> None:
+    document = '{"x": 1.5e3, "meta": {"api-version": "1.1"}, "y": -20, "projects": [{"name": "a"}, {"name": "b"}]}'
+    for cut in range(len(document) + 1):
+        root = JsonRootPage()
+        found = [*root.feed(document[:cut]), *root.feed(document[cut:]), *root.close()]
+        assert found == ["a", "b"], cut
+
+
 @pytest.mark.parametrize(
     ("document", "problem"),
     [
@@ -436,6 +447,9 @@ def test_a_json_root_page_gives_the_same_names_however_it_is_cut(
         ('{"projects": [{"name": "a"} {"name": "b"}]}', "expected ',' or ']'"),
         ('{"meta": ' + '"' + "x" * (MAX_ENTRY + 10) + '", "projects": []}', f"longer than {MAX_ENTRY}"),
         ('{"projects": []} []', "extra data"),
+        ('{"meta": {"api-version": "1.0"}, "name": "beta", "files": []}', "must hold a 'projects' list"),
+        ('{"projects": ["alpha", "beta"]}', "must be an object with a 'name'"),
+        ('{"meta": {"api-version": "2.0"}, "projects": []}', "api-version '2.0'"),
     ],
 )
 def test_a_json_root_page_that_is_not_one_is_refused(document: str, problem: str) -> None:

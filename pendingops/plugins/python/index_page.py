@@ -21,6 +21,10 @@ from urllib.parse import urldefrag, urljoin
 MAX_TEXT = 1024
 #: a JSON root page's entries (and its other top-level values) longer than this are refused
 MAX_ENTRY = 64 * 1024
+#: longest yank reason kept (it is part of the natural key, so of a unique index: PostgreSQL caps an
+#: index entry at about 2.7 KB, and a file name may take 1 KiB of it)
+MAX_REASON = 256
+_NUMBER_GOES_ON = frozenset(".eE+-0123456789")
 _DECODER = json.JSONDecoder()
 _JSON_SPACE = re.compile(r"[ \t\r\n]+")
 _NON_NAME = re.compile(r"[-_.]+")
@@ -108,6 +112,10 @@ class JsonRootPage:
         #: what comes next: "start", "key", "colon", "value", "item", "after_item", "after_value", "done"
         self._state = "start"
         self._key: object = None
+        self._projects_seen = False
+        #: characters the value being read must have before it is decoded again (each failed try
+        #: doubles it, so a value cut into tiny chunks is not decoded again at every chunk)
+        self._need = 0
 
     def feed(self, chunk: str) -> Iterator[str]:
         self._text = self._text[self._at :] + chunk
@@ -119,6 +127,8 @@ class JsonRootPage:
         yield from self._read()
         if self._state != "done":
             raise ValueError("the JSON root page ends early")
+        if not self._projects_seen:
+            raise ValueError("a PEP 691 root page must hold a 'projects' list")
 
     def _read(self) -> Iterator[str]:
         while (char := self._next_char()) != "":
@@ -139,7 +149,7 @@ class JsonRootPage:
                 self._state = "value"
             elif state == "value" and self._key == "projects":
                 self._expect(char, "[", "'projects' must be a list")
-                self._state = "item"
+                self._state, self._projects_seen = "item", True
             elif state == "item" and char == "]":
                 self._at += 1
                 self._state = "after_value"
@@ -150,10 +160,14 @@ class JsonRootPage:
                 if state == "item":
                     self._state = "after_item"
                     name = value.get("name") if isinstance(value, dict) else None
-                    if isinstance(name, str) and name.strip():
+                    if not isinstance(name, str):
+                        raise ValueError("each project must be an object with a 'name'")
+                    if name.strip():
                         yield name.strip()[:MAX_TEXT]
                 else:
                     self._state = "after_value"
+                    if self._key == "meta":
+                        _check_api_version(value)
             elif state == "after_item":
                 self._at += 1
                 if char not in ",]":
@@ -180,21 +194,34 @@ class JsonRootPage:
 
     def _value(self) -> tuple[bool, Any]:
         """(True, the JSON value here) when it is whole, (False, None) while more text may complete it."""
+        available = len(self._text) - self._at
+        waiting = not self._closed and available <= MAX_ENTRY
+        if waiting and available < self._need:
+            return False, None
         try:
             value, end = _DECODER.raw_decode(self._text, self._at)
         except json.JSONDecodeError as exc:
-            if not self._closed and len(self._text) - self._at <= MAX_ENTRY:
-                return False, None  # cut by the end of the text so far (or bad: known once it is too long)
-            too_long = len(self._text) - self._at > MAX_ENTRY
+            if waiting:  # cut by the end of the text so far (or bad: known once it is too long)
+                self._need = 2 * available
+                return False, None
+            too_long = available > MAX_ENTRY
             raise ValueError(f"a value longer than {MAX_ENTRY} characters" if too_long else exc.msg) from None
         except RecursionError:
             raise ValueError("a value nested too deeply") from None
-        if end == len(self._text) and not self._closed and isinstance(value, int | float):
-            return False, None  # a number may go on in the next chunk
+        if waiting and isinstance(value, int | float) and self._text[end : end + 1] in ("", *_NUMBER_GOES_ON):
+            self._need = available + 1  # a number ("1", "1.", "1e") may go on in the next chunk
+            return False, None
         if end - self._at > MAX_ENTRY:
             raise ValueError(f"a value longer than {MAX_ENTRY} characters")
-        self._at = end
+        self._at, self._need = end, 0
         return True, value
+
+
+def _check_api_version(meta: object) -> None:
+    """Refuse a page of another major version of the JSON API than 1 (PEP 691 says clients must)."""
+    version = meta.get("api-version") if isinstance(meta, dict) else None
+    if isinstance(version, str) and version.split(".")[0].strip() != "1":
+        raise ValueError(f"api-version {version[:20]!r} is not one this client reads (1.x)")
 
 
 def project_links(html: str, page_url: str) -> list[FileLink]:
@@ -224,6 +251,8 @@ def project_links(html: str, page_url: str) -> list[FileLink]:
 def project_links_json(document: str, page_url: str) -> list[FileLink]:
     """The file links of a PEP 691 JSON project page at ``page_url``."""
     data = json.loads(document)
+    if isinstance(data, dict):
+        _check_api_version(data.get("meta"))
     files = data.get("files") if isinstance(data, dict) else None
     if not isinstance(files, list):
         raise ValueError("a PEP 691 project page must hold a 'files' list")

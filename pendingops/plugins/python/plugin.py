@@ -23,6 +23,7 @@ from pendingops.plugins import PublishedPage, Source
 from pendingops.plugins.python.core_metadata import METADATA_SUFFIX, read_core_metadata, wants_metadata
 from pendingops.plugins.python.distribution import is_prerelease, parse_filename, sort_key
 from pendingops.plugins.python.index_page import (
+    MAX_REASON,
     FileLink,
     JsonRootPage,
     RootPage,
@@ -198,7 +199,7 @@ def _unit(name: str, link: FileLink, version: str, kind: str) -> PendingContent:
         "packagetype": kind,
         "requires_python": link.requires_python,
         "yanked": link.yanked is not None,
-        "yanked_reason": link.yanked or "",
+        "yanked_reason": (link.yanked or "")[:MAX_REASON],
         "core_metadata": link.core_metadata,
     }
     path = file_path(name, link.filename)
@@ -223,7 +224,7 @@ async def _project_page(root: str, project: str, fetcher: Fetcher) -> list[FileL
         if received > MAX_PROJECT_PAGE_BYTES:
             raise PythonOptionError(f"project page {url} is larger than {MAX_PROJECT_PAGE_BYTES} bytes")
         chunks.append(chunk)
-    text = b"".join(chunks).decode("utf-8", errors="replace")
+    text = b"".join(chunks).decode("utf-8", errors="replace").removeprefix("\ufeff")
     if text.lstrip().startswith("{"):
         try:
             return project_links_json(text, url)

@@ -3,7 +3,8 @@
 Units are immutable, so a file the index yanks after its first sync must become a new unit.
 ``yanked_reason`` becomes NOT NULL ("" when there is none) so the key is never NULL-ambiguous, and
 every python unit's ``content.key_digest`` is computed again from its new key, so that a resync
-finds the units already stored instead of adding copies of them.
+finds the units already stored instead of adding copies of them. Reasons are cut to 256 characters
+(as the plugin now reads them): they are part of a unique index, whose entries PostgreSQL caps.
 
 Revision ID: python_0002
 Revises: python_0001
@@ -18,6 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
+from pendingops.db.database import DatabaseError
+
 revision = "python_0002"
 down_revision = "python_0001"
 branch_labels = None
@@ -25,6 +28,7 @@ depends_on = None
 
 _TYPE = "python"
 _BATCH = 1000
+_MAX_REASON = 256
 _dist = sa.table(
     "python_distribution",
     sa.column("id", sa.Integer),
@@ -38,6 +42,9 @@ _content = sa.table("content", sa.column("id", sa.Integer), sa.column("key_diges
 
 def upgrade() -> None:
     op.execute(_dist.update().where(_dist.c.yanked_reason.is_(None)).values(yanked_reason=""))
+    too_long = sa.func.length(_dist.c.yanked_reason) > _MAX_REASON
+    cut = sa.func.substr(_dist.c.yanked_reason, 1, _MAX_REASON)
+    op.execute(_dist.update().where(too_long).values(yanked_reason=cut))
     with op.batch_alter_table("python_distribution") as batch:
         batch.alter_column("yanked_reason", existing_type=sa.Text, nullable=False)
         batch.drop_constraint("python_distribution_natural_key", type_="unique")
@@ -52,9 +59,9 @@ def downgrade() -> None:
     twice = sa.select(_dist.c.filename).group_by(_dist.c.filename, _dist.c.sha256).having(sa.func.count() > 1).limit(1)
     repeated = conn.execute(twice).scalar()
     if repeated is not None:
-        raise RuntimeError(
-            f"cannot downgrade python_0002: {repeated!r} is stored both yanked and not (the old key cannot tell"
-            " them apart); remove one of the units first"
+        raise DatabaseError(
+            f"cannot downgrade python_0002: {repeated!r} is stored as two units (yanked and not, or with two"
+            " reasons), which the old key cannot tell apart; remove all but one of them first"
         )
     _rekey(lambda row: (row.filename, row.sha256))
     with op.batch_alter_table("python_distribution") as batch:
