@@ -48,7 +48,9 @@ T = TypeVar("T")
 _ALLOWED = "GET, HEAD"
 _REMEMBERED_VERSIONS = 1024
 _REMEMBERED_FILES = 65536
-_REMEMBERED_TARGETS = 65536
+#: parsed request targets remembered, each at most _REMEMBERED_TARGET_LENGTH characters (a few MiB)
+_REMEMBERED_TARGETS = 4096
+_REMEMBERED_TARGET_LENGTH = 512
 #: bytes of small stored files kept in memory, all together
 _REMEMBERED_BYTES = 64 * 1024 * 1024
 #: stored files up to this size are read and sent at once; larger ones go out with sendfile
@@ -159,10 +161,12 @@ class ContentServer:
         return await self.send_file(request, version, found)
 
     def _target(self, raw_path: str) -> Target:
-        """``parse_target(raw_path)``, remembered: it depends on nothing else."""
+        """``parse_target(raw_path)``, remembered for short targets: it depends on nothing else."""
         found = self._targets.get(raw_path)
         if found is None:
             found = parse_target(raw_path)
+            if len(raw_path) > _REMEMBERED_TARGET_LENGTH:
+                return found
             if len(self._targets) >= _REMEMBERED_TARGETS:
                 self._targets.pop(next(iter(self._targets)))
             self._targets[raw_path] = found
