@@ -22,6 +22,12 @@ def add_serve_commands(commands: Any) -> None:
         default=1,
         help="server processes sharing the port (default: 1; more use more CPU cores for many small files)",
     )
+    serve.add_argument(
+        "--accel-redirect",
+        metavar="PREFIX",
+        type=_prefix,
+        help="behind nginx: answer stored files with 'X-Accel-Redirect: PREFIX<location>' for nginx to send",
+    )
 
 
 def _port(text: str) -> int:
@@ -36,6 +42,12 @@ def _workers(text: str) -> int:
     return int(text)
 
 
+def _prefix(text: str) -> str:
+    if not text.startswith("/") or any(c in text for c in "\r\n\x00?#"):
+        raise argparse.ArgumentTypeError(f"not a URL path starting with '/': {text!r}")
+    return text if text.endswith("/") else text + "/"
+
+
 def cmd_serve(args: argparse.Namespace, settings: Any) -> int:
     from pendingops.serve import ContentServer, serve
     from pendingops.serve.run import serve_processes
@@ -47,7 +59,7 @@ def cmd_serve(args: argparse.Namespace, settings: Any) -> int:
     def make_server() -> ContentServer:
         if args.workers > 1:  # connections made before the fork belong to the process that made them
             settings.db.engine.dispose(close=False)
-        return ContentServer(settings.db, settings.storage)
+        return ContentServer(settings.db, settings.storage, accel_redirect=args.accel_redirect)
 
     try:
         if args.workers > 1:

@@ -76,6 +76,8 @@ class ContentServer:
 
     A version that completes is served as ``latest`` within ``latest_ttl`` seconds (0: at once), and
     a version deleted (with its repository, or by retention) is no longer served within as long.
+    With ``accel_redirect`` (a URL path ending in "/"), a stored file of a local storage is answered
+    with only its headers and ``X-Accel-Redirect: {accel_redirect}{location}``: a front nginx sends it.
     """
 
     def __init__(
@@ -88,10 +90,12 @@ class ContentServer:
         remote_settings: Callable[[Source], RemoteConfig] | None = None,
         cooldown: float = DEFAULT_COOLDOWN,
         latest_ttl: float = 1.0,
+        accel_redirect: str | None = None,
     ) -> None:
         self.db = db
         #: seconds a repository's latest version number is reused before it is read again
         self.latest_ttl = latest_ttl
+        self.accel_redirect = accel_redirect
         self.storage = storage
         self.base_url = ""
         self.publisher = Publisher(available_plugins().values() if plugins is None else plugins)
@@ -311,6 +315,8 @@ class ContentServer:
         path = self.storage.local_path(found.location)
         if path is None:  # an object store (S3): read through the storage
             return await self._send_through_storage(request, version, found)
+        if self.accel_redirect is not None:
+            return _redirected(self.accel_redirect, found)
         try:
             read = small or _read_if_small(path, found)
         except OSError:
@@ -482,6 +488,18 @@ def _send_stored(
         headers[hdrs.RANGE] = f"bytes={wanted[0]}-{wanted[1]}"
     view = request.clone(headers=headers)
     return _ArtifactResponse(path, etag, last_modified, {hdrs.CONTENT_TYPE: content_type}, view)
+
+
+def _redirected(prefix: str, found: ServedFile) -> web.Response:
+    """Headers only: the front server sends the stored file named by ``X-Accel-Redirect`` (its own
+    conditions and ranges apply). The location comes from the database, never from the request."""
+    assert found.location is not None
+    headers = {
+        "X-Accel-Redirect": prefix + quote(found.location),
+        hdrs.ETAG: f'"{found.sha256}"',
+        hdrs.CONTENT_TYPE: media_type(found.relative_path.rpartition("/")[2]),
+    }
+    return web.Response(headers=headers)
 
 
 def _read_if_small(path: Any, found: ServedFile) -> _Small | os.stat_result:

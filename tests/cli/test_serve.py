@@ -87,6 +87,23 @@ def test_serve_with_several_processes_shares_one_port_and_stops_them_all(cli: Cl
         assert "Traceback" not in process.stderr.read()  # type: ignore[union-attr]
     done = cli.run("serve", "--workers", "0")
     assert done.returncode == 2 and "not a number of processes" in done.stderr and "Traceback" not in done.stderr
+    done = cli.run("serve", "--accel-redirect", "stored")
+    assert done.returncode == 2 and "not a URL path" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_behind_nginx_names_stored_files_for_it(cli: Cli) -> None:
+    files = files_v1()
+    with ServerThread(files) as origin:
+        assert cli.run("sync", origin.manifest_url, "--repo", "r", "--quiet").returncode == 0
+    with serving(cli, "--accel-redirect", "/stored") as (process, url):
+        for path in files:
+            with urllib.request.urlopen(f"{url}r/latest/{quote(path)}", timeout=60) as response:
+                assert response.read() == b""
+                assert response.headers["X-Accel-Redirect"].startswith("/stored/")
+                stored = cli.storage / response.headers["X-Accel-Redirect"].removeprefix("/stored/")
+                assert stored.read_bytes() == files[path]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
 
 
 def _children(pid: int) -> list[int]:

@@ -322,3 +322,25 @@ def test_a_version_read_is_shared_by_the_requests_arriving_during_it(db, storage
         assert len(reads) == 1
 
     asyncio.run(scenario())
+
+
+def test_accel_redirect_leaves_stored_files_to_the_front_server(db, storage) -> None:
+    files = {"a b.txt": b"spaces", "big.bin": b"x" * (65 * 1024)}
+
+    async def scenario() -> None:
+        await sync_files(db, storage, files)
+        async with (
+            content_server(db, storage, accel_redirect="/stored/") as server,
+            aiohttp.ClientSession() as session,
+        ):
+            for path, data in files.items():
+                sha256 = hashlib.sha256(data).hexdigest()
+                status, headers, body = await get(session, file_url(server, path))
+                assert (status, body) == (200, b"")
+                assert headers["X-Accel-Redirect"] == "/stored/" + storage.location_for(sha256)
+                assert headers["ETag"] == f'"{sha256}"'
+            assert (await get(session, file_url(server, "missing")))[0] == 404
+            _, headers, body = await get(session, server.base_url + "r/latest/PULP_MANIFEST")
+            assert "X-Accel-Redirect" not in headers and b"big.bin" in body
+
+    asyncio.run(scenario())
