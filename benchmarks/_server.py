@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _NGINX_CONF = """\
-worker_processes 1;
+worker_processes {workers};
 daemon off;
 pid {work}/nginx.pid;
 error_log {work}/error.log warn;
@@ -79,13 +79,14 @@ def find_nginx(install: bool) -> str | None:
 
 
 @contextmanager
-def serve(root: Path, work: Path, choice: str = "auto", install: bool = True) -> Iterator[Server]:
-    """Serve ``root`` until the block ends. ``choice`` is "auto", "nginx" or "aiohttp"."""
+def serve(root: Path, work: Path, choice: str = "auto", install: bool = True, workers: int = 1) -> Iterator[Server]:
+    """Serve ``root`` until the block ends. ``choice`` is "auto", "nginx" or "aiohttp"; ``workers``: nginx's
+    worker processes."""
     nginx = find_nginx(install) if choice in ("auto", "nginx") else None
     if choice == "nginx" and nginx is None:
         raise ServerError("nginx was asked for but is not installed")
     if nginx is not None:
-        with _nginx(nginx, root, work) as server:
+        with _nginx(nginx, root, work, workers) as server:
             yield server
     else:
         with _aiohttp(root) as server:
@@ -93,12 +94,12 @@ def serve(root: Path, work: Path, choice: str = "auto", install: bool = True) ->
 
 
 @contextmanager
-def _nginx(binary: str, root: Path, work: Path) -> Iterator[Server]:
+def _nginx(binary: str, root: Path, work: Path, workers: int = 1) -> Iterator[Server]:
     work.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     user = "user root;" if os.geteuid() == 0 else ""  # the served temp dirs are private to us
     conf = work / "nginx.conf"
-    conf.write_text(_NGINX_CONF.format(work=work, root=root, port=port, user=user), encoding="utf-8")
+    conf.write_text(_NGINX_CONF.format(work=work, root=root, port=port, user=user, workers=workers), encoding="utf-8")
     version = subprocess.run([binary, "-v"], capture_output=True, text=True).stderr.strip().split("/")[-1]
     process = subprocess.Popen([binary, "-p", str(work), "-e", str(work / "error.log"), "-c", str(conf)])
     try:

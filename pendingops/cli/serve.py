@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 DEFAULT_PORT = 24816
+_MAX_WORKERS = 256
 
 
 def add_serve_commands(commands: Any) -> None:
@@ -14,6 +15,18 @@ def add_serve_commands(commands: Any) -> None:
     serve = commands.add_parser("serve", help="serve repositories over HTTP (Ctrl-C stops)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0: any free)")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="server processes sharing the port (default: 1; more use more CPU cores for many small files)",
+    )
+    serve.add_argument(
+        "--accel-redirect",
+        metavar="PREFIX",
+        type=_prefix,
+        help="behind nginx: answer stored files with 'X-Accel-Redirect: PREFIX<location>' for nginx to send",
+    )
 
 
 def _port(text: str) -> int:
@@ -22,18 +35,38 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _workers(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= _MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"not a number of processes from 1 to {_MAX_WORKERS}: {text!r}")
+    return int(text)
+
+
+def _prefix(text: str) -> str:
+    if not text.startswith("/") or any(c in text for c in "\r\n\x00?#"):
+        raise argparse.ArgumentTypeError(f"not a URL path starting with '/': {text!r}")
+    return text if text.endswith("/") else text + "/"
+
+
 def cmd_serve(args: argparse.Namespace, settings: Any) -> int:
     import asyncio
 
     from pendingops.serve import ContentServer, serve
-
-    server = ContentServer(settings.db, settings.storage)
+    from pendingops.serve.run import serve_processes
 
     def ready(url: str) -> None:
-        print(f"serving on {url} (Ctrl-C stops)", flush=True)
+        shown = f" with {args.workers} processes" if args.workers > 1 else ""
+        print(f"serving on {url}{shown} (Ctrl-C stops)", flush=True)
+
+    def make_server() -> ContentServer:
+        if args.workers > 1:  # connections made before the fork belong to the process that made them
+            settings.db.engine.dispose(close=False)
+        return ContentServer(settings.db, settings.storage, accel_redirect=args.accel_redirect)
 
     try:
-        asyncio.run(serve(server, args.host, args.port, on_ready=ready))
+        if args.workers > 1:
+            serve_processes(make_server, args.host, args.port, args.workers, on_ready=ready)
+        else:
+            asyncio.run(serve(make_server(), args.host, args.port, on_ready=ready))
     except OSError as exc:
         reason = exc.strerror or str(exc)
         print(f"pendingops: error: cannot listen on {args.host} port {args.port}: {reason}", file=sys.stderr)

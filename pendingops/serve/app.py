@@ -15,9 +15,11 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
+from wsgiref.handlers import format_date_time
 
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
@@ -46,6 +48,11 @@ T = TypeVar("T")
 _ALLOWED = "GET, HEAD"
 _REMEMBERED_VERSIONS = 1024
 _REMEMBERED_FILES = 65536
+#: parsed request targets remembered, each at most _REMEMBERED_TARGET_LENGTH characters (a few MiB)
+_REMEMBERED_TARGETS = 4096
+_REMEMBERED_TARGET_LENGTH = 512
+#: bytes of small stored files kept in memory, all together
+_REMEMBERED_BYTES = 64 * 1024 * 1024
 #: stored files up to this size are read and sent at once; larger ones go out with sendfile
 _SMALL_FILE = 64 * 1024
 #: bytes read from an object store per worker-thread call
@@ -60,12 +67,17 @@ _DECIDED = (
     hdrs.RANGE,
     hdrs.ACCEPT_ENCODING,
 )
+#: request headers that make an answer depend on more than the file
+_CONDITIONS = tuple(name for name in _DECIDED if name != hdrs.ACCEPT_ENCODING)
 
 
 class ContentServer:
     """Serves what ``db`` and ``storage`` hold; ``base_url`` is where clients reach it (set on start).
 
-    A version that completes is served as ``latest`` within ``latest_ttl`` seconds (0: at once).
+    A version that completes is served as ``latest`` within ``latest_ttl`` seconds (0: at once), and
+    a version deleted (with its repository, or by retention) is no longer served within as long.
+    With ``accel_redirect`` (a URL path ending in "/"), a stored file of a local storage is answered
+    with only its headers and ``X-Accel-Redirect: {accel_redirect}{location}``: a front nginx sends it.
     """
 
     def __init__(
@@ -78,18 +90,23 @@ class ContentServer:
         remote_settings: Callable[[Source], RemoteConfig] | None = None,
         cooldown: float = DEFAULT_COOLDOWN,
         latest_ttl: float = 1.0,
+        accel_redirect: str | None = None,
     ) -> None:
         self.db = db
         #: seconds a repository's latest version number is reused before it is read again
         self.latest_ttl = latest_ttl
+        self.accel_redirect = accel_redirect
         self.storage = storage
         self.base_url = ""
         self.publisher = Publisher(available_plugins().values() if plugins is None else plugins)
         self._pool = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="pendingops-serve")
         self._published_names = self.publisher.names
-        self._version_cache: dict[tuple[str, str], ServedVersion] = {}
-        self._latest_read: dict[str, float] = {}
-        self._file_cache: dict[tuple[int, int, str], ServedFile] = {}
+        #: (repository, "latest" or number) -> the version and when it was read
+        self._version_cache: dict[tuple[str, str], tuple[ServedVersion, float]] = {}
+        self._version_reads: dict[tuple[str, str], asyncio.Future[ServedVersion | None]] = {}
+        self._file_cache: dict[tuple[ServedVersion, str], ServedFile] = {}
+        self._small_files = _SmallFiles()
+        self._targets: dict[str, Target] = {}
         self.on_demand = OnDemand(db, storage, self._read, settings=remote_settings, cooldown=cooldown)
 
     def build_app(self) -> web.Application:
@@ -116,7 +133,7 @@ class ContentServer:
         if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD):
             return web.Response(status=405, text="only GET and HEAD\n", headers={hdrs.ALLOW: _ALLOWED})
         try:
-            target = parse_target(request.raw_path)
+            target = self._target(request.raw_path)
         except BadPath as exc:
             return _not_found(str(exc))
         if target.repository is None:
@@ -147,29 +164,50 @@ class ContentServer:
             return _not_found(f"no file {target.path!r} in version {version.number} of {version.repository!r}")
         return await self.send_file(request, version, found)
 
-    async def _version(self, repository: str, version: str) -> ServedVersion | None:
-        """A complete version. Numbered ones are remembered (a complete version never changes); which
-        is the latest is read again once it is ``latest_ttl`` seconds old."""
-        key = (repository, version)
-        now = time.monotonic()
-        found = self._version_cache.get(key)
-        stale = version == "latest" and now - self._latest_read.get(repository, 0.0) >= self.latest_ttl
-        if stale:
-            found = None
+    def _target(self, raw_path: str) -> Target:
+        """``parse_target(raw_path)``, remembered for short targets: it depends on nothing else."""
+        found = self._targets.get(raw_path)
         if found is None:
-            found = await self._read(find_version, repository, version)
-            if found is not None:
-                if len(self._version_cache) >= _REMEMBERED_VERSIONS:
-                    self._version_cache.pop(next(iter(self._version_cache)))
-                    self._latest_read.clear()
-                self._version_cache[key] = found
-                if version == "latest":
-                    self._latest_read[repository] = now
+            found = parse_target(raw_path)
+            if len(raw_path) > _REMEMBERED_TARGET_LENGTH:
+                return found
+            if len(self._targets) >= _REMEMBERED_TARGETS:
+                self._targets.pop(next(iter(self._targets)))
+            self._targets[raw_path] = found
         return found
 
+    async def _version(self, repository: str, version: str) -> ServedVersion | None:
+        """A complete version, read again once ``latest_ttl`` seconds old: which one is the latest
+        changes, and a version can be deleted. Requests arriving during a read share it."""
+        key = (repository, version)
+        cached = self._version_cache.get(key)
+        if cached is not None and time.monotonic() - cached[1] < self.latest_ttl:
+            return cached[0]
+        reading_now = self._version_reads.get(key)
+        if reading_now is None:
+            read_at = time.monotonic()
+            reading_now = asyncio.ensure_future(self._read(find_version, repository, version))
+            if self.latest_ttl > 0:  # with 0, each request must see the database as it arrives
+                self._version_reads[key] = reading_now
+                reading_now.add_done_callback(lambda _: self._version_reads.pop(key, None))
+            reading_now.add_done_callback(functools.partial(self._remember_version, key, read_at))
+        return await asyncio.shield(reading_now)
+
+    def _remember_version(
+        self, key: tuple[str, str], read_at: float, read: asyncio.Future[ServedVersion | None]
+    ) -> None:
+        found = None if read.cancelled() or read.exception() else read.result()
+        if found is None:
+            self._version_cache.pop(key, None)
+            return
+        if len(self._version_cache) >= _REMEMBERED_VERSIONS and key not in self._version_cache:
+            self._version_cache.pop(next(iter(self._version_cache)))
+        self._version_cache[key] = (found, read_at)
+
     async def _file(self, version: ServedVersion, path: str) -> ServedFile | None:
-        """The file at ``path``; stored ones are remembered (what a complete version holds never changes)."""
-        key = (version.repository_id, version.number, path)
+        """The file at ``path``; stored ones are remembered (what a complete version holds never changes,
+        and a version deleted and made again has another creation time, so another key)."""
+        key = (version, path)
         found = self._file_cache.get(key)
         if found is None:
             found = await self._read(find_file, version, path)
@@ -270,10 +308,22 @@ class ContentServer:
 
     async def _send_stored(self, request: web.Request, version: ServedVersion, found: ServedFile) -> web.StreamResponse:
         assert found.location is not None
+        key = (version, found.relative_path)
+        small = self._small_files.get(key)
+        if small is not None and not any(name in request.headers for name in _CONDITIONS):
+            return web.Response(body=small.body, headers=small.headers)
         path = self.storage.local_path(found.location)
         if path is None:  # an object store (S3): read through the storage
             return await self._send_through_storage(request, version, found)
-        return await _send_stored(request, path, found)
+        if self.accel_redirect is not None:
+            return _redirected(self.accel_redirect, found)
+        try:
+            read = small or _read_if_small(path, found)
+        except OSError:
+            return _not_found(f"{found.relative_path!r} is missing from storage")
+        if isinstance(read, _Small):
+            self._small_files.add(key, read)
+        return _send_stored(request, path, found, read)
 
     async def _send_through_storage(
         self, request: web.Request, version: ServedVersion, found: ServedFile
@@ -374,16 +424,48 @@ class _ArtifactResponse(web.FileResponse):
         web.StreamResponse.last_modified.fset(self, self._fixed_last_modified)  # type: ignore[attr-defined]
 
 
-async def _send_stored(request: web.Request, path: Any, found: ServedFile) -> web.StreamResponse:
-    """A stored file: small ones read at once (from the page cache, cheaper than a worker thread), others
-    with sendfile."""
+@dataclass(frozen=True, slots=True)
+class _Small:
+    """A stored file small enough to be sent at once: its bytes and its response headers."""
+
+    body: bytes
+    last_modified: datetime
+    headers: Mapping[str, str]
+
+
+class _SmallFiles:
+    """Small stored files by (version, relative path), at most ``_REMEMBERED_BYTES`` in all, the oldest
+    dropped first: a stored artifact never changes, and the version is part of the key."""
+
+    def __init__(self) -> None:
+        self._files: dict[tuple[ServedVersion, str], _Small] = {}
+        self._bytes = 0
+
+    def get(self, key: tuple[ServedVersion, str]) -> _Small | None:
+        return self._files.get(key)
+
+    def add(self, key: tuple[ServedVersion, str], small: _Small) -> None:
+        if key in self._files or len(small.body) > _REMEMBERED_BYTES:
+            return
+        while self._files and (
+            self._bytes + len(small.body) > _REMEMBERED_BYTES or len(self._files) >= _REMEMBERED_FILES
+        ):
+            self._bytes -= len(self._files.pop(next(iter(self._files))).body)
+        self._files[key] = small
+        self._bytes += len(small.body)
+
+
+def _send_stored(
+    request: web.Request, path: Any, found: ServedFile, read: _Small | os.stat_result
+) -> web.StreamResponse:
+    """A stored file: a small one from its bytes, a larger one with sendfile."""
     etag = f'"{found.sha256}"'
-    try:
-        small, stat = _read_if_small(path)
-    except OSError:
-        return _not_found(f"{found.relative_path!r} is missing from storage")
-    last_modified = datetime.fromtimestamp(int(stat.st_mtime), UTC)
-    size = stat.st_size if small is None else len(small)
+    small = read if isinstance(read, _Small) else None
+    if small is not None:
+        last_modified, size = small.last_modified, len(small.body)
+    else:
+        assert isinstance(read, os.stat_result)
+        last_modified, size = datetime.fromtimestamp(int(read.st_mtime), UTC), read.st_size
     common = {hdrs.ETAG: etag, hdrs.ACCEPT_RANGES: "bytes"}
     if not_modified(request.headers, etag, last_modified):
         response = web.Response(status=304, headers=common)
@@ -397,14 +479,10 @@ async def _send_stored(request: web.Request, path: Any, found: ServedFile) -> we
             return web.Response(status=416, headers={**common, hdrs.CONTENT_RANGE: f"bytes */{size}"})
     content_type = media_type(found.relative_path.rpartition("/")[2])
     if small is not None:
-        headers = {**common, hdrs.CONTENT_TYPE: content_type}
         if wanted is None:
-            response = web.Response(body=small, headers=headers)
-        else:
-            headers[hdrs.CONTENT_RANGE] = f"bytes {wanted[0]}-{wanted[1]}/{size}"
-            response = web.Response(status=206, body=small[wanted[0] : wanted[1] + 1], headers=headers)
-        response.last_modified = last_modified
-        return response
+            return web.Response(body=small.body, headers=small.headers)
+        headers = {**small.headers, hdrs.CONTENT_RANGE: f"bytes {wanted[0]}-{wanted[1]}/{size}"}
+        return web.Response(status=206, body=small.body[wanted[0] : wanted[1] + 1], headers=headers)
     headers = CIMultiDict((k, v) for k, v in request.headers.items() if k not in _DECIDED)
     if wanted is not None:
         headers[hdrs.RANGE] = f"bytes={wanted[0]}-{wanted[1]}"
@@ -412,16 +490,39 @@ async def _send_stored(request: web.Request, path: Any, found: ServedFile) -> we
     return _ArtifactResponse(path, etag, last_modified, {hdrs.CONTENT_TYPE: content_type}, view)
 
 
-def _read_if_small(path: Any) -> tuple[bytes | None, os.stat_result]:
-    """The bytes of the file at ``path`` if it is at most ``_SMALL_FILE`` bytes (else None), and its stat."""
+def _redirected(prefix: str, found: ServedFile) -> web.Response:
+    """Headers only: the front server sends the stored file named by ``X-Accel-Redirect`` (its own
+    conditions and ranges apply). The location comes from the database, never from the request."""
+    assert found.location is not None
+    headers = {
+        "X-Accel-Redirect": prefix + quote(found.location),
+        hdrs.ETAG: f'"{found.sha256}"',
+        hdrs.CONTENT_TYPE: media_type(found.relative_path.rpartition("/")[2]),
+    }
+    return web.Response(headers=headers)
+
+
+def _read_if_small(path: Any, found: ServedFile) -> _Small | os.stat_result:
+    """The file at ``path`` with its response headers if it is at most ``_SMALL_FILE`` bytes, else its stat.
+
+    Read in place (from the page cache, cheaper than a hop to a worker thread).
+    """
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         stat = os.fstat(fd)
         if stat.st_size > _SMALL_FILE:
-            return None, stat
-        return os.read(fd, _SMALL_FILE + 1), stat
+            return stat
+        body = os.read(fd, _SMALL_FILE + 1)
     finally:
         os.close(fd)
+    last_modified = datetime.fromtimestamp(int(stat.st_mtime), UTC)
+    headers = {
+        hdrs.ETAG: f'"{found.sha256}"',
+        hdrs.ACCEPT_RANGES: "bytes",
+        hdrs.CONTENT_TYPE: media_type(found.relative_path.rpartition("/")[2]),
+        hdrs.LAST_MODIFIED: format_date_time(last_modified.timestamp()),
+    }
+    return _Small(body, last_modified, headers)
 
 
 def _close_iterator(chunks: Iterator[bytes]) -> None:

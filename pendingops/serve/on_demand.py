@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -36,6 +37,7 @@ from pendingops.db.writes import link_fetched_artifact
 from pendingops.download.fetcher import DownloadError, Fetcher
 from pendingops.remote import RemoteConfig
 from pendingops.serve.conditional import media_type
+from pendingops.serve.digest_queue import DigestQueue
 from pendingops.serve.resolve import ServedFile
 from pendingops.storage.base import ArtifactStorage
 
@@ -165,33 +167,23 @@ class OnDemand:
         held: bytes | None = None
         size = 0
         temp = transfer.path
-        loop = asyncio.get_running_loop()
         try:
             async with Fetcher(self._settings(source), self.storage) as fetcher:
                 with open(temp, "wb") if store else _Discard() as out:
-                    # Each chunk is hashed and written on a worker thread while the next one arrives
-                    # and the previous one goes to the client (hashlib releases the GIL).
-                    digesting: asyncio.Future[None] | None = None
+                    digests = DigestQueue(hashers, out, functools.partial(_written, transfer))
                     try:
                         async for chunk in fetcher.stream(source.url):
                             size += len(chunk)
                             if cap is not None and size > cap:
                                 raise _Mismatch(f"more than the {cap} bytes recorded")
-                            if digesting is not None:
-                                await digesting
-                                transfer.written = size - len(chunk)
-                                transfer.notify()
-                            digesting = loop.run_in_executor(None, _digest, hashers, out, chunk)
+                            await digests.put(chunk)
                             if held is not None and not client_gone:
                                 response = response or await _start(request, found, source)
                                 client_gone = not await _send(response, held)
                             held = chunk
-                        if digesting is not None:
-                            await digesting
-                            transfer.written = size
+                        await digests.finish()
                     finally:  # the file is closed only once no thread writes to it
-                        if digesting is not None and not digesting.done():
-                            await asyncio.wait([digesting])
+                        await digests.close()
             computed = {name: hasher.hexdigest() for name, hasher in hashers.items()}
             problem = _mismatch(source, size, computed)
             if problem:
@@ -245,11 +237,9 @@ async def _shared_store_lock(db: Database) -> AsyncIterator[None]:
         lock.release()
 
 
-def _digest(hashers: dict[str, Any], out: Any, chunk: bytes) -> None:
-    for hasher in hashers.values():
-        hasher.update(chunk)
-    out.write(chunk)
-    out.flush()  # requests following this transfer read the file
+def _written(transfer: _Transfer, size: int) -> None:
+    transfer.written = size
+    transfer.notify()
 
 
 class _Mismatch(Exception):

@@ -8,6 +8,7 @@ import subprocess
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import quote
 
 from tests.cli import test_cli
@@ -18,8 +19,8 @@ cli = test_cli.cli  # the fixture: a database (SQLite, PostgreSQL) and a storage
 
 
 @contextmanager
-def serving(cli: Cli) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    command = [SCRIPT, "--db", cli.db_url, "--storage", str(cli.storage), "serve", "--port", "0"]
+def serving(cli: Cli, *options: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    command = [SCRIPT, "--db", cli.db_url, "--storage", str(cli.storage), "serve", "--port", "0", *options]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()  # type: ignore[union-attr]
@@ -65,6 +66,49 @@ def test_serve_stops_on_ctrl_c_and_refuses_a_bad_port(cli: Cli) -> None:
         done = cli.run("serve", "--port", str(taken.getsockname()[1]))
     assert done.returncode == 1 and "cannot listen on 127.0.0.1 port" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_serve_with_several_processes_shares_one_port_and_stops_them_all(cli: Cli) -> None:
+    files = files_v1()
+    with ServerThread(files) as origin:
+        assert cli.run("sync", origin.manifest_url, "--repo", "r", "--quiet").returncode == 0
+    with serving(cli, "--workers", "3") as (process, url):
+        children = _children(process.pid)
+        assert len(children) == 2
+        for _ in range(10):  # new connections each time: the kernel spreads them over the processes
+            for path, data in files.items():
+                assert fetch(f"{url}r/latest/{quote(path)}") == data
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        taken = cli.run("serve", "--port", str(port), "--workers", "2")  # one of ours holds it
+        assert taken.returncode == 1 and "cannot listen on 127.0.0.1 port" in taken.stderr
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+        assert not any(Path(f"/proc/{pid}").exists() for pid in children)
+        assert "Traceback" not in process.stderr.read()  # type: ignore[union-attr]
+    done = cli.run("serve", "--workers", "0")
+    assert done.returncode == 2 and "not a number of processes" in done.stderr and "Traceback" not in done.stderr
+    done = cli.run("serve", "--accel-redirect", "stored")
+    assert done.returncode == 2 and "not a URL path" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_behind_nginx_names_stored_files_for_it(cli: Cli) -> None:
+    files = files_v1()
+    with ServerThread(files) as origin:
+        assert cli.run("sync", origin.manifest_url, "--repo", "r", "--quiet").returncode == 0
+    with serving(cli, "--accel-redirect", "/stored") as (process, url):
+        for path in files:
+            with urllib.request.urlopen(f"{url}r/latest/{quote(path)}", timeout=60) as response:
+                assert response.read() == b""
+                assert response.headers["X-Accel-Redirect"].startswith("/stored/")
+                stored = cli.storage / response.headers["X-Accel-Redirect"].removeprefix("/stored/")
+                assert stored.read_bytes() == files[path]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+
+
+def _children(pid: int) -> list[int]:
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in found]
 
 
 def test_on_demand_and_streamed_content_from_the_command_line(cli: Cli, tmp_path) -> None:

@@ -8,9 +8,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import event
 from yarl import URL
 
 from pendingops.db.versions import begin_version, find_repository
+from pendingops.maintenance.lifecycle import delete_repository, delete_version, rollback
 from tests.serve.served import content_server, file_url, raw_request, sync_files
 
 HOSTILE_FILES = {
@@ -254,5 +256,91 @@ def test_a_new_version_is_served_as_latest_while_the_server_runs(db, storage) ->
             await sync_files(db, storage, {"f": b"two"}, mirror=True)
             assert (await get(session, file_url(server, "f")))[2] == b"two"
             assert (await get(session, file_url(server, "f", version=1)))[2] == b"one"
+
+    asyncio.run(scenario())
+
+
+def test_remembered_files_belong_to_the_version_asked_for(db, storage) -> None:
+    """Files are remembered per version: the same path in another version, or in a repository deleted and
+    made again under the same name (same version number), is never answered from another's bytes."""
+    small, large = b"one", b"1" * (65 * 1024)  # sent from memory, and with sendfile
+
+    async def scenario() -> None:
+        await sync_files(db, storage, {"f": small, "g": large})
+        await sync_files(db, storage, {"f": b"two", "g": b"2" * (65 * 1024)}, mirror=True)
+        async with content_server(db, storage, latest_ttl=0) as server, aiohttp.ClientSession() as session:
+            for _ in range(2):
+                for version, f, g in (("1", small, large), ("2", b"two", b"2" * (65 * 1024))):
+                    assert (await get(session, file_url(server, "f", version=version)))[2] == f
+                    assert (await get(session, file_url(server, "g", version=version)))[2] == g
+                assert (await get(session, file_url(server, "f")))[2] == b"two"
+            rollback(db, "r", 1)
+            assert (await get(session, file_url(server, "f")))[2] == small
+            assert (await get(session, file_url(server, "f", version=2)))[2] == b"two"
+            delete_repository(db, "r")
+            assert (await get(session, file_url(server, "f", version=1)))[0] == 404
+            await sync_files(db, storage, {"f": b"new"})
+            assert (await get(session, file_url(server, "f", version=1)))[2] == b"new"
+
+    asyncio.run(scenario())
+
+
+def test_a_deleted_version_is_not_served_from_memory(db, storage) -> None:
+    async def scenario() -> None:
+        await sync_files(db, storage, {"f": b"one", "big": b"b" * (65 * 1024)})
+        await sync_files(db, storage, {"f": b"two"}, mirror=True)
+        async with content_server(db, storage, latest_ttl=0) as server, aiohttp.ClientSession() as session:
+            for _ in range(2):
+                assert (await get(session, file_url(server, "f", version=1)))[2] == b"one"
+                assert (await get(session, file_url(server, "big", version=1)))[0] == 200
+            delete_version(db, "r", 1)
+            assert (await get(session, file_url(server, "f", version=1)))[0] == 404
+            assert (await get(session, file_url(server, "big", version=1)))[0] == 404
+            assert (await get(session, file_url(server, "f", version=2)))[2] == b"two"
+
+    asyncio.run(scenario())
+
+
+def test_a_version_read_is_shared_by_the_requests_arriving_during_it(db, storage) -> None:
+    """Many requests at once for a version not yet read cost one database read, not one each."""
+
+    async def scenario() -> None:
+        await sync_files(db, storage, {"f": b"one"})
+        reads: list[str] = []
+
+        def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if "repository_version.created_at" in statement:  # find_version
+                reads.append(statement)
+
+        async with content_server(db, storage, latest_ttl=3600) as server, aiohttp.ClientSession() as session:
+            event.listen(db.engine, "before_cursor_execute", count)
+            try:
+                answers = await asyncio.gather(*(get(session, file_url(server, "f")) for _ in range(20)))
+            finally:
+                event.remove(db.engine, "before_cursor_execute", count)
+        assert [body for _, _, body in answers] == [b"one"] * 20
+        assert len(reads) == 1
+
+    asyncio.run(scenario())
+
+
+def test_accel_redirect_leaves_stored_files_to_the_front_server(db, storage) -> None:
+    files = {"a b.txt": b"spaces", "big.bin": b"x" * (65 * 1024)}
+
+    async def scenario() -> None:
+        await sync_files(db, storage, files)
+        async with (
+            content_server(db, storage, accel_redirect="/stored/") as server,
+            aiohttp.ClientSession() as session,
+        ):
+            for path, data in files.items():
+                sha256 = hashlib.sha256(data).hexdigest()
+                status, headers, body = await get(session, file_url(server, path))
+                assert (status, body) == (200, b"")
+                assert headers["X-Accel-Redirect"] == "/stored/" + storage.location_for(sha256)
+                assert headers["ETag"] == f'"{sha256}"'
+            assert (await get(session, file_url(server, "missing")))[0] == 404
+            _, headers, body = await get(session, server.base_url + "r/latest/PULP_MANIFEST")
+            assert "X-Accel-Redirect" not in headers and b"big.bin" in body
 
     asyncio.run(scenario())
