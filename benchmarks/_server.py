@@ -40,6 +40,8 @@ http {{
         listen 127.0.0.1:{port};
         root {root};
         location / {{ }}
+        # the same files at the speed of a 1 Gbit/s link (119 MiB/s per connection), as a remote origin is
+        location /at-link-speed/ {{ alias {root}/; limit_rate 119m; }}
     }}
 }}
 """
