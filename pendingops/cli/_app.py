@@ -61,6 +61,8 @@ from pendingops.storage.factory import open_storage
 from pendingops.storage.owner import claim_storage
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: what a sync that ended at once prints (same index and settings as the previous sync, repository unchanged)
+REMOTE_UNCHANGED = "remote unchanged, no new version"
 #: errors that mean the user's input or settings are wrong (exit code 2)
 _BAD_INPUT = (PendingInputError, DatabaseError, StorageError, VersionError, PluginNotFound, ExportError, ValueError)
 
@@ -136,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--window", type=_positive, default=5000, help="units the source may be ahead of the save (default: 5000)"
     )
     add_option_argument(sync)
+    sync.add_argument(
+        "--force",
+        action="store_true",
+        help="run the whole sync even when the remote's index and the settings are those of the previous sync"
+        " and the repository has not changed since (without it, such a sync ends at once)",
+    )
     sync.add_argument("--quiet", action="store_true", help="no progress, only the summary")
     sync.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -379,6 +387,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             window=args.window,
             on_progress=recorder,
             progress_interval=0.2,
+            force=args.force,
         )
     )
     if given is not None:
@@ -405,6 +414,7 @@ def _result_json(result: SyncResult) -> dict[str, Any]:
         "removed": result.removed,
         "failed": result.failed_count,
         "filtered": result.filtered,
+        "remote_unchanged": result.remote_unchanged,
         "failures": [{"unit": f.unit, "stage": f.stage, "reason": f.reason} for f in result.failures],
     }
 
@@ -428,6 +438,10 @@ def print_summary(
     """The end-of-sync summary: what version came out, and what each stage did."""
     out = out or sys.stdout
     version = result.version
+    if result.remote_unchanged:
+        print(REMOTE_UNCHANGED, file=out)
+        print(f"  '{version.repository}' stays at version {version.number} ({version.content_count} units)", file=out)
+        return
     mode = "mirror" if mirror else "additive"
     print(f"Synced {url} into '{version.repository}' ({plugin} plugin, {mode})", file=out)
     if result.created:

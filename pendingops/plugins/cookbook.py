@@ -51,7 +51,7 @@ from pendingops.download.fetcher import Fetcher
 from pendingops.operators._stage import batch_stage
 from pendingops.paths import MAX_SEGMENT_BYTES
 from pendingops.pending import PendingArtifact, PendingContent, PendingInputError, UnitError
-from pendingops.plugins import PublishedFile, Source, VersionRef
+from pendingops.plugins import PublishedFile, Source, VersionRef, index_read
 from pendingops.remote import RemoteConfig, strip_credentials
 
 #: a universe larger than this is refused (the public Supermarket's is a few tens of MiB); it is
@@ -594,6 +594,8 @@ class CookbookPlugin:
         local, scratch = workdir / "universe.json", workdir / "universe-versions.sqlite"
         try:
             await fetcher.fetch_file(url, local, max_size=MAX_UNIVERSE_BYTES)
+            if self.trust_known_digests and not self.refresh_metadata:  # else every sync looks beyond the universe
+                await index_read(local)
             total = await asyncio.to_thread(index_universe, local, scratch, url)
             local.unlink()
             yield Source(_units(scratch), total)

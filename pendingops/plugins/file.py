@@ -32,7 +32,7 @@ from pendingops.download.fetcher import Fetcher
 from pendingops.operators import Operator
 from pendingops.paths import unsafe_path_reason
 from pendingops.pending import PendingArtifact, PendingContent, PendingInputError
-from pendingops.plugins import PublishedFile, Source, VersionRef
+from pendingops.plugins import PublishedFile, Source, VersionRef, index_read
 from pendingops.remote import RemoteConfig
 
 MANIFEST_NAME = "PULP_MANIFEST"
@@ -240,6 +240,7 @@ class FilePlugin:
         local, scratch = workdir / MANIFEST_NAME, workdir / "manifest-paths.sqlite"
         try:
             await fetcher.fetch_file(url, local, max_size=MAX_MANIFEST_BYTES)
+            await index_read(local)  # an unchanged manifest may end the sync here, unchecked
             try:
                 total = await asyncio.to_thread(check_manifest, local, scratch)
             except HtmlNotManifest as exc:
