@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 from collections import Counter
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from pendingops import RemoteConfig, SyncFailed, SyncResult, declarative_version, sync_remote
@@ -366,3 +369,43 @@ def test_a_sync_with_its_own_pipeline_is_never_short_cut(db, storage):
         assert not (await _sync_file(db, storage, remote)).remote_unchanged  # no base: the earlier runs recorded none
 
     _with_server(_files(3), steps)
+
+
+_repositories = itertools.count()
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["none", "touch", "add", "drop", "rollback"]), st.booleans()), max_size=6))
+def test_a_short_cut_sync_never_misses_a_change(db, storage, steps: list[tuple[str, bool]]):
+    """Whenever a sync ends at the shortcut, the whole sync run right after it changes nothing.
+
+    Each step changes the remote (its manifest's bytes only, a file more, a file less) or rolls the
+    repository back to version 1, or neither, then syncs, in mirror mode or not.
+    """
+    repository = f"p{next(_repositories)}"
+
+    async def sync(server: RemoteServer, mirror: bool, force: bool = False) -> SyncResult:
+        remote = RemoteConfig(url=server.manifest_url, policy="on_demand")  # rows only: nothing to download
+        return await sync_remote(
+            FilePlugin(), remote, db=db, storage=storage, repository=repository, mirror=mirror, force=force
+        )
+
+    async def scenario() -> None:
+        async with RemoteServer({"a.txt": b"a", "b.txt": b"b"}) as server:
+            await sync(server, mirror=True)
+            for number, (change, mirror) in enumerate(steps):
+                if change == "touch":
+                    server.manifest_override = server.manifest() + b"#\n"
+                elif change == "add":
+                    server.manifest_override, server.files[f"new {number}.txt"] = None, f"{number}".encode()
+                elif change == "drop" and server.files:
+                    server.manifest_override = None
+                    del server.files[min(server.files)]
+                elif change == "rollback":
+                    rollback(db, repository, 1)
+                result = await sync(server, mirror)
+                if result.remote_unchanged:
+                    whole = await sync(server, mirror, force=True)
+                    assert not whole.created and whole.version.number == result.version.number
+
+    asyncio.run(scenario())
