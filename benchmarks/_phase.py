@@ -90,7 +90,13 @@ async def run_sync(spec: dict[str, Any]) -> dict[str, Any]:
     async with StallWatchdog() as watchdog:
         start = time.perf_counter()
         result = await sync_remote(
-            FilePlugin(), remote, db=db, storage=storage, repository="bench", mirror=spec["mirror"]
+            FilePlugin(),
+            remote,
+            db=db,
+            storage=storage,
+            repository="bench",
+            mirror=spec["mirror"],
+            force=spec.get("force", False),
         )
         wall = time.perf_counter() - start
     db.close()
@@ -101,6 +107,7 @@ async def run_sync(spec: dict[str, Any]) -> dict[str, Any]:
         "added": result.added,
         "removed": result.removed,
         "failed": result.failed_count,
+        "remote_unchanged": result.remote_unchanged,
         "version": result.version.number,
         "content_count": result.version.content_count,
         "package": str(Path(pendingops.__file__).parent),

@@ -10,6 +10,7 @@ RAW_NEW = "raw download new 10%"
 RAW_INSERT = "raw bulk insert"
 INITIAL = "initial sync"
 NOOP = "no-op resync"
+SHORTCUT = "unchanged resync (shortcut)"
 MIRROR = "mirror resync 10%"
 ADDITIVE = "additive resync 10%"
 
@@ -50,7 +51,7 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 _COLUMNS = (
-    ("phase", "<22"),
+    ("phase", "<27"),
     ("database", "<10"),
     ("units", ">7"),
     ("+added/-removed", ">15"),
@@ -124,6 +125,16 @@ def speed_targets(rows: Sequence[Row], databases: Sequence[str]) -> list[Target]
                 ratio <= 2,
             )
         )
+        if SHORTCUT in got:
+            shortcut = got[SHORTCUT]
+            targets.append(
+                Target(
+                    "unchanged resync (shortcut) within 0.1 s",
+                    database,
+                    f"{shortcut.wall:.3f} s ({shortcut.units} units; {shortcut.statements} statements)",
+                    shortcut.wall <= 0.1,
+                )
+            )
         per_1000 = initial.statements_per_1000 or 0.0
         targets.append(
             Target(
@@ -133,7 +144,7 @@ def speed_targets(rows: Sequence[Row], databases: Sequence[str]) -> list[Target]
                 per_1000 <= 20,
             )
         )
-        syncs = [row for row in got.values() if row.phase in (INITIAL, NOOP, MIRROR, ADDITIVE)]
+        syncs = [row for row in got.values() if row.phase in (INITIAL, NOOP, SHORTCUT, MIRROR, ADDITIVE)]
         worst = max(syncs, key=lambda row: row.stall or 0.0)
         stall_ms = (worst.stall or 0.0) * 1000
         targets.append(

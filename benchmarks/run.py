@@ -33,6 +33,7 @@ from _report import (
     RAW_DOWNLOAD,
     RAW_INSERT,
     RAW_NEW,
+    SHORTCUT,
     Row,
     Target,
     memory_target,
@@ -158,6 +159,8 @@ class Bench:
         policy: str = "immediate",
         expect: tuple[int, int] | None = None,
         raw: float | None = None,
+        force: bool = False,
+        unchanged: bool = False,
     ) -> Row:
         spec = {
             "kind": "sync",
@@ -167,6 +170,7 @@ class Bench:
             "policy": policy,
             "concurrency": self.args.concurrency,
             "mirror": mirror,
+            "force": force,
         }
         profile = None
         if self.args.profile is not None:
@@ -180,6 +184,8 @@ class Bench:
                 f"{phase} on {database}: added {added}, removed {removed}, failed {result['failed']} "
                 f"(expected added {expect[0] if expect else '?'}, removed {expect[1] if expect else '?'}, failed 0)"
             )
+        if result["remote_unchanged"] != unchanged:
+            self.problems.append(f"{phase} on {database}: remote_unchanged is {result['remote_unchanged']}")
         row = Row(
             phase,
             database,
@@ -224,7 +230,7 @@ class Bench:
 
 
 def run_speed(bench: Bench, databases: Sequence[str]) -> list[Target]:
-    """Raw limits, then initial, no-op, mirror and additive syncs, for each database."""
+    """Raw limits, then initial, no-op, unchanged (shortcut), mirror and additive syncs, for each database."""
     n, size = bench.args.files, bench.args.size
     k = max(1, n // 10)
     print(f"Writing {n + 2 * k} files of {size} bytes...", flush=True)
@@ -245,7 +251,9 @@ def run_speed(bench: Bench, databases: Sequence[str]) -> list[Target]:
         print(f"{database}: syncs...", flush=True)
         bench.publish(states["v1"])
         bench.sync(INITIAL, database, url, n, mirror=True, expect=(n, 0), raw=raw)
-        bench.sync(NOOP, database, url, n, mirror=True, expect=(0, 0), raw=raw)
+        # force: the no-op resync measures the whole path, not the shortcut measured next
+        bench.sync(NOOP, database, url, n, mirror=True, expect=(0, 0), raw=raw, force=True)
+        bench.sync(SHORTCUT, database, url, n, mirror=True, expect=(0, 0), raw=raw, unchanged=True)
         bench.publish(states["v2"])
         bench.sync(MIRROR, database, url, n, mirror=True, expect=(k, k), raw=raw)
         bench.publish(states["v3"])

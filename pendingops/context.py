@@ -55,6 +55,10 @@ _current: contextvars.ContextVar[SyncContext] = contextvars.ContextVar("pendingo
 _MAX_REPORTED_FAILURES = 1000
 
 
+class RemoteUnchanged(Exception):
+    """Raised by ``index_read`` inside a plugin's source: the sync ends here, with no new version."""
+
+
 class SyncFailed(RuntimeError):
     """The sync did not produce a version; ``failures`` lists the units that failed, if any."""
 
@@ -77,7 +81,9 @@ class SyncResult:
     """What a finished sync did. ``created`` is false when nothing changed (no new version).
 
     ``filtered`` counts the units the source emitted that an operator dropped on the way (a
-    ``filter``, ``take``, ``distinct``...): they were not declared.
+    ``filter``, ``take``, ``distinct``...): they were not declared. ``remote_unchanged`` says the
+    sync ended at once: the remote's index and the settings were those of the previous run, and
+    the repository had not changed since.
     """
 
     version: VersionInfo
@@ -87,6 +93,7 @@ class SyncResult:
     failed_count: int
     failures: list[UnitFailure] = field(default_factory=list)
     filtered: int = 0
+    remote_unchanged: bool = False
 
 
 def current_context() -> SyncContext:
@@ -176,6 +183,16 @@ class SyncContext:
         #: the window, the byte budget and the accounts of units in the pipeline
         self.flow = Flow(window, max_pending_bytes, self.progress)
         self.filtered = 0
+        #: stored files found missing from storage (fetched again): a run that found any is no
+        #: base for the remote-unchanged shortcut of the next one
+        self.missing_files = 0
+        #: the sync ended at once (see ``index_unchanged``)
+        self.remote_unchanged = False
+        self._settings_digest: str | None = None
+        self._index_digest: str | None = None
+        self._force = False
+        #: (state, index digest, settings digest, latest version) of the repository's previous run
+        self._previous_run: tuple[Any, ...] | None = None
         self._on_progress = on_progress
         self._progress_interval = progress_interval
         self._wait_for_lock = wait_for_lock
@@ -190,6 +207,34 @@ class SyncContext:
         #: the latest orphan cleanup when the store lock was taken (see ``_ensure_locks_held``)
         self._cleanups_seen = 0
         self._ticker: asyncio.Task[None] | None = None
+
+    # -- the remote-unchanged shortcut ----------------------------------------------------------
+
+    def allow_shortcut(self, settings_digest: str, *, force: bool = False) -> None:
+        """Let this sync end at once when the remote's index is unchanged (see ``index_unchanged``).
+
+        ``settings_digest`` fingerprints what shapes the version besides the index. With ``force``
+        the sync never ends early, but it still records what it read, so the next one can.
+        """
+        self._settings_digest = settings_digest
+        self._force = force
+
+    async def index_unchanged(self, index_digest: str) -> bool:
+        """Note the digest of the remote index the source read; True when the sync ends here.
+
+        It ends when ``allow_shortcut`` was called without ``force`` and the previous run of the
+        repository completed without problems, read the same index with the same settings, and
+        left the repository at the version that is still its latest (the base of this sync's, under
+        the repository lock). The previous run was read when this one was recorded: no statement.
+        """
+        if self._settings_digest is None or self.version is None:
+            return False
+        self._index_digest = index_digest
+        if self._force:
+            return False
+        expected = ("completed", index_digest, self._settings_digest, self.version.base_number)
+        self.remote_unchanged = self._previous_run == expected
+        return self.remote_unchanged
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -255,7 +300,8 @@ class SyncContext:
             _current.reset(self._token)
         if self._ticker is not None:
             self._ticker.cancel()
-        forgot_run = SyncFailed("the sync context was left without calling run()") if not self._ran else None
+        ran = self._ran or self.remote_unchanged
+        forgot_run = SyncFailed("the sync context was left without calling run()") if not ran else None
         failure = exc or self._run_error or forgot_run
         # Finishing or discarding the version, then letting go of the locks, happens whole: a
         # cancellation meanwhile is held back until both are done, so no lock is ever released with
@@ -291,7 +337,14 @@ class SyncContext:
             raise
         self.progress.add("removed", removed)
         self.result = SyncResult(
-            info, bool(added or removed), added, removed, self.failed_count, self.failures, self.filtered
+            info,
+            bool(added or removed),
+            added,
+            removed,
+            self.failed_count,
+            self.failures,
+            self.filtered,
+            self.remote_unchanged,
         )
 
     async def _outcome_after_outage(self, outage: OutageTooLong) -> tuple[int, int, VersionInfo]:
@@ -416,7 +469,8 @@ class SyncContext:
         return ensure_repository(conn, self.repository), ensure_remote(conn, self.remote), claim
 
     def _start_run(self, conn: Any) -> int:
-        """Record this run; runs of the repository still marked running ended unrecorded (we hold its lock)."""
+        """Record this run, after reading the previous one (for ``index_unchanged``); runs of the
+        repository still marked running ended unrecorded (we hold its lock)."""
         table = SyncRun.__table__
         conn.execute(
             table.update()
@@ -427,6 +481,13 @@ class SyncContext:
                 finished_at=datetime.now(UTC),
             )
         )
+        previous = conn.execute(
+            select(table.c.state, table.c.index_digest, table.c.settings_digest, table.c.latest_version)
+            .where(table.c.repository_id == self.repository_id)
+            .order_by(table.c.id.desc())
+            .limit(1)
+        ).first()
+        self._previous_run = None if previous is None else tuple(previous)
         return conn.execute(
             table.insert()
             .values(repository_id=self.repository_id, remote_id=self.remote_id, mirror=self.mirror, state="running")
@@ -436,10 +497,15 @@ class SyncContext:
     def _complete(self, conn: Any) -> tuple[int, int, VersionInfo]:
         """Finish the version and record the run, in one transaction: visible and recorded together."""
         assert self.version is not None
+        if self.remote_unchanged:  # nothing was declared: the empty version goes
+            discard_version(conn, self.repository_id, self.version)
+            info = version_info(conn, self.repository, self.version.base_number)
+            self._end_run(conn, "completed", None, None, latest=info.number)
+            return 0, 0, info
         added, removed = finish_version(conn, self.repository_id, self.version, mirror=self.mirror)
         created = bool(added or removed)
         info = version_info(conn, self.repository, self.version.number if created else self.version.base_number)
-        self._end_run(conn, "completed", info.number if created else None, None, removed=removed)
+        self._end_run(conn, "completed", info.number if created else None, None, removed=removed, latest=info.number)
         return added, removed, info
 
     def _abandon(self, conn: Any, error: str) -> None:
@@ -449,8 +515,20 @@ class SyncContext:
         if self._run_id:
             self._end_run(conn, "failed", None, error)
 
-    def _end_run(self, conn: Any, state: str, number: int | None, error: str | None, *, removed: int = 0) -> None:
+    def _end_run(
+        self,
+        conn: Any,
+        state: str,
+        number: int | None,
+        error: str | None,
+        *,
+        removed: int = 0,
+        latest: int | None = None,
+    ) -> None:
         runs = SyncRun.__table__
+        # Only a run without problems may let the next one end at once: a unit that failed, or a
+        # stored file found missing, is tried again by a full sync.
+        clean = state == "completed" and not self.failed_count and not self.missing_files
         conn.execute(
             runs.update()
             .where(runs.c.id == self._run_id)
@@ -460,6 +538,10 @@ class SyncContext:
                 error=error,
                 failed_units=self.failed_count,
                 finished_at=datetime.now(UTC),
+                index_digest=self._index_digest if clean else None,
+                settings_digest=self._settings_digest if clean else None,
+                latest_version=latest,
+                remote_unchanged=self.remote_unchanged and state == "completed",
             )
         )
         rows = [
@@ -513,6 +595,8 @@ class SyncContext:
 
         if self._run_error is not None:
             raise SyncFailed(f"this sync already failed: {describe_error(self._run_error)}")
+        if self.remote_unchanged:
+            raise SyncFailed("this sync already ended: the remote is unchanged (a source kept going after index_read)")
         self._ran = True
         flow = self.flow
         assert flow.scheduler is not None

@@ -111,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--window", type=_positive, default=5000, help="units the source may be ahead of the save (default: 5000)"
     )
     add_option_argument(sync)
+    sync.add_argument(
+        "--force",
+        action="store_true",
+        help="run the whole sync even when the remote's index and the settings are those of the previous sync"
+        " and the repository has not changed since (without it, such a sync ends at once)",
+    )
     sync.add_argument("--quiet", action="store_true", help="no progress, only the summary")
     sync.add_argument("--json", action="store_true", help="print the summary as JSON")
 

@@ -29,6 +29,9 @@ def add_schedule_commands(commands: Any) -> None:
     add.add_argument("--on-error", choices=("fail", "skip"), default="fail")
     add.add_argument("--concurrency", type=int, default=10, help="downloads at once (default: 10)")
     add_option_argument(add)
+    add.add_argument(
+        "--force", action="store_true", help="run each sync whole, even when the remote is unchanged (see sync --force)"
+    )
     listing = actions.add_parser("list", help="schedules with their last and next due times")
     listing.add_argument("--json", action="store_true")
     remove = actions.add_parser("remove", help="delete a schedule (queued syncs stay queued)")

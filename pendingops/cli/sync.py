@@ -20,6 +20,8 @@ from pendingops.plugins.options import options_for_sync, remember_options
 from pendingops.progress import ProgressSnapshot
 from pendingops.remote import RemoteConfig
 
+#: what a sync that ended at once prints (same index and settings as the previous sync, repository unchanged)
+REMOTE_UNCHANGED = "remote unchanged, no new version"
 
 def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     if args.enqueue:
@@ -56,6 +58,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             window=args.window,
             on_progress=recorder,
             progress_interval=0.2,
+            force=args.force,
         )
     )
     if given is not None:
@@ -82,6 +85,7 @@ def _result_json(result: SyncResult) -> dict[str, Any]:
         "removed": result.removed,
         "failed": result.failed_count,
         "filtered": result.filtered,
+        "remote_unchanged": result.remote_unchanged,
         "failures": [{"unit": f.unit, "stage": f.stage, "reason": f.reason} for f in result.failures],
     }
 
@@ -105,6 +109,10 @@ def print_summary(
     """The end-of-sync summary: what version came out, and what each stage did."""
     out = out or sys.stdout
     version = result.version
+    if result.remote_unchanged:
+        print(REMOTE_UNCHANGED, file=out)
+        print(f"  '{version.repository}' stays at version {version.number} ({version.content_count} units)", file=out)
+        return
     mode = "mirror" if mirror else "additive"
     print(f"Synced {url} into '{version.repository}' ({plugin} plugin, {mode})", file=out)
     if result.created:

@@ -81,6 +81,7 @@ def sync_options(args: argparse.Namespace, **more: Any) -> SyncOptions:
         policy=args.policy,
         on_error=args.on_error,
         concurrency=args.concurrency,
+        force=args.force,
         **more,
     )
 

@@ -223,7 +223,13 @@ class DatabaseIdentity(Base):
 
 
 class SyncRun(Base):
-    """One sync attempt and how it ended."""
+    """One sync attempt and how it ended.
+
+    A completed run without problems (no failed unit, no stored file found missing) records the
+    digest of the remote index it read and of the settings shaping the version, and the
+    repository's latest version when it ended: the next sync reading the same index with the same
+    settings, the repository still at that version, ends at once (``remote_unchanged``).
+    """
 
     __tablename__ = "sync_run"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -236,6 +242,15 @@ class SyncRun(Base):
     failed_units: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: sha256 of the remote's index (a PULP_MANIFEST, a universe) as read, when the plugin says it
+    index_digest: Mapped[str | None] = mapped_column(String(64))
+    #: sha256 of the settings that shape the version (url, policy, mirror, plugin and its options...)
+    settings_digest: Mapped[str | None] = mapped_column(String(64))
+    #: the repository's latest version when the run completed: the one it made, or the one it kept
+    latest_version: Mapped[int | None] = mapped_column(Integer)
+    #: the run ended at once: same index and settings as the previous run, repository unchanged since
+    remote_unchanged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    __table_args__ = (Index("sync_run_repository", "repository_id", "id"),)
 
 
 class StoreCleanup(Base):

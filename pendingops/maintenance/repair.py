@@ -4,7 +4,8 @@ Each bad artifact is fetched again from the RemoteArtifacts that list it (the sa
 sync: streamed, hashed, checked, renamed into place, so the stored file is whole or untouched).
 When no source gives the recorded bytes, the artifact is quarantined: a damaged file moves to
 ``quarantine/`` beside the artifacts, its content units become "not downloaded" (as after an
-on-demand sync) and its row goes, so no export ships it and the next sync fetches it again.
+on-demand sync) and its row goes, so no export ships it and the next sync fetches it again (that
+sync runs whole, even if its remote is unchanged).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy import Connection, delete, select, update
 from pendingops.db.database import Database
 from pendingops.db.locks import StoreLock
 from pendingops.db.schema import OTHER_DIGESTS, Artifact, ContentArtifact, Remote, RemoteArtifact
+from pendingops.db.sync_runs import forget_indexes
 from pendingops.download.fetcher import DownloadError, Fetcher
 from pendingops.maintenance.verify import StorageProblem, check_artifact
 from pendingops.pending import PendingArtifact, describe_error
@@ -127,6 +129,8 @@ def _move_to_quarantine(storage: ArtifactStorage, location: str, sha256: str) ->
 
 
 def _unlink(conn: Connection, artifact_id: int) -> None:
-    """Its content units become "not downloaded" (their RemoteArtifacts stay), and the row goes."""
+    """Its content units become "not downloaded" (their RemoteArtifacts stay), and the row goes; the
+    next syncs run whole, so they fetch it again."""
     conn.execute(update(_ca).where(_ca.c.artifact_id == artifact_id).values(artifact_id=None))
     conn.execute(delete(_artifact).where(_artifact.c.id == artifact_id))
+    forget_indexes(conn)

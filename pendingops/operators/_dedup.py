@@ -51,6 +51,7 @@ def _unlink_missing_files(ctx: SyncContext, units: list[PendingContent], locatio
     for artifact in _linked(units):
         if artifact.artifact_id in gone:
             artifact.artifact_id = None
+    ctx.missing_files += len(gone)
     logger.warning("%d stored file(s) missing from storage: fetching them again", len(gone))
 
 

@@ -10,6 +10,12 @@ names their package (or folder) in a ``migrations`` attribute; see ``pendingops.
 A plugin taking options (``sync --option KEY=VALUE``, handed over in ``RemoteConfig.options``)
 lists them in an ``options`` mapping (name to help) and may check values in ``check_options()``.
 
+A plugin whose remote is described by one index document (the file plugin's ``PULP_MANIFEST``,
+the cookbook plugin's ``universe``) calls ``await index_read(path)`` in ``open_source`` once that
+document is fetched, before checking it: when it is byte for byte the one the previous sync read,
+with the same settings, and the repository has not changed since, the sync ends there ("remote
+unchanged, no new version"). A plugin that reads many documents does not call it.
+
 A plugin may also publish index files for each version (the file plugin's ``PULP_MANIFEST``, the
 cookbook plugin's ``universe``) through ``published_files()``: each is generated from the database
 when ``pendingops serve`` is asked for it or ``export`` writes it, so another pendingops can sync
@@ -19,6 +25,8 @@ from what this one serves or exported. A plugin publishing a folder of pages (th
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import warnings
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -37,6 +45,8 @@ if TYPE_CHECKING:  # only annotations: loading plugins (every command's schema c
     from pendingops.operators import Operator
 
 ENTRY_POINT_GROUP = "pendingops.plugins"
+#: an index up to this size is hashed on the loop (a few milliseconds), a larger one on a thread
+_HASH_INLINE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -45,6 +55,34 @@ class Source:
 
     units: AsyncIterable[PendingContent]
     total: int | None = None
+
+
+async def index_read(path: Path) -> None:
+    """Say that the source read its remote's whole index from ``path`` (the file as fetched).
+
+    The sync records the index's sha256. When it is the previous sync's, with the same settings,
+    and the repository has not changed since, this raises ``RemoteUnchanged``: let it pass (clean
+    up in ``finally``, as for any error); the sync ends with no new version and no unit read.
+    Call it before parsing or checking the index, so an unchanged remote costs only its fetch.
+    Outside a sync (a source opened on its own) it does nothing.
+    """
+    from pendingops.context import RemoteUnchanged, composing_context
+
+    sync = composing_context()
+    if sync is None:
+        return
+    small = path.stat().st_size <= _HASH_INLINE_BYTES
+    digest = _file_sha256(path) if small else await asyncio.to_thread(_file_sha256, path)
+    if await sync.index_unchanged(digest):
+        raise RemoteUnchanged(f"{path.name} is unchanged since the previous sync")
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 @runtime_checkable

@@ -47,7 +47,7 @@ from pendingops.db.schema import Content, ContentArtifact, RepositoryContent
 from pendingops.db.versions import declare_content, membership_filter
 from pendingops.paths import MAX_SEGMENT_BYTES
 from pendingops.pending import PendingArtifact, PendingContent, PendingInputError, UnitError
-from pendingops.plugins import PublishedFile, Source, VersionRef
+from pendingops.plugins import PublishedFile, Source, VersionRef, index_read
 from pendingops.remote import RemoteConfig, strip_credentials
 
 if TYPE_CHECKING:
@@ -603,6 +603,8 @@ class CookbookPlugin:
         local, scratch = workdir / "universe.json", workdir / "universe-versions.sqlite"
         try:
             await fetcher.fetch_file(url, local, max_size=MAX_UNIVERSE_BYTES)
+            if self.trust_known_digests and not self.refresh_metadata:  # else every sync looks beyond the universe
+                await index_read(local)
             total = await asyncio.to_thread(index_universe, local, scratch, url)
             local.unlink()
             yield Source(_units(scratch), total)

@@ -30,7 +30,7 @@ from pendingops.db.schema import Content, ContentArtifact, RepositoryContent
 from pendingops.db.versions import membership_filter
 from pendingops.paths import unsafe_path_reason
 from pendingops.pending import PendingArtifact, PendingContent, PendingInputError
-from pendingops.plugins import PublishedFile, Source, VersionRef
+from pendingops.plugins import PublishedFile, Source, VersionRef, index_read
 from pendingops.remote import RemoteConfig
 
 if TYPE_CHECKING:
@@ -242,6 +242,7 @@ class FilePlugin:
         local, scratch = workdir / MANIFEST_NAME, workdir / "manifest-paths.sqlite"
         try:
             await fetcher.fetch_file(url, local, max_size=MAX_MANIFEST_BYTES)
+            await index_read(local)  # an unchanged manifest may end the sync here, unchecked
             try:
                 total = await asyncio.to_thread(check_manifest, local, scratch)
             except HtmlNotManifest as exc:

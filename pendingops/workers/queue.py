@@ -65,6 +65,8 @@ class SyncOptions:
     batch_size: int | None = None
     #: ``--option`` values; None: the ones remembered for the repository
     plugin_options: dict[str, str] | None = None
+    #: ``--force``: run the whole sync even when the remote is unchanged
+    force: bool = False
 
 
 @dataclass(slots=True)
@@ -130,6 +132,7 @@ async def _run_sync(context: Any, **arguments: Any) -> None:
             repository=options.repository,
             mirror=options.mirror,
             on_error=options.on_error,  # type: ignore[arg-type]
+            force=options.force,
             **extra,
         )
     except asyncio.CancelledError:

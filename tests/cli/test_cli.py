@@ -115,6 +115,25 @@ def test_sync_resync_mirror_additive_and_export(cli: Cli, tmp_path: Path) -> Non
     assert repos == [{"name": "r", "latest_version": 3, "content_count": 7}]
 
 
+def test_an_unchanged_remote_ends_the_sync_with_one_line_unless_forced(cli: Cli) -> None:
+    with ServerThread(files_v1()) as server:
+        assert cli.run("sync", server.manifest_url, "--repo", "r", "--quiet").returncode == 0
+        before = dict(server.requests)
+        again = cli.run("sync", server.manifest_url, "--repo", "r", "--quiet")
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.splitlines()[0] == "remote unchanged, no new version"
+        assert "stays at version 1" in again.stdout
+        assert {path: count - before.get(path, 0) for path, count in server.requests.items()} == {
+            path: int(path == "PULP_MANIFEST") for path in server.requests
+        }
+        forced = cli.run("sync", server.manifest_url, "--repo", "r", "--quiet", "--force")
+        assert forced.returncode == 0, forced.stderr
+        assert "remote unchanged" not in forced.stdout and "nothing changed" in forced.stdout
+        summary = cli.json("sync", server.manifest_url, "--repo", "r")
+        assert isinstance(summary, dict) and summary["remote_unchanged"] and not summary["created"]
+    assert [v["number"] for v in cli.json("versions", "r")] == [0, 1]
+
+
 def test_exported_tree_resyncs_from_file_url(cli: Cli, tmp_path: Path) -> None:
     with ServerThread(files_v1()) as server:
         assert cli.run("sync", server.manifest_url, "--repo", "src", "--quiet").returncode == 0

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pendingops.cli._app import build_parser
+from pendingops.cli.workers import sync_options
 from tests.cli.test_cli import Cli, digests, files_v1
 from tests.conftest import POSTGRES_URL, fresh_database
 from tests.server_thread import ServerThread
@@ -20,6 +22,19 @@ def queue(tmp_path: Path) -> Iterator[Queue]:
     queue = Queue(POSTGRES_URL, tmp_path / "storage")
     yield queue
     queue.stop_all()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("sync", "http://127.0.0.1:1/M", "--repo", "r", "--enqueue"),
+        ("schedule", "add", "nightly", "http://127.0.0.1:1/M", "--repo", "r", "--every", "1d"),
+    ],
+)
+def test_queued_and_scheduled_syncs_carry_force(command: tuple[str, ...]) -> None:
+    parser = build_parser()
+    assert sync_options(parser.parse_args([*command, "--force"])).force is True
+    assert sync_options(parser.parse_args(list(command))).force is False
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, inspect, select, text
+from sqlalchemy.schema import CreateColumn
 
 from pendingops import (
     Database,
@@ -93,15 +94,36 @@ def cookbook_unit(base_url: str, name: str, version: str, tarball: bytes) -> Pen
 def fill(db: Database, storage: LocalStorage) -> None:
     """Versions of file content (additive, then mirror) and of cookbooks, with artifacts in storage.
 
-    The syncs are today's code on an old schema: core tables added since exist only while they run.
-    As a release from before storage owners would, they leave the storage without an owner record.
+    The syncs are today's code on an old schema: core tables and columns added since exist only
+    while they run. As a release from before storage owners would, they leave the storage without an
+    owner record.
     """
     missing = [t for t in Base.metadata.sorted_tables if t.name in SHIPPED and not inspect(db.engine).has_table(t.name)]
     Base.metadata.create_all(db.engine, tables=missing)
+    columns = _add_missing_columns(db)
     try:
         _fill(db, storage)
     finally:
+        with db.engine.begin() as conn:
+            for table, column in columns:
+                conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
         Base.metadata.drop_all(db.engine, tables=missing)
+
+
+def _add_missing_columns(db: Database) -> list[tuple[str, str]]:
+    """Add the columns today's shipped tables have and the old schema's lack; return (table, column)."""
+    added = []
+    with db.engine.begin() as conn:
+        inspector = inspect(conn)
+        for table in Base.metadata.sorted_tables:
+            if table.name not in SHIPPED or not inspector.has_table(table.name):
+                continue
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present:
+                    conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {CreateColumn(column).compile(conn)}"))
+                    added.append((table.name, column.name))
+    return added
 
 
 def _fill(db: Database, storage: LocalStorage) -> None:

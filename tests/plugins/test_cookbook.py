@@ -157,6 +157,27 @@ def test_sync_stores_each_version_once_with_its_metadata(db, storage):
     asyncio.run(scenario())
 
 
+def test_an_unchanged_universe_ends_the_sync_after_fetching_it(db, storage):
+    async def scenario() -> None:
+        async with CookbookServer(offer("apt@7.4.0", "nginx@2.7.6")) as server:
+            await sync(server, db, storage, mirror=True)
+            seen = (server.universe_requests, server.tarball_count(), server.metadata_count())
+            again = await sync(server, db, storage, mirror=True)
+            assert again.remote_unchanged and not again.created and again.version.number == 1
+            assert (server.universe_requests, server.tarball_count(), server.metadata_count()) == (
+                seen[0] + 1,
+                *seen[1:],
+            )
+            server.cookbooks.update(offer("apt@7.5.0"))  # the universe changes: a whole sync
+            changed = await sync(server, db, storage, mirror=True)
+            assert not changed.remote_unchanged and (changed.version.number, changed.added) == (2, 1)
+            refreshing = CookbookPlugin(refresh_metadata=True)  # looks beyond the universe: never short-cut
+            assert not (await sync(server, db, storage, mirror=True, plugin=refreshing)).remote_unchanged
+            assert not (await sync(server, db, storage, mirror=True, plugin=refreshing)).remote_unchanged
+
+    asyncio.run(scenario())
+
+
 def test_content_id_is_the_sha256_of_the_stored_tarball(db, storage):
     async def scenario() -> None:
         async with CookbookServer(offer("apt@7.4.0")) as server:
