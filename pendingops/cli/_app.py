@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import re
@@ -43,6 +42,7 @@ from pendingops.db.retry import FIRST_PAUSE, LONGEST_PAUSE
 from pendingops.db.versions import VersionError, list_versions
 from pendingops.declarative import sync_remote
 from pendingops.download.fetcher import DownloadError
+from pendingops.loop import run as run_loop
 from pendingops.maintenance.by_key import iter_version_content_by_key
 from pendingops.maintenance.export import ExportError, export_version
 from pendingops.maintenance.fetch_missing import fetch_missing, unfetched_files
@@ -365,7 +365,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
         options=options,
     )
     recorder = SnapshotRecorder(None if args.quiet or args.json else ProgressPrinter())
-    result = asyncio.run(
+    result = run_loop(
         sync_remote(
             plugin,
             remote,

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from pendingops.cli.plugin_options import plugin_options
+from pendingops.loop import run as run_loop
 from pendingops.plugins import get_plugin
 from pendingops.workers.queue import (
     SyncOptions,
@@ -125,7 +126,7 @@ def cmd_worker(args: argparse.Namespace, settings: Any) -> int:
     queue = " (created the task queue's tables)" if created else ""
     print(f"worker {runtime.name}: waiting for syncs, {args.concurrency} at once{queue}", flush=True)
     worker = WorkerSettings(args.concurrency, args.heartbeat, args.stalled_after, args.grace)
-    asyncio.run(run_worker(app, runtime, worker))
+    run_loop(run_worker(app, runtime, worker))
     print(f"worker {runtime.name}: stopped", flush=True)
     return 0
 
