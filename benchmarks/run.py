@@ -71,9 +71,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-install", action="store_true", help="never try to install nginx")
     parser.add_argument(
         "--loop",
-        choices=("auto", "asyncio", "uvloop"),
-        default="auto",
-        help="event loop of every phase, raw download included: uvloop when installed (auto), or the one named",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="event loop of every phase, raw download included (default asyncio; uvloop needs pendingops[fast])",
     )
     parser.add_argument("--profile", type=Path, metavar="DIR", help="record each sync with py-spy (slows it)")
     args = parser.parse_args(argv)
@@ -81,7 +81,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.files = QUICK_FILES
     if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
         parser.error("--loop uvloop: uvloop is not installed (pip install 'pendingops[fast]')")
-    # The phases inherit it: pendingops.loop picks uvloop unless told "asyncio".
+    # The phases inherit it: pendingops.loop reads it.
     os.environ[LOOP_ENV] = args.loop
     args.databases = [name.strip() for name in args.databases.split(",") if name.strip()]
     unknown = set(args.databases) - {"sqlite", "postgresql"}

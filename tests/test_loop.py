@@ -1,4 +1,4 @@
-"""pendingops.loop: uvloop when installed, the standard loop when told so."""
+"""pendingops.loop: the standard loop by default, uvloop when asked for."""
 
 from __future__ import annotations
 
@@ -16,21 +16,34 @@ async def _loop_type() -> str:
     return type(asyncio.get_running_loop()).__module__
 
 
-def test_asyncio_is_used_when_asked_for(monkeypatch):
-    monkeypatch.setenv(loop.LOOP_ENV, "asyncio")
+@pytest.mark.parametrize("setting", [None, "", "asyncio", "other"])
+def test_the_standard_loop_unless_uvloop_is_asked_for(monkeypatch, setting):
+    if setting is None:
+        monkeypatch.delenv(loop.LOOP_ENV, raising=False)
+    else:
+        monkeypatch.setenv(loop.LOOP_ENV, setting)
     assert loop.loop_factory() is None
     assert loop.loop_name() == "asyncio"
     assert loop.run(_loop_type()).startswith("asyncio")
 
 
 @pytest.mark.skipif(not HAS_UVLOOP, reason="uvloop is not installed (pip install 'pendingops[fast]')")
-def test_uvloop_is_used_when_installed(monkeypatch):
-    monkeypatch.delenv(loop.LOOP_ENV, raising=False)
+def test_uvloop_when_asked_for(monkeypatch):
+    monkeypatch.setenv(loop.LOOP_ENV, "uvloop")
     assert loop.loop_name() == "uvloop"
     assert loop.run(_loop_type()).startswith("uvloop")
 
 
-def test_run_returns_the_result_and_raises_the_error():
+@pytest.mark.skipif(HAS_UVLOOP, reason="needs an environment without uvloop")
+def test_asking_for_uvloop_without_it_says_how_to_install_it(monkeypatch):
+    monkeypatch.setenv(loop.LOOP_ENV, "uvloop")
+    with pytest.raises(loop.LoopUnavailable, match=r"pendingops\[fast\]"):
+        loop.run(_loop_type())
+
+
+def test_run_returns_the_result_and_raises_the_error(monkeypatch):
+    monkeypatch.delenv(loop.LOOP_ENV, raising=False)
+
     async def answer() -> int:
         return 42
 
