@@ -183,12 +183,19 @@ def main() -> None:
     if pid:
         sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
     spec = json.loads(sys.argv[1])
+    from pendingops.loop import loop_name, run  # the raw download runs on the same loop as the syncs
+
+    started = resource.getrusage(resource.RUSAGE_SELF)
     if spec["kind"] == "sync":
-        result = asyncio.run(run_sync(spec))
+        result = run(run_sync(spec))
     elif spec["kind"] == "download":
-        result = asyncio.run(run_download(spec))
+        result = run(run_download(spec))
     else:
         result = run_insert(spec)
+    ended = resource.getrusage(resource.RUSAGE_SELF)
+    # CPU of the whole phase (all threads), imports left out: the machine may be shared, wall time is noisy
+    result["cpu"] = ended.ru_utime + ended.ru_stime - started.ru_utime - started.ru_stime
+    result["loop"] = loop_name()
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(RESULT_PREFIX + json.dumps(result), flush=True)
 

@@ -28,6 +28,8 @@ class Row:
     stall: float | None = None
     change: str = ""
     raw: float | None = None
+    #: CPU seconds of the phase's process, all threads (user + system)
+    cpu: float | None = None
 
     @property
     def per_second(self) -> float:
@@ -56,6 +58,7 @@ _COLUMNS = (
     ("units", ">7"),
     ("+added/-removed", ">15"),
     ("wall s", ">8"),
+    ("cpu s", ">6"),
     ("units/s", ">8"),
     ("x raw", ">6"),
     ("peak RSS MiB", ">12"),
@@ -79,6 +82,7 @@ def table(rows: Sequence[Row], server: str) -> str:
             str(row.units),
             row.change or "-",
             _fmt(row.wall, ".2f"),
+            _fmt(row.cpu, ".2f"),
             _fmt(row.per_second, ".0f"),
             _fmt(ratio, ".2f"),
             _fmt(row.rss_mib, ".1f"),

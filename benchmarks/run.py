@@ -9,6 +9,7 @@ Every phase runs in its own process, so each peak RSS is that phase's own.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -45,6 +46,8 @@ from _server import Server, serve
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, make_url
 
+from pendingops.loop import LOOP_ENV, loop_name
+
 BENCH_DIR = Path(__file__).resolve().parent
 PHASE_SCRIPT = BENCH_DIR / "_phase.py"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/pendingops_bench"
@@ -67,10 +70,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="raw limits: keep the fastest of N runs (default 3)")
     parser.add_argument("--server", choices=("auto", "nginx", "aiohttp"), default="auto")
     parser.add_argument("--no-install", action="store_true", help="never try to install nginx")
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="event loop of every phase, raw download included (default asyncio; uvloop needs pendingops[fast])",
+    )
     parser.add_argument("--profile", type=Path, metavar="DIR", help="record each sync with py-spy (slows it)")
     args = parser.parse_args(argv)
     if args.quick:
         args.files = QUICK_FILES
+    if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        parser.error("--loop uvloop: uvloop is not installed (pip install 'pendingops[fast]')")
+    # The phases inherit it: pendingops.loop reads it.
+    os.environ[LOOP_ENV] = args.loop
     args.databases = [name.strip() for name in args.databases.split(",") if name.strip()]
     unknown = set(args.databases) - {"sqlite", "postgresql"}
     if unknown or args.files < 10 or args.size < 32 or args.concurrency < 1 or args.repeat < 1:
@@ -196,6 +209,7 @@ class Bench:
             result["stall"],
             f"+{added}/-{removed}",
             raw,
+            result["cpu"],
         )
         self.rows.append(row)
         return row
@@ -218,6 +232,7 @@ class Bench:
         finally:
             shutil.rmtree(dest, ignore_errors=True)
         row = Row(phase, database, result["files"], result["wall"], result["peak_rss_mib"], None, result["stall"])
+        row.cpu = result["cpu"]
         row.raw = raw if raw is not None else row.wall
         self.rows.append(row)
         return row
@@ -225,6 +240,7 @@ class Bench:
     def insert(self, database: str, url: str, rows: int) -> Row:
         result = self.fastest({"kind": "insert", "db": url, "rows": rows})
         row = Row(RAW_INSERT, database, rows, result["wall"], result["peak_rss_mib"], result["statements"])
+        row.cpu = result["cpu"]
         self.rows.append(row)
         return row
 
@@ -334,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(f"pendingops benchmark, {mode}: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {source_revision(bench.package)}")
     print(f"machine: {machine()}")
-    print(f"server: {server.kind}; databases: {', '.join(versions)}")
+    print(f"server: {server.kind}; databases: {', '.join(versions)}; event loop: {loop_name()}")
     print(f"files: {args.files} x {args.size} bytes; download concurrency {args.concurrency}", end="")
     print("" if args.memory else f"; raw limits: fastest of {args.repeat} runs")
     print()

@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from pendingops.remote import strip_credentials
@@ -130,8 +131,7 @@ class PendingContent:
 
     def natural_key(self) -> tuple[Any, ...] | None:
         """The natural-key values, or None while one of them is still unknown."""
-        fields = self.fields
-        values = tuple([fields.get(name) for name in self.content_type.natural_key])
+        values = tuple(map(self.fields.get, self.content_type.natural_key))
         return None if None in values else values
 
     def key_digest(self) -> str:
@@ -175,15 +175,13 @@ _ARTIFACT_DB_STATE = (
 )
 
 
+_unit_db_state = attrgetter(*_UNIT_DB_STATE)
+_artifact_db_state = attrgetter(*_ARTIFACT_DB_STATE)
+
+
 def units_db_state(units: Sequence[PendingContent]) -> list[tuple[Any, ...]]:
     """What ``units`` hold of the database's answers, for ``restore_units_db_state`` after a rollback."""
-    return [
-        (
-            tuple(getattr(unit, name) for name in _UNIT_DB_STATE),
-            [tuple(getattr(artifact, name) for name in _ARTIFACT_DB_STATE) for artifact in unit.artifacts],
-        )
-        for unit in units
-    ]
+    return [(_unit_db_state(unit), list(map(_artifact_db_state, unit.artifacts))) for unit in units]
 
 
 def restore_units_db_state(units: Sequence[PendingContent], state: list[tuple[Any, ...]]) -> None:

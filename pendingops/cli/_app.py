@@ -36,6 +36,7 @@ _BAD_INPUT = {
     "pendingops.db.versions": ("VersionError",),
     "pendingops.plugins": ("PluginNotFound",),
     "pendingops.maintenance.export": ("ExportError",),
+    "pendingops.loop": ("LoopUnavailable",),
     "builtins": ("ValueError",),
 }
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Sequence
@@ -15,6 +14,7 @@ from pendingops.cli.lifecycle import after_sync
 from pendingops.cli.plugin_options import plugin_options
 from pendingops.context import SyncResult
 from pendingops.declarative import sync_remote
+from pendingops.loop import run as run_loop
 from pendingops.plugins import get_plugin
 from pendingops.plugins.options import options_for_sync, remember_options
 from pendingops.progress import ProgressSnapshot
@@ -44,7 +44,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
         options=options,
     )
     recorder = SnapshotRecorder(None if args.quiet or args.json else ProgressPrinter())
-    result = asyncio.run(
+    result = run_loop(
         sync_remote(
             plugin,
             remote,

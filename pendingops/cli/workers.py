@@ -113,9 +113,9 @@ def cmd_enqueue(args: argparse.Namespace, settings: Any) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Any) -> int:
-    import asyncio
     import logging
 
+    from pendingops.loop import run as run_loop
     from pendingops.workers.queue import WorkerRuntime, ensure_queue_schema, make_app, require_postgresql
     from pendingops.workers.runner import WorkerSettings, run_worker
 
@@ -127,7 +127,7 @@ def cmd_worker(args: argparse.Namespace, settings: Any) -> int:
     queue = " (created the task queue's tables)" if created else ""
     print(f"worker {runtime.name}: waiting for syncs, {args.concurrency} at once{queue}", flush=True)
     worker = WorkerSettings(args.concurrency, args.heartbeat, args.stalled_after, args.grace)
-    asyncio.run(run_worker(app, runtime, worker))
+    run_loop(run_worker(app, runtime, worker))
     print(f"worker {runtime.name}: stopped", flush=True)
     return 0
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, null, select
 
 from pendingops.db.database import Database
 from pendingops.db.schema import OTHER_DIGESTS, Artifact, Content, ContentArtifact, RemoteArtifact, RepositoryContent
@@ -75,7 +75,9 @@ def _stored_query(remote_id: int, repository_id: int | None) -> Any:
         .outerjoin(_artifact, _artifact.c.id == _ca.c.artifact_id)
         .outerjoin(_ra, _ra.c.content_artifact_id == _ca.c.id)
     )
-    if repository_id is not None:
+    if repository_id is None:
+        columns.append(null().label("membership"))
+    else:
         columns.append(_rc.c.id.label("membership"))
         joined = joined.outerjoin(
             _rc,
@@ -88,22 +90,24 @@ def _stored_query(remote_id: int, repository_id: int | None) -> Any:
     return select(*columns).select_from(joined)
 
 
-def _collect(rows: Iterable[Any], remote_id: int, found: dict[Any, StoredContent], key: Any) -> None:
-    for row in rows:
-        stored = found.get(key(row))
+def _collect(rows: Iterable[Any], remote_id: int, found: dict[Any, StoredContent], by_id: bool) -> None:
+    """Fold ``_stored_query`` rows into ``found``, keyed by content id or by (content type, key digest)."""
+    # Rows are unpacked as tuples: named access costs more than the rest of this loop together.
+    for (content_id, type_name, key_digest, ca_id, path, artifact_id, artifact_sha256, artifact_size,
+         source, url, sha256, size, membership) in rows:  # fmt: skip
+        key = content_id if by_id else (type_name, key_digest)
+        stored = found.get(key)
         if stored is None:
-            stored = found[key(row)] = StoredContent(row.id)
-        if getattr(row, "membership", None) is not None:
+            stored = found[key] = StoredContent(content_id)
+        if membership is not None:
             stored.member = True
-        if row.ca_id is None:
+        if ca_id is None:
             continue
-        file = stored.files.get(row.relative_path)
+        file = stored.files.get(path)
         if file is None:
-            file = stored.files[row.relative_path] = StoredFile(
-                row.ca_id, row.artifact_id, row.artifact_sha256, row.artifact_size
-            )
-        if row.url is not None:
-            file.add_source(row.remote_id, row.url, row.sha256, row.size, remote_id)
+            file = stored.files[path] = StoredFile(ca_id, artifact_id, artifact_sha256, artifact_size)
+        if url is not None:
+            file.add_source(source, url, sha256, size, remote_id)
 
 
 def stored_content_by_id(
@@ -113,7 +117,7 @@ def stored_content_by_id(
     found: dict[Any, StoredContent] = {}
     for chunk in db.chunks(sorted(set(content_ids)), 1):
         query = _stored_query(remote_id, None).where(_content.c.id.in_(chunk))
-        _collect(conn.execute(query), remote_id, found, lambda row: row.id)
+        _collect(conn.execute(query).all(), remote_id, found, by_id=True)
     return found
 
 
@@ -138,7 +142,7 @@ def query_existing_content(
             query = _stored_query(remote_id, repository_id).where(
                 _content.c.content_type == type_name, _content.c.key_digest.in_(chunk)
             )
-            _collect(conn.execute(query), remote_id, found, lambda row: (row.content_type, row.key_digest))
+            _collect(conn.execute(query).all(), remote_id, found, by_id=False)
     for key, stored in found.items():
         for unit in by_key.get(key, ()):
             unit.in_base = stored.member

@@ -56,6 +56,7 @@ class Flow:
         self.window = Window(window)
         self.byte_budget = ByteBudget(max_pending_bytes)
         self.progress = progress
+        self._seen = progress.stages["seen"]  # counted per unit: one attribute, not a dict lookup
         self.scheduler: LoopScheduler | None = None
         self.entered = 0
         self.finished = 0
@@ -97,7 +98,7 @@ class Flow:
         if not ticket.inside:
             self._went_outside(ticket)
         self.entered += 1
-        self.progress.add("seen")
+        self._seen.done += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
     def accepted(self, unit: PendingContent) -> None:

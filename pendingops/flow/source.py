@@ -46,11 +46,13 @@ def paced_source(flow: Flow, units: Units) -> Observable[PendingContent]:
 async def _pump(flow: Flow, units: Units, observer: abc.ObserverBase[PendingContent], stopped: list[bool]) -> None:
     assert flow.scheduler is not None
     pull, close = _puller(units, flow.scheduler)
+    window = flow.window
     pulled = 0
     try:
         while not stopped:  # a take(n) downstream may dispose of the source from inside on_next
             # Take a place before pulling, so the source is never read further ahead.
-            await flow.window.take()
+            if not window.try_take():
+                await window.take()
             try:
                 unit = await pull()
             except BaseException:

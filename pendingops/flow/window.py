@@ -22,6 +22,15 @@ class Window:
         """True while the source waits for a place."""
         return self._waiter is not None
 
+    def try_take(self) -> bool:
+        """Take a place if one is free, without waiting; False when the window is full."""
+        if self.held >= self.size:
+            return False
+        self.held += 1
+        if self.held > self.max_held:
+            self.max_held = self.held
+        return True
+
     async def take(self) -> None:
         """Take a place, waiting until one is free (one taker at a time: the source)."""
         while self.held >= self.size:

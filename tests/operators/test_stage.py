@@ -81,3 +81,22 @@ def test_a_plugins_own_rx_step_fits_anywhere(db, storage):
     result, _ = _sync(db, storage, [ops.download(), rx_ops.map(rename), ops.dedup(), ops.save()])
     assert result.added == 20
     assert version_content(db, "r") == file_set({f"renamed/{p}": d for p, d in FILES.items()})
+
+
+def test_a_per_unit_stage_runs_its_units_on_at_most_n_worker_tasks(db, storage):
+    # The source hands all 20 units on before the loop runs anything else: 2 workers take them all.
+    tasks: set[asyncio.Task] = set()
+    running = peak = 0
+
+    async def step(unit: PendingContent) -> None:
+        nonlocal running, peak
+        tasks.add(asyncio.current_task())
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0)
+        running -= 1
+
+    result, _ = _sync(db, storage, [ops.enrich(step, n=2), ops.download(), ops.save()])
+    assert result.added == 20
+    assert peak == 2
+    assert len(tasks) == 2

@@ -1,0 +1,55 @@
+"""pendingops.loop: the standard loop by default, uvloop when asked for."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+
+import pytest
+
+from pendingops import loop
+
+HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
+
+
+async def _loop_type() -> str:
+    return type(asyncio.get_running_loop()).__module__
+
+
+@pytest.mark.parametrize("setting", [None, "", "asyncio", "other"])
+def test_the_standard_loop_unless_uvloop_is_asked_for(monkeypatch, setting):
+    if setting is None:
+        monkeypatch.delenv(loop.LOOP_ENV, raising=False)
+    else:
+        monkeypatch.setenv(loop.LOOP_ENV, setting)
+    assert loop.loop_factory() is None
+    assert loop.loop_name() == "asyncio"
+    assert loop.run(_loop_type()).startswith("asyncio")
+
+
+@pytest.mark.skipif(not HAS_UVLOOP, reason="uvloop is not installed (pip install 'pendingops[fast]')")
+def test_uvloop_when_asked_for(monkeypatch):
+    monkeypatch.setenv(loop.LOOP_ENV, "uvloop")
+    assert loop.loop_name() == "uvloop"
+    assert loop.run(_loop_type()).startswith("uvloop")
+
+
+@pytest.mark.skipif(HAS_UVLOOP, reason="needs an environment without uvloop")
+def test_asking_for_uvloop_without_it_says_how_to_install_it(monkeypatch):
+    monkeypatch.setenv(loop.LOOP_ENV, "uvloop")
+    with pytest.raises(loop.LoopUnavailable, match=r"pendingops\[fast\]"):
+        loop.run(_loop_type())
+
+
+def test_run_returns_the_result_and_raises_the_error(monkeypatch):
+    monkeypatch.delenv(loop.LOOP_ENV, raising=False)
+
+    async def answer() -> int:
+        return 42
+
+    async def fail() -> None:
+        raise ValueError("boom")
+
+    assert loop.run(answer()) == 42
+    with pytest.raises(ValueError, match="boom"):
+        loop.run(fail())
