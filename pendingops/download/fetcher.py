@@ -23,6 +23,7 @@ from urllib.request import url2pathname
 import aiohttp
 from yarl import URL
 
+from pendingops.download._sink import BodySink
 from pendingops.pending import PendingArtifact, UnitError
 from pendingops.remote import DEFAULT_MAX_FILE_SIZE, RemoteConfig, origin, strip_credentials
 from pendingops.storage.base import ArtifactStorage, storage_full
@@ -234,14 +235,18 @@ class Fetcher:
         cap = artifact.size if artifact.size is not None else self.remote.max_file_size or DEFAULT_MAX_FILE_SIZE
         try:
             with open(temp, "wb") as out:
-                async with aclosing(self._body(artifact.url)) as chunks:
-                    async for chunk in chunks:
-                        size += len(chunk)
-                        if size > cap:
-                            raise DownloadError(f"{_shown(artifact.url)}: {_too_large(artifact, cap)}", retryable=False)
-                        for hasher in hashers.values():
-                            hasher.update(chunk)
-                        out.write(chunk)
+                sink = BodySink(out, hashers.values())
+                try:
+                    async with aclosing(self._body(artifact.url)) as chunks:
+                        async for chunk in chunks:
+                            size += len(chunk)
+                            if size > cap:
+                                too_large = _too_large(artifact, cap)
+                                raise DownloadError(f"{_shown(artifact.url)}: {too_large}", retryable=False)
+                            await sink.add(chunk)
+                    await sink.finish()
+                finally:
+                    await sink.settle()
             digests = {name: hasher.hexdigest() for name, hasher in hashers.items()}
             _verify(artifact, size, digests)
             await self.storage.put_async(temp, digests["sha256"])
