@@ -331,7 +331,9 @@ def run_large(bench: Bench, databases: Sequence[str]) -> list[Target]:
     The files are written to the run's temporary folder (on disk, like a real remote's), each size in
     turn, and removed before the next. Raw downloads and syncs alternate ``--repeat`` times and the
     fastest of each counts: on a shared machine, a single sync against the best of three raw runs
-    would measure the noise. Every sync starts from a fresh database and empty storage.
+    would measure the noise. Every sync starts from a fresh database and empty storage, and every
+    phase starts with no dirty pages left by the one before (``os.sync``): otherwise the kernel's
+    writeback of the previous phase's gigabyte competes with the next phase's writes.
     """
     args = bench.args
     sizes = [args.large_mib * MIB] + ([args.compare_mib * MIB] if args.compare_mib else [])
@@ -347,9 +349,11 @@ def run_large(bench: Bench, databases: Sequence[str]) -> list[Target]:
             print(f"{database}: raw download and sync of {args.large_files} x {label}...", flush=True)
             raws, syncs = [], []
             for _ in range(args.repeat):
-                raws.append(bench.download(f"raw download {label}", database, manifest, repeat=1, keep=False))
                 shutil.rmtree(bench.work / database, ignore_errors=True)
+                os.sync()
+                raws.append(bench.download(f"raw download {label}", database, manifest, repeat=1, keep=False))
                 url = fresh_database(database, bench.work / database, args.postgres_url)
+                os.sync()
                 n = len(entries)
                 syncs.append(bench.sync(f"sync {label}", database, url, n, mirror=True, expect=(n, 0), keep=False))
             raw, sync = (min(rows, key=lambda row: row.wall) for rows in (raws, syncs))

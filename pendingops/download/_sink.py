@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any, BinaryIO
 
 #: bytes collected before they are hashed and written on a worker thread, one batch at a time
-BATCH_BYTES = 512 * 1024
+BATCH_BYTES = 256 * 1024
 
 
 class BodySink:
