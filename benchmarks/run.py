@@ -220,6 +220,7 @@ class Bench:
         )
         if keep:
             self.rows.append(row)
+        print(f"  {phase}: {row.wall:.2f} s, peak RSS {row.rss_mib:.1f} MiB", flush=True)
         return row
 
     def fastest(self, spec: dict[str, Any], repeat: int | None = None) -> dict[str, Any]:
