@@ -25,11 +25,17 @@ _CHUNK = 256 * 1024
 
 
 class StallWatchdog:
-    """Sleeps ``period`` seconds in a loop and records the worst lateness: the longest loop stall."""
+    """Sleeps ``period`` seconds in a loop and records the worst lateness: the longest loop stall.
+
+    It also records the loop thread's CPU time during that stall: near the stall itself, the loop
+    was busy running code; near zero, it was waiting (for a CPU other processes held, or in a
+    system call).
+    """
 
     def __init__(self, period: float = 0.01) -> None:
         self.period = period
         self.max_stall = 0.0
+        self.max_stall_cpu = 0.0
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> StallWatchdog:
@@ -45,9 +51,11 @@ class StallWatchdog:
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            before = loop.time()
+            before, cpu = loop.time(), time.thread_time()
             await asyncio.sleep(self.period)
-            self.max_stall = max(self.max_stall, loop.time() - before - self.period)
+            stall = loop.time() - before - self.period
+            if stall > self.max_stall:
+                self.max_stall, self.max_stall_cpu = stall, time.thread_time() - cpu
 
 
 def _executions(parameters: Any, many: bool) -> int:
@@ -78,6 +86,12 @@ class StatementCounter:
             self.count += _executions(parameters, many)
 
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far, all threads included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def run_sync(spec: dict[str, Any]) -> dict[str, Any]:
     import pendingops
     from pendingops import LocalStorage, RemoteConfig, open_database, sync_remote
@@ -88,7 +102,7 @@ async def run_sync(spec: dict[str, Any]) -> dict[str, Any]:
     remote = RemoteConfig(url=spec["url"], policy=spec["policy"], download_concurrency=spec["concurrency"])
     counter = StatementCounter(db.engine)
     async with StallWatchdog() as watchdog:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         result = await sync_remote(
             FilePlugin(),
             remote,
@@ -98,12 +112,14 @@ async def run_sync(spec: dict[str, Any]) -> dict[str, Any]:
             mirror=spec["mirror"],
             force=spec.get("force", False),
         )
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     db.close()
     return {
         "wall": wall,
+        "cpu": cpu,
         "statements": counter.count,
         "stall": watchdog.max_stall,
+        "stall_cpu": watchdog.max_stall_cpu,
         "added": result.added,
         "removed": result.removed,
         "failed": result.failed_count,
@@ -138,10 +154,16 @@ async def run_download(spec: dict[str, Any]) -> dict[str, Any]:
                 raise RuntimeError(f"{path}: sha256 mismatch")
 
     async with aiohttp.ClientSession(connector=connector) as session, StallWatchdog() as watchdog:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         await asyncio.gather(*(fetch(session, i, e.path, e.sha256) for i, e in enumerate(entries)))
-        wall = time.perf_counter() - start
-    return {"wall": wall, "stall": watchdog.max_stall, "files": len(entries)}
+        wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "stall": watchdog.max_stall,
+        "stall_cpu": watchdog.max_stall_cpu,
+        "files": len(entries),
+    }
 
 
 def run_insert(spec: dict[str, Any]) -> dict[str, Any]:

@@ -59,3 +59,22 @@ def read_manifest(path: Path) -> list[Entry]:
         relative_path, sha256, size = line.rsplit(",", 2)
         entries.append(Entry(relative_path, sha256, int(size)))
     return entries
+
+
+def make_large_entries(root: Path, count: int, size: int) -> list[Entry]:
+    """``count`` files of ``size`` bytes under ``root/large/SIZE/``, written a MiB at a time."""
+    block_size = 1024 * 1024
+    entries = []
+    for index in range(count):
+        path = f"large/{size}/file-{index:04d}.bin"
+        block = file_bytes(index, min(size, block_size))
+        hasher = hashlib.sha256()
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "wb") as out:
+            for start in range(0, size, block_size):
+                piece = block[: min(block_size, size - start)]
+                hasher.update(piece)
+                out.write(piece)
+        entries.append(Entry(path, hasher.hexdigest(), size))
+    return entries

@@ -28,8 +28,9 @@ class Row:
     stall: float | None = None
     change: str = ""
     raw: float | None = None
-    #: CPU seconds of the phase's process, all threads (user + system)
-    cpu: float | None = None
+    unit_bytes: int | None = None  # the file size, when throughput is shown in MiB/s
+    cpu: float | None = None  # user + system seconds of the phase's process over the timed part
+    stall_cpu: float | None = None  # CPU seconds the loop thread used during its longest stall
 
     @property
     def per_second(self) -> float:
@@ -68,11 +69,12 @@ _COLUMNS = (
 )
 
 
-def table(rows: Sequence[Row], server: str) -> str:
-    """The results as a Markdown table (readable as plain text too)."""
+def table(rows: Sequence[Row], server: str, *, mib: bool = False) -> str:
+    """The results as a Markdown table (readable as plain text too); ``mib``: MiB/s instead of units/s."""
+    columns = tuple(("MiB/s", align) if mib and name == "units/s" else (name, align) for name, align in _COLUMNS)
     lines = [
-        "| " + " | ".join(format(name, align) for name, align in _COLUMNS) + " |",
-        "|" + "|".join("-" * (max(len(name), int(align[1:] or 0)) + 2) for name, align in _COLUMNS) + "|",
+        "| " + " | ".join(format(name, align) for name, align in columns) + " |",
+        "|" + "|".join("-" * (max(len(name), int(align[1:] or 0)) + 2) for name, align in columns) + "|",
     ]
     for row in rows:
         ratio = row.wall / row.raw if row.raw and row.phase != RAW_INSERT else None
@@ -83,14 +85,14 @@ def table(rows: Sequence[Row], server: str) -> str:
             row.change or "-",
             _fmt(row.wall, ".2f"),
             _fmt(row.cpu, ".2f"),
-            _fmt(row.per_second, ".0f"),
+            _fmt(mib_per_second(row) if mib else row.per_second, ".0f"),
             _fmt(ratio, ".2f"),
             _fmt(row.rss_mib, ".1f"),
             _fmt(row.statements_per_1000, ".1f"),
             _fmt(None if row.stall is None else row.stall * 1000, ".0f"),
             server,
         )
-        lines.append("| " + " | ".join(format(c, a) for c, (_, a) in zip(cells, _COLUMNS, strict=True)) + " |")
+        lines.append("| " + " | ".join(format(c, a) for c, (_, a) in zip(cells, columns, strict=True)) + " |")
     return "\n".join(lines)
 
 
@@ -178,3 +180,60 @@ def targets_section(targets: Sequence[Target]) -> str:
         verdict = {True: "met", False: "NOT MET", None: "not measured"}[target.met]
         lines.append(f"- [{verdict}] {target.goal} ({target.database}): {target.figure}")
     return "\n".join(lines)
+
+
+def mib_per_second(row: Row) -> float | None:
+    """The phase's throughput: its ``units`` files of ``unit_bytes`` bytes over its wall time."""
+    if row.unit_bytes is None or not row.wall:
+        return None
+    return row.units * row.unit_bytes / (1024 * 1024) / row.wall
+
+
+def large_targets(runs: Sequence[tuple[int, Row, Row]]) -> list[Target]:
+    """Large-file targets from (file size, raw download row, sync row) pairs, the first size the main one.
+
+    Sync throughput at least 90% of the raw download's and no loop stall over 100 ms, for each size;
+    the sync's peak RSS at the first size within 1.1x of its peak at each other size.
+    """
+    targets = []
+    for size, raw, sync in runs:
+        raw_rate, sync_rate = mib_per_second(raw) or 0.0, mib_per_second(sync) or 0.0
+        share = sync_rate / raw_rate if raw_rate else 0.0
+        label = f"{sync.units} x {size // (1024 * 1024)} MiB"
+        targets.append(
+            Target(
+                f"sync throughput at least 90% of the raw download's ({label})",
+                sync.database,
+                f"{share:.0%} ({sync_rate:.0f} MiB/s vs {raw_rate:.0f} MiB/s; "
+                f"CPU {_fmt(sync.cpu, '.2f')} s vs {_fmt(raw.cpu, '.2f')} s)",
+                share >= 0.9,
+            )
+        )
+        stall_ms = (sync.stall or 0.0) * 1000
+        busy_ms = (sync.stall_cpu or 0.0) * 1000
+        raw_ms = (raw.stall or 0.0) * 1000
+        figure = f"{stall_ms:.0f} ms, loop thread on CPU for {busy_ms:.0f} ms of it (raw download: {raw_ms:.0f} ms)"
+        targets.append(Target(f"no loop stall over 100 ms ({label})", sync.database, figure, stall_ms <= 100))
+    main_size, _, main = runs[0]
+    for size, _, other in runs[1:]:
+        ratio = main.rss_mib / other.rss_mib
+        targets.append(
+            Target(
+                f"peak RSS independent of file size: {main_size // (1024 * 1024)} MiB files at most 1.1x "
+                f"{size // (1024 * 1024)} MiB files",
+                main.database,
+                f"{ratio:.2f}x ({main.rss_mib:.1f} MiB vs {other.rss_mib:.1f} MiB)",
+                ratio <= 1.1,
+            )
+        )
+    return targets
+
+
+def scale_time_target(small: Row, large: Row, limit: float) -> Target:
+    ratio = large.wall / small.wall
+    return Target(
+        f"time at {large.units:,} units at most {limit:g}x the time at {small.units:,}",
+        small.database,
+        f"{ratio:.2f}x ({large.wall:.1f} s vs {small.wall:.1f} s)",
+        ratio <= limit,
+    )

@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/run.py            # speed, SQL cost and loop stalls (README.md)
     .venv/bin/python benchmarks/run.py --memory   # peak RSS at N and 10 N units (on_demand)
+    .venv/bin/python benchmarks/run.py --large    # 16 files of 64 MiB: throughput, stalls, peak RSS
+    .venv/bin/python benchmarks/run.py --million  # 100,000 and 1,000,000 on_demand units on PostgreSQL
 
 Every phase runs in its own process, so each peak RSS is that phase's own.
 """
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from _phase import RESULT_PREFIX
-from _repo import MANIFEST, Entry, make_entries, write_manifest
+from _repo import MANIFEST, Entry, make_entries, make_large_entries, write_manifest
 from _report import (
     ADDITIVE,
     INITIAL,
@@ -37,7 +39,9 @@ from _report import (
     SHORTCUT,
     Row,
     Target,
+    large_targets,
     memory_target,
+    scale_time_target,
     speed_targets,
     table,
     targets_section,
@@ -52,6 +56,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 PHASE_SCRIPT = BENCH_DIR / "_phase.py"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/pendingops_bench"
 QUICK_FILES = 1000
+MIB = 1024 * 1024
+MILLION_TIME_LIMIT = 11.0  # the 1,000,000-unit sync may take at most 11x the 100,000-unit one
 
 
 class BenchError(RuntimeError):
@@ -63,10 +69,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--files", type=int, default=10_000, help="files in the repository (default 10000)")
     parser.add_argument("--size", type=int, default=1024, help="bytes per file (default 1024)")
     parser.add_argument("--concurrency", type=int, default=10, help="downloads in flight (default 10)")
-    parser.add_argument("--databases", default="sqlite,postgresql", help="comma-separated: sqlite,postgresql")
+    parser.add_argument("--databases", help="comma-separated: sqlite,postgresql (default both; --million: postgresql)")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES, help="dropped and recreated for each run")
     parser.add_argument("--quick", action="store_true", help=f"a smoke run with {QUICK_FILES} files")
     parser.add_argument("--memory", action="store_true", help="peak RSS of on_demand syncs of N and 10 N units")
+    parser.add_argument("--large", action="store_true", help="throughput, stalls and peak RSS for large files")
+    parser.add_argument("--large-files", type=int, default=16, help="--large: files per run (default 16)")
+    parser.add_argument("--large-mib", type=int, default=64, help="--large: MiB per file (default 64)")
+    parser.add_argument(
+        "--compare-mib", type=int, default=16, help="--large: MiB per file of the second run, 0 for none (default 16)"
+    )
+    parser.add_argument(
+        "--million", action="store_true", help="on_demand syncs of 100,000 and 1,000,000 units (PostgreSQL by default)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="raw limits: keep the fastest of N runs (default 3)")
     parser.add_argument("--server", choices=("auto", "nginx", "aiohttp"), default="auto")
     parser.add_argument("--no-install", action="store_true", help="never try to install nginx")
@@ -84,6 +99,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--loop uvloop: uvloop is not installed (pip install 'pendingops[fast]')")
     # The phases inherit it: pendingops.loop reads it.
     os.environ[LOOP_ENV] = args.loop
+    if sum((args.memory, args.large, args.million)) > 1:
+        parser.error("choose one of --memory, --large and --million")
+    if args.million:
+        args.files = 100_000
+    if args.databases is None:
+        args.databases = "postgresql" if args.million else "sqlite,postgresql"
+    if args.large and (args.large_files < 1 or args.large_mib < 1 or args.compare_mib < 0):
+        parser.error("use --large-files >= 1, --large-mib >= 1 and --compare-mib >= 0")
     args.databases = [name.strip() for name in args.databases.split(",") if name.strip()]
     unknown = set(args.databases) - {"sqlite", "postgresql"}
     if unknown or args.files < 10 or args.size < 32 or args.concurrency < 1 or args.repeat < 1:
@@ -174,7 +197,9 @@ class Bench:
         raw: float | None = None,
         force: bool = False,
         unchanged: bool = False,
+        keep: bool = True,
     ) -> Row:
+        """Run one sync; ``keep``: add its row to the table (else the caller picks which to add)."""
         spec = {
             "kind": "sync",
             "db": url,
@@ -188,7 +213,7 @@ class Bench:
         profile = None
         if self.args.profile is not None:
             self.args.profile.mkdir(parents=True, exist_ok=True)
-            profile = self.args.profile / f"{database}-{re.sub(r'[^a-z0-9]+', '-', phase).strip('-')}.txt"
+            profile = self.args.profile / f"{database}-{re.sub(r'[^a-z0-9]+', '-', phase.lower()).strip('-')}.txt"
         result = run_phase(spec, profile)
         self.package = result["package"]
         added, removed = result["added"], result["removed"]
@@ -209,16 +234,29 @@ class Bench:
             result["stall"],
             f"+{added}/-{removed}",
             raw,
-            result["cpu"],
+            cpu=result["cpu"],
+            stall_cpu=result["stall_cpu"],
         )
-        self.rows.append(row)
+        if keep:
+            self.rows.append(row)
+        print(f"  {phase}: {row.wall:.2f} s, peak RSS {row.rss_mib:.1f} MiB", flush=True)
         return row
 
-    def fastest(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """The fastest of ``--repeat`` runs of a raw phase: the limit the machine allows."""
-        return min((run_phase(spec) for _ in range(self.args.repeat)), key=lambda result: result["wall"])
+    def fastest(self, spec: dict[str, Any], repeat: int | None = None) -> dict[str, Any]:
+        """The fastest of ``repeat`` (default ``--repeat``) runs of a raw phase: the limit the machine allows."""
+        runs = self.args.repeat if repeat is None else repeat
+        return min((run_phase(spec) for _ in range(runs)), key=lambda result: result["wall"])
 
-    def download(self, phase: str, database: str, manifest: Path, raw: float | None = None) -> Row:
+    def download(
+        self,
+        phase: str,
+        database: str,
+        manifest: Path,
+        raw: float | None = None,
+        *,
+        repeat: int | None = None,
+        keep: bool = True,
+    ) -> Row:
         dest = self.work / "downloads"
         spec = {
             "kind": "download",
@@ -228,13 +266,14 @@ class Bench:
             "concurrency": self.args.concurrency,
         }
         try:
-            result = self.fastest(spec)
+            result = self.fastest(spec, repeat)
         finally:
             shutil.rmtree(dest, ignore_errors=True)
         row = Row(phase, database, result["files"], result["wall"], result["peak_rss_mib"], None, result["stall"])
-        row.cpu = result["cpu"]
         row.raw = raw if raw is not None else row.wall
-        self.rows.append(row)
+        row.cpu, row.stall_cpu = result["cpu"], result["stall_cpu"]
+        if keep:
+            self.rows.append(row)
         return row
 
     def insert(self, database: str, url: str, rows: int) -> Row:
@@ -277,8 +316,12 @@ def run_speed(bench: Bench, databases: Sequence[str]) -> list[Target]:
     return speed_targets(bench.rows, databases)
 
 
-def run_memory(bench: Bench, databases: Sequence[str]) -> list[Target]:
-    """Initial on_demand syncs (rows only, no downloads) of N and 10 N units, each in a fresh database."""
+def run_memory(bench: Bench, databases: Sequence[str], *, resync: bool = False) -> list[Target]:
+    """Initial on_demand syncs (rows only, no downloads) of N and 10 N units, each in a fresh database.
+
+    With ``resync`` (``--million``), the larger one is followed by its no-op resync, and the time
+    ratio is a target too.
+    """
     targets = []
     for database in databases:
         measured = []
@@ -287,10 +330,63 @@ def run_memory(bench: Bench, databases: Sequence[str]) -> list[Target]:
             bench.publish(list(make_entries(None, range(n), bench.args.size).values()))  # manifest only
             shutil.rmtree(bench.work / database, ignore_errors=True)
             url = fresh_database(database, bench.work / database, bench.args.postgres_url)
-            phase = f"on_demand initial {n // 1000}k" if n % 1000 == 0 else f"on_demand initial {n}"
+            name = _count(n)
+            phase = f"on_demand initial {name}"
             measured.append(bench.sync(phase, database, url, n, mirror=False, policy="on_demand", expect=(n, 0)))
+        if resync:
+            print(f"{database}: no-op resync of {n} units...", flush=True)
+            bench.sync(f"no-op resync {name}", database, url, n, mirror=False, policy="on_demand", expect=(0, 0))
+            targets.append(scale_time_target(*measured, MILLION_TIME_LIMIT))
         targets.append(memory_target(*measured))
     return targets
+
+
+def _count(n: int) -> str:
+    """1000000 as "1M", 100000 as "100k"."""
+    if n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    return f"{n // 1000}k" if n % 1000 == 0 else str(n)
+
+
+def run_large(bench: Bench, databases: Sequence[str]) -> list[Target]:
+    """Raw download vs immediate sync of ``--large-files`` files of ``--large-mib`` and ``--compare-mib`` MiB.
+
+    The files are written to the run's temporary folder (on disk, like a real remote's), each size in
+    turn, and removed before the next. Raw downloads and syncs alternate ``--repeat`` times and the
+    fastest of each counts: on a shared machine, a single sync against the best of three raw runs
+    would measure the noise. Every sync starts from a fresh database and empty storage, and every
+    phase starts with no dirty pages left by the one before (``os.sync``): otherwise the kernel's
+    writeback of the previous phase's gigabyte competes with the next phase's writes.
+    """
+    args = bench.args
+    sizes = [args.large_mib * MIB] + ([args.compare_mib * MIB] if args.compare_mib else [])
+    runs: dict[str, list[tuple[int, Row, Row]]] = {database: [] for database in databases}
+    for size in sizes:
+        label = f"{size // MIB} MiB"
+        print(f"Writing {args.large_files} files of {label}...", flush=True)
+        entries = make_large_entries(bench.root, args.large_files, size)
+        manifest = bench.work / "large.manifest"
+        write_manifest(manifest, entries)
+        bench.publish(entries)
+        for database in databases:
+            print(f"{database}: raw download and sync of {args.large_files} x {label}...", flush=True)
+            raws, syncs = [], []
+            for _ in range(args.repeat):
+                shutil.rmtree(bench.work / database, ignore_errors=True)
+                os.sync()
+                raws.append(bench.download(f"raw download {label}", database, manifest, repeat=1, keep=False))
+                url = fresh_database(database, bench.work / database, args.postgres_url)
+                os.sync()
+                n = len(entries)
+                syncs.append(bench.sync(f"sync {label}", database, url, n, mirror=True, expect=(n, 0), keep=False))
+            raw, sync = (min(rows, key=lambda row: row.wall) for rows in (raws, syncs))
+            sync.raw = raw.wall
+            bench.rows += [raw, sync]
+            raw.unit_bytes = sync.unit_bytes = size
+            runs[database].append((size, raw, sync))
+        shutil.rmtree(bench.root / "large", ignore_errors=True)
+    shutil.rmtree(bench.work / "sqlite", ignore_errors=True)
+    return [target for database in databases for target in large_targets(runs[database])]
 
 
 def machine() -> str:
@@ -342,25 +438,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"Serving {root} with {server.kind} at {server.base_url}", flush=True)
             bench = Bench(args, work, root, server)
             try:
-                targets = run_memory(bench, databases) if args.memory else run_speed(bench, databases)
+                if args.large:
+                    targets = run_large(bench, databases)
+                elif args.memory or args.million:
+                    targets = run_memory(bench, databases, resync=args.million)
+                else:
+                    targets = run_speed(bench, databases)
             except BenchError as exc:
                 print(f"benchmark aborted: {exc}", file=sys.stderr)
                 return 1
-    mode = "memory mode (--memory)" if args.memory else "speed"
+    mode = "speed"
+    for flag in ("memory", "large", "million"):
+        if getattr(args, flag):
+            mode = f"{flag} mode (--{flag})"
     print()
     print(f"pendingops benchmark, {mode}: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {source_revision(bench.package)}")
     print(f"machine: {machine()}")
     print(f"server: {server.kind}; databases: {', '.join(versions)}; event loop: {loop_name()}")
-    print(f"files: {args.files} x {args.size} bytes; download concurrency {args.concurrency}", end="")
-    print("" if args.memory else f"; raw limits: fastest of {args.repeat} runs")
+    if args.large:
+        sizes = " and ".join(f"{mib} MiB" for mib in (args.large_mib, args.compare_mib) if mib)
+        print(f"files: {args.large_files} x {sizes}; download concurrency {args.concurrency}", end="")
+    else:
+        print(f"files: {args.files} x {args.size} bytes; download concurrency {args.concurrency}", end="")
+    print("" if args.memory or args.million else f"; raw limits: fastest of {args.repeat} runs")
     print()
-    print(table(bench.rows, server.kind))
+    print(table(bench.rows, server.kind, mib=args.large))
     print()
     print("Targets (MISSION.md):")
     print(targets_section(targets))
-    if not args.memory:
+    if not (args.memory or args.million or args.large):
         print("- [not measured] peak RSS at 10x the units at most 1.25x: run with --memory")
-    else:
+    elif args.memory:
         print("- [not measured] speed, SQL and loop-stall targets: run without --memory")
     for problem in bench.problems:
         print(f"PROBLEM: {problem}")

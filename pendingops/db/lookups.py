@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, null, select
+from sqlalchemy import Connection, null, select
 
 from pendingops.db.database import Database
 from pendingops.db.schema import OTHER_DIGESTS, Artifact, Content, ContentArtifact, RemoteArtifact, RepositoryContent
@@ -78,15 +78,15 @@ def _stored_query(remote_id: int, repository_id: int | None) -> Any:
     if repository_id is None:
         columns.append(null().label("membership"))
     else:
-        columns.append(_rc.c.id.label("membership"))
-        joined = joined.outerjoin(
-            _rc,
-            and_(
-                _rc.c.content_id == _content.c.id,
-                _rc.c.repository_id == repository_id,
-                _rc.c.version_removed.is_(None),
-            ),
+        # A correlated probe of the membership index, not a join: without table statistics (a first
+        # sync; a server without autovacuum) the planner expects a few members and joins all of them
+        # to every batch, so a lookup's cost grew with the repository instead of the batch.
+        membership = select(_rc.c.id).where(
+            _rc.c.repository_id == repository_id,
+            _rc.c.content_id == _content.c.id,
+            _rc.c.version_removed.is_(None),
         )
+        columns.append(membership.scalar_subquery().label("membership"))
     return select(*columns).select_from(joined)
 
 

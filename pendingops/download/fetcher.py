@@ -11,7 +11,7 @@ import random
 import ssl
 import stat
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import aclosing
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -23,6 +23,7 @@ from urllib.request import getproxies_environment, proxy_bypass_environment, url
 import aiohttp
 from yarl import URL
 
+from pendingops.download._sink import BodySink
 from pendingops.pending import PendingArtifact, UnitError
 from pendingops.remote import DEFAULT_MAX_FILE_SIZE, RemoteConfig, origin, strip_credentials
 from pendingops.storage.base import ArtifactStorage, storage_full
@@ -146,18 +147,11 @@ class Fetcher:
         """Download ``url`` to the local file ``dest`` (a manifest, an index); return its size."""
 
         async def attempt() -> int:
-            size = 0
             try:
                 with open(dest, "wb") as out:
-                    async with aclosing(self._body(url)) as chunks:
-                        async for chunk in chunks:
-                            size += len(chunk)
-                            if max_size is not None and size > max_size:
-                                raise DownloadError(f"{_shown(url)}: larger than {max_size} bytes", retryable=False)
-                            out.write(chunk)
+                    return await self._write_body(url, out, (), max_size, f"larger than {max_size} bytes")
             except OSError as exc:
                 raise storage_full(exc, dest.parent) or exc from None
-            return size
 
         return await self._with_retries(attempt)
 
@@ -233,18 +227,10 @@ class Fetcher:
         hashers = {"sha256": hashlib.sha256()}
         for name in artifact.digests:
             hashers.setdefault(name, hashlib.new(name))
-        size = 0
         cap = artifact.size if artifact.size is not None else self.remote.max_file_size or DEFAULT_MAX_FILE_SIZE
         try:
             with open(temp, "wb") as out:
-                async with aclosing(self._body(artifact.url)) as chunks:
-                    async for chunk in chunks:
-                        size += len(chunk)
-                        if size > cap:
-                            raise DownloadError(f"{_shown(artifact.url)}: {_too_large(artifact, cap)}", retryable=False)
-                        for hasher in hashers.values():
-                            hasher.update(chunk)
-                        out.write(chunk)
+                size = await self._write_body(artifact.url, out, hashers.values(), cap, _too_large(artifact, cap))
             digests = {name: hasher.hexdigest() for name, hasher in hashers.items()}
             _verify(artifact, size, digests)
             await self.storage.put_async(temp, digests["sha256"])
@@ -255,6 +241,27 @@ class Fetcher:
                 raise full from None
             raise
         _record(artifact, size, digests)
+
+    async def _write_body(
+        self, url: str, out: BinaryIO, hashers: Iterable[Any], cap: int | None, too_large: str
+    ) -> int:
+        """Write the body at ``url`` to ``out`` through ``hashers``; return its size.
+
+        A body over ``cap`` bytes is cut off as soon as it is (DownloadError with ``too_large``).
+        """
+        size = 0
+        sink = BodySink(out, hashers)
+        try:
+            async with aclosing(self._body(url)) as chunks:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if cap is not None and size > cap:
+                        raise DownloadError(f"{_shown(url)}: {too_large}", retryable=False)
+                    await sink.add(chunk)
+            await sink.finish()
+        finally:
+            await sink.settle()  # the caller closes ``out``: no thread may still write to it
+        return size
 
     async def _body(self, url: str, accept: str | None = None) -> AsyncIterator[bytes]:
         """The bytes at ``url``, if the remote may name it, at no less than the remote's ``min_rate``."""

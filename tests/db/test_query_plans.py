@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from sqlalchemy import inspect, text
 
@@ -63,5 +65,43 @@ def test_postgresql_orphan_checks_probe_the_membership_index_per_window(tmp_path
         for query in (_orphan_content_query(10000, 11000), _orphan_artifacts_query(10000, 11000, dry_run=True)):
             plan = _plan(db, query)
             assert "Seq Scan on repository_content" not in plan and "Anti Join" not in plan, plan
+    finally:
+        db.close()
+
+
+@pytest.mark.postgres
+def test_postgresql_lookups_probe_the_membership_index_without_statistics(tmp_path):
+    """During a first sync nothing has analysed the tables yet (nor may autovacuum ever): a batch's
+    lookup must still find each unit's membership by an index probe. Joined instead, the planner
+    expects a handful of members and hashes all of them for every batch: a million-unit resync
+    read the whole membership a thousand times."""
+    db = fresh_database("postgresql", tmp_path)
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO repository (id, name, created_at) VALUES (1, 'r', now())"))
+            conn.execute(
+                text(
+                    "INSERT INTO content (id, content_type, key_digest, created_at) "
+                    "SELECT x, 'file', lpad(to_hex(x), 64, '0'), now() FROM generate_series(1, 20000) AS x"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO repository_content (repository_id, content_id, version_added) "
+                    "SELECT 1, x, 1 FROM generate_series(1, 20000) AS x"
+                )
+            )
+        digests = [f"{x:064x}" for x in range(5000, 6000)]
+        plan = _plan(
+            db, _stored_query(1, 1).where(_content.c.content_type == "file", _content.c.key_digest.in_(digests))
+        )
+        lines = plan.splitlines()
+        probes = [
+            condition
+            for line, condition in itertools.pairwise(lines)
+            if "Index" in line and "on repository_content" in line and "Index Cond" in condition
+        ]
+        assert any("content_id = content.id" in condition for condition in probes), plan
+        assert not [line for line in lines if "Filter" in line and "repository_content.content_id" in line], plan
     finally:
         db.close()

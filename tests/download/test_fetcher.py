@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
+import fcntl
 import hashlib
+import os
+import random
+import termios
+import threading
 from pathlib import Path
 
 import pytest
 
-from pendingops import PendingArtifact, RemoteConfig
+from pendingops import LocalStorage, PendingArtifact, RemoteConfig
+from pendingops.download._sink import BATCH_BYTES
 from pendingops.download.fetcher import DownloadError, Fetcher
 from tests.remote_server import Fault, RemoteServer
 
@@ -285,3 +292,109 @@ def test_an_oversized_manifest_is_requested_once(tmp_path, storage):
         asyncio.run(run())
     assert "attempts" not in str(caught.value)
     assert server.requests["index"] == 1
+
+
+#: a body of many chunks and batches, not a whole number of either
+LARGE = random.Random(7).randbytes(5 * BATCH_BYTES + 12345)
+
+
+def test_a_large_file_in_many_chunks_is_stored_byte_identically(storage):
+    server = RemoteServer({"big.bin": LARGE})
+    expected = {"md5": hashlib.md5(LARGE).hexdigest(), "sha512": hashlib.sha512(LARGE).hexdigest()}
+    artifact = _artifact("big.bin", LARGE, digests=expected)
+    _fetch(server, storage, artifact)
+    sha256 = hashlib.sha256(LARGE).hexdigest()
+    assert (artifact.stored_sha256, artifact.stored_size) == (sha256, len(LARGE))
+    assert {name: artifact.stored_digests[name] for name in expected} == expected
+    assert storage.local_path(storage.location_for(sha256)).read_bytes() == LARGE
+    assert _temp_files(storage) == []
+
+
+def test_a_large_file_differing_in_its_last_byte_stores_nothing(storage):
+    server = RemoteServer({"big.bin": LARGE})
+    declared = LARGE[:-1] + bytes([(LARGE[-1] + 1) % 256])
+    artifact = _artifact("big.bin", declared)
+    with pytest.raises(DownloadError, match="sha256 mismatch"):
+        _fetch(server, storage, artifact, retries=1)
+    assert server.requests["big.bin"] == 2
+    assert _stored_files(storage) == [] and _temp_files(storage) == []
+    assert not artifact.is_stored
+
+
+@pytest.mark.parametrize("fault", [Fault(oversize=3 * BATCH_BYTES), Fault(endless=True)])
+def test_a_large_body_longer_than_declared_is_cut_off(storage, fault):
+    server = RemoteServer({"big.bin": LARGE}, faults={"big.bin": fault})
+    artifact = _artifact("big.bin", LARGE)
+    with pytest.raises(DownloadError, match="larger than the expected"):
+        _fetch(server, storage, artifact, retries=3)
+    assert server.requests["big.bin"] == 1
+    assert server.bytes_sent["big.bin"] < 64 * 2**20  # the endless body: the fetcher hung up
+    assert _stored_files(storage) == [] and _temp_files(storage) == []
+
+
+class _PipeStorage(LocalStorage):
+    """Local storage whose temporary file is a pipe nobody reads until ``release`` is set.
+
+    A write to it blocks once the pipe is full, as a write to a saturated disk does. A thread
+    collects what went through once released, or after a minute if nothing released it.
+    """
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.release = threading.Event()
+        self.released_by_test = False
+        self.received = bytearray()
+        self._reader_fd: int | None = None  # while the reader has the pipe open
+        self._reader_lock = threading.Lock()
+
+    def new_temp_path(self) -> Path:
+        path = super().new_temp_path()
+        os.mkfifo(path)
+        threading.Thread(target=self._read, args=(path,), daemon=True).start()
+        return path
+
+    def pipe_is_full(self) -> bool:
+        with self._reader_lock:
+            if self._reader_fd is None:
+                return False
+            queued = array.array("i", [0])
+            fcntl.ioctl(self._reader_fd, termios.FIONREAD, queued)
+            return queued[0] >= fcntl.fcntl(self._reader_fd, fcntl.F_GETPIPE_SZ)
+
+    def _read(self, path: Path) -> None:
+        fd = os.open(path, os.O_RDONLY)  # waits for the fetcher to open it for writing
+        with self._reader_lock:
+            self._reader_fd = fd
+        self.released_by_test = self.release.wait(timeout=60)
+        while chunk := os.read(fd, 1 << 16):
+            self.received += chunk
+        with self._reader_lock:
+            os.close(fd)
+            self._reader_fd = None
+
+
+def test_the_loop_runs_while_a_large_file_write_is_blocked(tmp_path):
+    """Chunks of a large body are written off the event loop: a full pipe blocks the write, not the loop.
+
+    The test's own coroutine, on the fetcher's loop, sees the pipe fill up and only then lets the
+    reader drain it. Were the bytes written on the loop, that coroutine could not run until the
+    reader gave up waiting for it.
+    """
+    storage = _PipeStorage(tmp_path / "storage")
+    server = RemoteServer({"big.bin": LARGE})
+    artifact = _artifact("big.bin", LARGE)
+
+    async def run() -> None:
+        async with server, Fetcher(_remote(server), storage) as fetcher:
+            artifact.url = server.base_url + artifact.url
+            fetching = asyncio.create_task(fetcher.fetch(artifact))
+            while not storage.pipe_is_full():
+                assert not fetching.done(), fetching
+                await asyncio.sleep(0.001)
+            storage.release.set()
+            await fetching
+
+    asyncio.run(run())
+    assert storage.released_by_test
+    assert bytes(storage.received) == LARGE
+    assert artifact.stored_sha256 == hashlib.sha256(LARGE).hexdigest()
