@@ -115,7 +115,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def run_phase(spec: dict[str, Any], profile_to: Path | None = None) -> dict[str, Any]:
-    """Run one phase in a new process and return what it reported."""
+    """Run one phase in a new process and return what it reported.
+
+    Each phase starts with no dirty pages left by the ones before (``os.sync``), so the kernel's
+    writeback of earlier files does not compete with this phase's writes.
+    """
+    os.sync()
     command = [sys.executable, str(PHASE_SCRIPT), json.dumps(spec)]
     if profile_to is not None:
         py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
