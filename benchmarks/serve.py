@@ -72,7 +72,7 @@ def main() -> int:
         with serve_static(root / "files", root / "nginx", "nginx") as nginx:
             lazy = RemoteConfig(url=nginx.base_url + "od/PULP_MANIFEST", policy="on_demand")
             asyncio.run(sync_remote(FilePlugin(), lazy, db=db, storage=storage, repository="lazy"))
-            linked = RemoteConfig(url=nginx.base_url + "at-link-speed/od/PULP_MANIFEST", policy="on_demand")
+            linked = RemoteConfig(url=nginx.base_url + "at-link-speed/od-link/PULP_MANIFEST", policy="on_demand")
             asyncio.run(sync_remote(FilePlugin(), linked, db=db, storage=storage, repository="lazy-link"))
             db.close()
             for label, path in files:
@@ -98,7 +98,7 @@ def main() -> int:
                     f" directly from nginx with sha256 as the client reads: {hashed:.2f} s;"
                     f" the second request (from storage): {again:.2f} s"
                 )
-                direct = asyncio.run(_timed_get(nginx.base_url + "at-link-speed/od/huge-link.bin"))
+                direct = asyncio.run(_timed_get(nginx.base_url + "at-link-speed/od-link/huge-link.bin"))
                 first = asyncio.run(_timed_get(f"{base}lazy-link/latest/huge-link.bin"))
                 lines.append(
                     f"on_demand first fetch of 100 MiB from an origin at 1 Gbit/s: {first:.2f} s through pendingops"
@@ -151,13 +151,11 @@ def _write_files(folder: Path) -> list[tuple[str, str]]:
         "huge.bin": hashlib.sha256(b"huge").digest() * (HUGE // 32),
     }
     _write_repository(folder, chosen)
-    _write_repository(
-        folder / "od",
-        {
-            "huge-od.bin": hashlib.sha256(b"on demand").digest() * (HUGE // 32),
-            "huge-link.bin": hashlib.sha256(b"on demand at link speed").digest() * (HUGE // 32),
-        },
-    )
+    _write_repository(folder / "od", {"huge-od.bin": hashlib.sha256(b"on demand").digest() * (HUGE // 32)})
+    # a remote of its own: were the file also at the fast URL, serve could fetch it from there
+    (folder / "od-link").mkdir()
+    link = hashlib.sha256(b"on demand at link speed").digest() * (HUGE // 32)
+    _write_repository(folder / "od-link", {"huge-link.bin": link})
     return [("1 KiB", "small.bin"), ("10 MiB", "large.bin")]
 
 
