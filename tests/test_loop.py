@@ -37,8 +37,10 @@ def test_uvloop_when_asked_for(monkeypatch):
 @pytest.mark.skipif(HAS_UVLOOP, reason="needs an environment without uvloop")
 def test_asking_for_uvloop_without_it_says_how_to_install_it(monkeypatch):
     monkeypatch.setenv(loop.LOOP_ENV, "uvloop")
+    main = _loop_type()
     with pytest.raises(loop.LoopUnavailable, match=r"pendingops\[fast\]"):
-        loop.run(_loop_type())
+        loop.run(main)
+    assert main.cr_frame is None, "the coroutine is closed, not left to warn that it was never awaited"
 
 
 def test_run_returns_the_result_and_raises_the_error(monkeypatch):
