@@ -27,7 +27,7 @@ GOALS = {"--help": 0.2, "versions": 0.5}
 
 def _prepare(folder: Path) -> list[str]:
     """A SQLite database with one repository, created once (so no run pays for creating the schema)."""
-    from pendingops.db.database import open_database
+    from pendingops import open_database
     from pendingops.db.versions import ensure_repository
 
     url = f"sqlite:///{folder / 'startup.db'}"

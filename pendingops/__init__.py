@@ -11,22 +11,26 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pendingops.context import SyncContext, SyncFailed, SyncResult, UnitFailure, current_context
-    from pendingops.db.database import Database, DatabaseError, open_database
+    from pendingops.db.database import Database
+    from pendingops.db.errors import DatabaseError
     from pendingops.db.schema import Content
     from pendingops.db.versions import VersionError, VersionInfo
     from pendingops.declarative import declarative_version, default_pipeline, sync_remote
     from pendingops.pending import PendingArtifact, PendingContent, PendingInputError, UnitError
+    from pendingops.plugins.database import open_database
     from pendingops.progress import ProgressSnapshot
     from pendingops.remote import RemoteConfig
     from pendingops.storage import ArtifactStorage, LocalStorage, StorageError
 
 _HOME = {
     "pendingops.context": ("SyncContext", "SyncFailed", "SyncResult", "UnitFailure", "current_context"),
-    "pendingops.db.database": ("Database", "DatabaseError", "open_database"),
+    "pendingops.db.database": ("Database",),
+    "pendingops.db.errors": ("DatabaseError",),
     "pendingops.db.schema": ("Content",),
     "pendingops.db.versions": ("VersionError", "VersionInfo"),
     "pendingops.declarative": ("declarative_version", "default_pipeline", "sync_remote"),
     "pendingops.pending": ("PendingArtifact", "PendingContent", "PendingInputError", "UnitError"),
+    "pendingops.plugins.database": ("open_database",),
     "pendingops.progress": ("ProgressSnapshot",),
     "pendingops.remote": ("RemoteConfig",),
     "pendingops.storage": ("ArtifactStorage", "LocalStorage", "StorageError"),

@@ -23,6 +23,7 @@ from typing import Any, Literal, TypeVar
 from reactivex import Observable, abc
 from sqlalchemy import select
 
+from pendingops.db.cleanups import latest_cleanup
 from pendingops.db.database import Database, connection_lost
 from pendingops.db.locks import LockBusy, RepositoryLock, StoreLock
 from pendingops.db.retry import OutageTooLong, retry_on_lost_connection
@@ -40,7 +41,6 @@ from pendingops.db.versions import (
 )
 from pendingops.download.fetcher import Fetcher
 from pendingops.flow import ByteBudget, Flow, LoopObserver, LoopScheduler, Units, paced_source
-from pendingops.maintenance.orphans import latest_cleanup
 from pendingops.pending import PendingContent, describe_error, restore_units_db_state, units_db_state
 from pendingops.progress import Progress, ProgressListener
 from pendingops.remote import RemoteConfig

@@ -8,14 +8,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pendingops.db.schema import DIGEST_ALGORITHMS, Content
 from pendingops.remote import strip_credentials
-
-if TYPE_CHECKING:
-    from pendingops.db.schema import Content
-
-DIGEST_ALGORITHMS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
 
 
 class UnitError(Exception):

@@ -313,8 +313,8 @@ MUTANTS: tuple[Mutant, ...] = (
         guarantee="5 secrets never printed",
         file="pendingops/db/database.py",
         why="a malformed database URL is reported with its password",
-        old="""    shown, password = mask_password(url), _password_of(url)""",
-        new="""    shown, password = url, _password_of(url)""",
+        old="""    shown, password = mask_password(url), password_of(url)""",
+        new="""    shown, password = url, password_of(url)""",
         tests=("tests/db/test_database.py::test_a_bad_url_is_reported_without_its_password",),
     ),
     # -- 6: cost follows the change; bound variables ------------------------------------------------
@@ -731,6 +731,28 @@ MUTANTS: tuple[Mutant, ...] = (
         old="""            artifact.artifact_id = None""",
         new="""            pass""",
         tests=("tests/maintenance/test_repair.py::test_a_resync_fetches_a_missing_file_instead_of_calling_it_present",),
+    ),
+    # -- layers: the floors of docs/architecture.md ----------------------------------------------------
+    Mutant(
+        id="db-imports-plugin-registry",
+        guarantee="layers: db imports nothing above it",
+        file="pendingops/db/migrations/branches.py",
+        why="the database layer finds the installed plugins itself again (an import inside a function)",
+        old='''    """The core's branch: the revision files of ``versions/``."""
+''',
+        new='''    """The core's branch: the revision files of ``versions/``."""
+    from pendingops.plugins import available_plugins  # noqa: F401
+''',
+        tests=("tests/test_architecture.py::test_no_file_imports_a_floor_above_its_own",),
+    ),
+    Mutant(
+        id="schema-check-imports-database",
+        guarantee="layers: no import circle",
+        file="pendingops/db/migrations/check.py",
+        why="the schema check takes DatabaseError from database.py, which calls the check: a circle on one floor",
+        old="""from pendingops.db.errors import DatabaseError""",
+        new="""from pendingops.db.database import DatabaseError""",
+        tests=("tests/test_architecture.py::test_no_import_circle_joins_two_files",),
     ),
 )
 

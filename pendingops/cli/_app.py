@@ -220,7 +220,7 @@ class Settings:
     @property
     def db(self) -> Database:
         if self._db is None:
-            from pendingops.db.database import open_database
+            from pendingops.plugins.database import open_database
 
             self.prepare_default_folder()
             self._db = open_database(self.db_url)

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, Progress, Task, TextColumn
 from rich.text import Text
 
 from pendingops.progress import ProgressSnapshot, StageProgress
+from pendingops.readable import human_bytes, human_seconds
 
 _LABELS = (
     ("seen", "units seen"),
@@ -23,24 +24,6 @@ _LABELS = (
     ("failed", "failed"),
     ("filtered", "filtered"),
 )
-
-
-def human_bytes(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
-
-
-def human_seconds(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds:.2f} s"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes} min {secs:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def stage_rate(entry: StageProgress, stage: str, elapsed: float) -> str:

@@ -30,7 +30,8 @@ def _schema_database(url: str) -> Iterator[Database]:
     """The database opened without the version check (that is what these commands are for)."""
     from sqlalchemy.exc import DBAPIError
 
-    from pendingops.db.database import DatabaseError, open_database
+    from pendingops.db.database import DatabaseError
+    from pendingops.plugins.database import open_database
 
     db = open_database(url, create=False)
     try:

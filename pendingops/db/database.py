@@ -1,4 +1,9 @@
-"""Opening a database and running blocking work off the event loop."""
+"""Opening a database and running blocking work off the event loop.
+
+The database layer knows nothing of plugins: whoever opens a database hands it the migration
+branches its schema is checked against. ``pendingops.open_database`` (in ``pendingops.plugins.database``)
+hands the core's and every installed plugin's.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event
@@ -17,33 +22,30 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 
+from pendingops.db.errors import DatabaseError, DatabaseUnreachable
 from pendingops.db.urls import mask_password, password_of
+
+if TYPE_CHECKING:
+    from pendingops.db.migrations.branches import Branch
 
 T = TypeVar("T")
 
 #: bound variables per statement we allow ourselves; SQLite >= 3.32 accepts 32766, PostgreSQL 65535
 _SQLITE_MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 _POSTGRES_MAX_PARAMS = 65535
-_SCHEMA_LOCK_KEY = 0x70656E64736368  # "pendsch"
-
-
-class DatabaseError(RuntimeError):
-    """The database cannot be opened or used; the message says why."""
-
-
-class DatabaseUnreachable(DatabaseError):
-    """The database server could not be reached (down, restarting): trying again later may work."""
 
 
 class Database:
     """An engine plus the single worker thread that runs every blocking statement of a sync.
 
     ``await db.run(fn, *args)`` calls ``fn(connection, *args)`` inside one transaction on the
-    worker thread, so the event loop keeps downloading while a batch is written.
+    worker thread, so the event loop keeps downloading while a batch is written. ``branches``
+    gives the migration branches the schema must be at (called when first needed).
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, branches: Callable[[], Sequence[Branch]]) -> None:
         self.engine = engine
+        self._branches = branches
         self.dialect = engine.dialect.name
         self.max_params = _SQLITE_MAX_PARAMS if self.dialect == "sqlite" else _POSTGRES_MAX_PARAMS
         self._executor: ThreadPoolExecutor | None = None
@@ -58,6 +60,10 @@ class Database:
         self._max_params = value
         self.engine.dialect.insertmanyvalues_max_parameters = value  # type: ignore[attr-defined]
 
+    def migration_branches(self) -> list[Branch]:
+        """The branches handed in at opening: the core's, and each plugin's that ships migrations."""
+        return list(self._branches())
+
     def create_schema(self) -> None:
         """Create a new database (or a newly installed plugin's tables) at head; refuse an out-of-date one.
 
@@ -66,7 +72,7 @@ class Database:
         """
         from pendingops.db.migrations.check import ensure_schema
 
-        ensure_schema(self)
+        ensure_schema(self.engine, self.migration_branches())
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(conn, *args, **kwargs)`` in a transaction on the database thread."""
@@ -150,11 +156,12 @@ def dialect_insert(dialect: str, table: Table) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
-def open_database(url: str, *, create: bool = True) -> Database:
-    """Open (and by default create the schema of) the database at ``url``.
+def open_database(url: str, *, branches: Callable[[], Sequence[Branch]], create: bool = True) -> Database:
+    """Open (and by default create the schema of) the database at ``url``, at the heads of ``branches``.
 
     A bare filesystem path is taken as an SQLite file. Raises ``DatabaseError`` with a one-line
-    reason when the URL is malformed, the server cannot be reached or the file is not a database.
+    reason when the URL is malformed, the server cannot be reached, the file is not a database or
+    its schema needs ``pendingops db upgrade``.
     """
     if "://" not in url:
         url = "sqlite:///" + os.path.abspath(url)
@@ -179,7 +186,7 @@ def open_database(url: str, *, create: bool = True) -> Database:
         engine = create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
     else:
         raise DatabaseError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite:// or postgresql://")
-    db = Database(engine)
+    db = Database(engine, branches)
     if create:
         try:
             db.create_schema()

@@ -26,8 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from pendingops.pending import DIGEST_ALGORITHMS
-
+#: the digests an artifact may carry, each a column of ``artifact`` and ``remote_artifact``
+DIGEST_ALGORITHMS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
 OTHER_DIGESTS = tuple(name for name in DIGEST_ALGORITHMS if name != "sha256")
 
 

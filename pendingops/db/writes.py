@@ -7,7 +7,7 @@ key, so two syncs saving the same rows at once neither fail nor deadlock nor cre
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Table, bindparam, select, update
 
@@ -15,12 +15,17 @@ from pendingops.db.database import Database
 from pendingops.db.lookups import link_to_stored, stored_content_by_id
 from pendingops.db.schema import OTHER_DIGESTS, Artifact, Content, ContentArtifact, RemoteArtifact
 from pendingops.pending import PendingArtifact, PendingContent
-from pendingops.storage.base import ArtifactStorage
 
 _artifact = Artifact.__table__
 _content = Content.__table__
 _ca = ContentArtifact.__table__
 _ra = RemoteArtifact.__table__
+
+
+class ArtifactLocator(Protocol):
+    """What saving needs of the storage (an ``ArtifactStorage``): where the file of a sha256 is kept."""
+
+    def location_for(self, sha256: str) -> str: ...
 
 
 def _insert_ignore_returning(
@@ -32,7 +37,7 @@ def _insert_ignore_returning(
 
 
 def save_units(
-    conn: Connection, db: Database, storage: ArtifactStorage, units: Sequence[PendingContent], remote_id: int
+    conn: Connection, db: Database, storage: ArtifactLocator, units: Sequence[PendingContent], remote_id: int
 ) -> set[int]:
     """Save a batch of units with all their rows, in the caller's transaction; return the content ids it created.
 
@@ -47,7 +52,7 @@ def save_units(
     return new_content
 
 
-def _save_artifacts(conn: Connection, db: Database, storage: ArtifactStorage, units: Sequence[PendingContent]) -> None:
+def _save_artifacts(conn: Connection, db: Database, storage: ArtifactLocator, units: Sequence[PendingContent]) -> None:
     pending: dict[str, list[PendingArtifact]] = {}
     for unit in units:
         for artifact in unit.artifacts:

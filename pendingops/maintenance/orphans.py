@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
 from sqlalchemy import Connection, Select, Table, and_, delete, exists, func, select
 
+from pendingops.db.cleanups import record_cleanup_end, record_cleanup_start
 from pendingops.db.database import Database
 from pendingops.db.locks import StoreLock
-from pendingops.db.schema import Artifact, Content, ContentArtifact, RepositoryContent, StoreCleanup
+from pendingops.db.schema import Artifact, Content, ContentArtifact, RepositoryContent
 from pendingops.storage.base import ArtifactStorage
 from pendingops.storage.owner import Ownership, claim_storage
 
@@ -19,7 +19,6 @@ _content = Content.__table__
 _rc = RepositoryContent.__table__
 _ca = ContentArtifact.__table__
 _artifact = Artifact.__table__
-_cleanup = StoreCleanup.__table__
 _BATCH = 1000
 
 
@@ -53,24 +52,11 @@ def remove_orphans(db: Database, storage: ArtifactStorage, *, dry_run: bool = Fa
             return _remove_orphans(lock, storage, ownership, dry_run)
         # Recorded before anything is deleted: a sync that lost its store lock in an outage and
         # takes it again learns from this row that files it downloaded may be gone.
-        cleanup_id = lock.transact(_record_start)
+        cleanup_id = lock.transact(record_cleanup_start)
         report = _remove_orphans(lock, storage, ownership, dry_run)
-        lock.transact(_record_end, cleanup_id, report)
+        removed = {name: getattr(report, name) for name in ("content", "artifacts", "bytes", "stray_files")}
+        lock.transact(record_cleanup_end, cleanup_id, removed)
         return report
-
-
-def _record_start(conn: Connection) -> int:
-    return conn.execute(_cleanup.insert().values(started_at=datetime.now(UTC)).returning(_cleanup.c.id)).scalar_one()
-
-
-def _record_end(conn: Connection, cleanup_id: int, report: OrphanReport) -> None:
-    values = {name: getattr(report, name) for name in ("content", "artifacts", "bytes", "stray_files")}
-    conn.execute(_cleanup.update().where(_cleanup.c.id == cleanup_id).values(finished_at=datetime.now(UTC), **values))
-
-
-def latest_cleanup(conn: Connection) -> int:
-    """The id of the latest orphan cleanup that may have deleted something (0: none yet)."""
-    return conn.execute(select(func.coalesce(func.max(_cleanup.c.id), 0))).scalar_one()
 
 
 def _remove_orphans(lock: StoreLock, storage: ArtifactStorage, ownership: Ownership, dry_run: bool) -> OrphanReport:

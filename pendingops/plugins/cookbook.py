@@ -47,7 +47,7 @@ from pendingops.db.schema import Content, ContentArtifact, RepositoryContent
 from pendingops.db.versions import declare_content, membership_filter
 from pendingops.paths import MAX_SEGMENT_BYTES
 from pendingops.pending import PendingArtifact, PendingContent, PendingInputError, UnitError
-from pendingops.plugins import PublishedFile, Source, VersionRef, index_read
+from pendingops.plugins.protocol import PublishedFile, Source, VersionRef, index_read
 from pendingops.remote import RemoteConfig, strip_credentials
 
 if TYPE_CHECKING:

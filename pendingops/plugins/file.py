@@ -30,7 +30,7 @@ from pendingops.db.schema import Content, ContentArtifact, RepositoryContent
 from pendingops.db.versions import membership_filter
 from pendingops.paths import unsafe_path_reason
 from pendingops.pending import PendingArtifact, PendingContent, PendingInputError
-from pendingops.plugins import PublishedFile, Source, VersionRef, index_read
+from pendingops.plugins.protocol import PublishedFile, Source, VersionRef, index_read
 from pendingops.remote import RemoteConfig
 
 if TYPE_CHECKING:

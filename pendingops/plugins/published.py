@@ -11,7 +11,7 @@ from sqlalchemy import Connection, select
 
 from pendingops.db.schema import Content, RepositoryContent
 from pendingops.db.versions import membership_filter
-from pendingops.plugins import PublishedFile, PublishedPage, published_files, published_pages
+from pendingops.plugins.protocol import PublishedFile, PublishedPage, published_files, published_pages
 
 _rc = RepositoryContent.__table__
 _content = Content.__table__

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from pendingops.cli._progress import human_bytes
+from pendingops.readable import human_bytes
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"

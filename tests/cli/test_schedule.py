@@ -61,7 +61,7 @@ def test_add_list_remove_and_bad_input(queue: Queue) -> None:
 
 @pytest.mark.postgres
 def test_plugin_options_are_checked_when_added_and_go_with_each_queued_sync(queue: Queue) -> None:
-    from pendingops.db.database import open_database
+    from pendingops import open_database
     from pendingops.workers.schedule import claim_due
 
     url = "http://127.0.0.1:1/simple/"

@@ -31,20 +31,21 @@ from pendingops import (
     declarative_version,
     open_database,
 )
-from pendingops.db.migrations import VERSION_TABLE, find_branches
+from pendingops.db.migrations import VERSION_TABLE
 from pendingops.db.migrations.check import SchemaOutOfDate
 from pendingops.db.migrations.runner import alembic_config, migration_connection, upgrade
 from pendingops.db.schema import Base
 from pendingops.maintenance.listing import iter_version_content
 from pendingops.maintenance.verify import StorageProblem, verify_storage
 from pendingops.plugins.cookbook import CookbookContent
+from pendingops.plugins.database import migration_branches
 from pendingops.storage.owner import Claim, Ownership
 from tests.conftest import POSTGRES_URL, file_units, require_postgres
 from tests.remote_server import RemoteServer
 
 SCRIPT = str(Path(sys.executable).parent / "pendingops")
 #: the tables the core and the built-in plugins own (the test suite's own content types aside)
-CORE_HEAD = next(b for b in find_branches() if b.name == "core").head
+CORE_HEAD = next(b for b in migration_branches() if b.name == "core").head
 HEADS = {CORE_HEAD, "file_0001", "cookbook_0001", "python_0002"}
 SHIPPED = {t for t in Base.metadata.tables if not t.startswith("test_")} | {"file_content", "cookbook_content"}
 
@@ -65,7 +66,7 @@ def empty_database(kind: str, tmp_path: Path) -> tuple[Database, str]:
 def migrate(db: Database, target: str) -> None:
     """Run the shipped revisions up to ``target`` straight through Alembic."""
     with migration_connection(db) as conn, conn.begin():
-        command.upgrade(alembic_config(conn, find_branches()), target)
+        command.upgrade(alembic_config(conn, migration_branches()), target)
 
 
 def baseline_database(kind: str, tmp_path: Path) -> tuple[Database, str]:
@@ -172,7 +173,7 @@ def column_names(db: Database, table: str) -> set[str]:
 
 
 def test_the_file_reader_agrees_with_alembic_on_heads_and_order() -> None:
-    branches = find_branches()
+    branches = migration_branches()
     with open_database("sqlite://", create=False).engine.connect() as conn:
         script = ScriptDirectory.from_config(alembic_config(conn, branches))
     assert set(script.get_heads()) == {b.head for b in branches}

@@ -16,8 +16,8 @@ import subprocess
 import pytest
 from sqlalchemy import select
 
-from pendingops import PendingArtifact, RemoteConfig, sync_remote
-from pendingops.db.database import DatabaseError, mask_password, open_database
+from pendingops import PendingArtifact, RemoteConfig, open_database, sync_remote
+from pendingops.db.database import DatabaseError, mask_password
 from pendingops.db.schema import Remote, RemoteArtifact, SyncRun
 from pendingops.plugins.cookbook import CookbookPlugin
 from pendingops.plugins.file import FilePlugin

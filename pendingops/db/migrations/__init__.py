@@ -5,8 +5,9 @@ in its ``migrations`` attribute (branch labelled after it). All branches share o
 ``pendingops_schema_version``, holding each branch's current revision.
 
 Opening a database (``ensure_schema``) reads that table and compares it with the heads of the
-installed revision files, found by reading the files (no Alembic import on that path). Upgrades,
-downgrades and status run through Alembic in ``pendingops.db.migrations.runner``.
+branches the opener handed in (``pendingops.open_database``: the core's and every installed
+plugin's), found by reading the files (no Alembic import on that path). Upgrades, downgrades and
+status run through Alembic in ``pendingops.db.migrations.runner``.
 """
 
 from pendingops.db.migrations.branches import (
@@ -14,7 +15,8 @@ from pendingops.db.migrations.branches import (
     VERSION_TABLE,
     Branch,
     Revision,
-    find_branches,
+    core_branch,
+    read_branch,
 )
 from pendingops.db.migrations.check import SchemaOutOfDate, SchemaState, ensure_schema, schema_state
 
@@ -25,7 +27,8 @@ __all__ = [
     "Revision",
     "SchemaOutOfDate",
     "SchemaState",
+    "core_branch",
     "ensure_schema",
-    "find_branches",
+    "read_branch",
     "schema_state",
 ]

@@ -1,7 +1,9 @@
-"""The migration branches installed: the core's and each plugin's, read from their revision files.
+"""Migration branches: the core's and each plugin's, read from their revision files.
 
 Reading the files with ``ast`` (rather than loading them through Alembic) keeps the version check
 every command makes on opening a database cheap; a test checks it agrees with Alembic's own view.
+Which plugins are installed is not known here: the layer that knows them reads their branches
+(``read_branch``) and hands them to the database.
 """
 
 from __future__ import annotations
@@ -141,18 +143,6 @@ def migrations_folder(spec: str | Path) -> Path:
     return Path(next(iter(found.submodule_search_locations)))
 
 
-def find_branches() -> list[Branch]:
-    """The core's branch, then one per installed plugin that declares ``migrations``.
-
-    Loading the plugins also registers their content tables, so ``Base.metadata`` knows them.
-    """
-    from pendingops.plugins import available_plugins
-
-    branches = [read_branch(CORE, CORE_VERSIONS, CORE_MARKER)]
-    for name, plugin in sorted(available_plugins().items()):
-        spec = getattr(plugin, "migrations", None)
-        if spec is None:
-            continue
-        table = plugin.content_type.__table__.name  # type: ignore[attr-defined]
-        branches.append(read_branch(name, migrations_folder(spec), table))
-    return branches
+def core_branch() -> Branch:
+    """The core's branch: the revision files of ``versions/``."""
+    return read_branch(CORE, CORE_VERSIONS, CORE_MARKER)

@@ -7,18 +7,16 @@ transaction; anything else that is not at head is refused with one line naming t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from sqlalchemy import Column, Connection, MetaData, PrimaryKeyConstraint, String, Table, inspect, select
+from sqlalchemy import Column, Connection, Engine, MetaData, PrimaryKeyConstraint, String, Table, inspect, select
 
-from pendingops.db.database import _SCHEMA_LOCK_KEY, DatabaseError
-from pendingops.db.migrations.branches import CORE, VERSION_TABLE, Branch, find_branches
-
-if TYPE_CHECKING:
-    from pendingops.db.database import Database
+from pendingops.db.errors import DatabaseError
+from pendingops.db.migrations.branches import CORE, VERSION_TABLE, Branch
 
 UPGRADE_HINT = "run 'pendingops db upgrade'"
+_SCHEMA_LOCK_KEY = 0x70656E64736368  # "pendsch"
 
 
 def version_table(metadata: MetaData | None = None) -> Table:
@@ -152,32 +150,34 @@ def schema_state(conn: Connection, branches: list[Branch]) -> SchemaState:
     return SchemaState(states, tables, stored is not None, sorted(rows - known))
 
 
-def ensure_schema(db: Database, branches: list[Branch] | None = None) -> None:
+def ensure_schema(engine: Engine, branches: Sequence[Branch]) -> None:
     """Create what is new at head (stamped), or raise ``SchemaOutOfDate`` if a migration is pending.
 
-    Processes starting at once take turns creating (PostgreSQL: an advisory lock for the
-    transaction; SQLite: the write lock of BEGIN IMMEDIATE).
+    ``branches`` are the core's and every installed plugin's, handed in by whoever opened the
+    database (the plugins' tables are then in ``Base.metadata`` too). Processes starting at once
+    take turns creating (PostgreSQL: an advisory lock for the transaction; SQLite: the write lock
+    of BEGIN IMMEDIATE).
     """
     from pendingops.db.schema import Base
 
-    branches = branches or find_branches()
-    with db.engine.connect() as conn:
+    branches = list(branches)
+    with engine.connect() as conn:
         state = schema_state(conn, branches)
     if state.up_to_date and set(Base.metadata.tables) <= state.tables:
         return
     if not state.creatable:
         raise SchemaOutOfDate(state.problem())
-    with db.engine.begin() as conn:
-        lock_schema(db, conn)
+    with engine.begin() as conn:
+        lock_schema(conn)
         state = schema_state(conn, branches)  # another process may have created it meanwhile
         if not state.creatable:
             raise SchemaOutOfDate(state.problem())
         create_at_head(conn, state)
 
 
-def lock_schema(db: Database, conn: Connection) -> None:
+def lock_schema(conn: Connection) -> None:
     """Serialize schema changes for the rest of ``conn``'s transaction (SQLite's BEGIN IMMEDIATE already does)."""
-    if db.dialect == "postgresql":
+    if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_KEY})")
 
 

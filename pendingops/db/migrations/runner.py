@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 
 from pendingops.db.database import Database
 from pendingops.db.locks import StoreLock
-from pendingops.db.migrations.branches import Branch, find_branches
+from pendingops.db.migrations.branches import Branch
 from pendingops.db.migrations.check import (
     SchemaOutOfDate,
     SchemaState,
@@ -95,10 +95,10 @@ def _check_foreign_keys(db: Database, conn: Connection) -> None:
 
 
 def upgrade(db: Database, *, on_wait: Callable[[], None] | None = None) -> Outcome:
-    """Bring the core and every installed plugin to head; stamp a database made before migrations first."""
-    branches = find_branches()
+    """Bring every branch ``db`` was opened with to head; stamp a database made before migrations first."""
+    branches = db.migration_branches()
     with exclusive(db, on_wait), migration_connection(db) as conn, conn.begin():
-        lock_schema(db, conn)
+        lock_schema(conn)
         state = schema_state(conn, branches)
         before = _revisions(state)
         if state.newer:
@@ -122,9 +122,9 @@ def downgrade(db: Database, target: str) -> Outcome:
     """Go back to ``target`` (Alembic syntax: ``core_0001``, ``file@-1``...), where the revisions allow it."""
     from alembic import command
 
-    branches = find_branches()
+    branches = db.migration_branches()
     with exclusive(db), migration_connection(db) as conn, conn.begin():
-        lock_schema(db, conn)
+        lock_schema(conn)
         state = schema_state(conn, branches)
         if not state.versioned or any(b.state == "unversioned" for b in state.branches):
             raise SchemaOutOfDate(state.problem())
@@ -137,7 +137,7 @@ def downgrade(db: Database, target: str) -> Outcome:
 
 def status(db: Database) -> dict[str, Any]:
     """The database's revisions against the installed ones, as a JSON-ready dict."""
-    branches = find_branches()
+    branches = db.migration_branches()
     with db.engine.connect() as conn:
         state = schema_state(conn, branches)
     return {

@@ -10,9 +10,9 @@ from alembic import command
 from sqlalchemy import inspect, text
 
 from pendingops.db.database import DatabaseError
-from pendingops.db.migrations import find_branches
 from pendingops.db.migrations.runner import alembic_config, migration_connection
 from pendingops.pending import natural_key_digest
+from pendingops.plugins.database import migration_branches
 from pendingops.plugins.python.index_page import FileLink
 from pendingops.plugins.python.plugin import PythonOptions, select_units
 from tests.db.test_migrations import empty_database, migrate
@@ -29,7 +29,7 @@ BEFORE = [
 
 def downgrade(db, target: str) -> None:
     with migration_connection(db) as conn, conn.begin():
-        command.downgrade(alembic_config(conn, find_branches()), target)
+        command.downgrade(alembic_config(conn, migration_branches()), target)
 
 
 def insert(conn, filename: str, sha256: str, yanked: bool, reason: str | None, digest: str) -> None:
