@@ -732,6 +732,45 @@ MUTANTS: tuple[Mutant, ...] = (
         new="""            pass""",
         tests=("tests/maintenance/test_repair.py::test_a_resync_fetches_a_missing_file_instead_of_calling_it_present",),
     ),
+    # -- tests that catch plausible bugs, round 2: where two rules meet ---------------------------------
+    Mutant(
+        id="serve-modified-since-overrides-tag",
+        guarantee="conditions answered as RFC 9110 says",
+        file="pendingops/serve/conditional.py",
+        why="a non-matching If-None-Match falls through to If-Modified-Since: a client holding another file gets 304",
+        old="""    if none_match is not None:
+        return etag_matches(none_match, etag)""",
+        new="""    if none_match is not None and etag_matches(none_match, etag):
+        return True""",
+        tests=("tests/serve/test_conditional.py::test_if_none_match_wins_over_if_modified_since",),
+    ),
+    Mutant(
+        id="serve-modified-since-exact-only",
+        guarantee="conditions answered as RFC 9110 says",
+        file="pendingops/serve/conditional.py",
+        why="If-Modified-Since is a 304 only for the exact Last-Modified, not for any later date",
+        old="""int(last_modified.timestamp()) <= since.timestamp()""",
+        new="""int(last_modified.timestamp()) == since.timestamp()""",
+        tests=("tests/serve/test_conditional.py::test_if_modified_since_compares_as_not_modified_since",),
+    ),
+    Mutant(
+        id="serve-listing-title-raw",
+        guarantee="4 a remote's data is never markup in a listing",
+        file="pendingops/serve/listing.py",
+        why="a listing's title and heading show a folder or repository name unescaped",
+        old="""        title = html.escape(self.title)""",
+        new="""        title = self.title""",
+        tests=("tests/serve/test_listing.py::test_every_text_in_a_listing_is_escaped_titles_included",),
+    ),
+    Mutant(
+        id="serve-on-demand-sha256-only",
+        guarantee="2 digests on every path (on_demand)",
+        file="pendingops/serve/on_demand.py",
+        why="an on-demand fetch is checked against its sha256 only: a wrong declared sha512 or md5 is stored",
+        old="""if computed.get(name, "").lower() != value.lower():""",
+        new="""if name == "sha256" and computed.get(name, "").lower() != value.lower():""",
+        tests=("tests/serve/test_on_demand.py::test_on_demand_checks_every_declared_digest_not_only_sha256",),
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in
