@@ -771,6 +771,27 @@ MUTANTS: tuple[Mutant, ...] = (
         new="""if name == "sha256" and computed.get(name, "").lower() != value.lower():""",
         tests=("tests/serve/test_on_demand.py::test_on_demand_checks_every_declared_digest_not_only_sha256",),
     ),
+    Mutant(
+        id="s3-marker-overwritten",
+        guarantee="7 a storage belongs to one database (S3)",
+        file="pendingops/storage/s3.py",
+        why="the owner record is written with a plain PUT: a second database overwrites the first's record",
+        old="""Body=text.encode(), IfNoneMatch="*")""",
+        new="""Body=text.encode())""",
+        tests=("tests/storage/test_s3.py::test_the_ownership_marker_is_create_only",),
+    ),
+    Mutant(
+        id="s3-missing-ignores-prefix",
+        guarantee="a sync never takes a stored file for missing (S3)",
+        file="pendingops/storage/s3.py",
+        why="the batched missing-file check asks for keys without the storage's prefix: every stored file looks gone",
+        old="""return not await self._exists(self.prefix + location)""",
+        new="""return not await self._exists(location)""",
+        tests=(
+            "tests/storage/test_s3.py::test_the_batched_missing_check_looks_under_the_prefix",
+            "tests/storage/test_s3.py::test_a_second_repository_syncing_the_same_files_on_s3_finds_every_one_stored",
+        ),
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in
