@@ -792,6 +792,16 @@ MUTANTS: tuple[Mutant, ...] = (
             "tests/storage/test_s3.py::test_a_second_repository_syncing_the_same_files_on_s3_finds_every_one_stored",
         ),
     ),
+    Mutant(
+        id="storage-owner-race-unchecked",
+        guarantee="7 a storage belongs to one database",
+        file="pendingops/storage/owner.py",
+        why="a first use whose record another database wrote first takes that record for its own and goes on",
+        old="""    _check(storage, recorded, mine.database_id)
+    return recorded""",
+        new="""    return recorded""",
+        tests=("tests/storage/test_owner.py::test_a_first_use_whose_record_another_database_wrote_first_is_refused",),
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in
