@@ -802,6 +802,15 @@ MUTANTS: tuple[Mutant, ...] = (
         new="""    return recorded""",
         tests=("tests/storage/test_owner.py::test_a_first_use_whose_record_another_database_wrote_first_is_refused",),
     ),
+    Mutant(
+        id="shortcut-ignores-url",
+        guarantee="a sync ends early only when nothing that shapes it changed",
+        file="pendingops/declarative.py",
+        why="a remote moved to another URL with the same manifest is short-cut: its new file URLs are never recorded",
+        old="""        "url": remote.url,\n""",
+        new="",
+        tests=(T_DECL + "test_a_remote_moved_to_another_url_runs_the_whole_sync_and_records_the_new_urls",),
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in
