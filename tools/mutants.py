@@ -811,6 +811,18 @@ MUTANTS: tuple[Mutant, ...] = (
         new="",
         tests=(T_DECL + "test_a_remote_moved_to_another_url_runs_the_whole_sync_and_records_the_new_urls",),
     ),
+    Mutant(
+        id="saved-counts-lookup-misses",
+        guarantee="the reported outcome is what was stored (progress counts)",
+        file="pendingops/operators/_save.py",
+        why="'saved' counts every unit its lookup did not find, though another sync wrote its row meanwhile",
+        old="""written = sum(1 for unit in ready if not unit.failed and unit.content_id in created)""",
+        new="""written = sum(1 for unit in unlinked if not unit.failed)""",
+        tests=(
+            "tests/operators/test_save.py::"
+            "test_saved_never_counts_a_unit_whose_row_another_sync_wrote_after_its_lookup",
+        ),
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in
