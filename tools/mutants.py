@@ -823,6 +823,26 @@ MUTANTS: tuple[Mutant, ...] = (
             "test_saved_never_counts_a_unit_whose_row_another_sync_wrote_after_its_lookup",
         ),
     ),
+    Mutant(
+        id="retry-keeps-linked-mark",
+        guarantee="1 visible iff success (outages: a retried batch)",
+        file="pendingops/pending.py",
+        why="a retried batch keeps the 'linked' mark its rolled-back attempt set: files stay unlinked from content",
+        old="""    "artifact_linked",\n""",
+        new="",
+        tests=("tests/test_outages.py::test_an_outage_retry_restores_every_unit_field_it_touched",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="retry-retakes-store-lock-only",
+        guarantee="3 one writer per repository (outages)",
+        file="pendingops/context.py",
+        why="after an outage only the store lock is taken again: another sync of the repository runs meanwhile",
+        old="""        for lock in (self._store_lock, self._lock):""",
+        new="""        for lock in (self._store_lock,):""",
+        tests=("tests/test_outages.py::test_after_an_outage_retry_the_repository_lock_is_held_again",),
+        databases="postgresql",
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in
