@@ -363,23 +363,26 @@ def test_after_an_outage_retry_the_repository_lock_is_held_again(outage_db, stor
                     pipeline=[*_default(), ops.enrich(after_save, n=len(FILES))],
                 )
             )
-            await all_but_slow_saved.wait()
-            assert fired() == 1 and slow not in saved
-            other = open_database(cluster.url, create=False)
-            try:
-                second: Any = await declarative_version(
-                    file_units(server_2.manifest_url, second_files),
-                    db=other,
-                    storage=storage,
-                    remote=RemoteConfig(url=server_2.manifest_url),
-                    repository="r",
-                    mirror=True,
-                    wait_for_lock=False,
-                )
-            except LockBusy as exc:
-                second = exc
-            finally:
-                other.close()
+            saved_all_but_slow = asyncio.ensure_future(all_but_slow_saved.wait())
+            await asyncio.wait([first, saved_all_but_slow], return_when=asyncio.FIRST_COMPLETED)
+            saved_all_but_slow.cancel()
+            second: Any = None
+            if not first.done():  # else sync 1 failed on its own: reported below
+                other = open_database(cluster.url, create=False)
+                try:
+                    second = await declarative_version(
+                        file_units(server_2.manifest_url, second_files),
+                        db=other,
+                        storage=storage,
+                        remote=RemoteConfig(url=server_2.manifest_url),
+                        repository="r",
+                        mirror=True,
+                        wait_for_lock=False,
+                    )
+                except LockBusy as exc:
+                    second = exc
+                finally:
+                    other.close()
             first_waited = not first.done()
             server.release.set()
             try:
@@ -388,6 +391,8 @@ def test_after_an_outage_retry_the_repository_lock_is_held_again(outage_db, stor
                 return second, first_waited, exc
 
     second, first_waited, outcome = asyncio.run(scenario())
+    assert second is not None, f"sync 1 ended before its slow file was sent: {outcome}"
+    assert fired() == 1 and slow not in saved[: len(FILES) - 1]
     assert isinstance(second, LockBusy), f"sync 2 ran while sync 1 was still running: {second}"
     assert first_waited
     assert not isinstance(outcome, SyncFailed), str(outcome)

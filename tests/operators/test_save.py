@@ -245,7 +245,9 @@ def test_saved_never_counts_a_unit_whose_row_another_sync_wrote_after_its_lookup
                 )
 
             first, second = sync("first"), sync("second")
-            await asyncio.gather(looked_up["first"].wait(), looked_up["second"].wait())
+            both_looked_up = asyncio.ensure_future(asyncio.gather(*(event.wait() for event in looked_up.values())))
+            await asyncio.wait([first, second, both_looked_up], return_when=asyncio.FIRST_COMPLETED)
+            assert both_looked_up.done(), "a sync ended before it reached its save"
             assert count_rows(db, Content) == 0  # both passed their lookups before anything was saved
             go["first"].set()
             assert (await first).added == len(FILES)
