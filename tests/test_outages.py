@@ -333,7 +333,7 @@ class _SlowFileServer(RemoteServer):
 
 
 def test_after_an_outage_retry_the_repository_lock_is_held_again(outage_db, storage, cluster):
-    """The restart comes during sync 1's first save (its locks go with their sessions); the retried save
+    """The restart comes during sync 1's first save (its locks go with their connections); the retried save
     succeeds while one of sync 1's files is still held by the remote. Sync 2 of the same repository is
     then refused the lock (sync 1 holds it again, not only the store lock), and sync 1 completes."""
     slow = sorted(FILES)[-1]
