@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import itertools
 from collections import Counter
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,7 +15,7 @@ from sqlalchemy import select
 
 from pendingops import RemoteConfig, SyncFailed, SyncResult, declarative_version, sync_remote
 from pendingops import operators as ops
-from pendingops.db.schema import Artifact, SyncRun
+from pendingops.db.schema import Artifact, RemoteArtifact, SyncRun
 from pendingops.download.fetcher import DownloadError
 from pendingops.maintenance.lifecycle import delete_version, rollback
 from pendingops.plugins.file import FilePlugin
@@ -251,6 +252,30 @@ def test_changed_settings_run_the_whole_sync(db, storage, change):
         assert (await _sync_file(db, storage, changed, mirror=mirror)).remote_unchanged
 
     _with_server(_files(5), steps)
+
+
+def test_a_remote_moved_to_another_url_runs_the_whole_sync_and_records_the_new_urls(db, storage):
+    """The same remote (by name) now at another URL, serving a byte-identical manifest: the files' URLs
+    changed (on_demand fetches and ``verify --repair`` use them), so the sync runs whole and records them."""
+    files = _files(5)
+
+    async def scenario() -> None:
+        async with RemoteServer(dict(files)) as old, RemoteServer(dict(files)) as new:
+            assert old.manifest() == new.manifest() and old.base_url != new.base_url
+            await _sync_file(db, storage, RemoteConfig(url=old.manifest_url, name="upstream"))
+            assert _recorded_urls(db) == {old.base_url + quote(path) for path in files}
+            moved = RemoteConfig(url=new.manifest_url, name="upstream")
+            resync = await _sync_file(db, storage, moved)
+            assert not resync.remote_unchanged
+            assert _recorded_urls(db) == {new.base_url + quote(path) for path in files}
+            assert (await _sync_file(db, storage, moved)).remote_unchanged
+
+    asyncio.run(scenario())
+
+
+def _recorded_urls(db) -> set[str]:
+    with db.engine.connect() as conn:
+        return set(conn.execute(select(RemoteArtifact.__table__.c.url)).scalars())
 
 
 def test_timeouts_retries_and_concurrency_do_not_defeat_the_shortcut(db, storage):

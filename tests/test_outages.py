@@ -14,11 +14,13 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select, text
+from aiohttp import web
+from sqlalchemy import event, func, select, text
 
 from pendingops import (
     Database,
@@ -32,9 +34,11 @@ from pendingops import (
 )
 from pendingops import operators as ops
 from pendingops.db.database import connection_lost
-from pendingops.db.schema import SyncRun
+from pendingops.db.locks import LockBusy
+from pendingops.db.schema import ContentArtifact, SyncRun
 from pendingops.db.versions import VersionError
 from pendingops.maintenance.orphans import remove_orphans
+from pendingops.remote import Policy
 from tests.conftest import assert_artifacts_intact, file_set, file_units, version_content, version_numbers
 from tests.cutting_proxy import CuttingProxy
 from tests.pg_cluster import PrivateCluster, pg_bin
@@ -95,7 +99,12 @@ def _restart_before(db: Database, cluster: PrivateCluster, statement_start: str)
 
 
 def _sync(
-    db: Database, storage: LocalStorage, server: RemoteServer, pipeline: list | None = None, **options: Any
+    db: Database,
+    storage: LocalStorage,
+    server: RemoteServer,
+    pipeline: list | None = None,
+    policy: Policy = "immediate",
+    **options: Any,
 ) -> Any:
     async def run() -> Any:
         async with server:
@@ -105,7 +114,7 @@ def _sync(
                     units,
                     db=db,
                     storage=storage,
-                    remote=RemoteConfig(url=server.manifest_url),
+                    remote=RemoteConfig(url=server.manifest_url, policy=policy),
                     repository="r",
                     mirror=True,
                     batch_size=12,
@@ -283,6 +292,111 @@ def test_a_second_sync_during_the_outage_and_the_first_never_both_write_a_versio
     assert version_numbers(outage_db, "r") == [0, 1]
     assert version_content(outage_db, "r") == file_set(b_files)
     assert_artifacts_intact(outage_db, storage)
+
+
+def _unlinked_files(db: Database) -> int:
+    """Content artifacts that do not point at a stored artifact (not downloaded yet)."""
+    ca = ContentArtifact.__table__
+    with db.engine.connect() as conn:
+        return conn.execute(select(func.count()).where(ca.c.artifact_id.is_(None))).scalar_one()
+
+
+def test_an_outage_retry_restores_every_unit_field_it_touched(outage_db, storage, cluster):
+    """Content saved on demand, then resynced immediate: the restart comes just before the statement
+    that links the newly downloaded files to their content. The batch's transaction was rolled back,
+    so its retry must link them again (the units' marks from the lost attempt put back): after the
+    success, no content artifact still lacks its artifact."""
+    lazy = _sync(outage_db, storage, RemoteServer(dict(FILES)), policy="on_demand")
+    assert not isinstance(lazy, SyncFailed), str(lazy)
+    assert _unlinked_files(outage_db) == len(FILES)
+    fired = _restart_before(outage_db, cluster, "UPDATE content_artifact SET artifact_id")
+    outcome = _sync(outage_db, storage, RemoteServer(dict(FILES)))
+    assert fired() == 1
+    assert not isinstance(outcome, SyncFailed), str(outcome)
+    assert (outcome.version.number, outcome.created) == (1, False)
+    assert _unlinked_files(outage_db) == 0
+    assert version_content(outage_db, "r") == file_set(FILES)
+    assert_artifacts_intact(outage_db, storage)
+
+
+@dataclass
+class _SlowFileServer(RemoteServer):
+    """Holds its answer for the file ``held`` until ``release`` is set."""
+
+    held: str = ""
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def _respond(self, request: web.Request, path: str, data: bytes) -> web.StreamResponse:
+        if path == self.held:
+            await self.release.wait()
+        return await super()._respond(request, path, data)
+
+
+def test_after_an_outage_retry_the_repository_lock_is_held_again(outage_db, storage, cluster):
+    """The restart comes during sync 1's first save (its locks go with their connections); the retried save
+    succeeds while one of sync 1's files is still held by the remote. Sync 2 of the same repository is
+    then refused the lock (sync 1 holds it again, not only the store lock), and sync 1 completes."""
+    slow = sorted(FILES)[-1]
+    saved: list[str] = []
+    all_but_slow_saved = asyncio.Event()
+
+    async def after_save(unit: PendingContent) -> None:
+        saved.append(unit.fields["relative_path"])
+        if len(saved) == len(FILES) - 1:
+            all_but_slow_saved.set()
+
+    fired = _restart_before(outage_db, cluster, "INSERT INTO content ")
+
+    async def scenario() -> tuple[Any, bool, Any]:
+        second_files = {"only-2.txt": b"sync 2"}
+        async with _SlowFileServer(dict(FILES), held=slow) as server, RemoteServer(second_files) as server_2:
+            first = asyncio.ensure_future(
+                declarative_version(
+                    file_units(server.manifest_url, FILES),
+                    db=outage_db,
+                    storage=storage,
+                    remote=RemoteConfig(url=server.manifest_url),
+                    repository="r",
+                    mirror=True,
+                    batch_size=12,
+                    batch_wait=0.01,
+                    pipeline=[*_default(), ops.enrich(after_save, n=len(FILES))],
+                )
+            )
+            saved_all_but_slow = asyncio.ensure_future(all_but_slow_saved.wait())
+            await asyncio.wait([first, saved_all_but_slow], return_when=asyncio.FIRST_COMPLETED)
+            saved_all_but_slow.cancel()
+            second: Any = None
+            if not first.done():  # else sync 1 failed on its own: reported below
+                other = open_database(cluster.url, create=False)
+                try:
+                    second = await declarative_version(
+                        file_units(server_2.manifest_url, second_files),
+                        db=other,
+                        storage=storage,
+                        remote=RemoteConfig(url=server_2.manifest_url),
+                        repository="r",
+                        mirror=True,
+                        wait_for_lock=False,
+                    )
+                except LockBusy as exc:
+                    second = exc
+                finally:
+                    other.close()
+            first_waited = not first.done()
+            server.release.set()
+            try:
+                return second, first_waited, await first
+            except SyncFailed as exc:
+                return second, first_waited, exc
+
+    second, first_waited, outcome = asyncio.run(scenario())
+    assert second is not None, f"sync 1 ended before its slow file was sent: {outcome}"
+    assert fired() == 1 and slow not in saved[: len(FILES) - 1]
+    assert isinstance(second, LockBusy), f"sync 2 ran while sync 1 was still running: {second}"
+    assert first_waited
+    assert not isinstance(outcome, SyncFailed), str(outcome)
+    _assert_truthful(outage_db, storage, outcome)
 
 
 async def _sync_held_at_a_full_window(

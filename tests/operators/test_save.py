@@ -12,6 +12,7 @@ from pendingops import PendingArtifact, PendingContent, RemoteConfig, SyncFailed
 from pendingops import operators as ops
 from pendingops.db.schema import Artifact, Content, ContentArtifact, RemoteArtifact
 from pendingops.plugins.file import FileContent, file_url
+from pendingops.progress import ProgressSnapshot
 from tests.conftest import (
     StrictContent,
     count_rows,
@@ -199,3 +200,62 @@ def test_one_key_declared_with_two_different_paths_gives_the_same_result_in_any_
     with db.engine.connect() as conn:
         paths = conn.execute(select(ContentArtifact.__table__.c.relative_path)).scalars().all()
     assert len(paths) == 1  # the content holds the first declaration's file only
+
+
+def test_saved_never_counts_a_unit_whose_row_another_sync_wrote_after_its_lookup(db, storage):
+    """Two syncs of one manifest into two repositories, each held before its save until both looked
+    everything up and found nothing stored; the first saves, then the second: the second wrote no
+    content row, so it reports every unit linked to stored content and none saved."""
+    arrived: dict[str, int] = {"first": 0, "second": 0}
+    looked_up = {name: asyncio.Event() for name in arrived}
+    go = {name: asyncio.Event() for name in arrived}
+    finals: dict[str, ProgressSnapshot] = {}
+
+    def hold(name: str):
+        async def before_save(unit: PendingContent) -> None:
+            arrived[name] += 1
+            if arrived[name] == len(FILES):
+                looked_up[name].set()
+            await go[name].wait()
+
+        return before_save
+
+    def final(name: str):
+        def listen(snapshot: ProgressSnapshot) -> None:
+            if snapshot.finished:
+                finals[name] = snapshot
+
+        return listen
+
+    async def scenario() -> None:
+        async with RemoteServer(dict(FILES)) as server:
+
+            def sync(name: str):
+                return asyncio.ensure_future(
+                    declarative_version(
+                        file_units(server.manifest_url, FILES),
+                        db=db,
+                        storage=storage,
+                        remote=RemoteConfig(url=server.manifest_url),
+                        repository=name,
+                        batch_wait=0.01,
+                        pipeline=[ops.dedup(), ops.download(), ops.enrich(hold(name), n=len(FILES)), ops.save()],
+                        on_progress=final(name),
+                    )
+                )
+
+            first, second = sync("first"), sync("second")
+            both_looked_up = asyncio.ensure_future(asyncio.gather(*(event.wait() for event in looked_up.values())))
+            await asyncio.wait([first, second, both_looked_up], return_when=asyncio.FIRST_COMPLETED)
+            assert both_looked_up.done(), "a sync ended before it reached its save"
+            assert count_rows(db, Content) == 0  # both passed their lookups before anything was saved
+            go["first"].set()
+            assert (await first).added == len(FILES)
+            go["second"].set()
+            assert (await second).added == len(FILES)
+
+    asyncio.run(scenario())
+    assert (finals["first"].done("saved"), finals["first"].done("linked")) == (len(FILES), 0)
+    assert (finals["second"].done("saved"), finals["second"].done("linked")) == (0, len(FILES))
+    assert count_rows(db, Content) == len(FILES)
+    assert version_content(db, "first") == version_content(db, "second") == file_set(FILES)

@@ -201,3 +201,39 @@ def test_streamed_content_is_served_but_never_stored(db, storage) -> None:
         assert count_rows(db, Artifact) == 0 and list(storage.iter_locations()) == []
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("algorithm", ["sha512", "md5"])
+def test_on_demand_checks_every_declared_digest_not_only_sha256(db, storage, algorithm) -> None:
+    """The remote declared a second digest the bytes do not have (their sha256 and size are right):
+    the file is neither stored nor delivered whole, as a sync's download would refuse it too."""
+    files = {"good.txt": SMALL, "small.txt": SMALL + b"other", "large.bin": LARGE}
+
+    async def scenario() -> None:
+        async with GatedOrigin(dict(files)) as origin:
+            origin.gate.set()
+            units = file_units(origin.manifest_url, files)
+            for unit in units:
+                data = files[unit.fields["relative_path"]]
+                right = hashlib.new(algorithm, data).hexdigest()
+                unit.artifacts[0].digests[algorithm] = right if data == SMALL else right[::-1]
+            await declarative_version(
+                units,
+                db=db,
+                storage=storage,
+                remote=RemoteConfig(url=origin.manifest_url, policy="on_demand"),
+                repository="r",
+                batch_wait=0.01,
+            )
+            async with content_server(db, storage, cooldown=0) as server, aiohttp.ClientSession() as session:
+                assert (await fetch(session, file_url(server, "good.txt")))[::2] == (200, SMALL)
+                assert stored_artifacts(db) == 1
+                for _ in range(2):  # nothing was stored: asked again, it is fetched and refused again
+                    assert (await fetch(session, file_url(server, "small.txt")))[0] == 502
+                    with pytest.raises(aiohttp.ClientPayloadError):
+                        await fetch(session, file_url(server, "large.bin"))
+                assert (origin.requests["small.txt"], origin.requests["large.bin"]) == (2, 2)
+        assert stored_artifacts(db) == 1
+        assert list(storage.iter_locations()) == [storage.location_for(hashlib.sha256(SMALL).hexdigest())]
+
+    asyncio.run(scenario())

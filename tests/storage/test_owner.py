@@ -120,6 +120,36 @@ def test_concurrent_first_uses_agree_on_one_owner(db, other_db, storage) -> None
     assert same[0] == same[1] == database_id(db)
 
 
+class _ClaimedMeanwhile(LocalStorage):
+    """A storage that another database claims, and records itself the owner of, in the moment between
+    this database's claim (its transaction committed) and its own record: the interleaving a race of
+    threads reaches only by luck, forced."""
+
+    def __init__(self, root: Path, other: Database) -> None:
+        super().__init__(root)
+        self._other: Database | None = other
+
+    def create_marker(self, name: str, text: str) -> bool:
+        if self._other is not None:
+            other, self._other = self._other, None
+            claim_storage(other, LocalStorage(self.root))  # claims and settles, whole
+        return super().create_marker(name, text)
+
+
+def test_a_first_use_whose_record_another_database_wrote_first_is_refused(db, other_db, tmp_path) -> None:
+    """Both databases found the storage unowned; the other one recorded itself first: this one's sync
+    is refused before it writes anything, and the other one keeps the storage."""
+    storage = _ClaimedMeanwhile(tmp_path / "storage", other_db)
+    with pytest.raises(StorageOwnedElsewhere, match="belongs to another database"):
+        _sync(db, storage, {"a": b"this database's file"})
+    assert json.loads((storage.root / OWNER_MARKER).read_text())["database"] == database_id(other_db)
+    assert list(storage.iter_locations()) == []
+    with pytest.raises(StorageOwnedElsewhere):
+        claim_storage(db, storage)
+    _sync(other_db, LocalStorage(storage.root), {"b": b"the owner's file"})
+    assert _problems(other_db, LocalStorage(storage.root)) == []
+
+
 def test_an_unreadable_owner_record_is_one_clear_error(db, storage) -> None:
     (storage.root / OWNER_MARKER).write_text("not json")
     with pytest.raises(StorageError, match=f"unreadable {OWNER_MARKER}"):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import os
 import signal
 import subprocess
@@ -12,8 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from pendingops import Database, RemoteConfig, sync_remote
+from pendingops.plugins.file import FilePlugin
 from pendingops.storage.base import StorageError
+from pendingops.storage.owner import OWNER_MARKER
 from pendingops.storage.s3 import S3Storage, parse_s3_url, this_host
+from tests.remote_server import RemoteServer
 from tests.s3_server import client
 
 pytestmark = pytest.mark.s3
@@ -125,3 +131,50 @@ def test_s3_urls_parse(url: str, expected: tuple[str, str]) -> None:
 def test_bad_s3_urls_are_refused(url: str) -> None:
     with pytest.raises(StorageError, match="bad S3 storage URL"):
         parse_s3_url(url)
+
+
+def test_the_ownership_marker_is_create_only(s3_storage: S3Storage, s3_env: str) -> None:
+    """Of two databases recording themselves as the owner, the second finds the first's record intact."""
+    assert s3_storage.read_marker(OWNER_MARKER) is None
+    assert s3_storage.create_marker(OWNER_MARKER, "a") is True
+    assert s3_storage.create_marker(OWNER_MARKER, "b") is False
+    assert s3_storage.read_marker(OWNER_MARKER) == "a"
+    assert _keys(s3_env, s3_storage) == [f"pendingops/test/{OWNER_MARKER}"]
+
+
+def _stored(storage: S3Storage, data: bytes) -> str:
+    temp = storage.new_temp_path()
+    temp.write_bytes(data)
+    return storage.put(temp, hashlib.sha256(data).hexdigest())
+
+
+def test_the_batched_missing_check_looks_under_the_prefix(s3_storage: S3Storage, s3_env: str) -> None:
+    stored = _stored(s3_storage, b"stored under the prefix")
+    absent = s3_storage.location_for(hashlib.sha256(b"never stored").hexdigest())
+    assert s3_storage.prefix == "pendingops/test/" and f"{s3_storage.prefix}{stored}" in _keys(s3_env, s3_storage)
+    assert s3_storage.missing([stored, absent]) == [absent]
+    assert s3_storage.missing([stored]) == []
+
+
+def test_a_second_repository_syncing_the_same_files_on_s3_finds_every_one_stored(
+    db: Database, s3_storage: S3Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The second sync finds every file stored (checked in the bucket, under the prefix): it asks the
+    remote for its manifest only, and takes no stored file for missing (a run that did would be no
+    base for the next one's shortcut)."""
+    files = {f"dir/file-{i}.txt": f"shared file {i}".encode() for i in range(6)}
+    caplog.set_level(logging.WARNING, logger="pendingops")
+
+    async def scenario() -> None:
+        async with RemoteServer(dict(files)) as server:
+            remote = RemoteConfig(url=server.manifest_url)
+            await sync_remote(FilePlugin(), remote, db=db, storage=s3_storage, repository="first")
+            assert server.file_requests() == len(files)
+            second = await sync_remote(FilePlugin(), remote, db=db, storage=s3_storage, repository="second")
+            assert (second.version.number, second.added) == (1, len(files))
+            assert server.file_requests() == len(files)
+            assert not [m for m in caplog.messages if "missing from storage" in m]
+            third = await sync_remote(FilePlugin(), remote, db=db, storage=s3_storage, repository="second")
+            assert third.remote_unchanged
+
+    asyncio.run(scenario())

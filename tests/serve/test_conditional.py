@@ -1,0 +1,87 @@
+"""Conditional GETs of stored files (RFC 9110 13.1.1, 13.1.3, 13.2.2), over HTTP and as a property of the rule."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+from hypothesis import given
+from hypothesis import strategies as st
+from yarl import URL
+
+from pendingops.serve.conditional import not_modified
+from tests.serve.served import content_server, file_url, sync_files
+
+DATA = b"a file whose copy a client may hold\n"
+ETAG = f'"{hashlib.sha256(DATA).hexdigest()}"'
+
+
+async def _status(session: aiohttp.ClientSession, url: str, **headers: str) -> tuple[int, Any, bytes]:
+    async with session.get(URL(url, encoded=True), headers=headers) as response:
+        return response.status, response.headers, await response.read()
+
+
+def _conditions(db, storage, check) -> None:
+    """Sync DATA as ``f.txt``, then run ``check(get, last_modified)`` against the server."""
+
+    async def scenario() -> None:
+        await sync_files(db, storage, {"f.txt": DATA})
+        async with content_server(db, storage) as server, aiohttp.ClientSession() as session:
+            url = file_url(server, "f.txt")
+            status, headers, _ = await _status(session, url)
+            assert status == 200
+
+            async def get(**conditions: str) -> tuple[int, bytes]:
+                status, _, body = await _status(session, url, **conditions)
+                return status, body
+
+            await check(get, parsedate_to_datetime(headers["Last-Modified"]))
+
+    asyncio.run(scenario())
+
+
+def _http_date(moment: datetime) -> str:
+    return format_datetime(moment.astimezone(UTC), usegmt=True)
+
+
+def test_if_none_match_wins_over_if_modified_since(db, any_storage) -> None:
+    """A client holding another file (its tag does not match) gets the file, even with a date that
+    would make it a 304 alone; a client holding this one gets a 304, whatever its date says."""
+
+    async def check(get, last_modified: datetime) -> None:
+        since = _http_date(last_modified)
+        assert await get(**{"If-Modified-Since": since}) == (304, b"")  # the date alone: not modified
+        assert await get(**{"If-None-Match": '"another file"', "If-Modified-Since": since}) == (200, DATA)
+        long_ago = _http_date(last_modified - timedelta(days=3650))
+        assert (await get(**{"If-None-Match": ETAG, "If-Modified-Since": long_ago}))[0] == 304
+
+    _conditions(db, any_storage, check)
+
+
+def test_if_modified_since_compares_as_not_modified_since(db, any_storage) -> None:
+    """A date after Last-Modified means the client's copy is current (304); a date before, that it is not."""
+
+    async def check(get, last_modified: datetime) -> None:
+        assert await get(**{"If-Modified-Since": _http_date(last_modified + timedelta(hours=1))}) == (304, b"")
+        assert await get(**{"If-Modified-Since": _http_date(last_modified)}) == (304, b"")
+        assert await get(**{"If-Modified-Since": _http_date(last_modified - timedelta(hours=1))}) == (200, DATA)
+
+    _conditions(db, any_storage, check)
+
+
+LAST_MODIFIED = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@given(offset=st.integers(min_value=-10**8, max_value=10**8), tag=st.sampled_from([None, ETAG, '"other"', "*"]))
+def test_a_condition_is_a_304_exactly_as_rfc_9110_orders_it(offset: int, tag: str | None) -> None:
+    """If-None-Match, when sent, alone decides; else the file is not modified since any date at or
+    after its Last-Modified."""
+    headers = {"If-Modified-Since": _http_date(LAST_MODIFIED + timedelta(seconds=offset))}
+    if tag is not None:
+        headers["If-None-Match"] = tag
+    expected = tag in (ETAG, "*") if tag is not None else offset >= 0
+    assert not_modified(headers, ETAG, LAST_MODIFIED) is expected
