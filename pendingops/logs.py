@@ -46,6 +46,8 @@ _QUIETER = {
     "procrastinate": (logging.WARNING, logging.DEBUG),
     "alembic": (logging.WARNING, logging.DEBUG),
 }
+#: the fields a text line shows (the others are in its message)
+_TEXT_FIELDS = ("repository", "task")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _fields: ContextVar[Mapping[str, Any] | None] = ContextVar("pendingops_log_fields", default=None)
 
@@ -76,6 +78,8 @@ def configure(level: str = "info", fmt: str = "text") -> None:
     handler.addFilter(_add_fields)
     root.addHandler(handler)
     root.setLevel(numeric)
+    # No line shows the thread or process: records need not look them up (serve logs one per request).
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     for name, (above_debug, at_debug) in _QUIETER.items():
         logging.getLogger(name).setLevel(max(numeric, at_debug if numeric <= logging.DEBUG else above_debug))
 
@@ -98,6 +102,11 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def stream(self, value: TextIO) -> None:
         pass
 
+    def flush(self) -> None:
+        stream = sys.stderr
+        if not getattr(stream, "line_buffering", False):  # a line-buffered stderr wrote the line already
+            stream.flush()
+
 
 class LineFormatter(logging.Formatter):
     """One line per record: ``TIME LEVEL LOGGER [fields] message``, or one JSON object.
@@ -109,31 +118,41 @@ class LineFormatter(logging.Formatter):
         super().__init__()
         self.json_lines = json_lines
         self.tracebacks = tracebacks
+        self._second = -1
+        self._second_text = ""
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
-        stamp = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        stamp = self._stamp(record.created)
         error = traceback = None
         if record.exc_info and record.exc_info[1] is not None:
             if self.tracebacks:
                 traceback = self.formatException(record.exc_info)
             else:
                 error = _one_line(record.exc_info[1])
-        fields = {name: record.__dict__[name] for name in FIELDS if record.__dict__.get(name) is not None}
+        attributes = record.__dict__
         if self.json_lines:
             line: dict[str, Any] = {"ts": stamp, "level": record.levelname.lower(), "logger": record.name}
             line["msg"] = message
-            line.update(fields)
+            line.update((name, attributes[name]) for name in FIELDS if attributes.get(name) is not None)
             if error is not None:
                 line["error"] = error
             if traceback is not None:
                 line["traceback"] = traceback
             return json.dumps(line, default=str)
-        context = [f"{name}={fields[name]}" for name in ("repository", "task") if name in fields]
+        context = [f"{name}={attributes[name]}" for name in _TEXT_FIELDS if attributes.get(name) is not None]
         text = f"{stamp} {record.levelname:<7} {record.name}" + (f" [{' '.join(context)}]" if context else "")
         text = f"{text} {message}" + (f" ({error})" if error is not None else "")
         text = _CONTROL.sub(_escaped, text)
         return text if traceback is None else f"{text}\n{traceback}"
+
+    def _stamp(self, created: float) -> str:
+        """``created`` as ISO 8601 UTC with milliseconds; the part up to the second is made once a second."""
+        second = int(created)
+        if second != self._second:
+            self._second = second
+            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
 
 
 def _one_line(exc: BaseException) -> str:
