@@ -34,6 +34,7 @@ FIELDS = (
     "bytes",
     "user",
     "url",
+    "error",
 )
 #: the least severe level of libraries that say too much, (above debug, at debug): sqlalchemy would log every
 #: statement, botocore every byte, procrastinate a line per job (a worker writes its own, see workers/observe.py)

@@ -72,7 +72,9 @@ def _ended(report: SyncTaskReport, outcome: str, seconds: float, exc: BaseExcept
     if outcome == "succeeded":
         log.info("succeeded %s: %s", took, _what_came_out(result), extra=fields)
     elif outcome == "failed":
-        log.error("failed %s: %s", took, describe_error(exc) if exc else "", extra=fields, exc_info=exc)
+        reason = describe_error(exc) if exc else ""
+        traceback = exc if log.isEnabledFor(logging.DEBUG) else None  # else the reason says it in one line
+        log.error("failed %s: %s", took, reason, extra={**fields, "error": reason}, exc_info=traceback)
     elif outcome == "cancelled":
         log.warning("cancelled %s; its version was discarded", took, extra=fields)
     else:

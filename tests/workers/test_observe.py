@@ -76,7 +76,8 @@ def test_a_worker_logs_each_task_once_at_its_start_and_end_and_counts_it(queue: 
     assert (succeeded["outcome"], succeeded["version"], succeeded["level"]) == ("succeeded", 1, "info")
     assert succeeded["msg"].endswith(f": version 1 (+{len(FILES)} added, -0 removed)")
     assert (failed["outcome"], failed["level"], "version" in failed) == ("failed", "error", False)
-    assert "404" in failed["msg"] and "traceback" not in failed and "Traceback" not in stderr
+    assert "404" in failed["msg"] and failed["msg"].endswith(failed["error"])
+    assert "traceback" not in failed and "Traceback" not in stderr
     assert all(line["duration_s"] >= 0 for line in (succeeded, failed))
     assert not [line for line in lines if line["logger"].startswith("procrastinate") and line["level"] == "info"]
     assert "ended with status" not in stderr  # procrastinate's own line of each job is left out
