@@ -77,7 +77,9 @@ def main() -> int:
             db.close()
             for label, path in files:
                 results.append(("nginx", label, *_wrk(wrk, nginx.base_url + path, args)))
+            # no access log, as nginx here: a line per request would measure the terminal
             command = [script, "--db", db_url, "--storage", str(root / "storage"), "serve", "--port", "0"]
+            command.append("--no-access-log")
             server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
             try:
                 base = server.stdout.readline().split()[2]  # type: ignore[union-attr]

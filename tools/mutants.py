@@ -859,6 +859,128 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=("tests/test_outages.py::test_after_an_outage_retry_the_repository_lock_is_held_again",),
         databases="postgresql",
     ),
+    # -- operating: serve's login and --repos, health, metrics; the reserved name ------------------
+    Mutant(
+        id="login-not-required",
+        guarantee="serve --htpasswd: no answer without a login",
+        file="pendingops/serve/operating.py",
+        why="a request without valid credentials is answered as if it had them",
+        old="""        if user is None:
+            return web.Response(status=401""",
+        new="""        if False:
+            return web.Response(status=401""",
+        tests=(
+            "tests/serve/test_operating.py::test_everything_but_the_health_check_needs_a_login",
+            "tests/cli/test_serve.py::test_serve_with_a_login_and_chosen_repositories_logs_each_request_as_json",
+        ),
+    ),
+    Mutant(
+        id="login-unknown-user-is-cheap",
+        guarantee="serve --htpasswd: answer times do not tell which users exist",
+        file="pendingops/serve/auth.py",
+        why="an unknown user is refused at once, without the bcrypt work a known user's check costs",
+        old="""    hashed = entries.get(name)
+    matches = bcrypt.checkpw(password[:_BCRYPT_LIMIT], decoy if hashed is None else hashed)""",
+        new="""    hashed = entries.get(name)
+    if hashed is None:
+        return False
+    matches = bcrypt.checkpw(password[:_BCRYPT_LIMIT], hashed)""",
+        tests=("tests/serve/test_auth.py::test_an_unknown_user_costs_the_same_bcrypt_work_as_a_known_one",),
+    ),
+    Mutant(
+        id="login-decoy-cheaper",
+        guarantee="serve --htpasswd: answer times do not tell which users exist",
+        file="pendingops/serve/auth.py",
+        why="an unknown user is checked against a hash of the lowest cost, faster than the file's entries",
+        old="""    cost = costs.most_common(1)[0][0] if costs else 5""",
+        new="""    cost = 4""",
+        tests=("tests/serve/test_auth.py::test_an_unknown_user_costs_the_same_bcrypt_work_as_a_known_one",),
+    ),
+    Mutant(
+        id="htpasswd-never-read-again",
+        guarantee="serve --htpasswd: the file is read again when it changes",
+        file="pendingops/serve/auth.py",
+        why="a user removed from (or a password changed in) the file keeps getting in until the server restarts",
+        old="""            if stamp == self._stamp and self._problem is None:""",
+        new="""            if True:""",
+        tests=(
+            "tests/serve/test_auth.py::test_the_file_is_read_again_when_it_changes_and_a_broken_one_lets_nobody_in",
+        ),
+    ),
+    Mutant(
+        id="repos-filter-ignored",
+        guarantee="serve --repos: other repositories are neither served nor listed",
+        file="pendingops/serve/app.py",
+        why="a repository outside --repos is served and listed",
+        old="""(self.repositories is None or repository in self.repositories)""",
+        new="""True""",
+        tests=(
+            "tests/serve/test_operating.py::test_only_the_repositories_given_are_served_or_listed",
+            "tests/cli/test_serve.py::test_serve_with_a_login_and_chosen_repositories_logs_each_request_as_json",
+        ),
+    ),
+    Mutant(
+        id="health-ok-when-database-down",
+        guarantee="/-/health: 503 naming what failed",
+        file="pendingops/serve/health.py",
+        why="a failed check still answers 200: a load balancer keeps sending clients to a server without database",
+        old="""        if any(result != "ok" for result in results):""",
+        new="""        if False:""",
+        tests=("tests/serve/test_health.py::test_health_says_503_while_the_database_is_stopped_and_ok_once_it_is_back",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="health-waits-for-database",
+        guarantee="/-/health: an answer in bounded time when the database hangs",
+        file="pendingops/serve/health.py",
+        why="the health check waits as long as the database takes: a probe times out instead of reading 503",
+        old="""            await asyncio.wait_for(asyncio.shield(running), self.timeout)""",
+        new="""            await asyncio.shield(running)""",
+        tests=("tests/serve/test_health.py::test_health_answers_in_time_while_the_database_hangs_and_never_piles_up_checks",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="requests-not-counted",
+        guarantee="/-/metrics counts every answered request",
+        file="pendingops/serve/metrics.py",
+        why="answered requests are timed and their bytes added, but the request counter never grows",
+        old="""        counter.inc()
+""",
+        new="""        pass
+""",
+        tests=("tests/serve/test_metrics.py::test_the_request_counters_grow_with_the_real_requests",),
+    ),
+    Mutant(
+        id="metrics-of-one-process",
+        guarantee="/-/metrics counts every answered request",
+        file="pendingops/serve/metrics.py",
+        why="with --workers N, /-/metrics shows the counts of the process that answers it only",
+        old="""        if getattr(values.ValueClass, "_multiprocess", False):""",
+        new="""        if False:""",
+        tests=("tests/cli/test_serve.py::test_several_server_processes_count_each_others_requests",),
+    ),
+    Mutant(
+        id="worker-syncs-not-counted",
+        guarantee="a worker's /metrics counts its syncs",
+        file="pendingops/workers/metrics.py",
+        why="a finished sync is timed but not counted by outcome",
+        old="""    _SYNCS.labels(outcome=outcome).inc()""",
+        new="""    _SYNCS.labels(outcome=outcome)""",
+        tests=("tests/workers/test_observe.py::test_a_worker_logs_each_task_once_at_its_start_and_end_and_counts_it",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="reserved-name-accepted",
+        guarantee="'-' is no repository name",
+        file="pendingops/db/names.py",
+        why="a repository named '-' is created; the server's own pages hide it",
+        old="""    if name == RESERVED:""",
+        new="""    if False:""",
+        tests=(
+            "tests/db/test_versions.py::test_no_repository_is_made_with_the_reserved_name",
+            "tests/cli/test_cli.py::test_the_reserved_repository_name_is_refused_before_anything_is_written",
+        ),
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in

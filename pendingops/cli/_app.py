@@ -12,6 +12,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pendingops.cli._types import repository_name
 from pendingops.cli.db import add_db_commands
 from pendingops.cli.lifecycle import add_lifecycle_commands
 from pendingops.cli.manifest import add_manifest_commands
@@ -20,6 +21,7 @@ from pendingops.cli.schedule import add_schedule_commands
 from pendingops.cli.serve import add_serve_commands
 from pendingops.cli.workers import add_worker_commands
 from pendingops.db.urls import mask_password
+from pendingops.logs import FORMATS, LEVELS, configure
 from pendingops.remote import POLICIES
 
 if TYPE_CHECKING:
@@ -50,6 +52,23 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed package's version, read only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("pendingops")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            found = "unknown"
+        print(f"pendingops {found}")
+        parser.exit()
+
+
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Path(base) / "pendingops"
@@ -71,12 +90,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="artifact storage: a directory, file:///PATH or s3://BUCKET/PREFIX (endpoint and credentials from the"
         " usual AWS_* settings); env PENDINGOPS_STORAGE; default: %(default)s",
     )
+    parser.add_argument(
+        "--log-level", choices=LEVELS, default="info", help="least severe log lines written to stderr (default: info)"
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        help="log lines as text or one JSON object each; env PENDINGOPS_LOG_FORMAT; default: text",
+    )
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
     sync = commands.add_parser("sync", help="create a new repository version from a remote")
     sync.add_argument("url", help="the remote's URL (for the file plugin: its PULP_MANIFEST)")
-    sync.add_argument("--repo", required=True, help="repository name (created if needed)")
+    sync.add_argument("--repo", required=True, type=repository_name, help="repository name (created if needed)")
     mode = sync.add_mutually_exclusive_group()
     mode.add_argument("--mirror", action="store_true", help="the version holds exactly what the remote lists")
     mode.add_argument("--additive", action="store_true", help="keep what the repository had (the default)")
@@ -273,6 +301,13 @@ class Settings:
             self._storage.close()
 
 
+def _log_format_from_env() -> str:
+    found = os.environ.get("PENDINGOPS_LOG_FORMAT") or "text"
+    if found not in FORMATS:
+        raise UsageError(f"PENDINGOPS_LOG_FORMAT must be one of {', '.join(FORMATS)}, not {found!r}")
+    return found
+
+
 def _default_sqlite_url() -> str:
     return f"sqlite:///{default_data_dir() / 'pendingops.db'}"
 
@@ -281,6 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     try:
         args = build_parser().parse_args(argv)
+        configure(args.log_level, args.log_format or _log_format_from_env())
     except UsageError as exc:
         print(f"pendingops: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

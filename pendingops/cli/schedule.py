@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from pendingops.cli._types import repository_name
 from pendingops.cli.plugin_options import add_option_argument, plugin_options
 from pendingops.cli.workers import sync_options
 from pendingops.remote import POLICIES
@@ -19,7 +20,7 @@ def add_schedule_commands(commands: Any) -> None:
     add = actions.add_parser("add", help="queue a sync of URL into REPO every period or at cron times")
     add.add_argument("name", help="the schedule's name (unique)")
     add.add_argument("url", help="the remote's URL, as for sync")
-    add.add_argument("--repo", required=True)
+    add.add_argument("--repo", required=True, type=repository_name)
     when = add.add_mutually_exclusive_group(required=True)
     when.add_argument("--every", type=_every, metavar="PERIOD", help="e.g. 15m, 6h, 1d (from now on)")
     when.add_argument("--cron", type=_cron, metavar="EXPR", help="5-field cron expression, in UTC")

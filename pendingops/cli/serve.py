@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from typing import Any
+
+from pendingops.cli._types import port_number
+from pendingops.db.names import check_repository_name
 
 DEFAULT_PORT = 24816
 _MAX_WORKERS = 256
@@ -14,7 +19,9 @@ def add_serve_commands(commands: Any) -> None:
     """Register ``serve`` on the CLI's sub-command parsers."""
     serve = commands.add_parser("serve", help="serve repositories over HTTP (Ctrl-C stops)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    serve.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0: any free)")
+    serve.add_argument(
+        "--port", type=port_number, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0: any free)"
+    )
     serve.add_argument(
         "--workers",
         type=_workers,
@@ -27,12 +34,22 @@ def add_serve_commands(commands: Any) -> None:
         type=_prefix,
         help="behind nginx: answer stored files with 'X-Accel-Redirect: PREFIX<location>' for nginx to send",
     )
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
-    return int(text)
+    serve.add_argument(
+        "--repos",
+        type=_names,
+        metavar="NAME[,NAME...]",
+        help="serve only these repositories (the others are not found, nor listed)",
+    )
+    serve.add_argument(
+        "--htpasswd",
+        type=Path,
+        metavar="FILE",
+        help="require HTTP Basic authentication (bcrypt entries, as 'htpasswd -B' writes them) for everything but"
+        " /-/health; the file is read again when it changes",
+    )
+    serve.add_argument(
+        "--no-access-log", action="store_true", help="no log line per request (they go to stderr by default)"
+    )
 
 
 def _workers(text: str) -> int:
@@ -47,11 +64,46 @@ def _prefix(text: str) -> str:
     return text if text.endswith("/") else text + "/"
 
 
+def _names(text: str) -> frozenset[str]:
+    names = text.split(",")
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of repository names: {text!r}")
+    try:
+        return frozenset(check_repository_name(name) for name in names)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_serve(args: argparse.Namespace, settings: Any) -> int:
+    import tempfile
+
+    if args.workers == 1:
+        return _serve(args, settings)
+    # The processes share their metrics through files; prometheus_client must find the folder
+    # named before it is first imported.
+    with tempfile.TemporaryDirectory(prefix="pendingops-metrics-") as folder:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        try:
+            return _serve(args, settings)
+        finally:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def _serve(args: argparse.Namespace, settings: Any) -> int:
     import asyncio
+    import logging
 
     from pendingops.serve import ContentServer, serve
+    from pendingops.serve.auth import BasicAuth, read_htpasswd
+    from pendingops.serve.operating import Operating
     from pendingops.serve.run import serve_processes
+
+    log = logging.getLogger("pendingops.serve")
+    if args.htpasswd is not None:
+        users = len(read_htpasswd(args.htpasswd))  # a bad file: one line, exit 2
+        log.info("HTTP Basic authentication required: %d user(s) in %s", users, args.htpasswd)
+    if args.repos is not None:
+        log.info("serving only %s", ", ".join(sorted(args.repos)))
 
     def ready(url: str) -> None:
         shown = f" with {args.workers} processes" if args.workers > 1 else ""
@@ -60,7 +112,15 @@ def cmd_serve(args: argparse.Namespace, settings: Any) -> int:
     def make_server() -> ContentServer:
         if args.workers > 1:  # connections made before the fork belong to the process that made them
             settings.db.engine.dispose(close=False)
-        return ContentServer(settings.db, settings.storage, accel_redirect=args.accel_redirect)
+        auth = None if args.htpasswd is None else BasicAuth(args.htpasswd)
+        operating = Operating(settings.db, settings.storage, access_log=not args.no_access_log, auth=auth)
+        return ContentServer(
+            settings.db,
+            settings.storage,
+            accel_redirect=args.accel_redirect,
+            repositories=args.repos,
+            operating=operating,
+        )
 
     try:
         if args.workers > 1:
@@ -71,5 +131,5 @@ def cmd_serve(args: argparse.Namespace, settings: Any) -> int:
         reason = exc.strerror or str(exc)
         print(f"pendingops: error: cannot listen on {args.host} port {args.port}: {reason}", file=sys.stderr)
         return 1
-    print("stopped", file=sys.stderr)
+    log.info("stopped")
     return 0

@@ -8,6 +8,8 @@ import sys
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from pendingops.cli._types import port_number
+
 if TYPE_CHECKING:
     from pendingops.workers.queue import SyncOptions
 
@@ -32,6 +34,15 @@ def add_worker_commands(commands: Any) -> None:
         default=60.0,
         help="on SIGTERM, seconds the running syncs may take to finish before they are stopped and queued"
         " again (default: 60)",
+    )
+    worker.add_argument(
+        "--metrics-port",
+        type=port_number,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (0: a free port; the URL is printed)",
+    )
+    worker.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address the metrics listen on (default: 127.0.0.1)"
     )
     worker.add_argument(
         "--schedule-tick",
@@ -113,21 +124,34 @@ def cmd_enqueue(args: argparse.Namespace, settings: Any) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Any) -> int:
-    import logging
-
     from pendingops.loop import run as run_loop
-    from pendingops.workers.queue import WorkerRuntime, ensure_queue_schema, make_app, require_postgresql
+    from pendingops.workers.metrics import serve_metrics
+    from pendingops.workers.observe import quiet_procrastinate_job_lines
+    from pendingops.workers.queue import SYNC_TASK, WorkerRuntime, ensure_queue_schema, make_app, require_postgresql
     from pendingops.workers.runner import WorkerSettings, run_worker
 
     require_postgresql(settings.db_url, "worker")
     app = make_app(settings.db_url, schedule_tick=args.schedule_tick)
     created = ensure_queue_schema(settings.db, app)
     runtime = WorkerRuntime(settings.db, settings.storage)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    quiet_procrastinate_job_lines(SYNC_TASK)
+    metrics, stop_metrics = "", None
+    if args.metrics_port is not None:
+        try:
+            url, stop_metrics = serve_metrics(args.metrics_host, args.metrics_port)
+        except OSError as exc:
+            where = f"{args.metrics_host} port {args.metrics_port}"
+            print(f"pendingops: error: cannot serve metrics on {where}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        metrics = f"; metrics on {url}"
     queue = " (created the task queue's tables)" if created else ""
-    print(f"worker {runtime.name}: waiting for syncs, {args.concurrency} at once{queue}", flush=True)
+    print(f"worker {runtime.name}: waiting for syncs, {args.concurrency} at once{queue}{metrics}", flush=True)
     worker = WorkerSettings(args.concurrency, args.heartbeat, args.stalled_after, args.grace)
-    run_loop(run_worker(app, runtime, worker))
+    try:
+        run_loop(run_worker(app, runtime, worker))
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
     print(f"worker {runtime.name}: stopped", flush=True)
     return 0
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, select, update
 
 from pendingops.db.database import Database, dialect_insert
+from pendingops.db.names import check_repository_name
 from pendingops.db.schema import (
     Content,
     DeclaredContent,
@@ -63,8 +64,10 @@ class NewVersion:
 def ensure_repository(conn: Connection, name: str) -> int:
     """Return the repository's id, creating it with an empty complete version 0 if needed.
 
-    Safe when another process creates the same repository at the same time.
+    Safe when another process creates the same repository at the same time. A reserved name is refused
+    (ReservedName).
     """
+    check_repository_name(name)
     found = conn.execute(select(_repo.c.id).where(_repo.c.name == name)).scalar()
     if found is not None:
         return found

@@ -13,7 +13,7 @@ import asyncio
 import functools
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,12 +25,14 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
 from pendingops.db.database import Database
+from pendingops.db.names import RESERVED
 from pendingops.plugins import PublishedFile, PublishedPage, VersionRef, available_plugins
 from pendingops.plugins.published import Publisher
 from pendingops.remote import RemoteConfig
 from pendingops.serve.conditional import Unsatisfiable, byte_range, media_type, not_modified, range_applies
 from pendingops.serve.listing import Entry, Listing
 from pendingops.serve.on_demand import DEFAULT_COOLDOWN, OnDemand, Source
+from pendingops.serve.operating import Operating
 from pendingops.serve.request_path import BadPath, Target, parse_target
 from pendingops.serve.resolve import (
     ServedFile,
@@ -78,6 +80,8 @@ class ContentServer:
     a version deleted (with its repository, or by retention) is no longer served within as long.
     With ``accel_redirect`` (a URL path ending in "/"), a stored file of a local storage is answered
     with only its headers and ``X-Accel-Redirect: {accel_redirect}{location}``: a front nginx sends it.
+    With ``repositories``, only those are served (the others are not found, nor listed). ``operating``
+    holds the access log, metrics, health checks and authentication (by default: access log, no login).
     """
 
     def __init__(
@@ -91,8 +95,12 @@ class ContentServer:
         cooldown: float = DEFAULT_COOLDOWN,
         latest_ttl: float = 1.0,
         accel_redirect: str | None = None,
+        repositories: Collection[str] | None = None,
+        operating: Operating | None = None,
     ) -> None:
         self.db = db
+        self.repositories = None if repositories is None else frozenset(repositories)
+        self.operating = operating or Operating(db, storage)
         #: seconds a repository's latest version number is reused before it is read again
         self.latest_ttl = latest_ttl
         self.accel_redirect = accel_redirect
@@ -107,13 +115,24 @@ class ContentServer:
         self._file_cache: dict[tuple[ServedVersion, str], ServedFile] = {}
         self._small_files = _SmallFiles()
         self._targets: dict[str, Target] = {}
-        self.on_demand = OnDemand(db, storage, self._read, settings=remote_settings, cooldown=cooldown)
+        self.on_demand = OnDemand(
+            db, storage, self._read, settings=remote_settings, cooldown=cooldown, observe=self.operating.metrics.fetched
+        )
 
     def build_app(self) -> web.Application:
         app = web.Application()
+        self.operating.install(app)
         app.router.add_route("*", "/{tail:.*}", self.handle)
         app.on_cleanup.append(self._close)
         return app
+
+    def runner(self) -> web.AppRunner:
+        """The AppRunner serving ``build_app()``, counting and logging every answered request."""
+        return self.operating.runner(self.build_app())
+
+    def serves(self, repository: str) -> bool:
+        """Whether ``repository`` is one this server shows (``-`` never is: it holds the server's own pages)."""
+        return repository != RESERVED and (self.repositories is None or repository in self.repositories)
 
     async def _close(self, app: web.Application) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -138,6 +157,8 @@ class ContentServer:
             return _not_found(str(exc))
         if target.repository is None:
             return await self._repositories(request)
+        if not self.serves(target.repository):
+            return _not_found(f"no repository {target.repository!r}")
         if target.version is None:
             return await self._versions(request, target)
         version = await self._version(target.repository, target.version)
@@ -221,7 +242,7 @@ class ContentServer:
 
     async def _repositories(self, request: web.Request) -> web.StreamResponse:
         names = await self._read(repositories)
-        listing = Listing("/", [Entry(name + "/") for name in names], parent=False)
+        listing = Listing("/", [Entry(name + "/") for name in names if self.serves(name)], parent=False)
         return _listing_response(request, listing)
 
     async def _versions(self, request: web.Request, target: Target) -> web.StreamResponse:

@@ -73,6 +73,8 @@ class OnDemand:
 
     ``settings(source)`` gives the RemoteConfig a source is fetched with (timeouts, retries...);
     credentials are never stored, so by default only the remote's url, name and policy are known.
+    ``observe(outcome)`` hears how each fetch from a remote ended: "stored", "streamed" (checked and
+    sent, not stored) or "failed".
     """
 
     def __init__(
@@ -83,10 +85,12 @@ class OnDemand:
         *,
         settings: Callable[[Source], RemoteConfig] | None = None,
         cooldown: float = DEFAULT_COOLDOWN,
+        observe: Callable[[str], None] | None = None,
     ) -> None:
         self.db = db
         self.storage = storage
         self._run = run
+        self._observe = observe or _ignore
         self._settings = settings or Source.settings
         self.cooldown = cooldown
         self._failed_at: dict[int, float] = {}
@@ -147,6 +151,7 @@ class OnDemand:
         transfer = _Transfer(temp, source)
         if store:
             self._transfers[found.content_artifact_id] = transfer
+        log.info("on-demand fetch of %s started", source.url, extra={"url": source.url})
         try:
             return await self._transfer(request, found, source, transfer, store)
         finally:
@@ -191,7 +196,7 @@ class OnDemand:
         except (DownloadError, _Mismatch, OSError) as exc:
             temp.unlink(missing_ok=True)
             self._failed_at[source.remote_id] = time.monotonic()
-            log.warning("on-demand fetch of %s failed: %s", source.url, exc)
+            self._ended(source, "failed", str(exc))
             if response is None:
                 raise FetchFailed from None
             _abort(request)
@@ -199,12 +204,15 @@ class OnDemand:
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
+        outcome = "streamed"
         if store:  # before the last bytes go out: a client that has them all finds the file stored
             try:
                 await self._store(found, temp, size, computed)
+                outcome = "stored"
             except Exception as exc:  # the client still gets its checked bytes
                 temp.unlink(missing_ok=True)
                 log.warning("on-demand fetch of %s: storing failed: %s", source.url, exc)
+        self._ended(source, outcome, f"{size} bytes checked")
         transfer.verdict = True
         transfer.notify()
         response = response or await _start(request, found, source)
@@ -214,6 +222,12 @@ class OnDemand:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await response.write_eof()
         return response
+
+    def _ended(self, source: Source, outcome: str, detail: str) -> None:
+        level = logging.WARNING if outcome == "failed" else logging.INFO
+        fields = {"url": source.url, "outcome": outcome}
+        log.log(level, "on-demand fetch of %s %s: %s", source.url, outcome, detail, extra=fields)
+        self._observe(outcome)
 
     async def _store(self, found: ServedFile, temp: Any, size: int, digests: dict[str, str]) -> None:
         """Rename the checked file into storage and link it, holding the store lock shared as a sync
@@ -235,6 +249,10 @@ async def _shared_store_lock(db: Database) -> AsyncIterator[None]:
         yield
     finally:
         lock.release()
+
+
+def _ignore(outcome: str) -> None:
+    return None
 
 
 def _written(transfer: _Transfer, size: int) -> None:

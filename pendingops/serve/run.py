@@ -30,7 +30,7 @@ async def serve(
 ) -> None:
     """Serve on ``host:port`` (0: a free port), or on the listening ``sock``, until SIGINT or SIGTERM,
     then stop cleanly."""
-    runner = web.AppRunner(server.build_app(), access_log=None, handle_signals=False)
+    runner = server.runner()
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port) if sock is None else web.SockSite(runner, sock)

@@ -22,6 +22,7 @@ from procrastinate.job_context import AbortReason
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
+from pendingops.context import SyncResult
 from pendingops.db.database import Database, dialect_insert
 from pendingops.db.schema import SyncTask
 from pendingops.declarative import sync_remote
@@ -30,6 +31,7 @@ from pendingops.plugins import get_plugin
 from pendingops.plugins.options import options_for_sync, remember_options
 from pendingops.remote import RemoteConfig
 from pendingops.storage.base import ArtifactStorage
+from pendingops.workers.observe import SyncTaskReport, observed_sync
 
 SYNC_TASK = "pendingops.sync"
 _SCHEMA_LOCK_KEY = 0x70656E6471756575  # "pendqueu"
@@ -107,6 +109,11 @@ def make_app(db_url: str, *, schedule_tick: int | None = None) -> App:
 
 
 async def _run_sync(context: Any, **arguments: Any) -> None:
+    async with observed_sync(context.job.id, arguments["repository"], arguments["url"]) as report:
+        report.result = await _sync(context, report, **arguments)
+
+
+async def _sync(context: Any, report: SyncTaskReport, **arguments: Any) -> SyncResult:
     options = SyncOptions(**arguments)
     runtime: WorkerRuntime = context.additional_context["runtime"]
     job_id = context.job.id
@@ -133,6 +140,7 @@ async def _run_sync(context: Any, **arguments: Any) -> None:
             mirror=options.mirror,
             on_error=options.on_error,  # type: ignore[arg-type]
             force=options.force,
+            on_progress=report.on_progress,
             **extra,
         )
     except asyncio.CancelledError:
@@ -148,6 +156,7 @@ async def _run_sync(context: Any, **arguments: Any) -> None:
         await asyncio.to_thread(remember_options, runtime.db, options.repository, options.plugin_options)
     version = result.version.number if result.created else None
     await runtime.db.run(_record, job_id, worker=runtime.name, version_number=version, error=None)
+    return result
 
 
 @dataclass(slots=True)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -199,12 +201,44 @@ def test_orphans_removes_what_a_failed_sync_left(cli: Cli) -> None:
         ("sync", "ftp://example.invalid/PULP_MANIFEST", "--repo", "r"),
         ("versions", "no-such-repo"),
         ("content", "no-such-repo"),
+        ("sync", "http://127.0.0.1:1/PULP_MANIFEST", "--repo", "-"),
+        ("sync", "http://127.0.0.1:1/PULP_MANIFEST", "--repo", "-", "--enqueue"),
+        ("schedule", "add", "nightly", "http://127.0.0.1:1/PULP_MANIFEST", "--repo", "-", "--every", "1h"),
+        ("serve", "--repos", "a,-"),
+        ("serve", "--repos", "a,,b"),
+        ("--log-level", "verbose", "repos"),
+        ("--log-format", "xml", "repos"),
     ],
 )
 def test_bad_usage_exits_2_with_one_line(cli: Cli, args: tuple[str, ...]) -> None:
     done = cli.run(*args)
     assert_clean_error(done, 2)
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_reserved_repository_name_is_refused_before_anything_is_written(cli: Cli) -> None:
+    done = cli.run("sync", "http://127.0.0.1:1/PULP_MANIFEST", "--repo", "-")
+    assert done.stderr == (
+        "pendingops: error: argument --repo: '-' is reserved (the server's own pages are under /-/): choose another"
+        " name (see 'pendingops sync --help')\n"
+    )
+    assert cli.json("repos") == []
+
+
+def test_version_prints_the_installed_version() -> None:
+    done = subprocess.run([SCRIPT, "--version"], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"pendingops {metadata.version('pendingops')}\n", "")
+
+
+def test_a_bad_log_format_in_the_environment_is_one_line_unless_the_option_is_given(tmp_path: Path) -> None:
+    command = [SCRIPT, "--db", f"sqlite:///{tmp_path / 'db.sqlite'}", "--storage", str(tmp_path / "storage")]
+    env = {**os.environ, "PENDINGOPS_LOG_FORMAT": "xml"}
+    done = subprocess.run([*command, "repos"], capture_output=True, text=True, timeout=60, env=env)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "pendingops: error: PENDINGOPS_LOG_FORMAT must be one of text, json, not 'xml'\n"
+    given = [*command, "--log-format", "json", "repos"]
+    done = subprocess.run(given, capture_output=True, text=True, timeout=60, env=env)
+    assert (done.returncode, done.stderr) == (0, "")
 
 
 def test_unreachable_database_is_a_clean_error(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from pendingops import RemoteConfig, SyncFailed, VersionError, declarative_version, open_database
 from pendingops import operators as ops
+from pendingops.db.names import ReservedName
 from pendingops.db.schema import Remote, Repository, RepositoryContent, RepositoryVersion
 from pendingops.db.versions import (
     associate_content,
@@ -61,6 +62,17 @@ def test_new_repository_has_an_empty_complete_version_zero(db):
         db.transact(version_info, "nope")
     with pytest.raises(VersionError, match="has no version 7"):
         db.transact(version_info, "r", 7)
+
+
+def test_no_repository_is_made_with_the_reserved_name(db, storage):
+    with pytest.raises(ReservedName, match="'-' is reserved"):
+        db.transact(ensure_repository, "-")
+    with pytest.raises(ReservedName):  # every way a sync starts goes through the same check
+        units = file_units(URL, FILES)
+        asyncio.run(declarative_version(units, db=db, storage=storage, remote=RemoteConfig(url=URL), repository="-"))
+    assert count_rows(db, Repository) == 0
+    db.transact(ensure_repository, "-a-")  # only the name itself is kept
+    assert count_rows(db, Repository) == 1
 
 
 def test_versions_are_intervals_and_old_versions_never_change(db, storage):

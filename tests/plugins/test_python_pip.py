@@ -4,11 +4,13 @@ synced index (every policy) and from an export's static tree, on SQLite and Post
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import venv
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -16,6 +18,7 @@ from tests.cli import test_cli
 from tests.cli.test_cli import Cli
 from tests.cli.test_serve import serving
 from tests.plugins.python_index import StaticFolder, index_files, sample_projects, wheel
+from tests.serve.served import htpasswd_entry
 from tests.server_thread import ServerThread
 
 cli = test_cli.cli  # the fixture: a database (SQLite, PostgreSQL) and a storage folder
@@ -29,14 +32,27 @@ def pip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     yield [str(home / "bin" / "python"), "-m", "pip"]
 
 
-def run_pip(pip: list[str], *args: str) -> list[str]:
+def _pip_env(home: Path | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     env |= {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
-    done = subprocess.run([*pip, *args], capture_output=True, text=True, timeout=300, env=env)
+    if home is not None:  # where pip finds a .netrc (and nothing else of the user's)
+        env |= {"HOME": str(home), "NETRC": str(home / ".netrc")}
+    return env
+
+
+def run_pip(pip: list[str], *args: str, home: Path | None = None) -> list[str]:
+    done = subprocess.run([*pip, *args], capture_output=True, text=True, timeout=300, env=_pip_env(home))
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     sys.stdout.write("\n".join(["$ pip " + " ".join(args), *lines, ""]))
     return lines
+
+
+def pip_fails(pip: list[str], *args: str, home: Path | None = None) -> str:
+    """What pip says when it cannot do what it is asked."""
+    done = subprocess.run([*pip, *args], capture_output=True, text=True, timeout=300, env=_pip_env(home))
+    assert done.returncode != 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
 
 
 def installed(target: Path) -> set[str]:
@@ -135,3 +151,43 @@ def test_unknown_options_are_refused_with_the_known_ones(cli: Cli) -> None:
         done = cli.run("sync", "http://127.0.0.1:9/simple/", "--repo", "py", *args)
         assert done.returncode == 2, done.stderr
         assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.parametrize("credentials", ["in the index URL", "in netrc"])
+def test_pip_installs_through_a_login_from_the_chosen_repository_only(
+    cli: Cli, pip: list[str], tmp_path: Path, credentials: str
+) -> None:
+    """serve --htpasswd F --repos py: pip with credentials installs; without them, or from another repository,
+    nothing is found."""
+    projects = sample_projects()
+    with ServerThread(index_files(projects)) as origin:
+        for repo in ("py", "other"):
+            done = cli.run("sync", origin.base_url + "simple/", "--plugin", "python", "--repo", repo, "--quiet")
+            assert done.returncode == 0, done.stderr
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(htpasswd_entry("pip-user", "p@ss:w/rd") + "\n")
+    home = tmp_path / "home"
+    home.mkdir()
+    with serving(cli, "--htpasswd", str(htpasswd), "--repos", "py") as (process, url):
+        host = url.removeprefix("http://").rstrip("/")
+        if credentials == "in netrc":
+            (home / ".netrc").write_text(f"machine {host.split(':')[0]} login pip-user password p@ss:w/rd\n")
+            index = f"{url}py/latest/simple/"
+        else:
+            index = f"http://pip-user:{quote('p@ss:w/rd', safe='')}@{host}/py/latest/simple/"
+        target = tmp_path / "site"
+        run_pip(pip, "install", "--index-url", index, "--no-cache-dir", "--target", str(target), "Alpha_Pkg", home=home)
+        assert installed(target) == {"alpha_pkg-2.0.dist-info", "beta-1.1.dist-info"}
+        nobody = tmp_path / "nobody"  # a home without a .netrc
+        nobody.mkdir()
+        anonymous = ("download", "--index-url", f"{url}py/latest/simple/", "beta")
+        assert "No matching distribution found for beta" in pip_fails(pip, *anonymous, home=nobody)
+        other = index.replace("/py/", "/other/")
+        assert "No matching distribution" in pip_fails(pip, "download", "--index-url", other, "beta", home=home)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+        access = [line.split('"')[1:] for line in process.stderr.read().splitlines() if " pendingops.access " in line]
+    answered = {(request, reply.split()[0]) for request, reply in access}
+    assert ("GET /py/latest/simple/beta/", "401") in answered  # without credentials
+    assert ("GET /other/latest/simple/beta/", "404") in answered  # with them, but not a repository served
+    assert any(request.startswith("GET /py/1/packages/") and code == "200" for request, code in answered)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import shutil
+import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+import bcrypt
 from aiohttp import web
 
 from pendingops import Database, LocalStorage, RemoteConfig, declarative_version
@@ -44,7 +48,7 @@ async def sync_files(
 async def content_server(db: Database, storage: LocalStorage, **options: Any) -> AsyncIterator[ContentServer]:
     """A ContentServer listening on 127.0.0.1 at a free port, its ``base_url`` set."""
     server = ContentServer(db, storage, plugins=options.pop("plugins", [FilePlugin()]), **options)
-    runner = web.AppRunner(server.build_app(), access_log=None)
+    runner = server.runner()
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -116,3 +120,23 @@ class GatedOrigin(LoopbackServer):
         except (ConnectionError, RuntimeError):  # the client hung up meanwhile
             pass
         return response
+
+
+#: the real htpasswd (apache2-utils), when installed; without it entries are made with bcrypt as it makes them
+HTPASSWD = shutil.which("htpasswd")
+
+
+def htpasswd_entry(user: str, password: str, *, cost: int = 5) -> str:
+    """``user:hash`` as ``htpasswd -B`` writes it ($2y$, cost 5 by default)."""
+    if HTPASSWD is not None:
+        done = subprocess.run(
+            [HTPASSWD, "-n", "-b", "-B", "-C", str(cost), user, password], capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+    hashed = bcrypt.hashpw(password.encode()[:72], bcrypt.gensalt(rounds=cost)).decode()
+    return f"{user}:$2y${hashed[4:]}"
+
+
+def basic(user: str, password: str) -> str:
+    """The Authorization header of HTTP Basic credentials."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()

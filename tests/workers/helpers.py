@@ -24,6 +24,8 @@ class Queue:
         self.storage = str(storage)
         self.env = env
         self.workers: list[subprocess.Popen[str]] = []
+        #: the line each worker printed when it was ready, by process id
+        self.ready_lines: dict[int, str] = {}
 
     def command(self, *args: str) -> list[str]:
         return [SCRIPT, "--db", self.db_url, "--storage", self.storage, *args]
@@ -54,7 +56,9 @@ class Queue:
         )
         self.workers.append(worker)
         assert worker.stdout is not None
-        assert "waiting for syncs" in worker.stdout.readline()
+        line = worker.stdout.readline()
+        assert "waiting for syncs" in line
+        self.ready_lines[worker.pid] = line
         return worker
 
     def stop_all(self) -> None:
