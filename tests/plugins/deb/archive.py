@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from pendingops.plugins.deb.stanza import format_stanza
 
@@ -216,3 +217,15 @@ def write_tree(files: dict[str, bytes], root: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
     return root
+
+
+#: the sample archive's packages: an amd64 one, an "all" one, one depending on the first
+HELLO, WORLD, TOOL = Deb("hello", "1.0"), Deb("world", "2.0", "all"), Deb("tool", "0.1", depends="hello")
+
+
+def stable(signer: Signer, *debs: Deb, **settings: Any) -> Archive:
+    """The suite ``stable`` holding ``debs`` (HELLO, WORLD and TOOL by default), signed by ``signer``."""
+    archive = Archive(signer=signer, **settings)
+    for deb in debs or (HELLO, WORLD, TOOL):
+        archive.add("stable", deb)
+    return archive

@@ -7,7 +7,6 @@ import asyncio
 import gzip
 import hashlib
 import lzma
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,26 +24,11 @@ from pendingops.plugins.deb.options import DebOptionError
 from pendingops.plugins.deb.packages import PackagesIndexError
 from pendingops.plugins.deb.release import ReleaseError
 from pendingops.plugins.deb.source import Limits
-from tests.plugins.deb.archive import Archive, Deb, Signer, write_tree
+from tests.plugins.deb.archive import HELLO, TOOL, WORLD, Deb, Signer, stable, write_tree
 from tests.remote_server import Fault
 from tests.server_thread import ServerThread
 
-HELLO, WORLD, TOOL = Deb("hello", "1.0"), Deb("world", "2.0", "all"), Deb("tool", "0.1", depends="hello")
 INDEX = "dists/stable/main/binary-amd64/Packages.xz"
-
-
-@pytest.fixture(scope="module")
-def signer() -> Iterator[Signer]:
-    made = Signer()
-    yield made
-    made.close()
-
-
-def stable(signer: Signer, *debs: Deb, **settings: Any) -> Archive:
-    archive = Archive(signer=signer, **settings)
-    for deb in debs or (HELLO, WORLD, TOOL):
-        archive.add("stable", deb)
-    return archive
 
 
 def sync(
