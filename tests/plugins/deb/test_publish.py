@@ -9,6 +9,7 @@ import hashlib
 import re
 
 import pytest
+from reactivex import operators as rxo
 
 from pendingops import Database, LocalStorage, RemoteConfig, sync_remote
 from pendingops.db.versions import find_repository
@@ -99,7 +100,7 @@ def test_packages_gives_our_own_unsigned_indexes_of_the_selected_packages(
     assert sum("/by-hash/SHA256/" in path for path in exported) == 2
 
 
-def test_an_additive_sync_that_merged_two_releases_gets_our_indexes_and_a_rollback_the_upstreams_again(
+def test_an_additive_merge_gets_our_indexes_and_a_rollback_the_upstreams_again(
     db: Database, storage: LocalStorage, signer: Signer
 ) -> None:
     first = sync(db, storage, stable(signer), mirror=False)
@@ -114,6 +115,22 @@ def test_a_package_that_failed_makes_the_version_ours(db: Database, storage: Loc
     number = sync(db, storage, stable(signer), faults={HELLO.filename(): Fault(status=404)})
     assert ours(db, number)
     assert listed(ref(db, number)) == ["tool 0.1", "world 2.0"]  # never a package the version lacks
+
+
+def test_a_package_an_operator_dropped_is_not_listed_though_its_suite_lists_it(
+    db: Database, storage: LocalStorage, signer: Signer
+) -> None:
+    archive = stable(signer)
+    with ServerThread(archive.files()) as origin:
+        remote = RemoteConfig(url=origin.base_url, options={"suites": "stable"})
+        run = sync_remote(DebPlugin(), remote, db=db, storage=storage, repository="other", mirror=True)
+        assert asyncio.run(run).added == 4  # another repository holds hello
+        plugin = DebPlugin()
+        dropped = [rxo.filter(lambda unit: unit.fields.get("package") != "hello"), *plugin.pipeline()]
+        run = sync_remote(plugin, remote, db=db, storage=storage, repository="deb", mirror=True, pipeline=dropped)
+        number = asyncio.run(run).version.number
+    assert ours(db, number)  # the suite unit (shared with "other") lists hello; the version lacks it
+    assert listed(ref(db, number)) == ["tool 0.1", "world 2.0"]
 
 
 def test_each_suite_lists_its_own_packages(db: Database, storage: LocalStorage, signer: Signer) -> None:
