@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 except Exception as exc:  # an unreachable server is skipped, as in run.py
                     print(f"{database}: skipped ({str(exc).splitlines()[0]})")
                     continue
-                rows += measure(args, work, server.base_url, manifest, database, version)
+                rows += measure(args, work, server.base_url, manifest, database, version.split(" (")[0])
         print_table(rows, args.packages)
         measured = [row["package"] for row in rows if "package" in row]
         print(source_revision(measured[0]) if measured else "nothing measured")

@@ -143,21 +143,18 @@ def render(version: VersionRef, path: str, accept: str) -> PageResponse | None:
         return None
     rest = path[len(suite.name) + 1 :]
     published = _publication(version, suite, created)
-    signed = {"InRelease": published.inrelease, "Release.gpg": published.release_gpg}
-    if rest == "Release":
-        return PageResponse(TEXT, iter([published.release]))
-    if rest in signed:
-        body = signed[rest]
-        return (
-            None
-            if body is None
-            else PageResponse(TEXT if rest == "InRelease" else "application/pgp-signature", iter([body]))
-        )
+    named = {
+        "Release": (TEXT, published.release),
+        "InRelease": (TEXT, published.inrelease),
+        "Release.gpg": ("application/pgp-signature", published.release_gpg),
+    }
+    if rest in named:
+        media_type, body = named[rest]
+        return None if body is None else PageResponse(media_type, iter([body]))
     by_hash = _BY_HASH.fullmatch(rest)
-    if by_hash is not None:
-        rest = next((p for p, (digest, _) in published.files.items() if digest == by_hash["digest"]), "")
-        if rest.rpartition("/")[0] != by_hash["folder"]:
-            return None
+    if by_hash is not None:  # two indexes may have the same bytes (empty ones): the one in the folder asked for
+        folder, digest = by_hash["folder"], by_hash["digest"]
+        rest = next((p for p, (d, _) in published.files.items() if d == digest and p.rpartition("/")[0] == folder), "")
     if rest not in published.files:
         return None
     return PageResponse("application/gzip" if rest.endswith(".gz") else TEXT, _index_body(version, suite, rest))

@@ -65,7 +65,7 @@ class _Suite:
     release: Release | None = None
     artifacts: list[PendingArtifact] = field(default_factory=list)
     #: the architectures whose index was read
-    architectures: list[str] = field(default_factory=list)
+    architectures: set[str] = field(default_factory=set)
 
 
 async def open_archive(remote: RemoteConfig, fetcher: Fetcher, workdir: Path, limits: Limits) -> Source:
@@ -146,11 +146,7 @@ async def _read_suite(
             await asyncio.to_thread(
                 _add_index, storage, artifact, index.compression, limits, catalog_path, artifact.url, listing, options
             )
-        suite.architectures = sorted({*suite.architectures, *_read_architectures(release, component, options)})
-
-
-def _read_architectures(release: Release, component: str, options: DebOptions) -> list[str]:
-    return [a for a in options.architectures if release.packages_index(component, a) is not None]
+            suite.architectures.add(architecture)
 
 
 def _add_index(
@@ -221,7 +217,7 @@ def _suite_unit(suite: _Suite, options: DebOptions, catalog_path: Path) -> Pendi
         "origin": release.origin,
         "label": release.label,
         "components": " ".join(options.components),
-        "architectures": " ".join(suite.architectures),
+        "architectures": " ".join(sorted(suite.architectures)),
         "filtered": bool(options.packages),
         "signing_key": options.signing_key,
     }

@@ -144,6 +144,18 @@ def test_each_suite_lists_its_own_packages(db: Database, storage: LocalStorage, 
     assert b"Architectures: all amd64\n" in (page(version, "stable/Release") or b"")
 
 
+def test_empty_indexes_are_published_each_at_its_own_by_hash_path(
+    db: Database, storage: LocalStorage, signer: Signer
+) -> None:
+    archive = Archive(signer=signer, binary_all=True).add("stable", HELLO).add("stable", TOOL, "contrib")
+    number = sync(db, storage, archive, components="main,contrib", packages="hello")
+    version = ref(db, number)
+    assert listed(version) == ["hello 1.0"]
+    for index in ("main/binary-all/Packages", "contrib/binary-all/Packages", "contrib/binary-amd64/Packages"):
+        assert listed(version, index=index) == []  # three indexes with the same (empty) bytes
+    assert b"Components: main contrib\n" in (page(version, "stable/Release") or b"")
+
+
 def test_a_signing_key_signs_our_release(
     db: Database, storage: LocalStorage, signer: Signer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
