@@ -16,8 +16,9 @@ from sqlalchemy import select
 from pendingops import Database, LocalStorage, RemoteConfig, sync_remote
 from pendingops.context import SyncFailed, SyncResult
 from pendingops.download.fetcher import DownloadError
-from pendingops.maintenance.lifecycle import diff_versions
+from pendingops.maintenance.lifecycle import diff_versions, retain
 from pendingops.maintenance.listing import iter_version_content
+from pendingops.maintenance.orphans import remove_orphans
 from pendingops.plugins.deb import DebPlugin
 from pendingops.plugins.deb.content import DebReleaseMember
 from pendingops.plugins.deb.options import DebOptionError
@@ -278,3 +279,20 @@ def test_a_new_version_of_a_package_is_a_changed_item(db: Database, storage: Loc
     before, after = pairs[("deb", "hello")]
     assert (before.fields["version"], after.fields["version"]) == ("1.0", "1.1")
     assert changed.added == changed.removed == []
+
+
+def test_orphan_cleanup_removes_a_replaced_suite_with_the_packages_it_listed(
+    db: Database, storage: LocalStorage, signer: Signer
+) -> None:
+    with ServerThread(stable(signer).files()) as origin:
+        sync(db, storage, origin.base_url)
+    old = units(db)["suite:stable"].content_id
+    with ServerThread(stable(signer, Deb("hello", "1.1"), WORLD, TOOL).files()) as origin:
+        sync(db, storage, origin.base_url)
+    new = units(db)["suite:stable"].content_id
+    assert len(members(db, old)) == len(members(db, new)) == 3
+    retain(db, "deb", 1)
+    report = remove_orphans(db, storage)
+    assert report.content == 2  # hello 1.0 and the old suite, its listings with it
+    assert members(db, old) == set() and len(members(db, new)) == 3
+    assert set(units(db)) == {"hello", "world", "tool", "suite:stable"}
