@@ -26,12 +26,14 @@ def wants_members(unit: PendingContent) -> bool:
 
 
 async def record_members(unit: PendingContent) -> None:
+    """Record the packages the suite unit's indexes listed, from the sync's catalog, unless they are."""
     sync = current_context()
     catalog_path, suite = unit.extra["members"]
-    await sync.transact(_write, sync.db, unit.content_id, catalog_path, suite, what="recording the suite's packages")
+    what = "recording the suite's packages"
+    await sync.transact(_write_members, sync.db, unit.content_id, catalog_path, suite, what=what)
 
 
-def _write(conn: Connection, db: Database, release_id: int, catalog_path: Path, suite: str) -> None:
+def _write_members(conn: Connection, db: Database, release_id: int, catalog_path: Path, suite: str) -> None:
     if conn.execute(select(_member.c.release_id).where(_member.c.release_id == release_id).limit(1)).first():
         return  # recorded when the unit was first saved: the same Release and selection list the same packages
     insert = db.insert(_member).on_conflict_do_nothing(index_elements=[c.name for c in _member.primary_key])
