@@ -1,7 +1,8 @@
 """One benchmark phase, run in its own process so its peak RSS is its own.
 
 Usage: ``python _phase.py SPEC_JSON``. SPEC's ``kind`` is "sync" (a pendingops sync of the file
-plugin), "download" (a bare aiohttp download of a manifest's files) or "insert" (a bare bulk insert).
+plugin, or of the ``plugin`` SPEC names, with its ``options``), "download" (a bare aiohttp download
+of a manifest's files) or "insert" (a bare bulk insert).
 The result is printed as one JSON line prefixed with ``RESULT_PREFIX``.
 """
 
@@ -95,16 +96,18 @@ def cpu_seconds() -> float:
 async def run_sync(spec: dict[str, Any]) -> dict[str, Any]:
     import pendingops
     from pendingops import LocalStorage, RemoteConfig, open_database, sync_remote
-    from pendingops.plugins.file import FilePlugin
+    from pendingops.plugins import get_plugin
 
     db = open_database(spec["db"])
     storage = LocalStorage(spec["storage"])
-    remote = RemoteConfig(url=spec["url"], policy=spec["policy"], download_concurrency=spec["concurrency"])
+    options = spec.get("options", {})
+    remote = RemoteConfig(spec["url"], policy=spec["policy"], download_concurrency=spec["concurrency"], options=options)
+    plugin = get_plugin(spec.get("plugin", "file"))
     counter = StatementCounter(db.engine)
     async with StallWatchdog() as watchdog:
         start, cpu = time.perf_counter(), cpu_seconds()
         result = await sync_remote(
-            FilePlugin(),
+            plugin,
             remote,
             db=db,
             storage=storage,

@@ -103,6 +103,7 @@ def export_version(
     with tempfile.TemporaryDirectory(prefix=f"{os.getpid()}-", suffix=".work", dir=temp_area) as work:
         plan, draft = Path(work) / "plan.sqlite", Path(work) / MANIFEST_NAME
         _plan(db, repository, result, plan)
+        _leave_out_replaced(plan, pages)
         _draft_manifest(plan, draft, result)
         _check_published_names(plan, published, result.version)
         _check_page_folders(plan, pages, result.version)
@@ -163,6 +164,16 @@ def _write_pages(root: int, page: PublishedPage, version: VersionRef) -> int:
                 os.close(folder)
         written += 1
     return written
+
+
+def _leave_out_replaced(plan: Path, pages: Iterable[PublishedPage]) -> None:
+    """Leave out the stored files below the folder of pages that stand in for them (``files`` pages)."""
+    with closing(sqlite3.connect(plan)) as conn:
+        for page in pages:
+            if page.files:
+                query = "DELETE FROM file WHERE path = ? OR substr(path, 1, ?) = ?"
+                conn.execute(query, (page.prefix, len(page.prefix) + 1, page.prefix + "/"))
+        conn.commit()
 
 
 def _check_page_folders(plan: Path, pages: Iterable[PublishedPage], version: int) -> None:

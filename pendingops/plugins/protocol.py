@@ -38,6 +38,8 @@ from pendingops.pending import PendingContent
 from pendingops.remote import RemoteConfig
 
 if TYPE_CHECKING:  # only annotations: loading plugins (every command's schema check does) stays light
+    from sqlalchemy import Connection
+
     from pendingops.download.fetcher import Fetcher
     from pendingops.operators import Operator
 
@@ -134,6 +136,12 @@ class PublishedPage:
     #: the pages as static files an export writes below the prefix: (path below it, bytes), links
     #: relative to the page, so any static web server serves the tree; None when not exported
     static: Callable[[VersionRef], Iterator[tuple[str, Iterable[bytes]]]] | None = None
+    #: the pages are files (``dists/bookworm/Release``), not folders; where they apply, they stand in
+    #: for every file the version stores below the prefix (served and exported in their place)
+    files: bool = False
+    #: ``applies(connection, repository_id, number)``: whether the pages apply to that version (it
+    #: reads the database, blocking); None: to every version holding the plugin's content
+    applies: Callable[[Connection, int, int], bool] | None = None
 
 
 def published_pages(plugin: object) -> Sequence[PublishedPage]:

@@ -45,7 +45,7 @@ class Publisher:
         return None if found is None else (found[1], rest)
 
     def page_published(self, conn: Connection, repository_id: int, number: int, page: PublishedPage) -> bool:
-        """Whether the version holds the content type whose plugin publishes ``page``."""
+        """Whether the version holds the content type whose plugin publishes ``page``, and the page applies."""
         type_name = self._pages[page.prefix][0]
         query = (
             select(_rc.c.id)
@@ -53,7 +53,9 @@ class Publisher:
             .where(membership_filter(repository_id, number), _content.c.content_type == type_name)
             .limit(1)
         )
-        return conn.execute(query).first() is not None
+        if conn.execute(query).first() is None:
+            return False
+        return page.applies is None or page.applies(conn, repository_id, number)
 
     def pages_for_version(self, conn: Connection, repository_id: int, number: int) -> list[PublishedPage]:
         """The page folders published for one version: those of the content types it holds."""

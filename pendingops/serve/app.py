@@ -282,8 +282,10 @@ class ContentServer:
     async def _page(
         self, request: web.Request, target: Target, version: ServedVersion, page: PublishedPage, rest: str
     ) -> web.StreamResponse:
-        """A page a plugin generates below its folder (a package index's project pages)."""
-        if not target.folder:
+        """A page a plugin generates below its folder (a package index's project pages, an archive's indexes)."""
+        if target.folder and page.files:
+            return _not_found(f"no folder {target.path!r} in version {version.number} of {version.repository!r}")
+        if not target.folder and not page.files:
             return _redirect(request, "/")
         accept = request.headers.get(hdrs.ACCEPT, "")
         found = await self._run(page.render, self._ref(request, version), rest, accept)

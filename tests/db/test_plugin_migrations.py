@@ -132,7 +132,7 @@ def test_a_plugin_adds_a_column_and_existing_rows_survive(
         return subprocess.run(line, capture_output=True, text=True, timeout=120, env=env)
 
     db, url = empty_database(db_kind, tmp_path)
-    for revision in ("core@head", "file@head", "cookbook@head", "python@head", "widget_0001"):  # the plugin's release 1
+    for revision in ("core@head", "file@head", "cookbook@head", "python@head", "deb@head", "widget_0001"):  # release 1
         migrate(db, revision)
     with db.engine.begin() as conn:
         for n, name in enumerate(("gear", "lever"), start=1):

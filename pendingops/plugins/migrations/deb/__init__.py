@@ -1,0 +1,1 @@
+"""Revisions of the deb plugin's tables (branch ``deb``)."""
