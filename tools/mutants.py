@@ -983,6 +983,7 @@ MUTANTS: tuple[Mutant, ...] = (
             "tests/db/test_versions.py::test_no_repository_is_made_with_the_reserved_name",
             "tests/cli/test_cli.py::test_the_reserved_repository_name_is_refused_before_anything_is_written",
         ),
+    ),
     # -- deb: Debian archives (chain of trust, hostile indexes, verbatim or own dists/) ---------------
     Mutant(
         id="deb-index-unchecked",
