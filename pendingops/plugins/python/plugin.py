@@ -1,4 +1,4 @@
-"""The python plugin's content type, options and source."""
+"""The python plugin: its options, its source of units (pages read as they stream in) and its pipeline."""
 
 from __future__ import annotations
 
@@ -13,13 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
-from sqlalchemy import JSON, Boolean, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
-
-from pendingops.db.schema import Content
 from pendingops.paths import unsafe_path_reason
 from pendingops.pending import PendingArtifact, PendingContent, PendingInputError
 from pendingops.plugins import PublishedPage, Source
+from pendingops.plugins.python.content import PythonContent, file_path
 from pendingops.plugins.python.core_metadata import METADATA_SUFFIX, read_core_metadata, wants_metadata
 from pendingops.plugins.python.distribution import is_prerelease, parse_filename, sort_key
 from pendingops.plugins.python.index_page import (
@@ -31,6 +28,7 @@ from pendingops.plugins.python.index_page import (
     project_links,
     project_links_json,
 )
+from pendingops.plugins.python.simple import simple_page, static_pages
 from pendingops.remote import RemoteConfig
 
 if TYPE_CHECKING:
@@ -47,8 +45,6 @@ MAX_PROJECT_PAGE_BYTES = 64 * 1024 * 1024
 MAX_ROOT_BYTES = 2 * 1024**3
 #: what the index is asked for: PEP 691 JSON, else HTML (as pip asks)
 ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
-#: the folder (below each version's top) the distribution files are stored in, by project
-PACKAGES = "packages"
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 #: a valid project name (PEP 508)
 _PROJECT_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,198}[A-Za-z0-9])?")
@@ -57,37 +53,6 @@ OPTIONS = {
     "prereleases": "true or false: include pre-release versions (default: true)",
     "latest": "N: keep only the N newest versions of each project (default: all)",
 }
-
-
-class PythonContent(Content):
-    """A distribution file (wheel or sdist) of a project and its yank mark.
-
-    Units are immutable, so the yank mark is part of the natural key (filename, sha256, yanked,
-    yanked_reason): a file the index yanks (or un-yanks) later becomes a new unit replacing the old
-    one, sharing its artifact. ``item_key`` makes ``diff`` show that as a changed file.
-    """
-
-    __tablename__ = "python_distribution"
-    type_name = "python"
-    natural_key = ("filename", "sha256", "yanked", "yanked_reason")
-    item_key = ("filename",)
-    __table_args__ = (Index("python_distribution_name", "name"),)
-    filename: Mapped[str] = mapped_column(Text)
-    sha256: Mapped[str] = mapped_column(String(64))
-    #: the project's name, normalised as PEP 503 says
-    name: Mapped[str] = mapped_column(String(255))
-    version: Mapped[str] = mapped_column(String(255))
-    #: "bdist_wheel" or "sdist"
-    packagetype: Mapped[str] = mapped_column(String(16))
-    requires_python: Mapped[str | None] = mapped_column(Text)
-    yanked: Mapped[bool] = mapped_column(Boolean, default=False)
-    #: "" when not yanked or yanked without a reason (never NULL: it is part of the natural key)
-    yanked_reason: Mapped[str] = mapped_column(Text, default="")
-    #: the sha256 of the PEP 658 metadata file when the index gives one, "true" when it exists without one
-    core_metadata: Mapped[str | None] = mapped_column(String(64))
-    #: from the metadata file, when the index offers one
-    summary: Mapped[str | None] = mapped_column(Text)
-    requires_dist: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class PythonOptionError(PendingInputError):
@@ -152,8 +117,6 @@ class PythonPlugin:
         ]
 
     def published_pages(self) -> list[PublishedPage]:
-        from pendingops.plugins.python.simple import simple_page, static_pages
-
         return [PublishedPage("simple", simple_page, static_pages)]
 
 
@@ -209,11 +172,6 @@ def _unit(name: str, link: FileLink, version: str, kind: str) -> PendingContent:
         url, relative = link.url + METADATA_SUFFIX, path + METADATA_SUFFIX
         artifacts.append(PendingArtifact(url=url, relative_path=relative, sha256=link.core_metadata))
     return PendingContent(PythonContent, fields, artifacts)
-
-
-def file_path(name: str, filename: str) -> str:
-    """Where a distribution file lies in a version: ``packages/{project}/{filename}``."""
-    return f"{PACKAGES}/{name}/{filename}"
 
 
 async def _project_page(root: str, project: str, fetcher: Fetcher) -> list[FileLink]:

@@ -21,9 +21,9 @@ from sqlalchemy import Connection, select, true
 from pendingops.db.schema import ContentArtifact, RepositoryContent
 from pendingops.db.versions import membership_filter
 from pendingops.plugins import PageResponse, VersionRef
+from pendingops.plugins.python.content import PythonContent, file_path
 from pendingops.plugins.python.core_metadata import METADATA_SUFFIX
 from pendingops.plugins.python.index_page import normalize
-from pendingops.plugins.python.plugin import PythonContent, file_path
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
