@@ -24,7 +24,6 @@ from pendingops.maintenance.export import export_version
 from pendingops.maintenance.lifecycle import diff_versions
 from pendingops.plugins.python import PythonContent, PythonPlugin
 from pendingops.plugins.python.index_page import (
-    MAX_ENTRY,
     FileLink,
     JsonRootPage,
     RootPage,
@@ -32,6 +31,7 @@ from pendingops.plugins.python.index_page import (
     project_links,
     project_links_json,
 )
+from pendingops.plugins.python.json_stream import MAX_ENTRY
 from pendingops.plugins.python.plugin import PythonOptionError, PythonOptions, select_units
 from pendingops.plugins.python.simple import JSON_TYPE, prefers_json
 from tests.plugins.python_index import (
