@@ -40,6 +40,8 @@ class PythonContent(Content):
     #: from the metadata file, when the index offers one
     summary: Mapped[str | None] = mapped_column(Text)
     requires_dist: Mapped[list[str] | None] = mapped_column(JSON)
+    #: when the file was uploaded, as the index's JSON page gives it (PEP 700: ``2024-01-31T12:34:56.123456Z``)
+    upload_time: Mapped[str | None] = mapped_column(String(32))
 
 
 def file_path(name: str, filename: str) -> str:

@@ -167,9 +167,10 @@ def _unit(name: str, link: FileLink, version: str, kind: str) -> PendingContent:
         "yanked": link.yanked is not None,
         "yanked_reason": (link.yanked or "")[:MAX_REASON],
         "core_metadata": link.core_metadata,
+        "upload_time": link.upload_time,
     }
     path = file_path(name, link.filename)
-    artifacts = [PendingArtifact(url=link.url, relative_path=path, sha256=link.sha256)]
+    artifacts = [PendingArtifact(url=link.url, relative_path=path, size=link.size, sha256=link.sha256)]
     if link.core_metadata is not None and _DIGEST.fullmatch(link.core_metadata):
         # PEP 658: the file's core metadata, next to it; checked against the digest the page gives
         url, relative = link.url + METADATA_SUFFIX, path + METADATA_SUFFIX
