@@ -17,6 +17,7 @@ _LABELS = (
     ("present", "already present"),
     ("linked", "linked to stored"),
     ("downloaded", "downloaded"),
+    ("adopted", "adopted"),
     ("saved", "saved"),
     ("associated", "associated"),
     ("removed", "removed"),
@@ -32,6 +33,15 @@ def human_bytes(count: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TiB"
+
+
+def transfer_counts(snapshot: ProgressSnapshot | None) -> dict[str, int]:
+    """What a sync fetched, for ``--json``: ``downloaded`` files (over the network, ``downloaded_bytes``)
+    and ``adopted`` ones (found in storage, left by an interrupted run, and checked: no transfer)."""
+    if snapshot is None:
+        return {"downloaded": 0, "downloaded_bytes": 0, "adopted": 0}
+    downloaded = snapshot.stages["downloaded"]
+    return {"downloaded": downloaded.done, "downloaded_bytes": downloaded.bytes, "adopted": snapshot.done("adopted")}
 
 
 def human_seconds(seconds: float) -> str:
