@@ -3,11 +3,12 @@
 A simple index page is a list of anchors, so this reads only what an anchor needs: start and end
 tags with their attributes, the text between ``<a>`` and ``</a>``, and where comments, CDATA
 sections, declarations, processing instructions and ``script``/``style`` text end (skipped, as
-HTML says). No character is scanned twice: a construct a chunk leaves open is resumed where the
-scan stopped, never from its start, so a chunk costs time linear in its size (plus, once per
-tag, the parse of that tag's attributes). Nothing grows with the page: a tag longer than
-``MAX_TAG`` characters is dropped (skipped to its end unread), an anchor keeps ``MAX_TEXT``
-characters of text, and what is skipped is never kept.
+HTML says). A construct a chunk leaves open is resumed where the scan stopped, never scanned
+again from its start, so each character is looked at a bounded number of times (a tag is first
+tried whole, then read piece by piece when the chunk does not hold it all) and a chunk costs time
+linear in its size, plus once per tag the parse of its attributes. Nothing grows with the page: a
+tag longer than ``MAX_TAG`` characters is dropped (skipped to its end unread), an anchor keeps
+``MAX_TEXT`` characters of text, and what is skipped is never kept.
 """
 
 from __future__ import annotations
