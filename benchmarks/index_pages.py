@@ -15,9 +15,10 @@ the page streams in. The figure is CPU seconds (user + system of this process: a
 inflates it far less than wall time), the fastest of ``--repeat`` runs (a read shorter than 0.1 s is
 repeated until the reads add up to 0.1 s, and averaged, so that no figure is timer noise), and the
 slowest single chunk (CPU milliseconds) of the largest page: the work one chunk holds the event loop
-for (the plugin feeds a chunk 16 KiB at a time, letting the loop run other tasks in between). ``--stdlib-sizes`` also reads
-the comment and quoted-value pages with the standard library's ``html.parser``, the way the plugin did
-before (it scans an open construct again from its start at every chunk).
+for (the plugin feeds a chunk 16 KiB at a time, letting the loop run other tasks in between).
+``--stdlib-sizes`` also reads the comment and quoted-value pages with the standard library's
+``html.parser``, the way the plugin did before (it scans an open construct again from its start at
+every chunk).
 
 Memory: an 8 MiB PEP 691 project page of ``{}`` entries and one of file entries as PyPI writes them,
 served from another process, read by the plugin's project page path (``_project_page``: the fetcher
