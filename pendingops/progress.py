@@ -7,10 +7,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 #: the stages every sync reports, in pipeline order: "present" counts units already in the base version,
-#: "linked" units whose content was already stored (by another repository or sync), "saved" content rows
-#: this sync wrote, "filtered" units an operator dropped. The "downloaded" total is the number of files
-#: found to need fetching so far (final once the source is read and every unit passed the lookups).
-STAGES = ("seen", "present", "linked", "downloaded", "saved", "associated", "removed", "failed", "filtered")
+#: "linked" units whose content was already stored (by another repository or sync), "downloaded" files
+#: that came over the network (and their bytes), "adopted" files that needed fetching but were found in
+#: storage (left by an interrupted run), checked and kept with no transfer, "saved" content rows this
+#: sync wrote, "filtered" units an operator dropped. The "downloaded" total is the number of files found
+#: to need fetching so far, less those adopted (final once the source is read and every file fetched).
+STAGES = (
+    "seen",
+    "present",
+    "linked",
+    "downloaded",
+    "adopted",
+    "saved",
+    "associated",
+    "removed",
+    "failed",
+    "filtered",
+)
 
 
 @dataclass(slots=True)

@@ -29,8 +29,6 @@ CIRCLES_TO_CUT = frozenset(
         ("pendingops/cli/sync.py", "pendingops/cli/_app.py"),
         # the queue registers the schedule's tick; the schedule enqueues syncs
         ("pendingops/workers/queue.py", "pendingops/workers/schedule.py"),
-        # the plugin renders simple.py's pages; simple.py reads the plugin's PythonContent
-        ("pendingops/plugins/python/simple.py", "pendingops/plugins/python/plugin.py"),
     }
 )
 

@@ -1126,6 +1126,110 @@ MUTANTS: tuple[Mutant, ...] = (
         new="""            if False:""",
         tests=(T + "test_apt.py::test_apt_gets_an_export_from_a_static_web_server",),
     ),
+    # -- parsers: linear index pages, streamed project pages, PEP 700 pages, JSON exports, adopted counts --
+    Mutant(
+        id="html-open-construct-rescanned",
+        guarantee="4 a remote's page costs linear time",
+        file="pendingops/plugins/python/html_anchors.py",
+        why="a comment (or CDATA, declaration) a chunk leaves open is kept and scanned again from its start",
+        old="            self._carry = text[max(at, len(text) - keep) :] if keep else \"\"",
+        new="            self._carry = text[at:]",
+        tests=("tests/plugins/python/test_html_anchors.py::test_a_construct_left_open_is_neither_kept_nor_scanned_again",),
+    ),
+    Mutant(
+        id="html-long-tag-kept",
+        guarantee="4 a remote's page costs bounded memory",
+        file="pendingops/plugins/python/html_anchors.py",
+        why="a tag is kept however long it grows (an unterminated attribute value holds the rest of the page)",
+        old="""        if self._tag_length > MAX_TAG:""",
+        new="""        if False:""",
+        tests=(
+            "tests/plugins/python/test_html_anchors.py::test_a_construct_left_open_is_neither_kept_nor_scanned_again",
+            "tests/plugins/python/test_html_anchors.py::test_a_tag_longer_than_the_limit_is_dropped_and_what_follows_is_read",
+        ),
+    ),
+    Mutant(
+        id="json-value-decoded-every-chunk",
+        guarantee="4 a remote's page costs linear time",
+        file="pendingops/plugins/python/json_stream.py",
+        why="a JSON value cut into many chunks is decoded again at every chunk (quadratic in its length)",
+        old="""        if len(self._text) - self._at + self._waiting_length < self._need:
+            return
+""",
+        new="",
+        tests=(
+            "tests/plugins/python/test_json_stream.py::"
+            "test_a_value_fed_a_character_at_a_time_is_decoded_a_few_times_not_once_per_character",
+        ),
+    ),
+    Mutant(
+        id="project-page-read-whole",
+        guarantee="4 a remote's page costs bounded memory",
+        file="pendingops/plugins/python/plugin.py",
+        why="a project page is joined, decoded and parsed whole (an 8 MiB page of {} entries took ~190 MiB)",
+        old="""    pages = (lambda: JsonProjectPage(url), lambda: ProjectPage(url))
+    return [link async for link in _read_page(url, "project page", MAX_PROJECT_PAGE_BYTES, fetcher, *pages)]""",
+        new="""    text = b"".join([chunk async for chunk in fetcher.stream(url, accept=ACCEPT)]).decode()
+    page = JsonProjectPage(url) if text.lstrip().startswith("{") else ProjectPage(url)
+    return [*page.feed(text), *page.close()]""",
+        tests=("tests/plugins/python/test_plugin.py::test_a_json_project_page_is_read_an_entry_at_a_time",),
+    ),
+    Mutant(
+        id="adopted-counted-as-downloaded",
+        guarantee="counters match the transfers made",
+        file="pendingops/download/fetcher.py",
+        why="a leftover file adopted from storage is reported as a transfer (a rerun looks as if it fetched all)",
+        old="""                if await self._adopt_stored(artifact):
+                    return False""",
+        new="""                if await self._adopt_stored(artifact):
+                    return True""",
+        tests=("tests/operators/test_download.py::test_a_rerun_after_an_interruption_counts_stored_leftovers_as_adopted",),
+    ),
+    Mutant(
+        id="adopted-left-in-download-total",
+        guarantee="counters match the transfers made",
+        file="pendingops/operators/_download.py",
+        why="an adopted file stays in the download total, so the panel's download bar never ends full",
+        old="""                ctx.progress.add_total("downloaded", -1)""",
+        new="""                pass""",
+        tests=("tests/operators/test_download.py::test_a_rerun_after_an_interruption_counts_stored_leftovers_as_adopted",),
+    ),
+    Mutant(
+        id="pep700-sizes-dropped",
+        guarantee="served JSON pages are api-version 1.1",
+        file="pendingops/plugins/python/simple.py",
+        why="a served PEP 691 project page lists its files without their sizes",
+        old="""            entry["size"] = row.size""",
+        new="""            pass""",
+        tests=("tests/plugins/python/test_simple.py::test_a_served_json_page_is_api_1_1_with_versions_sizes_and_upload_times",),
+    ),
+    Mutant(
+        id="pep700-upload-time-not-kept",
+        guarantee="served JSON pages are api-version 1.1",
+        file="pendingops/plugins/python/plugin.py",
+        why="the upload time the remote's JSON page gives is not kept on the unit, so the served page has none",
+        old="""        "upload_time": link.upload_time,""",
+        new="""        "upload_time": None,""",
+        tests=("tests/plugins/python/test_simple.py::test_a_served_json_page_is_api_1_1_with_versions_sizes_and_upload_times",),
+    ),
+    Mutant(
+        id="pep700-versions-dropped",
+        guarantee="served JSON pages are api-version 1.1",
+        file="pendingops/plugins/python/simple.py",
+        why="a served PEP 691 project page has no versions list",
+        old="""    page = {"meta": {"api-version": API_VERSION}, "name": name, "versions": versions, "files": files}""",
+        new="""    page = {"meta": {"api-version": API_VERSION}, "name": name, "files": files}""",
+        tests=("tests/plugins/python/test_simple.py::test_a_served_json_page_is_api_1_1_with_versions_sizes_and_upload_times",),
+    ),
+    Mutant(
+        id="export-without-json-pages",
+        guarantee="an export is a simple index in HTML and JSON",
+        file="pendingops/plugins/python/simple.py",
+        why="an export writes the HTML form of each project page only, so a static server cannot answer in JSON",
+        old="""            yield f"{name}/{JSON_PAGE}", [_project_json("../../", name, latest)]""",
+        new="""            pass""",
+        tests=("tests/plugins/test_python.py::test_an_export_is_a_static_simple_index_another_sync_mirrors",),
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in

@@ -18,12 +18,22 @@ _LABELS = (
     ("present", "already present"),
     ("linked", "linked to stored"),
     ("downloaded", "downloaded"),
+    ("adopted", "adopted"),
     ("saved", "saved"),
     ("associated", "associated"),
     ("removed", "removed"),
     ("failed", "failed"),
     ("filtered", "filtered"),
 )
+
+
+def transfer_counts(snapshot: ProgressSnapshot | None) -> dict[str, int]:
+    """What a sync fetched, for ``--json``: ``downloaded`` files (over the network, ``downloaded_bytes``)
+    and ``adopted`` ones (found in storage, left by an interrupted run, and checked: no transfer)."""
+    if snapshot is None:
+        return {"downloaded": 0, "downloaded_bytes": 0, "adopted": 0}
+    downloaded = snapshot.stages["downloaded"]
+    return {"downloaded": downloaded.done, "downloaded_bytes": downloaded.bytes, "adopted": snapshot.done("adopted")}
 
 
 def stage_rate(entry: StageProgress, stage: str, elapsed: float) -> str:

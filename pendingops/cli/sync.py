@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pendingops.cli._app import EXIT_OK, Settings
-from pendingops.cli._progress import ProgressPrinter, human_bytes, human_seconds
+from pendingops.cli._progress import ProgressPrinter, human_bytes, human_seconds, transfer_counts
 from pendingops.cli.lifecycle import after_sync
 from pendingops.cli.plugin_options import plugin_options
 from pendingops.context import SyncResult
@@ -65,7 +65,8 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
         remember_options(db, args.repo, given)
     retired = after_sync(settings, args.repo, args.retain)
     if args.json:
-        print(json.dumps({**_result_json(result), "removed_versions": retired}, indent=2))
+        counts = transfer_counts(recorder.last)
+        print(json.dumps({**_result_json(result), **counts, "removed_versions": retired}, indent=2))
     else:
         print_summary(result, remote.url, plugin.name, args.mirror, recorder.last)
         if retired:
@@ -137,6 +138,7 @@ def print_summary(
             f"  seen {stages['seen'].done}, already present {stages['present'].done}, "
             f"linked to stored content {stages['linked'].done}, "
             f"downloaded {stages['downloaded'].done} ({human_bytes(stages['downloaded'].bytes)}), "
+            f"adopted {stages['adopted'].done} (already stored, checked), "
             f"saved {stages['saved'].done} new, associated {stages['associated'].done}, "
             f"removed {stages['removed'].done}, failed {stages['failed'].done} in {human_seconds(progress.elapsed)}",
             file=out,

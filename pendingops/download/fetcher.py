@@ -119,8 +119,12 @@ class Fetcher:
             context.load_cert_chain(client_cert, remote.client_key)
         return context
 
-    async def fetch(self, artifact: PendingArtifact) -> None:
-        """Store ``artifact``'s bytes, setting its ``stored_*`` fields; raise DownloadError if not."""
+    async def fetch(self, artifact: PendingArtifact) -> bool:
+        """Store ``artifact``'s bytes, setting its ``stored_*`` fields; raise DownloadError if not.
+
+        True when the bytes came over the network, False when a file already in storage (left by an
+        interrupted run, or fetched meanwhile for another unit) was checked and adopted.
+        """
         limit = self.remote.max_file_size
         if limit is not None and artifact.size is not None and artifact.size > limit:
             raise DownloadError(
@@ -130,14 +134,15 @@ class Fetcher:
         digest = artifact.sha256
         if not digest:
             await self._with_retries(self._attempt, artifact)
-            return
+            return True
         lock = self._digest_locks.setdefault(digest, asyncio.Lock())
         self._digest_users[digest] += 1
         try:
             async with lock:
                 if await self._adopt_stored(artifact):
-                    return
+                    return False
                 await self._with_retries(self._attempt, artifact)
+                return True
         finally:
             self._digest_users[digest] -= 1
             if not self._digest_users[digest]:

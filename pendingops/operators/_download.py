@@ -24,21 +24,27 @@ async def _fetch_missing(ctx: SyncContext, unit: PendingContent) -> None:
             expected = artifact.size or 0
             await ctx.byte_budget.reserve(expected)
             ctx.flow.hold(unit, expected)
-            await ctx.fetcher.fetch(artifact)
+            transferred = await ctx.fetcher.fetch(artifact)
             unknown_size = (artifact.stored_size or 0) - expected
             if unknown_size > 0:
                 ctx.byte_budget.add(unknown_size)
                 ctx.flow.hold(unit, unknown_size)
-            ctx.progress.add("downloaded", 1, artifact.stored_size or 0)
+            if transferred:
+                ctx.progress.add("downloaded", 1, artifact.stored_size or 0)
+            else:  # a stored file checked and adopted: counted apart, and no longer one to download
+                ctx.progress.add("adopted", 1, artifact.stored_size or 0)
+                ctx.progress.add_total("downloaded", -1)
 
 
 def download(n: int | None = None) -> Operator:
     """Download every artifact not yet stored, at most ``n`` at once (the remote's setting by default).
 
     Each file is streamed to a temporary file while its digests are computed, and moved into
-    storage only when size and digests match. Downloads wait while the sync's byte budget
-    (``max_pending_bytes``) is held by units not yet through the pipeline. Nothing is fetched under
-    the ``on_demand`` policy. A unit whose download fails is marked failed with the reason.
+    storage only when size and digests match; a file already in storage (left by an interrupted
+    run) is checked and adopted instead, counted as ``adopted``, not ``downloaded``. Downloads wait
+    while the sync's byte budget (``max_pending_bytes``) is held by units not yet through the
+    pipeline. Nothing is fetched under the ``on_demand`` policy. A unit whose download fails is
+    marked failed with the reason.
     """
     if n is not None and n < 1:
         raise ValueError("download(n) needs n >= 1")

@@ -1,7 +1,9 @@
-"""The live progress panel as a person sees it: a sync run in tmux, its screen read with ``capture-pane``."""
+"""The live progress panel as a person sees it: a sync run in tmux, its screen read with ``capture-pane``;
+plain log lines off a terminal; the summary and ``--json`` counting adopted leftovers apart."""
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 import shutil
 import subprocess
@@ -12,10 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from pendingops import LocalStorage
 from pendingops.cli._progress import ProgressPrinter
 from pendingops.progress import Progress
+from tests.cli import test_cli
+from tests.cli.test_cli import Cli
 from tests.maintenance.test_lifecycle import GatedServer
 from tests.server_thread import ServerThread
+
+cli = test_cli.cli  # the fixture: a database (SQLite, PostgreSQL) and a storage folder
 
 SCRIPT = str(Path(sys.executable).parent / "pendingops")
 FILES = {f"pkg/file-{i:03d}.bin": bytes([i % 256]) * 20_000 for i in range(60)}
@@ -60,6 +67,8 @@ def test_the_live_panel_shows_counts_totals_bars_rates_and_eta(tmp_path: Path) -
             (seen,) = [line for line in screen.splitlines() if "units seen" in line]
             assert "60 / 60" in seen
             assert "elapsed" in screen
+            (adopted,) = [line for line in screen.splitlines() if "adopted" in line]
+            assert adopted.split() == ["adopted", "0"], adopted  # nothing was left in storage: no file adopted
             server.gate.set()
             final = _wait_for(socket, "EXIT=")
             assert "EXIT=0" in final and "new version 1: 60 units" in final, final
@@ -83,3 +92,33 @@ def test_off_a_terminal_progress_is_plain_log_lines(tmp_path: Path) -> None:
     lines = log.read_text().splitlines()
     assert len(lines) == 1 and lines[0].startswith("progress t=")
     assert "seen=2" in lines[0] and "downloaded=1" in lines[0] and "\x1b" not in lines[0]
+    assert "adopted=0" in lines[0]
+
+
+def leave_in_storage(folder: Path, files: dict[str, bytes]) -> None:
+    """Store ``files`` with no row recording them, as a sync interrupted before its save leaves them."""
+    storage = LocalStorage(folder)
+    for data in files.values():
+        temp = storage.new_temp_path()
+        temp.write_bytes(data)
+        storage.put(temp, hashlib.sha256(data).hexdigest())
+
+
+def test_the_summary_and_json_count_adopted_leftovers_apart_from_downloads(cli: Cli) -> None:
+    files = {f"pkg/file-{i}.bin": bytes([i]) * (1000 + i) for i in range(6)}
+    leftovers = {path: files[path] for path in ("pkg/file-1.bin", "pkg/file-4.bin")}
+    fetched = sum(len(data) for path, data in files.items() if path not in leftovers)
+    assert cli.run("verify").returncode == 0  # the storage is this database's from now on
+    leave_in_storage(cli.storage, leftovers)
+    with ServerThread(files) as origin:
+        report = cli.json("sync", origin.manifest_url, "--repo", "r")
+        assert origin.file_requests() == 4
+    assert (report["downloaded"], report["downloaded_bytes"], report["adopted"]) == (4, fetched, 2)
+
+    more = {f"pkg/more-{i}.bin": bytes([i]) * (2000 + i) for i in range(3)}
+    leave_in_storage(cli.storage, {"pkg/more-0.bin": more["pkg/more-0.bin"]})
+    with ServerThread(more) as origin:
+        done = cli.run("sync", origin.manifest_url, "--repo", "more")
+        assert origin.file_requests() == 2
+    assert done.returncode == 0, done.stderr
+    assert "downloaded 2 (3.9 KiB), adopted 1 (already stored, checked), saved 3 new" in done.stdout, done.stdout

@@ -46,7 +46,7 @@ from tests.remote_server import RemoteServer
 SCRIPT = str(Path(sys.executable).parent / "pendingops")
 #: the tables the core and the built-in plugins own (the test suite's own content types aside)
 CORE_HEAD = next(b for b in migration_branches() if b.name == "core").head
-HEADS = {CORE_HEAD, "file_0001", "cookbook_0001", "python_0002", "deb_0001"}
+HEADS = {CORE_HEAD, "file_0001", "cookbook_0001", "python_0003", "deb_0001"}
 SHIPPED = {t for t in Base.metadata.tables if not t.startswith("test_")} | {"file_content", "cookbook_content"}
 
 

@@ -1,15 +1,24 @@
-"""download(n): bounded transfers, on-demand policy, per-unit failures."""
+"""download(n): bounded transfers, on-demand policy, per-unit failures, leftovers adopted and counted apart."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+from aiohttp import web
+from sqlalchemy import select
 
-from pendingops import RemoteConfig, SyncFailed, declarative_version
+from pendingops import RemoteConfig, SyncFailed, declarative_version, sync_remote
 from pendingops import operators as ops
-from pendingops.db.schema import Artifact, ContentArtifact, RemoteArtifact
+from pendingops.db.schema import Artifact, ContentArtifact, ProgressReport, RemoteArtifact, SyncRun
+from pendingops.plugins.file import FilePlugin
+from pendingops.plugins.python import PythonPlugin
+from pendingops.progress import ProgressSnapshot
 from tests.conftest import count_rows, file_set, file_units, version_content
+from tests.plugins.python_index import index_files, sample_projects
 from tests.remote_server import Fault, RemoteServer
 
 
@@ -105,3 +114,79 @@ def test_empty_files_and_odd_names(db, storage):
     assert server.file_requests() == 2  # the two empty files are one artifact, fetched once
     assert version_content(db, "r") == file_set(files)
     assert count_rows(db, Artifact) == 2
+
+
+@dataclass
+class InterruptingServer(RemoteServer):
+    """Answers ``answer`` file requests (paths starting with ``files``), then holds the next one until
+    ``release`` is set, with ``holding`` set: the test interrupts the sync at a point the server chose."""
+
+    files_prefix: str = ""
+    answer: int | None = None
+    answered: int = 0
+    holding: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def _respond(self, request: web.Request, path: str, data: bytes) -> web.StreamResponse:
+        if path.startswith(self.files_prefix) and self.answer is not None:
+            if self.answered == self.answer:
+                self.holding.set()
+                await self.release.wait()
+            self.answered += 1
+        return await super()._respond(request, path, data)
+
+    def fetched(self) -> int:
+        return sum(
+            n for path, n in self.requests.items() if path.startswith(self.files_prefix) and path != "PULP_MANIFEST"
+        )
+
+
+def _remote_of(kind: str) -> tuple[Any, dict[str, bytes], str, str]:
+    """(plugin, the remote's files, the prefix of the paths that are artifacts, the remote's path)."""
+    if kind == "file":
+        files = {f"dir/f{i:02}.bin": f"file {i}".encode() * (i + 1) for i in range(12)}
+        return FilePlugin(), files, "dir/", "PULP_MANIFEST"
+    return PythonPlugin(), index_files(sample_projects()), "files/", "simple/"
+
+
+@pytest.mark.parametrize("kind", ["file", "python"])
+def test_a_rerun_after_an_interruption_counts_stored_leftovers_as_adopted(db, storage, kind: str) -> None:
+    """An interrupted sync leaves files in storage that no row records yet; the rerun checks and adopts
+    them with no transfer: adopted + downloaded = the files, downloaded = the requests the server saw."""
+    plugin, files, prefix, index = _remote_of(kind)
+    artifacts = sum(1 for path in files if path.startswith(prefix))  # the python plugin: wheels, sdists, metadata
+    answered = 4
+
+    async def scenario() -> tuple[ProgressSnapshot, int]:
+        async with InterruptingServer(dict(files), files_prefix=prefix, answer=answered) as origin:
+            remote = RemoteConfig(url=origin.base_url + index, download_concurrency=1)
+            # no batch is saved before the interruption: what was fetched is in storage, no row records it
+            holds = {"batch_size": 10_000, "batch_wait": 3600.0, "batch_max_wait": 3600.0}
+            first = asyncio.create_task(sync_remote(plugin, remote, db=db, storage=storage, repository="r", **holds))
+            await origin.holding.wait()  # the first 4 files are stored, the 5th is being asked for
+            first.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await first
+            origin.answer = None
+            origin.release.set()
+            before = origin.fetched()
+            assert before == answered + 1
+            snapshots: list[ProgressSnapshot] = []
+            result = await sync_remote(
+                plugin, remote, db=db, storage=storage, repository="r", on_progress=snapshots.append
+            )
+            assert result.version.number == 1 and result.failed_count == 0
+            return snapshots[-1], origin.fetched() - before
+
+    final, requests = asyncio.run(scenario())
+    assert final.finished
+    assert final.done("adopted") == answered
+    assert final.done("downloaded") == requests == artifacts - answered
+    assert final.done("adopted") + final.done("downloaded") == artifacts
+    assert final.stages["downloaded"].total == artifacts - answered  # the panel's bar ends full
+    assert final.stages["downloaded"].bytes < sum(len(data) for path, data in files.items() if path.startswith(prefix))
+    with db.engine.connect() as conn:  # the run record keeps both counters
+        run = conn.execute(select(SyncRun.id).order_by(SyncRun.id.desc()).limit(1)).scalar_one()
+        rows = conn.execute(select(ProgressReport.stage, ProgressReport.done).where(ProgressReport.sync_run_id == run))
+        recorded = dict(rows.all())
+    assert (recorded["adopted"], recorded["downloaded"]) == (answered, artifacts - answered)

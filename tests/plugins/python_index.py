@@ -30,6 +30,8 @@ class Dist:
     yanked: str | None = None
     #: the core metadata file (PEP 658), when the index offers one
     metadata: bytes | None = None
+    #: when it was uploaded (PEP 700), given in the index's JSON pages when set
+    upload_time: str | None = None
 
     @property
     def sha256(self) -> str:
@@ -130,7 +132,8 @@ def json_root(names: list[str]) -> bytes:
 
 
 def json_project(name: str, dists: list[Dist]) -> bytes:
-    """A PEP 691 JSON project page for ``dists`` (files at ``files/{filename}``, as ``index_files`` lays them)."""
+    """A PEP 691 JSON project page for ``dists`` (files at ``files/{filename}``, as ``index_files`` lays
+    them), at api-version 1.1 (PEP 700: each file's size, and its upload time when the dist has one)."""
     files = []
     for dist in dists:
         entry: dict[str, object] = {
@@ -138,7 +141,10 @@ def json_project(name: str, dists: list[Dist]) -> bytes:
             "url": f"../../files/{dist.filename}",
             "hashes": {"sha256": dist.sha256},
             "yanked": dist.yanked if dist.yanked else dist.yanked is not None,
+            "size": len(dist.data),
         }
+        if dist.upload_time is not None:
+            entry["upload-time"] = dist.upload_time
         if dist.requires_python:
             entry["requires-python"] = dist.requires_python
         if dist.metadata is not None:

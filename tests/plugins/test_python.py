@@ -24,7 +24,6 @@ from pendingops.maintenance.export import export_version
 from pendingops.maintenance.lifecycle import diff_versions
 from pendingops.plugins.python import PythonContent, PythonPlugin
 from pendingops.plugins.python.index_page import (
-    MAX_ENTRY,
     FileLink,
     JsonRootPage,
     RootPage,
@@ -32,6 +31,7 @@ from pendingops.plugins.python.index_page import (
     project_links,
     project_links_json,
 )
+from pendingops.plugins.python.json_stream import MAX_ENTRY
 from pendingops.plugins.python.plugin import PythonOptionError, PythonOptions, select_units
 from pendingops.plugins.python.simple import JSON_TYPE, prefers_json
 from tests.plugins.python_index import (
@@ -58,6 +58,11 @@ async def sync_index(db, storage, files: dict[str, bytes], *, mirror: bool = Fal
 def distributions(db) -> dict[str, Any]:
     with db.engine.connect() as conn:
         return {row.filename: row for row in conn.execute(select(PythonContent.__table__))}
+
+
+def without_pep_700(link: FileLink) -> FileLink:
+    """A link read from a JSON page as the HTML page gives it (no size, no upload time)."""
+    return replace(link, size=None, upload_time=None)
 
 
 async def get(session: aiohttp.ClientSession, url: str, accept: str | None = None) -> tuple[int, str, bytes]:
@@ -153,7 +158,10 @@ def test_sync_reads_the_index_and_serves_it_back(db, storage) -> None:
             assert links["alpha_pkg-3.0-py3-none-any.whl"].requires_python == ">=4"
             status, kind, body = await get(http, base + "alpha.pkg/", PIP_ACCEPT)
             assert (status, kind) == (200, JSON_TYPE)
-            assert project_links_json(body.decode(), base + "alpha-pkg/") == list(links.values())
+            json_links = project_links_json(body.decode(), base + "alpha-pkg/")
+            assert [without_pep_700(link) for link in json_links] == list(links.values())
+            sizes = {dist.filename: len(dist.data) for dist in projects["Alpha_Pkg"]}
+            assert {link.filename: link.size for link in json_links} == sizes
             for dist in projects["Alpha_Pkg"]:
                 link = links[dist.filename]
                 assert link.sha256 == dist.sha256 and link.url.startswith(f"{server.base_url}py/1/")
@@ -319,7 +327,8 @@ async def served_links(server: Any, http: aiohttp.ClientSession, version: str, p
     """The links of a project page the server serves, in HTML, checked against its JSON twin."""
     url = f"{server.base_url}py/{version}/simple/{project}/"
     html = project_links((await get(http, url))[2].decode(), url)
-    assert project_links_json((await get(http, url, PIP_ACCEPT))[2].decode(), url) == html
+    from_json = project_links_json((await get(http, url, PIP_ACCEPT))[2].decode(), url)
+    assert [without_pep_700(link) for link in from_json] == html
     assert len({link.filename for link in html}) == len(html)  # each file name listed once
     return {link.filename: link for link in html}
 
@@ -477,15 +486,25 @@ def test_an_export_is_a_static_simple_index_another_sync_mirrors(db, storage, tm
     async def scenario() -> None:
         await sync_index(db, storage, index_files(projects))
         result = await asyncio.to_thread(export_version, db, storage, "py", dest, plugins=[PythonPlugin()])
-        assert result.published == ["simple/ (4 pages)"]
+        assert result.published == ["simple/ (8 pages)"]  # each page as index.html and index.v1_json
         root = (dest / "simple" / "index.html").read_text()
         assert [a for a in root.split('"') if a.endswith("/")] == ["alpha-pkg/", "beta/", "gamma/"]
+        root_json = json.loads((dest / "simple" / "index.v1_json").read_text())
+        assert root_json == {
+            "meta": {"api-version": "1.1"},
+            "projects": [{"name": "alpha-pkg"}, {"name": "beta"}, {"name": "gamma"}],
+        }
         page = (dest / "simple" / "alpha-pkg" / "index.html").read_text()
         links = {link.filename: link for link in project_links(page, "http://h/simple/alpha-pkg/")}
+        document = (dest / "simple" / "alpha-pkg" / "index.v1_json").read_text()
+        json_links = project_links_json(document, "http://h/simple/alpha-pkg/")
+        assert [without_pep_700(link) for link in json_links] == list(links.values())
+        assert json.loads(document)["versions"] == ["1.0", "2.0", "2.5", "3.0"]
         assert set(links) == {d.filename for d in projects["Alpha_Pkg"]}
         for dist in projects["Alpha_Pkg"]:  # links relative to the page, to the exported files
             link = links[dist.filename]
             assert link.url == f"http://h/packages/alpha-pkg/{dist.filename}" and link.sha256 == dist.sha256
+            assert next(j.size for j in json_links if j.filename == dist.filename) == len(dist.data)
             assert (dest / "packages" / "alpha-pkg" / dist.filename).read_bytes() == dist.data
             assert link.yanked == dist.yanked and link.requires_python == dist.requires_python
             assert link.core_metadata == (hashlib.sha256(dist.metadata).hexdigest() if dist.metadata else None)
@@ -519,11 +538,15 @@ def test_an_export_lists_only_the_files_it_holds(db, storage, tmp_path) -> None:
                 assert (await get(h, link.url))[0] == 200  # stored now; its metadata file is not
         dest = tmp_path / "export"
         result = await asyncio.to_thread(export_version, db, storage, "py", dest, plugins=[PythonPlugin()])
-        assert (result.files, result.published) == (1, ["simple/ (2 pages)"])
+        assert (result.files, result.published) == (1, ["simple/ (4 pages)"])
         root = (dest / "simple" / "index.html").read_text()
         assert [a for a in root.split('"') if a.endswith("/")] == ["beta/"]
         page = (dest / "simple" / "beta" / "index.html").read_text()
         [listed] = project_links(page, "http://h/simple/beta/")
         assert (listed.filename, listed.core_metadata) == (BETA_11, None)
+        [from_json] = project_links_json(
+            (dest / "simple" / "beta" / "index.v1_json").read_text(), "http://h/simple/beta/"
+        )
+        assert without_pep_700(from_json) == listed
 
     asyncio.run(scenario())

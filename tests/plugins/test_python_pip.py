@@ -1,14 +1,18 @@
 """The real pip, in a fresh virtual environment, installs from what ``pendingops serve`` serves of a
-synced index (every policy) and from an export's static tree, on SQLite and PostgreSQL."""
+synced index (every policy) and from an export's static tree (behind nginx configured as the README
+says, in PEP 691 JSON), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import urllib.request
 import venv
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -17,11 +21,14 @@ import pytest
 from tests.cli import test_cli
 from tests.cli.test_cli import Cli
 from tests.cli.test_serve import serving
-from tests.plugins.python_index import StaticFolder, index_files, sample_projects, wheel
+from tests.nginx import nginx
+from tests.plugins.python_index import NegotiatingIndex, StaticFolder, index_files, sample_projects, wheel
 from tests.serve.served import htpasswd_entry
 from tests.server_thread import ServerThread
 
 cli = test_cli.cli  # the fixture: a database (SQLite, PostgreSQL) and a storage folder
+README = Path(__file__).resolve().parents[2] / "README.md"
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +135,7 @@ def test_pip_installs_from_an_export_served_by_a_static_web_server_or_read_as_fi
     dest = tmp_path / "export"
     exported = cli.run("export", "py", str(dest))
     assert exported.returncode == 0, exported.stderr
-    assert exported.stdout.startswith("exported version 1 of 'py'") and "and simple/ (4 pages)" in exported.stdout
+    assert exported.stdout.startswith("exported version 1 of 'py'") and "and simple/ (8 pages)" in exported.stdout
     with ServerThread(server=StaticFolder(dest)) as static:
         for index in (f"{static.base_url}simple/", (dest / "simple").as_uri() + "/"):
             target = tmp_path / ("http" if index.startswith("http") else "file")
@@ -138,6 +145,52 @@ def test_pip_installs_from_an_export_served_by_a_static_web_server_or_read_as_fi
             assert (target / "alpha_pkg" / "__init__.py").read_text() == "VERSION = '2.0'\n"
         assert static.requests["packages/beta/beta-1.1-py3-none-any.whl.metadata"] == 1  # PEP 658, read first
         assert static.requests["packages/beta/beta-1.1-py3-none-any.whl"] == 1
+
+
+def readme_nginx_lines() -> str:
+    """The nginx lines the README gives for serving an export, so the test runs what users copy."""
+    marker = "<!-- nginx: an export's simple index, HTML or JSON by Accept -->\n```nginx\n"
+    return README.read_text(encoding="utf-8").split(marker, 1)[1].split("```", 1)[0]
+
+
+def fetch(url: str, accept: str | None = None) -> tuple[str, bytes]:
+    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return response.headers["Content-Type"], response.read()
+
+
+def test_pip_installs_from_an_export_behind_nginx_asking_for_json(cli: Cli, pip: list[str], tmp_path: Path) -> None:
+    projects = sample_projects()
+    projects["beta"][1] = replace(projects["beta"][1], upload_time="2024-05-06T07:08:09Z")
+    with ServerThread(server=NegotiatingIndex(projects=projects)) as origin:
+        done = cli.run("sync", origin.base_url + "simple/", "--plugin", "python", "--repo", "py", "--quiet")
+        assert done.returncode == 0, done.stderr
+    dest = tmp_path / "export"
+    assert cli.run("export", "py", str(dest)).returncode == 0
+    lines = readme_nginx_lines()
+    assert "listen 8080;" in lines and "root /srv/pypi;" in lines
+    lines = lines.replace("listen 8080;", "listen 127.0.0.1:{port};").replace("root /srv/pypi;", f"root {dest};")
+    with nginx(lines, tmp_path / "nginx") as (url, access_log):
+        kind, body = fetch(f"{url}simple/beta/", JSON_TYPE)
+        page = json.loads(body)
+        assert (kind, page["meta"], page["versions"]) == (JSON_TYPE, {"api-version": "1.1"}, ["1.0", "1.1", "1.2rc1"])
+        files = {entry["filename"]: entry for entry in page["files"]}
+        assert {name: entry["size"] for name, entry in files.items()} == {
+            d.filename: len(d.data) for d in projects["beta"]
+        }
+        assert files["beta-1.1-py3-none-any.whl"]["upload-time"] == "2024-05-06T07:08:09Z"
+        kind, body = fetch(f"{url}simple/beta/")  # a browser, or a client that asks for nothing
+        assert kind.startswith("text/html") and b"beta-1.1-py3-none-any.whl" in body
+        target = tmp_path / "site"
+        run_pip(pip, "install", "--index-url", f"{url}simple/", "--no-cache-dir", "--target", str(target), "Alpha_Pkg")
+        assert installed(target) == {"alpha_pkg-2.0.dist-info", "beta-1.1.dist-info"}
+    served = access_log.read_text().splitlines()
+    # pip asked for JSON and got it: the project pages went out as index.v1_json, never as index.html
+    assert f"/simple/alpha-pkg/index.v1_json 200 {JSON_TYPE}" in served
+    assert served.count(f"/simple/beta/index.v1_json 200 {JSON_TYPE}") == 2  # ours, then pip's
+    assert [line for line in served if line.endswith("index.html 200 text/html")] == [
+        "/simple/beta/index.html 200 text/html"
+    ]
 
 
 def test_unknown_options_are_refused_with_the_known_ones(cli: Cli) -> None:

@@ -9,6 +9,7 @@ JSON when asked for), whose file links point back into the same server; ``export
 static pages.
 """
 
-from pendingops.plugins.python.plugin import PythonContent, PythonPlugin
+from pendingops.plugins.python.content import PythonContent
+from pendingops.plugins.python.plugin import PythonPlugin
 
 __all__ = ["PythonContent", "PythonPlugin"]

@@ -1,10 +1,13 @@
 """A version as a simple index: ``simple/`` lists projects, ``simple/{project}/`` its files.
 
-HTML (PEP 503) unless the client prefers PEP 691 JSON (``application/vnd.pypi.simple.v1+json``).
-A project asked for under any spelling of its name (``Foo_Bar``) answers for the normalised one.
-File URLs point into the same version of the same server, with their sha256. When a version holds
-one file name twice (an additive sync kept it both as it was and as yanked later), the unit the
-latest version added is listed. ``static_pages`` writes the same HTML as files for an export.
+HTML (PEP 503) unless the client prefers PEP 691 JSON (``application/vnd.pypi.simple.v1+json``),
+at API version 1.1 (PEP 700): a project page has ``versions``, each file its ``size`` (when known:
+stored, or declared by the remote) and ``upload-time`` (when the remote's JSON page gave one); a
+yank reason is kept. A project asked for under any spelling of its name (``Foo_Bar``) answers for
+the normalised one. File URLs point into the same version of the same server, with their sha256.
+When a version holds one file name twice (an additive sync kept it both as it was and as yanked
+later), the unit the latest version added is listed. ``static_pages`` writes both forms of every
+page as files for an export: ``index.html`` and ``index.v1_json`` (as bandersnatch names them).
 """
 
 from __future__ import annotations
@@ -16,21 +19,29 @@ from itertools import groupby
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Connection, select, true
+from sqlalchemy import Connection, func, select, true
 
-from pendingops.db.schema import ContentArtifact, RepositoryContent
+from pendingops.db.schema import Artifact, ContentArtifact, RemoteArtifact, RepositoryContent
 from pendingops.db.versions import membership_filter
 from pendingops.plugins import PageResponse, VersionRef
+from pendingops.plugins.python.content import PythonContent, file_path
 from pendingops.plugins.python.core_metadata import METADATA_SUFFIX
+from pendingops.plugins.python.distribution import sort_key
 from pendingops.plugins.python.index_page import normalize
-from pendingops.plugins.python.plugin import PythonContent, file_path
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
+#: the simple API version of every page (PEP 629; 1.1 is PEP 700's)
+API_VERSION = "1.1"
+#: an exported page's two forms, by the names bandersnatch gives them
+HTML_PAGE, JSON_PAGE = "index.html", "index.v1_json"
 _PAGE = 1000
+_HTML_HEAD = f'<!DOCTYPE html>\n<html><head><meta name="pypi:repository-version" content="{API_VERSION}">'
 _dist = PythonContent.__table__
 _rc = RepositoryContent.__table__
 _ca = ContentArtifact.__table__
+_artifact = Artifact.__table__
+_ra = RemoteArtifact.__table__
 
 
 def simple_page(version: VersionRef, path: str, accept: str) -> PageResponse | None:
@@ -45,7 +56,7 @@ def simple_page(version: VersionRef, path: str, accept: str) -> PageResponse | N
         rows = _files(conn.execution_options(isolation_level="AUTOCOMMIT"), version, name)
     if not rows:
         return None
-    body = _project_json(version, name, rows) if as_json else _project_html(version.base_url, name, rows)
+    body = _project_json(version.base_url, name, rows) if as_json else _project_html(version.base_url, name, rows)
     return PageResponse(JSON_TYPE if as_json else "text/html; charset=utf-8", iter([body]))
 
 
@@ -85,9 +96,17 @@ def _stored(*, file: bool) -> Any:
     )
 
 
+def _file_size() -> Any:
+    """The unit's distribution file's size: its stored artifact's, else what a remote declared (or NULL)."""
+    is_file = (_ca.c.content_id == _dist.c.id) & ~_ca.c.relative_path.endswith(METADATA_SUFFIX)
+    stored = select(_artifact.c.size).join(_ca, _ca.c.artifact_id == _artifact.c.id).where(is_file)
+    declared = select(func.max(_ra.c.size)).join(_ca, _ca.c.id == _ra.c.content_artifact_id).where(is_file)
+    return func.coalesce(stored.scalar_subquery(), declared.scalar_subquery())
+
+
 def _members(version: VersionRef) -> Any:
     metadata_held = _stored(file=False).exists() if version.stored_only else true()
-    query = select(_dist, _rc.c.version_added, metadata_held.label("metadata_held"))
+    query = select(_dist, _rc.c.version_added, metadata_held.label("metadata_held"), _file_size().label("size"))
     return _visible(query, version)
 
 
@@ -113,10 +132,9 @@ def _latest_per_file(rows: Iterable[Any]) -> list[Any]:
 
 def _root(version: VersionRef, as_json: bool) -> Iterator[bytes]:
     if as_json:
-        yield b'{"meta": {"api-version": "1.0"}, "projects": ['
+        yield b'{"meta": {"api-version": "%s"}, "projects": [' % API_VERSION.encode()
     else:
-        yield b'<!DOCTYPE html>\n<html><head><meta name="pypi:repository-version" content="1.0">'
-        yield b"<title>Simple index</title></head><body>\n"
+        yield _HTML_HEAD.encode() + b"<title>Simple index</title></head><body>\n"
     first = True
     for page in _name_pages(version):
         if as_json:
@@ -144,19 +162,24 @@ def _name_pages(version: VersionRef) -> Iterator[list[str]]:
 
 def static_pages(version: VersionRef) -> Iterator[tuple[str, Iterable[bytes]]]:
     """The version's simple index as static files below ``simple/``: ``index.html`` and
-    ``{project}/index.html``, (path, bytes) each, with links relative to the page.
+    ``index.v1_json``, and the same in ``{project}/``, (path, bytes) each, with links relative to
+    the page.
 
-    Any static web server (or pip given a ``file://`` index URL) serves the tree as an index.
-    The files of a page are read for a page of projects at once.
+    Any static web server (or pip given a ``file://`` index URL) serves the tree as an HTML index;
+    one that answers a folder with ``index.v1_json`` when asked for JSON serves the PEP 691 form
+    too. The files of a page are read for a page of projects at once.
     """
-    yield "index.html", _root(version, as_json=False)
+    yield HTML_PAGE, _root(version, as_json=False)
+    yield JSON_PAGE, _root(version, as_json=True)
     for names in _name_pages(version):
         query = _newest_first(_members(version).where(_dist.c.name.in_(names)))
         with version.db.engine.connect() as conn:
             rows = conn.execution_options(isolation_level="AUTOCOMMIT").execute(query).all()
         for name, files in groupby(rows, key=lambda row: row.name):
+            latest = _latest_per_file(files)
             # from simple/{project}/, the version's top folder is two levels up
-            yield f"{name}/index.html", [_project_html("../../", name, _latest_per_file(files))]
+            yield f"{name}/{HTML_PAGE}", [_project_html("../../", name, latest)]
+            yield f"{name}/{JSON_PAGE}", [_project_json("../../", name, latest)]
 
 
 def _has_metadata(row: Any) -> bool:
@@ -169,10 +192,7 @@ def _url(base_url: str, row: Any) -> str:
 
 
 def _project_html(base_url: str, name: str, rows: list[Any]) -> bytes:
-    lines = [
-        '<!DOCTYPE html>\n<html><head><meta name="pypi:repository-version" content="1.0">',
-        f"<title>Links for {escape(name)}</title></head><body><h1>Links for {escape(name)}</h1>",
-    ]
+    lines = [_HTML_HEAD, f"<title>Links for {escape(name)}</title></head><body><h1>Links for {escape(name)}</h1>"]
     for row in rows:
         attrs = ""
         if row.requires_python:
@@ -188,12 +208,12 @@ def _project_html(base_url: str, name: str, rows: list[Any]) -> bytes:
     return "\n".join(lines).encode()
 
 
-def _project_json(version: VersionRef, name: str, rows: list[Any]) -> bytes:
+def _project_json(base_url: str, name: str, rows: list[Any]) -> bytes:
     files = []
     for row in rows:
         entry: dict[str, Any] = {
             "filename": row.filename,
-            "url": _url(version.base_url, row),
+            "url": _url(base_url, row),
             "hashes": {"sha256": row.sha256},
         }
         if row.requires_python:
@@ -201,5 +221,11 @@ def _project_json(version: VersionRef, name: str, rows: list[Any]) -> bytes:
         entry["yanked"] = (row.yanked_reason or True) if row.yanked else False
         if _has_metadata(row):
             entry["dist-info-metadata"] = entry["core-metadata"] = {"sha256": row.core_metadata}
+        if row.size is not None:  # unknown only for a file not fetched yet whose remote declared none
+            entry["size"] = row.size
+        if row.upload_time is not None:
+            entry["upload-time"] = row.upload_time
         files.append(entry)
-    return json.dumps({"meta": {"api-version": "1.0"}, "name": name, "files": files}).encode()
+    versions = sorted({row.version for row in rows}, key=sort_key)
+    page = {"meta": {"api-version": API_VERSION}, "name": name, "versions": versions, "files": files}
+    return json.dumps(page).encode()

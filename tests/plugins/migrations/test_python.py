@@ -1,5 +1,6 @@
 """The python plugin's revisions on a database holding distributions: python_0002 puts the yank
-mark in the natural key, and the units stored before it are found again by their new key."""
+mark in the natural key, and the units stored before it are found again by their new key;
+python_0003 adds the upload time, NULL for the units stored before it."""
 
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ def test_units_from_before_the_yank_joined_the_key_are_found_by_it(db_kind: str,
     with db.engine.begin() as conn:  # the same file, yanked later: a unit of its own now
         insert(conn, BEFORE[0][0], BEFORE[0][1], True, "", "d" * 64)
     with pytest.raises(DatabaseError, match=r"python_0002: 'beta-1.0-py3-none-any.whl' is stored as two units"):
-        downgrade(db, "python@-1")
+        downgrade(db, "python_0001")
     left = stored(db)  # the refused downgrade changed nothing
     assert left == after | {(BEFORE[0][0], True): ("", "d" * 64)}
 
@@ -93,7 +94,26 @@ def test_units_from_before_the_yank_joined_the_key_are_found_by_it(db_kind: str,
             {"f": BEFORE[0][0]},
         )
         conn.execute(text("DELETE FROM content WHERE key_digest = :d"), {"d": "d" * 64})
-    downgrade(db, "python@-1")
+    downgrade(db, "python_0001")
     cut = {(f, y): (r and r[:256], natural_key_digest("python", (f, s))) for f, s, y, r in BEFORE}
     assert stored(db) == cut  # as before python_0002, but for the reason cut to what an index entry takes
+    db.close()
+
+
+def test_python_0003_adds_the_upload_time_and_leaves_stored_units_without_one(db_kind: str, tmp_path: Path) -> None:
+    db, _ = empty_database(db_kind, tmp_path)
+    migrate(db, "core@head")
+    migrate(db, "python_0002")
+    with db.engine.begin() as conn:
+        insert(conn, BEFORE[0][0], BEFORE[0][1], False, "", "a" * 64)
+    migrate(db, "python@head")
+    with db.engine.begin() as conn:
+        assert conn.execute(text("SELECT filename, upload_time FROM python_distribution")).all() == [
+            (BEFORE[0][0], None)
+        ]
+        conn.execute(text("UPDATE python_distribution SET upload_time = '2024-05-06T07:08:09.123456Z'"))
+    downgrade(db, "python_0002")
+    with db.engine.connect() as conn:
+        assert "upload_time" not in {c["name"] for c in inspect(conn).get_columns("python_distribution")}
+        assert conn.execute(text("SELECT filename FROM python_distribution")).scalars().all() == [BEFORE[0][0]]
     db.close()
