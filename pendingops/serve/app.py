@@ -30,7 +30,14 @@ from pendingops.plugins.published import Publisher
 from pendingops.remote import RemoteConfig
 from pendingops.serve.conditional import Unsatisfiable, byte_range, media_type, not_modified, range_applies
 from pendingops.serve.listing import Entry, Listing
-from pendingops.serve.on_demand import DEFAULT_COOLDOWN, OnDemand, Source
+from pendingops.serve.on_demand import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_COOLDOWN,
+    DEFAULT_VERIFY_BEFORE_SEND,
+    DEFAULT_WAIT_LIMIT,
+    OnDemand,
+    Source,
+)
 from pendingops.serve.request_path import BadPath, Target, parse_target
 from pendingops.serve.resolve import (
     ServedFile,
@@ -78,6 +85,9 @@ class ContentServer:
     a version deleted (with its repository, or by retention) is no longer served within as long.
     With ``accel_redirect`` (a URL path ending in "/"), a stored file of a local storage is answered
     with only its headers and ``X-Accel-Redirect: {accel_redirect}{location}``: a front nginx sends it.
+    Files not stored yet are fetched as ``OnDemand`` says: at most ``on_demand_concurrency`` at once
+    (a request waits ``on_demand_wait`` seconds at most for its turn), and those up to
+    ``verify_before_send`` bytes are checked whole before their first byte goes out.
     """
 
     def __init__(
@@ -91,6 +101,9 @@ class ContentServer:
         cooldown: float = DEFAULT_COOLDOWN,
         latest_ttl: float = 1.0,
         accel_redirect: str | None = None,
+        on_demand_concurrency: int = DEFAULT_CONCURRENCY,
+        on_demand_wait: float = DEFAULT_WAIT_LIMIT,
+        verify_before_send: int = DEFAULT_VERIFY_BEFORE_SEND,
     ) -> None:
         self.db = db
         #: seconds a repository's latest version number is reused before it is read again
@@ -107,7 +120,16 @@ class ContentServer:
         self._file_cache: dict[tuple[ServedVersion, str], ServedFile] = {}
         self._small_files = _SmallFiles()
         self._targets: dict[str, Target] = {}
-        self.on_demand = OnDemand(db, storage, self._read, settings=remote_settings, cooldown=cooldown)
+        self.on_demand = OnDemand(
+            db,
+            storage,
+            self._read,
+            settings=remote_settings,
+            cooldown=cooldown,
+            concurrency=on_demand_concurrency,
+            wait_limit=on_demand_wait,
+            verify_before_send=verify_before_send,
+        )
 
     def build_app(self) -> web.Application:
         app = web.Application()
@@ -387,7 +409,7 @@ class ContentServer:
                 return web.Response(status=502, text="the file could not be fetched from its remotes\n")
             return await self._send_stored(request, version, stored)
 
-        return await self.on_demand.respond(request, found, from_storage)
+        return await self.on_demand.respond(request, found, from_storage, version.repository_id)
 
 
 class _ArtifactResponse(web.FileResponse):
