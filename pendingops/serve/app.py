@@ -29,6 +29,7 @@ from pendingops.plugins import PublishedFile, PublishedPage, VersionRef, availab
 from pendingops.plugins.published import Publisher
 from pendingops.remote import RemoteConfig
 from pendingops.serve.conditional import Unsatisfiable, byte_range, media_type, not_modified, range_applies
+from pendingops.serve.headers import make_inert
 from pendingops.serve.listing import Entry, Listing
 from pendingops.serve.on_demand import (
     DEFAULT_CONCURRENCY,
@@ -134,6 +135,7 @@ class ContentServer:
     def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self.handle)
+        app.on_response_prepare.append(make_inert)
         app.on_cleanup.append(self._close)
         return app
 
