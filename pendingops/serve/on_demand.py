@@ -249,6 +249,9 @@ class OnDemand:
             if not task.done():
                 task.cancel()
                 await asyncio.wait([task])
+            if not out.closed:  # cancelled before it began: it cleaned nothing up
+                out.close()
+                path.unlink(missing_ok=True)
         if transfer.verdict is False and not (left and not store):
             self._failed(ca_id, source.remote_id)
         return answer
@@ -281,7 +284,7 @@ class OnDemand:
             link_fetched_artifact(conn, self.db, found.content_artifact_id, location, size, digests)
 
         async with _shared_store_lock(self.db):
-            location = self.storage.put(temp, digests["sha256"])
+            location = await self.storage.put_async(temp, digests["sha256"])
             await asyncio.get_running_loop().run_in_executor(None, self.db.transact, write)
 
 

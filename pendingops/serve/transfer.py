@@ -102,7 +102,8 @@ async def run_transfer(
         if keep is not None:  # before the last bytes go out: a client that has them all finds the file stored
             try:
                 await keep(size, computed)
-            except Exception as exc:  # the clients still get their checked bytes
+            except Exception as exc:  # the clients still get their checked bytes (those reading the file have it open)
+                transfer.path.unlink(missing_ok=True)
                 log.warning("on-demand fetch of %s: storing failed: %s", source.url, exc)
         transfer.verdict = True
     except (DownloadError, _Refused, OSError) as exc:

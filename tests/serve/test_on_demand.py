@@ -329,15 +329,16 @@ def test_upstream_fetches_are_bounded_the_rest_wait_then_get_503_with_retry_afte
             bounded = content_server(db, storage, on_demand_concurrency=2)
             async with bounded as server, aiohttp.ClientSession() as session:
                 asked = [asyncio.create_task(fetch(session, file_url(server, path))) for path in files]
-                # two transfers hold the upstream; three requests wait their turn (or a third transfer began)
-                await until(
-                    lambda: (
-                        (server.on_demand.queued, sum(origin.requests.values())) == (3, 2)
-                        or sum(origin.requests.values()) > 2
+                try:  # two transfers hold the upstream; three requests wait their turn (or a third transfer began)
+                    await until(
+                        lambda: (
+                            (server.on_demand.queued, sum(origin.requests.values())) == (3, 2)
+                            or sum(origin.requests.values()) > 2
+                        )
                     )
-                )
-                assert (server.on_demand.running, sum(origin.requests.values())) == (2, 2)
-                origin.gate.set()
+                    assert (server.on_demand.running, sum(origin.requests.values())) == (2, 2)
+                finally:
+                    origin.gate.set()
                 answers = await asyncio.gather(*asked)
                 assert [(status, body) for status, _, body in answers] == [(200, data) for data in files.values()]
             assert all(origin.requests[path] == 1 for path in files)
@@ -348,12 +349,14 @@ def test_upstream_fetches_are_bounded_the_rest_wait_then_get_503_with_retry_afte
             one_at_a_time = content_server(db, storage, on_demand_concurrency=1, on_demand_wait=0.2)
             async with one_at_a_time as server, aiohttp.ClientSession() as session:
                 first = asyncio.create_task(fetch(session, file_url(server, "f0.bin", repository="s")))
-                await until(lambda: origin.requests["f0.bin"] == 1)
-                # the one transfer is held until this request has had its answer: it cannot get a turn
-                status, headers, _ = await fetch(session, file_url(server, "f1.bin", repository="s"))
-                assert (status, headers["Retry-After"]) == (503, "1")
-                assert origin.requests["f1.bin"] == 0
-                origin.gate.set()
+                try:
+                    await until(lambda: origin.requests["f0.bin"] == 1)
+                    # the one transfer is held until this request has had its answer: it cannot get a turn
+                    status, headers, _ = await fetch(session, file_url(server, "f1.bin", repository="s"))
+                    assert (status, headers["Retry-After"]) == (503, "1")
+                    assert origin.requests["f1.bin"] == 0
+                finally:
+                    origin.gate.set()
                 assert (await first)[::2] == (200, files["f0.bin"])
                 second = await fetch(session, file_url(server, "f1.bin", repository="s"))
                 assert second[::2] == (200, files["f1.bin"])
