@@ -23,6 +23,7 @@ from typing import Any, Literal, TypeVar
 from reactivex import Observable, abc
 from sqlalchemy import select
 
+from pendingops.db import private_destinations
 from pendingops.db.cleanups import latest_cleanup
 from pendingops.db.database import Database, connection_lost
 from pendingops.db.locks import LockBusy, RepositoryLock, StoreLock
@@ -497,6 +498,7 @@ class SyncContext:
     def _complete(self, conn: Any) -> tuple[int, int, VersionInfo]:
         """Finish the version and record the run, in one transaction: visible and recorded together."""
         assert self.version is not None
+        private_destinations.remember(conn, self.repository_id, self.remote.allow_private_destinations)
         if self.remote_unchanged:  # nothing was declared: the empty version goes
             discard_version(conn, self.repository_id, self.version)
             info = version_info(conn, self.repository, self.version.base_number)

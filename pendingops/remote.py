@@ -37,6 +37,10 @@ class RemoteConfig:
     ``proxy_url`` (``http://[user:password@]host:port``) carries every http(s) request of the sync;
     without it, the ``http_proxy``, ``https_proxy`` and ``no_proxy`` environment settings apply, as
     for other command-line tools. A proxy's credentials go only to the proxy.
+
+    A URL of any origin but the remote's own is fetched only from a public address: a loopback,
+    private, link-local, shared, unspecified, multicast or reserved one is refused (a remote's
+    data must not steer a fetch into the local network), unless ``allow_private_destinations``.
     """
 
     url: str
@@ -58,6 +62,7 @@ class RemoteConfig:
     client_key: str | None = None
     tls_validation: bool = True
     proxy_url: str | None = None
+    allow_private_destinations: bool = False
     #: plugin options (``sync --option KEY=VALUE``), read by the plugin; each plugin says which it knows
     options: dict[str, str] = field(default_factory=dict)
 

@@ -74,6 +74,7 @@ T_STOCK = "tests/operators/test_stock_operators.py::"
 T = "tests/plugins/deb/"
 T_DEB_SOURCE = T + "test_source.py::"
 T_DEB_PUBLISH = T + "test_publish.py::"
+T_OD = "tests/serve/test_on_demand.py::"
 
 MUTANTS: tuple[Mutant, ...] = (
     # -- 2: a declared digest is checked on every path that adopts bytes ----------------------------
@@ -645,14 +646,10 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         id="serve-sends-before-checking",
         guarantee="a corrupt upstream file never reaches a client whole",
-        file="pendingops/serve/on_demand.py",
+        file="pendingops/serve/transfer.py",
         why="on-demand bytes go to the client as they arrive, the last chunk included, before the digest is checked",
-        old="""                            if held is not None and not client_gone:
-                                response = response or await _start(request, found, source)
-                                client_gone = not await _send(response, held)
-                            held = chunk""",
-        new="""                            response = response or await _start(request, found, source)
-                            client_gone = not await _send(response, chunk)""",
+        old="""                limit = transfer.written - 1 if transfer.written > transfer.hold else 0""",
+        new="""                limit = transfer.written""",
         tests=("tests/serve/test_on_demand.py::test_corrupt_upstream_bytes_never_reach_a_client_whole",),
     ),
     Mutant(
@@ -661,7 +658,7 @@ MUTANTS: tuple[Mutant, ...] = (
         file="pendingops/serve/on_demand.py",
         why="concurrent requests for an artifact not stored each fetch it from the remote",
         old="""        if not streamed_only:
-            self._in_flight[found.content_artifact_id] = leader""",
+            self._in_flight[ca_id] = leader""",
         new="""        pass""",
         tests=("tests/serve/test_on_demand.py::test_concurrent_requests_cause_one_upstream_fetch",),
     ),
@@ -670,9 +667,11 @@ MUTANTS: tuple[Mutant, ...] = (
         guarantee="a failing remote is skipped for the next one",
         file="pendingops/serve/on_demand.py",
         why="a remote that just failed is asked again first by the next request",
-        old="""            self._failed_at[source.remote_id] = time.monotonic()""",
-        new="""            pass""",
-        tests=("tests/serve/test_on_demand.py::test_a_failing_remote_is_skipped_for_the_next_one_then_cools_down",),
+        old="""        self._failed_at[(ca_id, remote_id)] = now""",
+        new="""        pass""",
+        tests=(
+            "tests/serve/test_on_demand.py::test_a_failing_remote_is_skipped_for_the_next_one_then_cools_down_for_that_file",
+        ),
     ),
     Mutant(
         id="serve-range-not-clamped",
@@ -1229,6 +1228,141 @@ MUTANTS: tuple[Mutant, ...] = (
         old="""            yield f"{name}/{JSON_PAGE}", [_project_json("../../", name, latest)]""",
         new="""            pass""",
         tests=("tests/plugins/test_python.py::test_an_export_is_a_static_simple_index_another_sync_mirrors",),
+    ),
+    # -- ssrf: private destinations, on-demand bounds, single flight, cooldown per file, inert answers -------
+    Mutant(
+        id="private-literal-unchecked",
+        guarantee="10 no fetch reaches a private address unless allowed",
+        file="pendingops/download/fetcher.py",
+        why="an IP-literal host (which no resolver sees) or a redirect hop to one is fetched from the private network",
+        old="""                check_literal(URL(target).host or "")""",
+        new="""                pass""",
+        tests=(
+            "tests/download/test_destinations.py::test_an_ip_literal_of_another_origin_is_refused_before_any_connection",
+            "tests/security/test_private_destinations.py::test_a_sync_refuses_each_private_destination_in_one_line_naming_its_host",
+        ),
+    ),
+    Mutant(
+        id="private-resolver-unused",
+        guarantee="10 no fetch reaches a private address unless allowed",
+        file="pendingops/download/fetcher.py",
+        why="the connector resolves names with the default resolver: a name that resolves to loopback is fetched",
+        old="""                resolver = PublicResolver(self._proxy_addresses())
+                self._resolvers.append(resolver)""",
+        new="""                pass""",
+        tests=(
+            "tests/security/test_private_destinations.py::test_a_sync_refuses_each_private_destination_in_one_line_naming_its_host",
+        ),
+    ),
+    Mutant(
+        id="private-mapped-address-public",
+        guarantee="10 no fetch reaches a private address unless allowed",
+        file="pendingops/download/destinations.py",
+        why="an IPv4-mapped IPv6 address (::ffff:127.0.0.1) is judged as IPv6, so a private IPv4 one slips through",
+        old="""    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped""",
+        new="""    if False:
+        return address.ipv4_mapped""",
+        tests=(
+            "tests/download/test_destinations.py::test_an_ipv4_address_wrapped_in_ipv6_is_judged_by_the_ipv4_one",
+            "tests/download/test_destinations.py::test_an_ip_literal_of_another_origin_is_refused_before_any_connection",
+        ),
+    ),
+    Mutant(
+        id="private-leave-not-remembered",
+        guarantee="10 no fetch reaches a private address unless allowed",
+        file="pendingops/context.py",
+        why="what a sync ran with is not remembered: a later sync, serve and repair ignore the operator's choice",
+        old="""private_destinations.remember(conn, self.repository_id, self.remote.allow_private_destinations)""",
+        new="""None""",
+        tests=(
+            "tests/db/test_private_destinations.py::test_a_repository_remembers_what_its_last_successful_sync_ran_with",
+            "tests/security/test_private_destinations.py::test_private_destinations_the_operator_allowed_are_remembered_for_serving",
+        ),
+        databases="both",
+    ),
+    Mutant(
+        id="serve-ignores-private-leave",
+        guarantee="10 no fetch reaches a private address unless allowed",
+        file="pendingops/serve/on_demand.py",
+        why="serve fetches with the recorded settings only: a repository the operator allowed cannot be served",
+        old="""        if allow_private:""",
+        new="""        if False:""",
+        tests=(
+            "tests/security/test_private_destinations.py::test_private_destinations_the_operator_allowed_are_remembered_for_serving",
+        ),
+    ),
+    Mutant(
+        id="on-demand-size-cap-ignored",
+        guarantee="4 what a remote sends costs bounded disk",
+        file="pendingops/serve/on_demand.py",
+        why="an on-demand file of undeclared size is bounded by the 1 GiB default, not by the remote's max_file_size",
+        old="""        limit = settings.max_file_size or DEFAULT_MAX_FILE_SIZE""",
+        new="""        limit = DEFAULT_MAX_FILE_SIZE""",
+        tests=(T_OD + "test_an_endless_body_of_undeclared_size_stops_at_max_file_size_and_nothing_is_kept",),
+    ),
+    Mutant(
+        id="on-demand-unbounded-concurrency",
+        guarantee="4 what a remote sends costs bounded memory, disk and time",
+        file="pendingops/serve/on_demand.py",
+        why="every request for a file not stored starts an upstream transfer at once, however many run",
+        old="""        self._slots = asyncio.Semaphore(concurrency)""",
+        new="""        self._slots = asyncio.Semaphore(concurrency * 1000)""",
+        tests=(T_OD + "test_upstream_fetches_are_bounded_the_rest_wait_then_get_503_with_retry_after",),
+    ),
+    Mutant(
+        id="serve-late-arrival-fetches-again",
+        guarantee="one upstream fetch per on-demand artifact",
+        file="pendingops/serve/on_demand.py",
+        why="a request that read the file as not stored, and looks for its fetch after that ended, fetches it again",
+        old="""            if not streamed_only and await self._run(_is_stored, ca_id):""",
+        new="""            if False:""",
+        tests=(T_OD + "test_twenty_concurrent_first_requests_make_one_upstream_get_fifty_times_out_of_fifty",),
+    ),
+    Mutant(
+        id="serve-range-streams-unchecked",
+        guarantee="10 no byte of a file that failed its digest is sent where it can be avoided",
+        file="pendingops/serve/on_demand.py",
+        why="a Range on a file not stored yet is answered with the whole body as it arrives",
+        old="""        ranged = hdrs.RANGE in request.headers and not streamed_only""",
+        new="""        ranged = False""",
+        tests=(T_OD + "test_a_range_on_a_file_not_stored_yet_waits_for_the_checked_file",),
+    ),
+    Mutant(
+        id="verify-before-send-ignored",
+        guarantee="10 no byte of a file that failed its digest is sent where it can be avoided",
+        file="pendingops/serve/on_demand.py",
+        why="a small file streams before it is checked: a client gets all but its last byte of a corrupt file",
+        old="""        hold = 0 if large else self.verify_before_send""",
+        new="""        hold = 0""",
+        tests=(T_OD + "test_a_file_up_to_verify_before_send_is_checked_against_every_digest_before_its_first_byte",),
+    ),
+    Mutant(
+        id="on-demand-checks-sha256-only",
+        guarantee="2 digests on every path",
+        file="pendingops/serve/transfer.py",
+        why="an on-demand file is checked against its sha256 only, not every digest the remote declared",
+        old="""    for name, value in source.digests.items():""",
+        new="""    for name, value in list(source.digests.items())[:1]:""",
+        tests=(T_OD + "test_a_file_up_to_verify_before_send_is_checked_against_every_digest_before_its_first_byte",),
+    ),
+    Mutant(
+        id="cooldown-per-remote",
+        guarantee="a failing file cools down alone",
+        file="pendingops/serve/on_demand.py",
+        why="one file that failed makes every file of its remote 502 for the cooldown (anyone can trigger it)",
+        old="""        failed = self._failed_at.get((ca_id, remote_id))""",
+        new="""        failed = max((t for (_, r), t in self._failed_at.items() if r == remote_id), default=None)""",
+        tests=(T_OD + "test_after_one_file_failed_a_healthy_file_of_the_same_remote_is_served_at_once",),
+    ),
+    Mutant(
+        id="stored-files-not-sandboxed",
+        guarantee="stored files are inert in a browser",
+        file="pendingops/serve/headers.py",
+        why="a remote's evil.html runs in the server's origin: no Content-Security-Policy: sandbox",
+        old="""    response.headers.setdefault("Content-Security-Policy", SANDBOX)""",
+        new="""    pass""",
+        tests=("tests/serve/test_headers.py::test_every_answer_is_inert_stored_and_fetched_files_listings_and_errors",),
     ),
 )
 

@@ -127,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest file accepted, e.g. 512M or 2G (default: the plugin's; cookbook 256M, else 1G for files"
         " of undeclared size)",
     )
+    sync.add_argument(
+        "--allow-private-destinations",
+        action=argparse.BooleanOptionalAction,
+        help="let URLs the remote names (files, redirects) on other hosts than its own reach loopback, private or"
+        " link-local addresses; remembered for the repository (default: what its last sync ran with, else no)",
+    )
     sync.add_argument("--batch-size", type=_positive, default=1000, help="units per database batch")
     sync.add_argument(
         "--db-retry-seconds",

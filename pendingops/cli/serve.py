@@ -13,6 +13,7 @@ from pendingops.db.names import check_repository_name
 
 DEFAULT_PORT = 24816
 _MAX_WORKERS = 256
+_MAX_FETCHES = 4096
 
 
 def add_serve_commands(commands: Any) -> None:
@@ -27,6 +28,22 @@ def add_serve_commands(commands: Any) -> None:
         type=_workers,
         default=1,
         help="server processes sharing the port (default: 1; more use more CPU cores for many small files)",
+    )
+    serve.add_argument(
+        "--on-demand-concurrency",
+        type=_fetches,
+        default=16,
+        metavar="N",
+        help="files fetched from their remotes at once (on_demand, streamed); a request waits at most 30 s for its"
+        " turn, then gets 503 (default: 16)",
+    )
+    serve.add_argument(
+        "--verify-before-send",
+        type=_verify_size,
+        default=8 * 1024**2,
+        metavar="SIZE",
+        help="files fetched on request up to SIZE (e.g. 8M) are checked whole before their first byte goes out;"
+        " larger ones stream and are cut on a mismatch (default: 8M; 0: stream all)",
     )
     serve.add_argument(
         "--accel-redirect",
@@ -56,6 +73,20 @@ def _workers(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= _MAX_WORKERS:
         raise argparse.ArgumentTypeError(f"not a number of processes from 1 to {_MAX_WORKERS}: {text!r}")
     return int(text)
+
+
+def _fetches(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= _MAX_FETCHES:
+        raise argparse.ArgumentTypeError(f"not a number of fetches from 1 to {_MAX_FETCHES}: {text!r}")
+    return int(text)
+
+
+def _verify_size(text: str) -> int:
+    if text.strip() == "0":
+        return 0
+    from pendingops.cli._app import _size
+
+    return _size(text)
 
 
 def _prefix(text: str) -> str:
@@ -120,6 +151,8 @@ def _serve(args: argparse.Namespace, settings: Any) -> int:
             accel_redirect=args.accel_redirect,
             repositories=args.repos,
             operating=operating,
+            on_demand_concurrency=args.on_demand_concurrency,
+            verify_before_send=args.verify_before_send,
         )
 
     try:

@@ -13,6 +13,7 @@ from pendingops.cli._progress import ProgressPrinter, human_bytes, human_seconds
 from pendingops.cli.lifecycle import after_sync
 from pendingops.cli.plugin_options import plugin_options
 from pendingops.context import SyncResult
+from pendingops.db import private_destinations
 from pendingops.declarative import sync_remote
 from pendingops.loop import run as run_loop
 from pendingops.plugins import get_plugin
@@ -35,12 +36,16 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     if given is None and options and not args.json:
         shown = " ".join(f"{key}={value}" for key, value in sorted(options.items()))
         print(f"plugin options remembered for '{args.repo}': {shown}")
+    allow_private = private_destinations.for_sync(db, args.repo, args.allow_private_destinations)
+    if args.allow_private_destinations is None and allow_private and not args.json:
+        print(f"private destinations allowed, as remembered for '{args.repo}' (--no-allow-private-destinations stops)")
     remote = RemoteConfig(
         url=args.url,
         policy=args.policy,
         download_concurrency=args.concurrency,
         retries=args.retries,
         max_file_size=args.max_file_size,
+        allow_private_destinations=allow_private,
         options=options,
     )
     recorder = SnapshotRecorder(None if args.quiet or args.json else ProgressPrinter())

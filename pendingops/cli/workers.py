@@ -107,7 +107,12 @@ def cmd_enqueue(args: argparse.Namespace, settings: Any) -> int:
     require_postgresql(settings.db_url, "--enqueue")
     given = plugin_options(args.option, get_plugin(args.plugin))  # checked now, not by the worker
     options = sync_options(
-        args, retries=args.retries, max_file_size=args.max_file_size, batch_size=args.batch_size, plugin_options=given
+        args,
+        retries=args.retries,
+        max_file_size=args.max_file_size,
+        batch_size=args.batch_size,
+        plugin_options=given,
+        allow_private_destinations=args.allow_private_destinations,
     )
     app = make_app(settings.db_url)
     ensure_queue_schema(settings.db, app)

@@ -132,6 +132,8 @@ class Remote(Base):
     name: Mapped[str] = mapped_column(String(255), unique=True)
     url: Mapped[str] = mapped_column(Text)
     policy: Mapped[str] = mapped_column(String(16), default="immediate")
+    #: the largest file its last sync accepted (its own setting, else its plugin's); NULL: the default cap
+    max_file_size: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class RemoteArtifact(Base):
@@ -161,6 +163,8 @@ class Repository(Base):
     retain_versions: Mapped[int | None] = mapped_column(Integer)
     #: the plugin options (JSON) its last sync given ``--option`` ran with; later syncs reuse them
     plugin_options: Mapped[str | None] = mapped_column(Text)
+    #: whether its last successful sync could fetch from private addresses (``--allow-private-destinations``)
+    allow_private_destinations: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class RepositoryVersion(Base):

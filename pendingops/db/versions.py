@@ -90,13 +90,14 @@ def ensure_remote(conn: Connection, remote: RemoteConfig) -> int:
     """Return the remote row's id (by name), creating or updating it to match ``remote``."""
     name = remote.display_name
     found = conn.execute(select(_remote.c.id).where(_remote.c.name == name)).scalar()
+    recorded = {"url": remote.url, "policy": remote.policy, "max_file_size": remote.max_file_size}
     if found is None:
-        stmt = dialect_insert(conn.dialect.name, _remote).values(name=name, url=remote.url, policy=remote.policy)
+        stmt = dialect_insert(conn.dialect.name, _remote).values(name=name, **recorded)
         created = conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]).returning(_remote.c.id)).scalar()
         if created is not None:
             return created
         found = conn.execute(select(_remote.c.id).where(_remote.c.name == name)).scalar_one()
-    conn.execute(update(_remote).where(_remote.c.id == found).values(url=remote.url, policy=remote.policy))
+    conn.execute(update(_remote).where(_remote.c.id == found).values(**recorded))
     return found
 
 

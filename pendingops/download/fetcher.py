@@ -24,6 +24,7 @@ import aiohttp
 from yarl import URL
 
 from pendingops.download._sink import BodySink
+from pendingops.download.destinations import PrivateDestination, PublicResolver, check_literal
 from pendingops.pending import PendingArtifact, UnitError
 from pendingops.remote import DEFAULT_MAX_FILE_SIZE, RemoteConfig, origin, strip_credentials
 from pendingops.storage.base import ArtifactStorage, storage_full
@@ -57,7 +58,9 @@ class Fetcher:
 
     Every URL is treated as the remote's data: an http(s) remote may only name http(s) URLs, a
     ``file://`` remote only regular files under its own folder. Credentials, custom headers and the
-    client certificate go only to the remote's own origin, redirects included.
+    client certificate go only to the remote's own origin, redirects included. Any other origin is
+    reached only at public addresses (see ``destinations``), unless the remote's
+    ``allow_private_destinations`` says otherwise.
     """
 
     def __init__(self, remote: RemoteConfig, storage: ArtifactStorage, *, connections: int | None = None) -> None:
@@ -65,6 +68,7 @@ class Fetcher:
         self.storage = storage
         self._connections = remote.download_concurrency if connections is None else connections
         self._sessions: dict[bool, aiohttp.ClientSession] = {}
+        self._resolvers: list[PublicResolver] = []
         self._origin = origin(remote.url)
         self._file_root = _file_root(remote.url) if self._origin[0] == "file" else None
         #: what only the remote's own origin is sent: its custom headers and its credentials
@@ -89,14 +93,21 @@ class Fetcher:
         self._sessions.clear()
         for session in sessions:
             await session.close()
+        resolvers, self._resolvers = self._resolvers, []
+        for resolver in resolvers:  # a connector leaves a resolver it was given open
+            await resolver.close()
 
     def _http(self, own: bool) -> aiohttp.ClientSession:
         """The session for the remote's own origin (``own``) or for any other: their TLS settings differ."""
         session = self._sessions.get(own)
         if session is None:
             remote = self.remote
+            resolver = None
+            if not own and not remote.allow_private_destinations:
+                resolver = PublicResolver(self._proxy_addresses())
+                self._resolvers.append(resolver)
             session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._connections, ssl=self._ssl(own)),
+                connector=aiohttp.TCPConnector(limit=self._connections, ssl=self._ssl(own), resolver=resolver),
                 timeout=aiohttp.ClientTimeout(
                     total=remote.total_timeout,
                     sock_connect=remote.connect_timeout,
@@ -310,6 +321,8 @@ class Fetcher:
                     yield chunk
         except DownloadError:
             raise
+        except PrivateDestination as exc:
+            raise DownloadError(f"{_shown(url)}: {exc}", retryable=False) from None
         except aiohttp.InvalidURL as exc:
             raise DownloadError(f"{_shown(url)}: invalid URL ({_shown(str(exc))})", retryable=False) from None
         except TimeoutError as exc:
@@ -321,7 +334,9 @@ class Fetcher:
         """GET ``url``, following redirects one hop at a time.
 
         Each hop gets the remote's credentials and headers only if it is on the remote's own
-        origin; a hop to anything but http(s) is refused. The response headers must arrive within
+        origin; a hop to anything but http(s) is refused, and so is a hop to another origin at a
+        non-public address (the resolver checks names; IP literals are checked here). Through a
+        proxy, the proxy resolves names, under its own rules. The response headers must arrive within
         ``connect_timeout + read_timeout`` of each request, however slowly they trickle in.
         """
         remote = self.remote
@@ -329,6 +344,8 @@ class Fetcher:
         target: str | URL = url
         for _ in range(_MAX_REDIRECTS + 1):
             own = origin(str(target)) == self._origin
+            if not own and not remote.allow_private_destinations:
+                check_literal(URL(target).host or "")
             headers = dict(self._own_headers) if own else {}
             if accept and not any(name.lower() == "accept" for name in headers):  # the remote's own wins
                 headers["Accept"] = accept
@@ -358,6 +375,19 @@ class Fetcher:
             except ValueError:
                 raise DownloadError(f"{_shown(url)}: redirected to an invalid URL", retryable=False) from None
         raise DownloadError(f"{_shown(url)}: too many redirects", retryable=False)
+
+    def _proxy_addresses(self) -> list[tuple[str, int]]:
+        """(host, port) of every proxy this fetcher may use: the operator's, never checked."""
+        proxies = [self.remote.proxy_url] if self.remote.proxy_url else list(self._env_proxies.values())
+        found = []
+        for proxy in proxies:
+            try:
+                parsed = URL(proxy)
+            except (TypeError, ValueError):
+                continue
+            if parsed.host and parsed.port:
+                found.append((parsed.host, parsed.port))
+        return found
 
     def _proxy_for(self, target: URL) -> str | None:
         """The HTTP proxy a request to ``target`` goes through: the remote's, else the environment's."""

@@ -8,11 +8,13 @@ does this before it plans, unless told not to.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select
 
+from pendingops.db import private_destinations
 from pendingops.db.database import Database
 from pendingops.db.locks import StoreLock
 from pendingops.db.remote_sources import Source, sources
@@ -55,13 +57,23 @@ def fetch_missing(
     *,
     settings: Callable[[Source], RemoteConfig] = Source.settings,
 ) -> FetchReport:
-    """Fetch and store every file of the version not stored yet; report what could not be."""
+    """Fetch and store every file of the version not stored yet; report what could not be.
+
+    Private addresses are reached only if the repository allows them (see ``private_destinations``).
+    """
     with db.engine.connect() as conn:
         missing = unfetched_files(conn, repository, number)
+        allow_private = private_destinations.for_repository(conn, find_repository(conn, repository))
     if not missing:
         return FetchReport()
+    if allow_private:
+        settings = _allowing_private(settings)
     with StoreLock(db, shared=True):  # as a sync: an orphan cleanup waits, and never removes what is stored here
         return asyncio.run(_fetch_all(db, storage, missing, settings))
+
+
+def _allowing_private(settings: Callable[[Source], RemoteConfig]) -> Callable[[Source], RemoteConfig]:
+    return lambda source: dataclasses.replace(settings(source), allow_private_destinations=True)
 
 
 async def _fetch_all(

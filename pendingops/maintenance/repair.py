@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, delete, select, update
 
+from pendingops.db import private_destinations
 from pendingops.db.database import Database
 from pendingops.db.locks import StoreLock
 from pendingops.db.schema import OTHER_DIGESTS, Artifact, ContentArtifact, Remote, RemoteArtifact
@@ -78,10 +79,11 @@ async def _repair_one(db: Database, storage: ArtifactStorage, sha256: str, retri
         report.repaired.append(sha256)  # fixed meanwhile
         return
     reasons = []
+    allow_private = db.transact(private_destinations.for_artifact, row.id)
     for source in db.transact(_sources, row.id):
         digests = {name: row._mapping[name] for name in OTHER_DIGESTS if row._mapping[name]}
         wanted = PendingArtifact(source.url, source.relative_path, size=row.size, sha256=sha256, digests=digests)
-        remote = RemoteConfig(url=source.remote_url, retries=retries)
+        remote = RemoteConfig(url=source.remote_url, retries=retries, allow_private_destinations=allow_private)
         try:
             async with Fetcher(remote, storage, connections=1) as fetcher:
                 await fetcher.fetch(wanted)

@@ -30,8 +30,16 @@ from pendingops.plugins import PublishedFile, PublishedPage, VersionRef, availab
 from pendingops.plugins.published import Publisher
 from pendingops.remote import RemoteConfig
 from pendingops.serve.conditional import Unsatisfiable, byte_range, media_type, not_modified, range_applies
+from pendingops.serve.headers import make_inert
 from pendingops.serve.listing import Entry, Listing
-from pendingops.serve.on_demand import DEFAULT_COOLDOWN, OnDemand, Source
+from pendingops.serve.on_demand import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_COOLDOWN,
+    DEFAULT_VERIFY_BEFORE_SEND,
+    DEFAULT_WAIT_LIMIT,
+    OnDemand,
+    Source,
+)
 from pendingops.serve.operating import Operating
 from pendingops.serve.request_path import BadPath, Target, parse_target
 from pendingops.serve.resolve import (
@@ -82,6 +90,9 @@ class ContentServer:
     with only its headers and ``X-Accel-Redirect: {accel_redirect}{location}``: a front nginx sends it.
     With ``repositories``, only those are served (the others are not found, nor listed). ``operating``
     holds the access log, metrics, health checks and authentication (by default: access log, no login).
+    Files not stored yet are fetched as ``OnDemand`` says: at most ``on_demand_concurrency`` at once
+    (a request waits ``on_demand_wait`` seconds at most for its turn), and those up to
+    ``verify_before_send`` bytes are checked whole before their first byte goes out.
     """
 
     def __init__(
@@ -97,6 +108,9 @@ class ContentServer:
         accel_redirect: str | None = None,
         repositories: Collection[str] | None = None,
         operating: Operating | None = None,
+        on_demand_concurrency: int = DEFAULT_CONCURRENCY,
+        on_demand_wait: float = DEFAULT_WAIT_LIMIT,
+        verify_before_send: int = DEFAULT_VERIFY_BEFORE_SEND,
     ) -> None:
         self.db = db
         self.repositories = None if repositories is None else frozenset(repositories)
@@ -116,13 +130,22 @@ class ContentServer:
         self._small_files = _SmallFiles()
         self._targets: dict[str, Target] = {}
         self.on_demand = OnDemand(
-            db, storage, self._read, settings=remote_settings, cooldown=cooldown, observe=self.operating.metrics.fetched
+            db,
+            storage,
+            self._read,
+            settings=remote_settings,
+            cooldown=cooldown,
+            concurrency=on_demand_concurrency,
+            wait_limit=on_demand_wait,
+            verify_before_send=verify_before_send,
+            observe=self.operating.metrics.fetched,
         )
 
     def build_app(self) -> web.Application:
         app = web.Application()
         self.operating.install(app)
         app.router.add_route("*", "/{tail:.*}", self.handle)
+        app.on_response_prepare.append(make_inert)
         app.on_cleanup.append(self._close)
         return app
 
@@ -410,7 +433,7 @@ class ContentServer:
                 return web.Response(status=502, text="the file could not be fetched from its remotes\n")
             return await self._send_stored(request, version, stored)
 
-        return await self.on_demand.respond(request, found, from_storage)
+        return await self.on_demand.respond(request, found, from_storage, version.repository_id)
 
 
 class _ArtifactResponse(web.FileResponse):

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
 from pendingops.context import SyncResult
+from pendingops.db import private_destinations
 from pendingops.db.database import Database, dialect_insert
 from pendingops.db.schema import SyncTask
 from pendingops.declarative import sync_remote
@@ -69,6 +70,8 @@ class SyncOptions:
     plugin_options: dict[str, str] | None = None
     #: ``--force``: run the whole sync even when the remote is unchanged
     force: bool = False
+    #: ``--[no-]allow-private-destinations``; None: what the repository remembers
+    allow_private_destinations: bool | None = None
 
 
 @dataclass(slots=True)
@@ -125,6 +128,9 @@ async def _sync(context: Any, report: SyncTaskReport, **arguments: Any) -> SyncR
         download_concurrency=options.concurrency,
         retries=options.retries,
         max_file_size=options.max_file_size,
+        allow_private_destinations=await asyncio.to_thread(
+            private_destinations.for_sync, runtime.db, options.repository, options.allow_private_destinations
+        ),
         options=await asyncio.to_thread(
             options_for_sync, runtime.db, options.repository, plugin, options.plugin_options
         ),

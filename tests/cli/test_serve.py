@@ -98,6 +98,12 @@ def test_serve_with_several_processes_shares_one_port_and_stops_them_all(cli: Cl
     assert done.returncode == 2 and "not a number of processes" in done.stderr and "Traceback" not in done.stderr
     done = cli.run("serve", "--accel-redirect", "stored")
     assert done.returncode == 2 and "not a URL path" in done.stderr and "Traceback" not in done.stderr
+    for option, value, problem in (
+        ("--on-demand-concurrency", "0", "not a number of fetches"),
+        ("--verify-before-send", "8 megs", "not a size"),
+    ):
+        done = cli.run("serve", option, value)
+        assert (done.returncode, len(done.stderr.splitlines())) == (2, 1) and problem in done.stderr, done.stderr
 
 
 def test_serve_behind_nginx_names_stored_files_for_it(cli: Cli) -> None:

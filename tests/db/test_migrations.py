@@ -309,3 +309,29 @@ def test_a_new_database_is_created_at_head_and_stamped_in_one_step(db_kind: str,
     outcome = upgrade(db)
     assert outcome.before == outcome.after and outcome.created == []
     db.close()
+
+
+def test_core_0009_adds_the_private_destinations_flag_and_the_remotes_size_cap_and_takes_them_back(
+    db_kind: str, tmp_path: Path
+) -> None:
+    db, _ = empty_database(db_kind, tmp_path)
+    migrate(db, "core_0008")
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO repository (name, created_at) VALUES ('r', CURRENT_TIMESTAMP)"))
+        conn.execute(text("INSERT INTO remote (name, url, policy) VALUES ('m', 'http://h/', 'on_demand')"))
+    migrate(db, "core_0009")
+    with db.engine.begin() as conn:
+        flags = conn.execute(text("SELECT name, allow_private_destinations FROM repository")).all()
+        assert [(name, bool(allowed)) for name, allowed in flags] == [("r", False)]  # what older syncs did
+        assert conn.execute(text("SELECT name, max_file_size FROM remote")).all() == [("m", None)]
+        conn.execute(text("UPDATE repository SET allow_private_destinations = true"))
+        conn.execute(text("UPDATE remote SET max_file_size = 5000000000"))  # past 32 bits
+        assert conn.execute(text("SELECT max_file_size FROM remote")).scalar() == 5_000_000_000
+    with migration_connection(db) as conn, conn.begin():
+        command.downgrade(alembic_config(conn, migration_branches()), "core_0008")
+    assert "allow_private_destinations" not in column_names(db, "repository")
+    assert "max_file_size" not in column_names(db, "remote")
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT name FROM repository")).all() == [("r",)]
+        assert conn.execute(text("SELECT name, url, policy FROM remote")).all() == [("m", "http://h/", "on_demand")]
+    db.close()

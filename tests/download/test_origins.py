@@ -60,6 +60,7 @@ def _run(own: RecordingServer, other: RecordingServer, where: str, storage) -> N
                 password=PASSWORD,
                 headers={TOKEN_HEADER: TOKEN},
                 retries=0,
+                allow_private_destinations=True,  # the other origin is a second loopback server
             )
             async with Fetcher(remote, storage) as fetcher:
                 await fetcher.fetch(PendingArtifact(url=url, relative_path="f", size=len(DATA), sha256=SHA256))

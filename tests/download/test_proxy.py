@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from pendingops import PendingArtifact, RemoteConfig
-from pendingops.download.fetcher import Fetcher
+from pendingops.download.fetcher import DownloadError, Fetcher
 from tests.download.test_origins import DATA, PASSWORD, SHA256, USER, RecordingServer
 from tests.loopback import LoopbackServer
 
@@ -53,7 +53,12 @@ def _fetch(
             for name, value in settings.items():
                 environ.setenv(name, value)
             remote = RemoteConfig(
-                url=own.base_url + "PULP_MANIFEST", username=USER, password=PASSWORD, retries=0, proxy_url=proxy_url
+                url=own.base_url + "PULP_MANIFEST",
+                username=USER,
+                password=PASSWORD,
+                retries=0,
+                proxy_url=proxy_url,
+                allow_private_destinations=True,  # ``other`` is a second loopback server
             )
             async with Fetcher(remote, storage) as fetcher:
                 artifact = PendingArtifact(url=own.base_url + path, relative_path="f", size=len(DATA), sha256=SHA256)
@@ -96,3 +101,29 @@ def test_no_proxy_sends_the_named_hosts_direct(storage, monkeypatch) -> None:
     own, other, proxy = RecordingServer(), RecordingServer(), ForwardProxy()
     _fetch(own, other, proxy, "f", storage, monkeypatch, http_proxy="http://{proxy}", no_proxy="localhost,127.0.0.1")
     assert proxy.seen == [] and len(own.seen) == 1
+
+
+@dataclass
+class PublicHostProxy(ForwardProxy):
+    """A proxy that answers requests for ``files.example`` itself, as a proxy reaching a public host would."""
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.url.host == "files.example":
+            self.seen.append((str(request.url), request.headers.get("Proxy-Authorization")))
+            return web.Response(body=DATA)
+        return await super()._handle(request)
+
+
+def test_the_operators_proxy_on_a_private_address_carries_requests_to_other_origins(storage) -> None:
+    async def run() -> None:
+        async with RecordingServer() as own, RecordingServer() as other, PublicHostProxy() as proxy:
+            remote = RemoteConfig(url=own.base_url + "PULP_MANIFEST", retries=0, proxy_url=proxy.base_url)
+            async with Fetcher(remote, storage) as fetcher:
+                # the proxy is on loopback, and resolves the name itself: neither is refused
+                assert await fetcher.fetch_bytes("http://files.example/f", max_size=len(DATA)) == DATA
+                with pytest.raises(DownloadError, match=r"refused: 127\.0\.0\.1 is a loopback address"):
+                    await fetcher.fetch_bytes(other.base_url + "f", max_size=len(DATA))  # an IP literal is checked
+            assert [target for target, _ in proxy.seen] == ["http://files.example/f"]
+            assert other.seen == []
+
+    asyncio.run(run())

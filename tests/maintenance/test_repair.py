@@ -147,3 +147,28 @@ def test_verify_repair_on_the_command_line(db_kind, tmp_path) -> None:
         assert quarantined.returncode == 1
         assert "QUARANTINED " in quarantined.stdout and "repaired 0, quarantined 1" in quarantined.stdout
         assert run("verify").returncode == 0
+
+
+def test_a_private_destination_is_reached_only_if_a_repository_holding_the_file_allows_it(db, storage) -> None:
+    """The remote redirects f0.txt to another loopback server, which only an allowed fetch may reach."""
+
+    async def scenario() -> None:
+        async with RemoteServer(dict(FILES)) as server, RemoteServer(dict(FILES)) as elsewhere:
+            server.faults["f0.txt"] = Fault(redirect_to=elsewhere.base_url + "f0.txt")
+            remote = RemoteConfig(url=server.manifest_url, retries=0, allow_private_destinations=True)
+            await sync_remote(FilePlugin(), remote, db=db, storage=storage, repository="r")
+            _location(storage, "f0.txt").unlink()
+            report = await asyncio.to_thread(repair_artifacts, db, storage, _problems(db, storage))
+            assert report.repaired == [hashlib.sha256(FILES["f0.txt"]).hexdigest()]
+            assert elsewhere.requests["f0.txt"] == 2
+
+            del server.faults["f0.txt"]
+            await _sync(db, storage, server, force=True)  # succeeds without the leave: it is remembered so
+            server.faults["f0.txt"] = Fault(redirect_to=elsewhere.base_url + "f0.txt")
+            _location(storage, "f0.txt").unlink()
+            report = await asyncio.to_thread(repair_artifacts, db, storage, _problems(db, storage))
+            [quarantined] = report.quarantined
+            assert "refused: 127.0.0.1 is a loopback address" in quarantined.reason
+            assert elsewhere.requests["f0.txt"] == 2
+
+    asyncio.run(scenario())
