@@ -783,7 +783,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         id="serve-on-demand-sha256-only",
         guarantee="2 digests on every path (on_demand)",
-        file="pendingops/serve/on_demand.py",
+        file="pendingops/serve/transfer.py",
         why="an on-demand fetch is checked against its sha256 only: a wrong declared sha512 or md5 is stored",
         old="""if computed.get(name, "").lower() != value.lower():""",
         new="""if name == "sha256" and computed.get(name, "").lower() != value.lower():""",
