@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -12,7 +11,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pendingops.cli._types import repository_name
+from pendingops.cli._types import byte_size, repository_name
 from pendingops.cli.db import add_db_commands
 from pendingops.cli.lifecycle import add_lifecycle_commands
 from pendingops.cli.manifest import add_manifest_commands
@@ -122,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--retries", type=_non_negative, default=3, help="retries per download (default: 3)")
     sync.add_argument(
         "--max-file-size",
-        type=_size,
+        type=byte_size,
         metavar="SIZE",
         help="largest file accepted, e.g. 512M or 2G (default: the plugin's; cookbook 256M, else 1G for files"
         " of undeclared size)",
@@ -208,18 +207,6 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
     return value
-
-
-_SIZE = re.compile(r"(\d+)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-
-
-def _size(text: str) -> int:
-    """A size in bytes: a whole number, optionally with a binary K, M, G or T suffix."""
-    match = _SIZE.fullmatch(text.strip())
-    if not match or int(match[1]) < 1:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (examples: 1048576, 512M, 2G)")
-    return int(match[1]) * _SIZE_UNITS[match[2].lower()]
 
 
 def _seconds(text: str) -> float:

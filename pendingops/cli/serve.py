@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pendingops.cli._types import port_number
+from pendingops.cli._types import byte_size, port_number
 from pendingops.db.names import check_repository_name
 
 DEFAULT_PORT = 24816
@@ -84,9 +84,7 @@ def _fetches(text: str) -> int:
 def _verify_size(text: str) -> int:
     if text.strip() == "0":
         return 0
-    from pendingops.cli._app import _size
-
-    return _size(text)
+    return byte_size(text)
 
 
 def _prefix(text: str) -> str:

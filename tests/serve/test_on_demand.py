@@ -245,7 +245,10 @@ def test_on_demand_checks_every_declared_digest_not_only_sha256(db, storage, alg
                 repository="r",
                 batch_wait=0.01,
             )
-            async with content_server(db, storage, cooldown=0) as server, aiohttp.ClientSession() as session:
+            # small.txt is checked before its first byte goes out; large.bin streams and is cut
+            hold = len(LARGE) - 1
+            served = content_server(db, storage, cooldown=0, verify_before_send=hold)
+            async with served as server, aiohttp.ClientSession() as session:
                 assert (await fetch(session, file_url(server, "good.txt")))[::2] == (200, SMALL)
                 assert stored_artifacts(db) == 1
                 for _ in range(2):  # nothing was stored: asked again, it is fetched and refused again
