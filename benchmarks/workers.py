@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 from procrastinate import App  # noqa: E402
 
 from pendingops import open_database  # noqa: E402
-from pendingops.workers.queue import SyncOptions, enqueue, ensure_queue_schema, make_app  # noqa: E402
+from pendingops.sync import SyncRequest  # noqa: E402
+from pendingops.workers.queue import enqueue, ensure_queue_schema, make_app  # noqa: E402
 from tests.s3_server import AWS_ENV, moto_server, new_bucket  # noqa: E402 - the test suite's moto helper
 
 SCRIPT = str(Path(sys.executable).parent / "pendingops")
@@ -101,7 +102,7 @@ def _cli(db: str, storage: str, *args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
-async def _enqueue_all(app: App, options: list[SyncOptions]) -> None:
+async def _enqueue_all(app: App, options: list[SyncRequest]) -> None:
     async with app.open_async():
         for one in options:
             await enqueue(app, one)
@@ -137,7 +138,7 @@ def scaling(args: argparse.Namespace) -> None:
                     assert worker.stdout is not None and "waiting for syncs" in worker.stdout.readline()
                 time.sleep(3)
                 started = time.monotonic()
-                options = [SyncOptions(repo, remote.url(repo), concurrency=args.concurrency) for repo in repos]
+                options = [SyncRequest(repo, remote.url(repo), concurrency=args.concurrency) for repo in repos]
                 asyncio.run(_enqueue_all(app, options))
                 engine = create_engine(db)
                 try:

@@ -25,10 +25,6 @@ CIRCLES_TO_CUT = frozenset(
     {
         # the context appends associate() to every pipeline; operators find their context
         ("pendingops/context.py", "pendingops/operators/_associate.py"),
-        # cli/sync.py takes Settings and EXIT_OK from _app.py, which takes print_failures from it
-        ("pendingops/cli/sync.py", "pendingops/cli/_app.py"),
-        # the queue registers the schedule's tick; the schedule enqueues syncs
-        ("pendingops/workers/queue.py", "pendingops/workers/schedule.py"),
     }
 )
 

@@ -340,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _explain(exc: Exception, command: str) -> int | None:
     """Say in one line why ``command`` stopped, with its exit code; None for an error that is a bug."""
     if isinstance(exc, _loaded({"pendingops.context": ("SyncFailed",)})):
-        from pendingops.cli.sync import print_failures
+        from pendingops.cli._progress import print_failures
 
         print(f"pendingops: sync failed: {exc}", file=sys.stderr)
         print_failures(exc.failures)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -126,3 +127,11 @@ class ProgressPrinter:
             self._panel.stop()
             self._panel = None
             self._tasks = {}
+
+
+def print_failures(failures: Sequence[Any], limit: int = 10) -> None:
+    """The first ``limit`` failed units, one line each, on stderr."""
+    for failure in failures[:limit]:
+        print(f"  failed: {failure.unit}: {failure.stage}: {failure.reason}", file=sys.stderr)
+    if len(failures) > limit:
+        print(f"  ... and {len(failures) - limit} more", file=sys.stderr)

@@ -33,3 +33,10 @@ def byte_size(text: str) -> int:
     if not match or int(match[1]) < 1:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (examples: 1048576, 512M, 2G)")
     return int(match[1]) * _SIZE_UNITS[match[2].lower()]
+
+
+def whole_count(text: str) -> int:
+    """A whole number of at least 1 (``--retain K``)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return int(text)

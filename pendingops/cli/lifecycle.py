@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pendingops.cli._types import whole_count
+
 if TYPE_CHECKING:
     from pendingops.maintenance.listing import StoredUnit
 
@@ -50,7 +52,7 @@ def add_lifecycle_commands(commands: Any, *, versions: Any, repos: Any, sync: An
     repos.usage = "%(prog)s [--json]\n       %(prog)s delete NAME [--yes] [--json]"
     sync.add_argument(
         "--retain",
-        type=_count,
+        type=whole_count,
         metavar="K",
         help="after a successful sync keep only the K latest versions; remembered for the repository",
     )
@@ -185,24 +187,58 @@ def cmd_delete_repository(args: argparse.Namespace, settings: Any) -> int:
     from pendingops.maintenance import lifecycle
 
     (name,) = args.words
+    found = lifecycle.describe_repository(settings.db, name)
+    queued, schedules = _queue_of(settings, name)
     if not args.yes:
-        found = lifecycle.describe_repository(settings.db, name)
+        if queued or schedules:
+            raise ValueError(
+                f"repository {name!r} has {len(queued)} queued sync(s) and {schedules} schedule(s);"
+                " --yes cancels and removes them with it"
+            )
         if not sys.stdin.isatty():
             raise ValueError(f"removing repository {name!r} ({found.versions} versions) needs --yes")
         answer = input(f"remove repository {name!r} and its {found.versions} versions? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing removed")
             return 0
+    cancelled, unscheduled = _forget_queue(settings, name, queued)
     removed = lifecycle.delete_repository(settings.db, name)
     if args.json:
-        print(json.dumps({"repository": name, "removed": True, "versions": removed.versions}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "repository": name,
+                    "removed": True,
+                    "versions": removed.versions,
+                    "cancelled_syncs": cancelled,
+                    "removed_schedules": unscheduled,
+                },
+                indent=2,
+            )
+        )
     else:
         print(f"removed repository '{name}' ({removed.versions} versions); 'pendingops orphans' frees its content")
+        if cancelled or unscheduled:
+            print(f"  cancelled {cancelled} queued sync(s), removed {unscheduled} schedule(s)")
     return 0
 
 
-def after_sync(settings: Any, repository: str, keep: int | None) -> list[int]:
-    """Apply (and with ``keep``, first remember) the repository's retention after a successful sync."""
-    from pendingops.maintenance import lifecycle
+def _queue_of(settings: Any, name: str) -> tuple[list[int], int]:
+    """The ids of the repository's queued syncs and the number of its schedules."""
+    from pendingops.workers.queue import queued_syncs
+    from pendingops.workers.schedule import count_repository_schedules
 
-    return lifecycle.apply_retention(settings.db, repository, keep)
+    return queued_syncs(settings.db, name), settings.db.transact(count_repository_schedules, name)
+
+
+def _forget_queue(settings: Any, name: str, queued: list[int]) -> tuple[int, int]:
+    """Remove the repository's schedules, then cancel its queued syncs: none is left to bring it back."""
+    import asyncio
+
+    from pendingops.workers.queue import cancel_all, make_app, queued_syncs
+    from pendingops.workers.schedule import remove_repository_schedules
+
+    unscheduled = settings.db.transact(remove_repository_schedules, name)
+    queued = sorted(set(queued) | set(queued_syncs(settings.db, name)))  # one a schedule queued meanwhile too
+    cancelled = asyncio.run(cancel_all(make_app(settings.db_url), queued)) if queued else 0
+    return cancelled, unscheduled

@@ -7,9 +7,9 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from pendingops.cli._types import repository_name
+from pendingops.cli._request import sync_request
+from pendingops.cli._types import repository_name, whole_count
 from pendingops.cli.plugin_options import add_option_argument, plugin_options
-from pendingops.cli.workers import sync_options
 from pendingops.remote import POLICIES
 
 
@@ -32,6 +32,12 @@ def add_schedule_commands(commands: Any) -> None:
     add_option_argument(add)
     add.add_argument(
         "--force", action="store_true", help="run each sync whole, even when the remote is unchanged (see sync --force)"
+    )
+    add.add_argument(
+        "--retain",
+        type=whole_count,
+        metavar="K",
+        help="after each successful sync keep only the K latest versions; remembered for the repository",
     )
     listing = actions.add_parser("list", help="schedules with their last and next due times")
     listing.add_argument("--json", action="store_true")
@@ -65,9 +71,13 @@ def cmd_schedule(args: argparse.Namespace, settings: Any) -> int:
     db = settings.db
     if args.schedule_command == "add":
         from pendingops.plugins import get_plugin
+        from pendingops.sync.request import refuse_stored_password
+        from pendingops.sync.run import repository_id_for_queue
 
+        refuse_stored_password(args.url)
         given = plugin_options(args.option, get_plugin(args.plugin))  # checked now, not when it is due
-        db.transact(add_schedule, args.name, sync_options(args, plugin_options=given), args.every, args.cron)
+        request = sync_request(args, plugin_options=given, storage=settings.storage_dir)
+        db.transact(add_schedule, args.name, request, args.every, args.cron, register=repository_id_for_queue)
         print(f"schedule {args.name} added")
     elif args.schedule_command == "remove":
         db.transact(remove_schedule, args.name)

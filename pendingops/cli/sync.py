@@ -5,80 +5,57 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from typing import Any
 
-from pendingops.cli._app import EXIT_OK, Settings
-from pendingops.cli._progress import ProgressPrinter, human_bytes, human_seconds, transfer_counts
-from pendingops.cli.lifecycle import after_sync
+from pendingops.cli._progress import ProgressPrinter, human_bytes, human_seconds, print_failures, transfer_counts
+from pendingops.cli._request import sync_request
 from pendingops.cli.plugin_options import plugin_options
 from pendingops.context import SyncResult
-from pendingops.db import private_destinations
-from pendingops.declarative import sync_remote
 from pendingops.loop import run as run_loop
 from pendingops.plugins import get_plugin
-from pendingops.plugins.options import options_for_sync, remember_options
 from pendingops.progress import ProgressSnapshot
-from pendingops.remote import RemoteConfig
+from pendingops.sync import run_sync
 
 #: what a sync that ended at once prints (same index and settings as the previous sync, repository unchanged)
 REMOTE_UNCHANGED = "remote unchanged, no new version"
 
-def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+
+def cmd_sync(args: argparse.Namespace, settings: Any) -> int:
     if args.enqueue:
         from pendingops.cli.workers import cmd_enqueue
 
         return cmd_enqueue(args, settings)
-    plugin = get_plugin(args.plugin)
-    given = plugin_options(args.option, plugin)  # checked before anything is opened
-    db = settings.open_db(args.db_retry_seconds)
-    options = options_for_sync(db, args.repo, plugin, given)
-    if given is None and options and not args.json:
-        shown = " ".join(f"{key}={value}" for key, value in sorted(options.items()))
-        print(f"plugin options remembered for '{args.repo}': {shown}")
-    allow_private = private_destinations.for_sync(db, args.repo, args.allow_private_destinations)
-    if args.allow_private_destinations is None and allow_private and not args.json:
-        print(f"private destinations allowed, as remembered for '{args.repo}' (--no-allow-private-destinations stops)")
-    remote = RemoteConfig(
-        url=args.url,
-        policy=args.policy,
-        download_concurrency=args.concurrency,
-        retries=args.retries,
-        max_file_size=args.max_file_size,
-        allow_private_destinations=allow_private,
-        options=options,
+    given = plugin_options(args.option, get_plugin(args.plugin))  # checked before anything is opened
+    request = sync_request(
+        args,
+        plugin_options=given,
+        storage=settings.storage_dir,
+        window=args.window,
+        db_retry_seconds=args.db_retry_seconds,
     )
+    db = settings.open_db(args.db_retry_seconds)
     recorder = SnapshotRecorder(None if args.quiet or args.json else ProgressPrinter())
-    result = run_loop(
-        sync_remote(
-            plugin,
-            remote,
+    outcome = run_loop(
+        run_sync(
+            request,
             db=db,
             storage=settings.storage,
-            repository=args.repo,
-            mirror=args.mirror,
-            on_error=args.on_error,
-            batch_size=args.batch_size,
-            db_retry_seconds=args.db_retry_seconds,
-            window=args.window,
             on_progress=recorder,
             progress_interval=0.2,
-            force=args.force,
+            announce=None if args.json else print,
         )
     )
-    if given is not None:
-        remember_options(db, args.repo, given)
-    retired = after_sync(settings, args.repo, args.retain)
+    result, retired = outcome.result, outcome.removed_versions
     if args.json:
         counts = transfer_counts(recorder.last)
         print(json.dumps({**_result_json(result), **counts, "removed_versions": retired}, indent=2))
     else:
-        print_summary(result, remote.url, plugin.name, args.mirror, recorder.last)
+        print_summary(result, outcome.remote.url, outcome.plugin, args.mirror, recorder.last)
         if retired:
             print(f"  retention: removed version(s) {', '.join(map(str, retired))}")
     if result.failed_count:
         print_failures(result.failures)
-    return EXIT_OK
+    return 0
 
 
 def _result_json(result: SyncResult) -> dict[str, Any]:
@@ -148,10 +125,3 @@ def print_summary(
             f"removed {stages['removed'].done}, failed {stages['failed'].done} in {human_seconds(progress.elapsed)}",
             file=out,
         )
-
-
-def print_failures(failures: Sequence[Any], limit: int = 10) -> None:
-    for failure in failures[:limit]:
-        print(f"  failed: {failure.unit}: {failure.stage}: {failure.reason}", file=sys.stderr)
-    if len(failures) > limit:
-        print(f"  ... and {len(failures) - limit} more", file=sys.stderr)

@@ -6,12 +6,9 @@ import argparse
 import json
 import sys
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pendingops.cli._types import port_number
-
-if TYPE_CHECKING:
-    from pendingops.workers.queue import SyncOptions
 
 
 def add_worker_commands(commands: Any) -> None:
@@ -80,46 +77,27 @@ def _seconds(text: str) -> float:
     return value
 
 
-def sync_options(args: argparse.Namespace, **more: Any) -> SyncOptions:
-    """The queued sync the options every sync-like command shares describe (``more``: the others)."""
-    from pendingops.workers.queue import SyncOptions
-
-    return SyncOptions(
-        repository=args.repo,
-        url=args.url,
-        plugin=args.plugin,
-        mirror=args.mirror,
-        policy=args.policy,
-        on_error=args.on_error,
-        concurrency=args.concurrency,
-        force=args.force,
-        **more,
-    )
-
-
 def cmd_enqueue(args: argparse.Namespace, settings: Any) -> int:
     import asyncio
 
+    from pendingops.cli._request import sync_request
     from pendingops.cli.plugin_options import plugin_options
     from pendingops.plugins import get_plugin
+    from pendingops.sync.request import refuse_stored_password
+    from pendingops.sync.run import repository_id_for_queue
     from pendingops.workers.queue import enqueue, ensure_queue_schema, make_app, require_postgresql
 
     require_postgresql(settings.db_url, "--enqueue")
+    refuse_stored_password(args.url)  # before anything is written
     given = plugin_options(args.option, get_plugin(args.plugin))  # checked now, not by the worker
-    options = sync_options(
-        args,
-        retries=args.retries,
-        max_file_size=args.max_file_size,
-        batch_size=args.batch_size,
-        plugin_options=given,
-        allow_private_destinations=args.allow_private_destinations,
-    )
+    repository_id = settings.db.transact(repository_id_for_queue, args.repo)
+    request = sync_request(args, plugin_options=given, repository_id=repository_id, storage=settings.storage_dir)
     app = make_app(settings.db_url)
     ensure_queue_schema(settings.db, app)
 
     async def queue() -> tuple[int, bool]:
         async with app.open_async():
-            return await enqueue(app, options)
+            return await enqueue(app, request)
 
     job_id, new = asyncio.run(queue())
     if not new:
@@ -134,9 +112,11 @@ def cmd_worker(args: argparse.Namespace, settings: Any) -> int:
     from pendingops.workers.observe import quiet_procrastinate_job_lines
     from pendingops.workers.queue import SYNC_TASK, WorkerRuntime, ensure_queue_schema, make_app, require_postgresql
     from pendingops.workers.runner import WorkerSettings, run_worker
+    from pendingops.workers.schedule import register_tick
 
     require_postgresql(settings.db_url, "worker")
-    app = make_app(settings.db_url, schedule_tick=args.schedule_tick)
+    app = make_app(settings.db_url)
+    register_tick(app, args.schedule_tick)
     created = ensure_queue_schema(settings.db, app)
     runtime = WorkerRuntime(settings.db, settings.storage)
     quiet_procrastinate_job_lines(SYNC_TASK)

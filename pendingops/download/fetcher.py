@@ -23,6 +23,7 @@ from urllib.request import getproxies_environment, proxy_bypass_environment, url
 import aiohttp
 from yarl import URL
 
+from pendingops.credentials import credentials_for
 from pendingops.download._sink import BodySink
 from pendingops.download.destinations import PrivateDestination, PublicResolver, check_literal
 from pendingops.pending import PendingArtifact, UnitError
@@ -73,8 +74,11 @@ class Fetcher:
         self._file_root = _file_root(remote.url) if self._origin[0] == "file" else None
         #: what only the remote's own origin is sent: its custom headers and its credentials
         self._own_headers = dict(remote.headers)
-        if remote.username is not None:
-            self._own_headers["Authorization"] = _basic_auth(remote.username, remote.password or "")
+        found = (remote.username, remote.password or "") if remote.username is not None else None
+        if found is None and self._origin[0] in _HTTP:
+            found = credentials_for(remote.url)
+        if found is not None:
+            self._own_headers["Authorization"] = _basic_auth(*found)
         #: proxies from the environment (http_proxy, https_proxy, no_proxy), used when the remote names none
         self._env_proxies = {} if remote.proxy_url else getproxies_environment()
         self._digest_locks: dict[str, asyncio.Lock] = {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,15 +23,11 @@ from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
 from pendingops.context import SyncResult
-from pendingops.db import private_destinations
 from pendingops.db.database import Database, dialect_insert
 from pendingops.db.schema import SyncTask
-from pendingops.declarative import sync_remote
 from pendingops.pending import describe_error
-from pendingops.plugins import get_plugin
-from pendingops.plugins.options import options_for_sync, remember_options
-from pendingops.remote import RemoteConfig
 from pendingops.storage.base import ArtifactStorage
+from pendingops.sync import SyncRequest, run_sync
 from pendingops.workers.observe import SyncTaskReport, observed_sync
 
 SYNC_TASK = "pendingops.sync"
@@ -53,28 +49,6 @@ class QueueUnavailable(ValueError):
 
 
 @dataclass(slots=True)
-class SyncOptions:
-    """What a queued sync does: the arguments of ``pendingops sync``."""
-
-    repository: str
-    url: str
-    plugin: str = "file"
-    mirror: bool = False
-    policy: str = "immediate"
-    on_error: str = "fail"
-    concurrency: int = 10
-    retries: int = 3
-    max_file_size: int | None = None
-    batch_size: int | None = None
-    #: ``--option`` values; None: the ones remembered for the repository
-    plugin_options: dict[str, str] | None = None
-    #: ``--force``: run the whole sync even when the remote is unchanged
-    force: bool = False
-    #: ``--[no-]allow-private-destinations``; None: what the repository remembers
-    allow_private_destinations: bool | None = None
-
-
-@dataclass(slots=True)
 class TaskInfo:
     id: int
     repository: str
@@ -93,10 +67,10 @@ def require_postgresql(db_url: str, what: str) -> None:
         raise QueueUnavailable(f"{what} needs a PostgreSQL database (--db postgresql://...); this one is SQLite")
 
 
-def make_app(db_url: str, *, schedule_tick: int | None = None) -> App:
+def make_app(db_url: str) -> App:
     """The procrastinate app on ``db_url``'s database, with the sync task registered.
 
-    A worker's app also checks the schedules every ``schedule_tick`` seconds.
+    A worker's app also checks the schedules (``workers.schedule.register_tick``).
     """
     conninfo = make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
     app = App(connector=PsycopgConnector(conninfo=conninfo))
@@ -104,10 +78,6 @@ def make_app(db_url: str, *, schedule_tick: int | None = None) -> App:
     # or a cancelled one does not.
     retry = RetryStrategy(max_attempts=100, retry_exceptions={JobAborted})
     app.task(name=SYNC_TASK, pass_context=True, retry=retry)(_run_sync)
-    if schedule_tick:
-        from pendingops.workers.schedule import register_tick  # it needs enqueue, from here
-
-        register_tick(app, schedule_tick)
     return app
 
 
@@ -117,38 +87,12 @@ async def _run_sync(context: Any, **arguments: Any) -> None:
 
 
 async def _sync(context: Any, report: SyncTaskReport, **arguments: Any) -> SyncResult:
-    options = SyncOptions(**arguments)
+    request = SyncRequest.from_args(arguments)
     runtime: WorkerRuntime = context.additional_context["runtime"]
     job_id = context.job.id
     await runtime.db.run(_record, job_id, worker=runtime.name, version_number=None, error=None)
-    plugin = get_plugin(options.plugin)
-    remote = RemoteConfig(
-        url=options.url,
-        policy=options.policy,  # type: ignore[arg-type]
-        download_concurrency=options.concurrency,
-        retries=options.retries,
-        max_file_size=options.max_file_size,
-        allow_private_destinations=await asyncio.to_thread(
-            private_destinations.for_sync, runtime.db, options.repository, options.allow_private_destinations
-        ),
-        options=await asyncio.to_thread(
-            options_for_sync, runtime.db, options.repository, plugin, options.plugin_options
-        ),
-    )
-    extra = {"batch_size": options.batch_size} if options.batch_size else {}
     try:
-        result = await sync_remote(
-            plugin,
-            remote,
-            db=runtime.db,
-            storage=runtime.storage,
-            repository=options.repository,
-            mirror=options.mirror,
-            on_error=options.on_error,  # type: ignore[arg-type]
-            force=options.force,
-            on_progress=report.on_progress,
-            **extra,
-        )
+        outcome = await run_sync(request, db=runtime.db, storage=runtime.storage, on_progress=report.on_progress)
     except asyncio.CancelledError:
         # The version was discarded. Stopped by its worker's shutdown: back to the queue (the retry
         # strategy takes JobAborted only); cancelled by ``tasks cancel``: cancelled for good.
@@ -158,8 +102,7 @@ async def _sync(context: Any, report: SyncTaskReport, **arguments: Any) -> SyncR
     except Exception as exc:
         await runtime.db.run(_record, job_id, worker=runtime.name, version_number=None, error=describe_error(exc))
         raise
-    if options.plugin_options is not None:
-        await asyncio.to_thread(remember_options, runtime.db, options.repository, options.plugin_options)
+    result = outcome.result
     version = result.version.number if result.created else None
     await runtime.db.run(_record, job_id, worker=runtime.name, version_number=version, error=None)
     return result
@@ -191,12 +134,15 @@ def ensure_queue_schema(db: Database, app: App) -> bool:
     return True
 
 
-async def enqueue(app: App, options: SyncOptions) -> tuple[int, bool]:
-    """Queue a sync; return ``(job id, True)``, or the already queued job's ``(id, False)``."""
-    lock = f"sync:{options.repository}"
+async def enqueue(app: App, request: SyncRequest) -> tuple[int, bool]:
+    """Queue a sync; return ``(job id, True)``, or the already queued job's ``(id, False)``.
+
+    A URL with credentials is refused (``CredentialsInURL``): job arguments are stored and listed.
+    """
+    lock = f"sync:{request.repository}"
     task = app.tasks[SYNC_TASK].configure(lock=lock, queueing_lock=lock)
     try:
-        return await task.defer_async(**asdict(options)), True
+        return await task.defer_async(**request.as_args()), True
     except AlreadyEnqueued:
         async with app.connector.pool.connection() as conn, conn.cursor() as cursor:  # type: ignore[attr-defined]
             await cursor.execute(
@@ -204,7 +150,7 @@ async def enqueue(app: App, options: SyncOptions) -> tuple[int, bool]:
             )
             row = await cursor.fetchone()
         if row is None:  # it started meanwhile: queue again
-            return await enqueue(app, options)
+            return await enqueue(app, request)
         return row[0], False
 
 
@@ -252,3 +198,29 @@ def list_tasks(db: Database, job_id: int | None = None) -> list[TaskInfo]:
 async def cancel(app: App, job_id: int) -> bool:
     """Cancel a queued task, or ask a running one to stop; False if it had finished already."""
     return await app.job_manager.cancel_job_by_id_async(job_id, abort=True)
+
+
+def queued_syncs(db: Database, repository: str) -> list[int]:
+    """The ids of ``repository``'s syncs waiting in the queue (none on SQLite, which has no queue)."""
+    if db.engine.dialect.name != "postgresql":
+        return []
+    with db.engine.connect() as conn:
+        if conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar() is None:
+            return []
+        found = conn.execute(
+            text(
+                "SELECT id FROM procrastinate_jobs WHERE task_name = :task AND status = 'todo'"
+                " AND args->>'repository' = :repository ORDER BY id"
+            ),
+            {"task": SYNC_TASK, "repository": repository},
+        )
+        return list(found.scalars())
+
+
+async def cancel_all(app: App, job_ids: list[int]) -> int:
+    """Cancel the queued syncs ``job_ids``; return how many were cancelled (others had started or ended)."""
+    cancelled = 0
+    async with app.open_async():
+        for job_id in job_ids:
+            cancelled += bool(await cancel(app, job_id))
+    return cancelled

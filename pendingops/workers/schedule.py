@@ -10,9 +10,11 @@ the queueing loses that one due time (the next one comes as usual).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,12 +22,14 @@ import croniter
 from procrastinate import App
 from sqlalchemy import Connection, delete, select, update
 
-from pendingops.db.schema import SyncSchedule
-from pendingops.workers.queue import SyncOptions, enqueue
+from pendingops.db.schema import Repository, SyncSchedule
+from pendingops.sync import SyncRequest
+from pendingops.workers.queue import enqueue
 
 TICK_TASK = "pendingops.schedules"
 
 _table = SyncSchedule.__table__
+_repository = Repository.__table__
 _EVERY = re.compile(r"(\d+)\s*([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -78,14 +82,24 @@ def next_due(every_seconds: int | None, cron: str | None, created_at: datetime, 
 
 
 def add_schedule(
-    conn: Connection, name: str, options: SyncOptions, every_seconds: int | None, cron: str | None
+    conn: Connection,
+    name: str,
+    request: SyncRequest,
+    every_seconds: int | None,
+    cron: str | None,
+    *,
+    register: Callable[[Connection, str], int] | None = None,
 ) -> None:
+    """Store a schedule of ``request``; ``register`` gives the id of its repository (created if new),
+    which the schedule is bound to: a repository deleted later is never synced again by it."""
     if conn.execute(select(_table.c.id).where(_table.c.name == name)).first() is not None:
         raise ValueError(f"a schedule named {name!r} exists already (schedule remove {name} first)")
+    if register is not None:
+        request = dataclasses.replace(request, repository_id=register(conn, request.repository))
     conn.execute(
         _table.insert().values(
             name=name,
-            options=json.dumps(asdict(options)),
+            options=json.dumps(request.as_args()),
             every_seconds=every_seconds,
             cron=cron,
             created_at=datetime.now(UTC),
@@ -119,7 +133,7 @@ def list_schedules(conn: Connection, now: datetime | None = None) -> list[Schedu
     return found
 
 
-def claim_due(conn: Connection, now: datetime) -> list[SyncOptions]:
+def claim_due(conn: Connection, now: datetime) -> list[SyncRequest]:
     """Mark every schedule due at ``now`` as queued for its latest due time; return their syncs."""
     claimed = []
     rows = conn.execute(select(_table).order_by(_table.c.id).with_for_update(skip_locked=True)).all()
@@ -128,8 +142,35 @@ def claim_due(conn: Connection, now: datetime) -> list[SyncOptions]:
         if due is None or (row.last_due is not None and due <= _aware(row.last_due)):
             continue
         conn.execute(update(_table).where(_table.c.id == row.id).values(last_due=due))
-        claimed.append(SyncOptions(**json.loads(row.options)))
+        request = _bound(conn, SyncRequest.from_args(json.loads(row.options)))
+        if request is not None:
+            claimed.append(request)
     return claimed
+
+
+def _bound(conn: Connection, request: SyncRequest) -> SyncRequest | None:
+    """The request bound to its repository; a schedule stored unbound (an older release) binds to the
+    repository of its name, and while there is none its due times pass: a schedule never creates one."""
+    if request.repository_id is not None:
+        return request
+    found = conn.execute(select(_repository.c.id).where(_repository.c.name == request.repository)).scalar()
+    return None if found is None else dataclasses.replace(request, repository_id=found)
+
+
+def remove_repository_schedules(conn: Connection, repository: str) -> int:
+    """Remove every schedule of ``repository``; return how many."""
+    return sum(
+        conn.execute(delete(_table).where(_table.c.id == row.id)).rowcount
+        for row in conn.execute(select(_table.c.id, _table.c.options))
+        if json.loads(row.options).get("repository") == repository
+    )
+
+
+def count_repository_schedules(conn: Connection, repository: str) -> int:
+    """How many schedules sync ``repository``."""
+    return sum(
+        json.loads(row.options).get("repository") == repository for row in conn.execute(select(_table.c.options))
+    )
 
 
 def _aware(value: datetime) -> datetime:
@@ -159,5 +200,5 @@ def register_tick(app: App, seconds: int) -> None:
     @app.task(name=TICK_TASK, pass_context=True, queueing_lock=TICK_TASK)
     async def queue_due_syncs(context: Any, timestamp: int) -> None:
         runtime = context.additional_context["runtime"]
-        for options in await runtime.db.run(claim_due, datetime.now(UTC)):
-            await enqueue(context.app, options)
+        for request in await runtime.db.run(claim_due, datetime.now(UTC)):
+            await enqueue(context.app, request)

@@ -110,7 +110,7 @@ def test_sync_retain_is_remembered_and_orphans_frees_what_it_dropped(cli: Cli, t
     assert_clean_error(refused, 2)
     assert "--yes" in refused.stderr
     gone = cli.json("repos", "delete", "r", "--yes")
-    assert gone == {"repository": "r", "removed": True, "versions": 1}
+    assert gone == {"repository": "r", "removed": True, "versions": 1, "cancelled_syncs": 0, "removed_schedules": 0}
     assert cli.json("repos") == []
     assert "removed 4 content units" in cli.run("orphans").stdout  # b2, d1 (version 2) and a1, e1
     assert cli.run("verify").returncode == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pendingops.cli._app import build_parser
-from pendingops.cli.workers import sync_options
+from pendingops.cli._request import sync_request
 from tests.cli.test_cli import Cli, digests, files_v1
 from tests.conftest import POSTGRES_URL, fresh_database
 from tests.server_thread import ServerThread
@@ -33,8 +33,8 @@ def queue(tmp_path: Path) -> Iterator[Queue]:
 )
 def test_queued_and_scheduled_syncs_carry_force(command: tuple[str, ...]) -> None:
     parser = build_parser()
-    assert sync_options(parser.parse_args([*command, "--force"])).force is True
-    assert sync_options(parser.parse_args(list(command))).force is False
+    assert sync_request(parser.parse_args([*command, "--force"])).force is True
+    assert sync_request(parser.parse_args(list(command))).force is False
 
 
 @pytest.mark.parametrize(

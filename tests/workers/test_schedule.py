@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from pendingops import open_database
 from pendingops.db.schema import SyncSchedule
-from pendingops.workers.queue import SyncOptions
+from pendingops.sync import SyncRequest
+from pendingops.sync.run import repository_id_for_queue
 from pendingops.workers.schedule import add_schedule, claim_due, latest_due, next_due, parse_every
 from tests.conftest import fresh_database, race
 
@@ -56,7 +57,8 @@ def test_two_workers_claiming_at_once_queue_each_due_time_once(tmp_path: Path) -
     db = fresh_database("postgresql", tmp_path)
     other = open_database(db.engine.url.render_as_string(hide_password=False), create=False)
     try:
-        db.transact(add_schedule, "nightly", SyncOptions("r", "http://127.0.0.1:1/M"), 3600, None)
+        request = SyncRequest("r", "http://127.0.0.1:1/M")
+        db.transact(add_schedule, "nightly", request, 3600, None, register=repository_id_for_queue)
         with db.engine.begin() as conn:
             conn.execute(SyncSchedule.__table__.update().values(created_at=START))
         now = START + timedelta(hours=5, minutes=1)
