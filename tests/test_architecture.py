@@ -19,14 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "pendingops"
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
-#: Imports that close a circle today, each (importer, imported). The split of the sync context, of the
-#: command line's sync and of the workers cuts them; empty this as they go (a cut one fails the test).
-CIRCLES_TO_CUT = frozenset(
-    {
-        # the context appends associate() to every pipeline; operators find their context
-        ("pendingops/context.py", "pendingops/operators/_associate.py"),
-    }
-)
+#: Imports that close a circle today, each (importer, imported): none is left, and none may come back.
+CIRCLES_TO_CUT: frozenset[tuple[str, str]] = frozenset()
 
 Graph = dict[str, set[str]]
 
