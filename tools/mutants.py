@@ -1364,6 +1364,112 @@ MUTANTS: tuple[Mutant, ...] = (
         new="""    pass""",
         tests=("tests/serve/test_headers.py::test_every_answer_is_inert_stored_and_fetched_files_listings_and_errors",),
     ),
+    Mutant(
+        id="worker-skips-retention",
+        guarantee="9 one path per job",
+        file="pendingops/sync/run.py",
+        why="retention runs on by-hand syncs only: a queued sync leaves every version (issue 26, item 1)",
+        old="""    removed = await asyncio.to_thread(apply_retention, db, request.repository, request.retain)""",
+        new="""    removed = (
+        []
+        if request.repository_id is not None
+        else await asyncio.to_thread(apply_retention, db, request.repository, request.retain)
+    )""",
+        tests=("tests/workers/test_one_path.py::test_the_worker_applies_remembered_and_queued_retention",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="enqueue-drops-retain",
+        guarantee="9 one path per job",
+        file="pendingops/cli/_request.py",
+        why="sync --enqueue --retain K exits 0 but the queued request does not carry K",
+        old="""("retries", "max_file_size", "batch_size", "allow_private_destinations", "retain")""",
+        new="""("retries", "max_file_size", "batch_size", "allow_private_destinations")""",
+        tests=("tests/workers/test_one_path.py::test_the_worker_applies_remembered_and_queued_retention",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="queued-sync-recreates-deleted-repository",
+        guarantee="deleting a repository is final for the queue",
+        file="pendingops/sync/run.py",
+        why="a queued sync does not check its repository is the one it was queued for: it creates it again",
+        old="""    if request.repository_id is not None:
+        await db.run(""",
+        new="""    if False:
+        await db.run(""",
+        tests=(
+            "tests/workers/test_one_path.py::"
+            "test_a_queued_sync_that_meets_a_deleted_repository_fails_in_one_line_and_creates_nothing",
+        ),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="repos-delete-ignores-queue",
+        guarantee="deleting a repository is final for the queue",
+        file="pendingops/cli/lifecycle.py",
+        why="repos delete neither refuses nor cancels while syncs are queued or scheduled: they bring it back",
+        old="""        if queued or schedules:""",
+        new="""        if False:""",
+        also=(
+            (
+                """    cancelled, unscheduled = _forget_queue(settings, name, queued)""",
+                """    cancelled, unscheduled = 0, 0""",
+            ),
+        ),
+        tests=(
+            "tests/workers/test_one_path.py::test_repos_delete_refuses_while_syncs_are_queued_and_yes_cancels_them",
+            "tests/workers/test_one_path.py::test_a_deleted_repositorys_schedule_never_brings_it_back",
+        ),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="unbound-schedule-creates-repository",
+        guarantee="deleting a repository is final for the queue",
+        file="pendingops/workers/schedule.py",
+        why="a schedule stored without its repository's id is queued although no repository of its name exists",
+        old="""    return None if found is None else dataclasses.replace(request, repository_id=found)""",
+        new="""    return request if found is None else dataclasses.replace(request, repository_id=found)""",
+        tests=("tests/workers/test_schedule.py::test_a_schedule_is_bound_to_its_repository_and_never_creates_one",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="credentials-go-into-the-queue",
+        guarantee="5 secrets never printed or stored",
+        file="pendingops/sync/request.py",
+        why="sync --enqueue and schedule add store a user:password@ URL, shown by tasks and schedule list",
+        old="""    if user or password:""",
+        new="""    if False:""",
+        tests=("tests/workers/test_one_path.py::test_credentials_in_a_queued_or_scheduled_url_are_refused",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="netrc-ignored",
+        guarantee="credentials come from netrc or the environment",
+        file="pendingops/download/fetcher.py",
+        why="the fetcher never reads netrc nor the environment: a remote behind a login cannot be queued",
+        old="""            found = credentials_for(remote.url)""",
+        new="""            found = None""",
+        tests=("tests/download/test_credentials.py",),
+    ),
+    Mutant(
+        id="netrc-credentials-to-every-origin",
+        guarantee="4 every remote is hostile",
+        file="pendingops/download/fetcher.py",
+        why="credentials go with every request, so a redirect hands netrc's password to another server",
+        old="""            headers = dict(self._own_headers) if own else {}""",
+        new="""            headers = dict(self._own_headers)""",
+        tests=("tests/download/test_credentials.py",),
+    ),
+    Mutant(
+        id="scrub-misses-remote-artifacts",
+        guarantee="5 secrets never printed or stored",
+        file="pendingops/db/migrations/versions/core_0010_scrub_credentials.py",
+        why="the data migration leaves the passwords older releases stored in remote_artifact URLs",
+        old="""    _scrub_column(conn, "remote_artifact", "url")""",
+        new="""    pass""",
+        tests=("tests/db/test_scrub_migration.py",),
+        databases="both",
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in

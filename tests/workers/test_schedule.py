@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import text
 
 from pendingops import open_database
 from pendingops.db.schema import SyncSchedule
@@ -68,4 +69,29 @@ def test_two_workers_claiming_at_once_queue_each_due_time_once(tmp_path: Path) -
         assert [o.repository for o in db.transact(claim_due, now + timedelta(hours=1))] == ["r"]
     finally:
         other.close()
+        db.close()
+
+
+@pytest.mark.postgres
+def test_a_schedule_is_bound_to_its_repository_and_never_creates_one(tmp_path: Path) -> None:
+    db = fresh_database("postgresql", tmp_path)
+    try:
+        db.transact(
+            add_schedule,
+            "bound",
+            SyncRequest("r", "http://127.0.0.1:1/M"),
+            3600,
+            None,
+            register=repository_id_for_queue,
+        )
+        # as an older release stored it: no repository id, and no repository of its name
+        db.transact(add_schedule, "old", SyncRequest("gone", "http://127.0.0.1:1/M"), 3600, None)
+        with db.engine.begin() as conn:
+            conn.execute(SyncSchedule.__table__.update().values(created_at=START))
+            repository_id = conn.execute(text("SELECT id FROM repository WHERE name = 'r'")).scalar_one()
+        claimed = db.transact(claim_due, START + timedelta(hours=1, minutes=1))
+        assert [(r.repository, r.repository_id) for r in claimed] == [("r", repository_id)]
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT name FROM repository")).scalars().all() == ["r"]
+    finally:
         db.close()
