@@ -198,3 +198,15 @@ async def _pause(request: web.Request, seconds: float) -> None:
         if request.transport is None or request.transport.is_closing():
             return
         await asyncio.sleep(min(left, 0.02))
+
+
+@dataclass
+class LoginServer(RemoteServer):
+    """A RemoteServer that answers 401 to any request without ``login`` (an Authorization header value)."""
+
+    login: str = ""
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Authorization") != self.login:
+            return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="r"'})
+        return await super()._handle(request)

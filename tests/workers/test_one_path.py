@@ -9,16 +9,14 @@ import json
 import os
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from sqlalchemy import create_engine, text
 
 from tests.cli.test_cli import assert_clean_error
 from tests.conftest import POSTGRES_URL, fresh_database
-from tests.remote_server import RemoteServer
+from tests.remote_server import LoginServer
 from tests.server_thread import ServerThread
 from tests.workers.helpers import Queue, wait_for
 
@@ -176,18 +174,6 @@ def test_credentials_in_a_queued_or_scheduled_url_are_refused(queue: Queue, comm
     assert queue.tasks() == []
     assert json.loads(queue.run("schedule", "list", "--json").stdout) == []
     assert _repos(queue) == []  # refused before anything was written
-
-
-@dataclass
-class LoginServer(RemoteServer):
-    """A RemoteServer that answers 401 to any request without the right Basic credentials."""
-
-    login: str = ""
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        if request.headers.get("Authorization") != self.login:
-            return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="r"'})
-        return await super()._handle(request)
 
 
 def test_a_worker_takes_credentials_from_its_netrc(queue: Queue, tmp_path: Path) -> None:
