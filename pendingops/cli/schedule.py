@@ -72,12 +72,12 @@ def cmd_schedule(args: argparse.Namespace, settings: Any) -> int:
     if args.schedule_command == "add":
         from pendingops.plugins import get_plugin
         from pendingops.sync.request import refuse_stored_password
-        from pendingops.sync.run import repository_id_for_queue
+        from pendingops.sync.run import bind
 
         refuse_stored_password(args.url)
         given = plugin_options(args.option, get_plugin(args.plugin))  # checked now, not when it is due
         request = sync_request(args, plugin_options=given, storage=settings.storage_dir)
-        db.transact(add_schedule, args.name, request, args.every, args.cron, register=repository_id_for_queue)
+        db.transact(add_schedule, args.name, request, args.every, args.cron, register=bind)
         print(f"schedule {args.name} added")
     elif args.schedule_command == "remove":
         db.transact(remove_schedule, args.name)

@@ -84,14 +84,13 @@ def cmd_enqueue(args: argparse.Namespace, settings: Any) -> int:
     from pendingops.cli.plugin_options import plugin_options
     from pendingops.plugins import get_plugin
     from pendingops.sync.request import refuse_stored_password
-    from pendingops.sync.run import repository_id_for_queue
+    from pendingops.sync.run import bind
     from pendingops.workers.queue import enqueue, ensure_queue_schema, make_app, require_postgresql
 
     require_postgresql(settings.db_url, "--enqueue")
     refuse_stored_password(args.url)  # before anything is written
     given = plugin_options(args.option, get_plugin(args.plugin))  # checked now, not by the worker
-    repository_id = settings.db.transact(repository_id_for_queue, args.repo)
-    request = sync_request(args, plugin_options=given, repository_id=repository_id, storage=settings.storage_dir)
+    request = settings.db.transact(bind, sync_request(args, plugin_options=given, storage=settings.storage_dir))
     app = make_app(settings.db_url)
     ensure_queue_schema(settings.db, app)
 

@@ -40,9 +40,11 @@ class SyncRequest:
     allow_private_destinations: bool | None = None
     #: ``--retain K``: keep the K latest versions (and remember K); None: what the repository remembers
     retain: int | None = None
-    #: the repository's id when the sync was queued or scheduled: a repository deleted since (so
-    #: absent, or another one of the same name) is not synced, nor created again. None: by hand.
+    #: the repository's id and creation stamp when the sync was queued or scheduled (``bind``): a
+    #: repository deleted since (absent, or another one of the same name) is not synced, nor created
+    #: again. None: by hand.
     repository_id: int | None = None
+    repository_created: str | None = None
     #: the storage (its URL or folder) the requester named; a worker writes to its own ``--storage``
     storage: str | None = None
     window: int | None = None

@@ -8,6 +8,7 @@ sync, remembers the options given, applies retention, and returns what a summary
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -59,7 +60,7 @@ async def run_sync(
     """
     plugin = get_plugin(request.plugin)
     if request.repository_id is not None:
-        await db.run(check_repository, request.repository, request.repository_id)
+        await db.run(check_repository, request)
     options = await asyncio.to_thread(options_for_sync, db, request.repository, plugin, request.plugin_options)
     if request.plugin_options is None and options and announce is not None:
         shown = " ".join(f"{key}={value}" for key, value in sorted(options.items()))
@@ -104,16 +105,28 @@ async def run_sync(
     return SyncOutcome(result, remote, plugin.name, removed)
 
 
-def check_repository(conn: Connection, name: str, repository_id: int) -> None:
-    """Fail with one line when repository ``name`` is not (any more) the one with ``repository_id``."""
-    table = Repository.__table__
-    found = conn.execute(select(table.c.id).where(table.c.name == name)).scalar()
-    if found != repository_id:
+def check_repository(conn: Connection, request: SyncRequest) -> None:
+    """Fail with one line when the request's repository is not (any more) the one it was bound to."""
+    if _identity(conn, request.repository) != (request.repository_id, request.repository_created):
         raise RepositoryGone(
-            f"repository {name!r} was deleted after this sync was queued; nothing was synced (queue it again)"
+            f"repository {request.repository!r} was deleted after this sync was queued; nothing was synced"
+            " (queue it again)"
         )
 
 
-def repository_id_for_queue(conn: Connection, name: str) -> int:
-    """The id a queued or scheduled sync of ``name`` carries: the repository is registered now if new."""
-    return ensure_repository(conn, name)
+def bind(conn: Connection, request: SyncRequest, *, register: bool = True) -> SyncRequest | None:
+    """``request`` bound to its repository (its id and creation stamp), as a queued or scheduled sync
+    carries it. ``register``: the repository is created now if new; else None when there is none."""
+    if register:
+        ensure_repository(conn, request.repository)
+    found = _identity(conn, request.repository)
+    if found is None:
+        return None
+    return dataclasses.replace(request, repository_id=found[0], repository_created=found[1])
+
+
+def _identity(conn: Connection, name: str) -> tuple[int, str] | None:
+    """A repository's id and creation stamp: SQLite may give a new repository the id of a deleted one."""
+    table = Repository.__table__
+    row = conn.execute(select(table.c.id, table.c.created_at).where(table.c.name == name)).first()
+    return None if row is None else (row.id, str(row.created_at))

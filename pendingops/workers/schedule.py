@@ -10,7 +10,6 @@ the queueing loses that one due time (the next one comes as usual).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from collections.abc import Callable
@@ -22,14 +21,14 @@ import croniter
 from procrastinate import App
 from sqlalchemy import Connection, delete, select, update
 
-from pendingops.db.schema import Repository, SyncSchedule
+from pendingops.db.schema import SyncSchedule
 from pendingops.sync import SyncRequest
+from pendingops.sync.run import bind
 from pendingops.workers.queue import enqueue
 
 TICK_TASK = "pendingops.schedules"
 
 _table = SyncSchedule.__table__
-_repository = Repository.__table__
 _EVERY = re.compile(r"(\d+)\s*([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -88,14 +87,14 @@ def add_schedule(
     every_seconds: int | None,
     cron: str | None,
     *,
-    register: Callable[[Connection, str], int] | None = None,
+    register: Callable[[Connection, SyncRequest], SyncRequest | None] | None = None,
 ) -> None:
-    """Store a schedule of ``request``; ``register`` gives the id of its repository (created if new),
-    which the schedule is bound to: a repository deleted later is never synced again by it."""
+    """Store a schedule of ``request``; ``register`` (``sync.run.bind``) binds it to its repository
+    (created if new): a repository deleted later is never synced again by it."""
     if conn.execute(select(_table.c.id).where(_table.c.name == name)).first() is not None:
         raise ValueError(f"a schedule named {name!r} exists already (schedule remove {name} first)")
     if register is not None:
-        request = dataclasses.replace(request, repository_id=register(conn, request.repository))
+        request = register(conn, request) or request
     conn.execute(
         _table.insert().values(
             name=name,
@@ -151,10 +150,7 @@ def claim_due(conn: Connection, now: datetime) -> list[SyncRequest]:
 def _bound(conn: Connection, request: SyncRequest) -> SyncRequest | None:
     """The request bound to its repository; a schedule stored unbound (an older release) binds to the
     repository of its name, and while there is none its due times pass: a schedule never creates one."""
-    if request.repository_id is not None:
-        return request
-    found = conn.execute(select(_repository.c.id).where(_repository.c.name == request.repository)).scalar()
-    return None if found is None else dataclasses.replace(request, repository_id=found)
+    return request if request.repository_id is not None else bind(conn, request, register=False)
 
 
 def remove_repository_schedules(conn: Connection, repository: str) -> int:

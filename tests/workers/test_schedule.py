@@ -13,7 +13,7 @@ from sqlalchemy import text
 from pendingops import open_database
 from pendingops.db.schema import SyncSchedule
 from pendingops.sync import SyncRequest
-from pendingops.sync.run import repository_id_for_queue
+from pendingops.sync.run import bind
 from pendingops.workers.schedule import add_schedule, claim_due, latest_due, next_due, parse_every
 from tests.conftest import fresh_database, race
 
@@ -59,7 +59,7 @@ def test_two_workers_claiming_at_once_queue_each_due_time_once(tmp_path: Path) -
     other = open_database(db.engine.url.render_as_string(hide_password=False), create=False)
     try:
         request = SyncRequest("r", "http://127.0.0.1:1/M")
-        db.transact(add_schedule, "nightly", request, 3600, None, register=repository_id_for_queue)
+        db.transact(add_schedule, "nightly", request, 3600, None, register=bind)
         with db.engine.begin() as conn:
             conn.execute(SyncSchedule.__table__.update().values(created_at=START))
         now = START + timedelta(hours=5, minutes=1)
@@ -82,7 +82,7 @@ def test_a_schedule_is_bound_to_its_repository_and_never_creates_one(tmp_path: P
             SyncRequest("r", "http://127.0.0.1:1/M"),
             3600,
             None,
-            register=repository_id_for_queue,
+            register=bind,
         )
         # as an older release stored it: no repository id, and no repository of its name
         db.transact(add_schedule, "old", SyncRequest("gone", "http://127.0.0.1:1/M"), 3600, None)

@@ -1,0 +1,62 @@
+"""``run_sync``, the one sync path, on SQLite and PostgreSQL: a request bound to a repository that was
+deleted since fails and creates nothing; retention given or remembered applies on every run."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import select
+
+from pendingops.db.database import Database
+from pendingops.db.schema import Repository
+from pendingops.maintenance.lifecycle import delete_repository
+from pendingops.sync import RepositoryGone, SyncRequest, run_sync
+from pendingops.sync.run import bind
+from tests.conftest import version_numbers
+from tests.remote_server import RemoteServer
+
+
+def _sync(db: Database, storage, server: RemoteServer, request: SyncRequest):
+    return asyncio.run(run_sync(request, db=db, storage=storage))
+
+
+def _names(db: Database) -> list[str]:
+    with db.engine.connect() as conn:
+        return list(conn.execute(select(Repository.__table__.c.name)).scalars())
+
+
+def test_a_request_bound_to_a_deleted_repository_fails_and_creates_nothing(db: Database, storage) -> None:
+    server = RemoteServer({"a": b"one\n"})
+
+    async def scenario() -> None:
+        async with server:
+            request = db.transact(bind, SyncRequest("r", server.manifest_url))
+            assert (await run_sync(request, db=db, storage=storage)).result.version.number == 1
+            delete_repository(db, "r")
+            with pytest.raises(RepositoryGone, match="repository 'r' was deleted after this sync was queued"):
+                await run_sync(request, db=db, storage=storage)
+            assert _names(db) == []
+            await run_sync(SyncRequest("r", server.manifest_url), db=db, storage=storage)  # by hand: created
+            with pytest.raises(RepositoryGone):  # same name, another repository
+                await run_sync(request, db=db, storage=storage)
+
+    asyncio.run(scenario())
+    assert _names(db) == ["r"] and version_numbers(db, "r") == [0, 1]
+    assert server.file_requests() == 1  # the refused runs fetched nothing
+
+
+def test_retention_given_or_remembered_applies_on_every_run(db: Database, storage) -> None:
+    server = RemoteServer({"a": b"one\n"})
+
+    async def scenario() -> list[list[int]]:
+        removed = []
+        async with server:
+            for number, retain in enumerate((None, 2, None, None)):
+                server.files[f"f{number}"] = b"%d\n" % number
+                outcome = await run_sync(SyncRequest("r", server.manifest_url, retain=retain), db=db, storage=storage)
+                removed.append(outcome.removed_versions)
+        return removed
+
+    assert asyncio.run(scenario()) == [[], [0], [1], [2]]
+    assert version_numbers(db, "r") == [3, 4]
