@@ -1470,6 +1470,15 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=("tests/db/test_scrub_migration.py",),
         databases="both",
     ),
+    Mutant(
+        id="bound-by-id-only",
+        guarantee="deleting a repository is final for the queue",
+        file="pendingops/sync/run.py",
+        why="a queued sync is bound by id alone: on SQLite a new repository may get a deleted one's id",
+        old="""    return None if row is None else (row.id, str(row.created_at))""",
+        new="""    return None if row is None else (row.id, "")""",
+        tests=("tests/test_sync_path.py::test_a_request_bound_to_a_deleted_repository_fails_and_creates_nothing",),
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in
