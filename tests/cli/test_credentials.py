@@ -5,7 +5,9 @@ credentials from netrc on the serving host."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
+import subprocess
 import urllib.error
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.cli import test_cli
-from tests.cli.test_cli import Cli
+from tests.cli.test_cli import SCRIPT, Cli
 from tests.cli.test_serve import fetch, serving
 from tests.remote_server import LoginServer
 from tests.server_thread import ServerThread
@@ -62,3 +64,28 @@ def test_a_login_by_hand_is_never_stored_and_on_demand_takes_netrc(cli: Cli, tmp
         with serving(cli, env=_env(netrc)) as (_, served):
             assert fetch(f"{served}lazy/latest/a.txt") == b"behind a login\n"
     assert [h.get("Authorization") for h in server.request_headers["a.txt"]][-1] == login
+
+
+def test_verify_repair_takes_netrc_for_a_remote_behind_a_login(cli: Cli, tmp_path: Path) -> None:
+    from pendingops.storage.local import LocalStorage
+
+    login = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    server = LoginServer({"f1.txt": b"repair me\n"}, login=login)
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine 127.0.0.1 login {USER} password {PASSWORD}\n")
+    netrc.chmod(0o600)
+
+    def run(netrc_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        line = [SCRIPT, "--db", cli.db_url, "--storage", str(cli.storage), *args]
+        return subprocess.run(line, capture_output=True, text=True, timeout=120, env=_env(netrc_path))
+
+    with ServerThread(server=server):
+        synced = run(netrc, "sync", server.manifest_url, "--repo", "r", "--quiet")
+        assert synced.returncode == 0, synced.stderr
+        storage = LocalStorage(cli.storage)
+        (storage.root / storage.location_for(hashlib.sha256(b"repair me\n").hexdigest())).unlink()
+        assert run(netrc, "verify").returncode == 1
+        repaired = run(netrc, "verify", "--repair")
+        assert repaired.returncode == 0, repaired.stderr
+        assert "repaired 1, quarantined 0" in repaired.stdout
+    assert PASSWORD not in _stored(cli.db_url)
