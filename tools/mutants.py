@@ -1381,7 +1381,10 @@ MUTANTS: tuple[Mutant, ...] = (
         why="numbers drawn past the highest one leave a gap between two tasks",
         old="""    SELECT todo.id, top.number + todo.rank""",
         new="""    SELECT todo.id, top.number + 2 * todo.rank - 1""",
-        tests=("tests/workers/test_tasks.py::test_only_syncs_are_numbered_and_without_gaps_across_schedule_ticks",),
+        tests=(
+            "tests/workers/test_tasks.py::test_only_syncs_are_numbered_and_without_gaps_across_schedule_ticks",
+            "tests/workers/test_task_numbers.py::test_numbers_follow_the_sync_jobs_in_order_whatever_else_is_queued_or_rolled_back",
+        ),
         databases="postgresql",
     ),
     Mutant(
@@ -1425,6 +1428,26 @@ MUTANTS: tuple[Mutant, ...] = (
         old="""            return 2""",
         new="""            return 1""",
         tests=("tests/workers/test_tasks.py::test_a_running_sync_shows_its_progress_and_wait_times_out",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="task-numbers-in-reverse",
+        guarantee="task numbers: sync jobs only, no gaps",
+        file="pendingops/workers/task_numbers.py",
+        why="jobs numbered together get their numbers against the order they were queued",
+        old="""    SELECT j.id, row_number() OVER (ORDER BY j.id) AS rank""",
+        new="""    SELECT j.id, row_number() OVER (ORDER BY j.id DESC) AS rank""",
+        tests=("tests/workers/test_task_numbers.py::test_numbers_follow_the_sync_jobs_in_order_whatever_else_is_queued_or_rolled_back",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="task-numbering-unlocked",
+        guarantee="task numbers: sync jobs only, no gaps",
+        file="pendingops/workers/task_numbers.py",
+        why="two commands numbering at once both take the highest number: one fails, or a number repeats",
+        old="""    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _NUMBERING_LOCK_KEY})""",
+        new="""    pass""",
+        tests=("tests/workers/test_task_numbers.py::test_syncs_queued_at_once_get_distinct_numbers_without_gaps",),
         databases="postgresql",
     ),
 )
