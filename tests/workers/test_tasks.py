@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -111,10 +112,15 @@ def test_a_running_sync_shows_its_progress_and_wait_times_out(queue: Queue) -> N
 
 
 def test_wait_gives_the_outcome_and_show_the_whole_record(queue: Queue) -> None:
+    release = threading.Event()
     with ServerThread(big_files("r", 3)) as server:
-        good = queue.enqueue(server.manifest_url, "r")
+        server.faults["r/file-2.bin"] = Fault(stall=3600, until=release)
+        good = queue.enqueue(server.manifest_url, "r", "--batch-size", "1")
         bad = queue.enqueue(server.base_url + "missing/PULP_MANIFEST", "s")
         queue.start_worker()
+        # progress recorded half way, then the held file is let go: the record ends with the final counts
+        wait_for(lambda: queue.task(good)["downloaded_bytes"] == 2 * SIZE, "the sync to reach the held file")
+        release.set()
         succeeded = queue.run("tasks", "wait", str(good), "--timeout", "600")
         assert (succeeded.returncode, succeeded.stdout) == (0, f"task {good} succeeded (version 1)\n")
         failed = queue.run("tasks", "wait", str(bad))
