@@ -15,12 +15,12 @@ _MIB = 1024 * 1024
 
 
 def add_task_commands(commands: Any) -> None:
-    """Register ``tasks`` and its actions."""
-    from pendingops.workers.tasks import TASK_STATES
-
+    """Register ``tasks`` and its actions (the queue is imported when they run, not here: startup stays light)."""
     tasks = commands.add_parser("tasks", help="list queued syncs: state, progress, worker, version, error")
     tasks.add_argument("--json", action="store_true")
-    tasks.add_argument("--state", choices=TASK_STATES, help="only the tasks in this state")
+    tasks.add_argument(
+        "--state", help="only the tasks in this state: queued, running, succeeded, failed or cancelled"
+    )
     actions = tasks.add_subparsers(dest="tasks_command", metavar="ACTION", parser_class=type(tasks))
     cancel_parser = actions.add_parser("cancel", help="cancel a queued sync, or stop a running one")
     cancel_parser.add_argument("id", type=_number, help="the task number (sync --enqueue prints it; tasks lists it)")
@@ -52,7 +52,7 @@ def _timeout(text: str) -> float:
 
 def cmd_tasks(args: argparse.Namespace, settings: Any) -> int:
     from pendingops.workers.queue import require_postgresql
-    from pendingops.workers.tasks import task_views
+    from pendingops.workers.tasks import TASK_STATES, task_views
 
     require_postgresql(settings.db_url, "tasks")
     if args.tasks_command == "cancel":
@@ -61,6 +61,8 @@ def cmd_tasks(args: argparse.Namespace, settings: Any) -> int:
         return _show(args.id, args.json, settings)
     if args.tasks_command == "wait":
         return _wait(args.id, args.timeout, settings)
+    if args.state is not None and args.state not in TASK_STATES:
+        raise ValueError(f"no task state {args.state!r} (one of: {', '.join(TASK_STATES)})")
     tasks = task_views(settings.db, state=args.state)
     if args.json:
         listed = [{k: v for k, v in asdict(task).items() if k != "options"} for task in tasks]
