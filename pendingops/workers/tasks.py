@@ -68,6 +68,8 @@ def task_views(db: Database, *, number: int | None = None, state: str | None = N
         options = _options(conn, job_id) if job_id is not None else None
     now = datetime.now(UTC)
     views = [_view(info, records[info.id], now, options) for info in infos if info.id in records]
+    if number is not None and not views:  # numbered, but the queue no longer has its job
+        raise ValueError(f"no task {number}")
     return sorted((v for v in views if state is None or v.state == state), key=lambda view: view.task)
 
 

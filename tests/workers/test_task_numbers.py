@@ -13,6 +13,7 @@ from sqlalchemy import Connection, text
 from pendingops.db.database import Database
 from pendingops.workers.queue import SYNC_TASK, ensure_queue_schema, make_app
 from pendingops.workers.task_numbers import job_of, number_of, number_tasks
+from pendingops.workers.tasks import task_views
 from tests.conftest import POSTGRES_URL, fresh_database
 
 pytestmark = pytest.mark.postgres
@@ -97,5 +98,21 @@ def test_syncs_queued_at_once_get_distinct_numbers_without_gaps(tmp_path: Path) 
         assert sorted(got) == list(range(1, 9))
         with pytest.raises(ValueError, match=r"^no task 9$"):
             db.transact(job_of, 9, SYNC_TASK)
+    finally:
+        db.close()
+
+
+def test_a_task_whose_job_the_queue_removed_is_no_task(tmp_path: Path) -> None:
+    db = queue_database(tmp_path)
+    try:
+        with db.engine.begin() as conn:
+            job = add_job(conn, SYNC_TASK)
+        assert db.transact(number_of, job, SYNC_TASK) == 1
+        assert [view.task for view in task_views(db)] == [1]
+        with db.engine.begin() as conn:
+            conn.execute(text("DELETE FROM procrastinate_jobs WHERE id = :id"), {"id": job})
+        assert task_views(db) == []
+        with pytest.raises(ValueError, match=r"^no task 1$"):
+            task_views(db, number=1)
     finally:
         db.close()
