@@ -1447,7 +1447,11 @@ MUTANTS: tuple[Mutant, ...] = (
         why="two commands numbering at once both take the highest number: one fails, or a number repeats",
         old="""    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _NUMBERING_LOCK_KEY})""",
         new="""    pass""",
-        tests=("tests/workers/test_task_numbers.py::test_syncs_queued_at_once_get_distinct_numbers_without_gaps",),
+        tests=(
+            "tests/workers/test_task_numbers.py::test_syncs_queued_at_once_get_distinct_numbers_without_gaps",
+            "tests/workers/test_task_numbers.py::"
+            "test_numbering_waits_for_a_numbering_in_progress_even_when_jobs_commit_out_of_order",
+        ),
         databases="postgresql",
     ),
 )

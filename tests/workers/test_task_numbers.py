@@ -15,6 +15,7 @@ from pendingops.workers.queue import SYNC_TASK, ensure_queue_schema, make_app
 from pendingops.workers.task_numbers import job_of, number_of, number_tasks
 from pendingops.workers.tasks import task_views
 from tests.conftest import POSTGRES_URL, fresh_database
+from tests.workers.helpers import wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -115,4 +116,41 @@ def test_a_task_whose_job_the_queue_removed_is_no_task(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match=r"^no task 1$"):
             task_views(db, number=1)
     finally:
+        db.close()
+
+
+def test_numbering_waits_for_a_numbering_in_progress_even_when_jobs_commit_out_of_order(tmp_path: Path) -> None:
+    """Job ids are taken at insert, so a lower id can commit later: the numberings must still take turns."""
+    db = queue_database(tmp_path)
+    late = db.engine.connect()  # a job queued first (lower id) whose transaction commits last
+    early = db.engine.connect()  # a numbering that has not committed yet
+    try:
+        late.begin()
+        six = add_job(late, SYNC_TASK)
+        with db.engine.begin() as conn:
+            seven = add_job(conn, SYNC_TASK)
+        early.begin()
+        number_tasks(early, SYNC_TASK)  # numbers seven 1; six is not visible yet
+        late.commit()
+        got: list[object] = []
+
+        def number_six() -> None:
+            try:
+                got.append(db.transact(number_of, six, SYNC_TASK))
+            except Exception as exc:  # the test reports it
+                got.append(exc)
+
+        thread = threading.Thread(target=number_six)
+        thread.start()
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+        with db.engine.connect() as watcher:
+            wait_for(lambda: watcher.execute(text(waiting)).scalar(), "the second numbering to wait")
+        early.commit()
+        thread.join(120)
+        assert got == [2]
+        with db.engine.connect() as conn:
+            assert dict(numbered(conn)) == {seven: 1, six: 2}
+    finally:
+        late.close()
+        early.close()
         db.close()
