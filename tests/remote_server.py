@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import socket
 import struct
+import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -26,8 +27,8 @@ class Fault:
     body, then a TCP reset instead of a proper end); ``redirect_loop`` (302 to the same URL);
     ``retry_after`` (a Retry-After header, in seconds or as an HTTP date, on a ``status`` response,
     503 when no status is given); ``html`` (200 with an HTML page instead of the bytes);
-    ``redirect_to`` (302 to that URL, another server's for instance). A fault registered for
-    ``PULP_MANIFEST`` applies to the manifest."""
+    ``redirect_to`` (302 to that URL, another server's for instance); ``until``: the ``stall`` ends
+    when the test sets this event. A fault registered for ``PULP_MANIFEST`` applies to the manifest."""
 
     status: int | None = None
     truncate: bool = False
@@ -43,6 +44,7 @@ class Fault:
     retry_after: float | str | None = None
     html: bool = False
     redirect_to: str | None = None
+    until: threading.Event | None = None
 
 
 #: what ``Fault(html=True)`` serves: a sign-in page, as a captive portal or a proxy would
@@ -119,7 +121,7 @@ class RemoteServer(LoopbackServer):
         if fault is None:
             return web.Response(body=data)
         if fault.stall:
-            await _pause(request, fault.stall)
+            await _pause(request, fault.stall, fault.until)
         if fault.redirect_loop:
             return web.Response(status=302, headers={"Location": request.raw_path})
         if fault.redirect_to is not None:
@@ -191,11 +193,11 @@ class RemoteServer(LoopbackServer):
             return response
 
 
-async def _pause(request: web.Request, seconds: float) -> None:
-    """Sleep ``seconds``, or less if the client hangs up meanwhile (nothing is left to answer)."""
+async def _pause(request: web.Request, seconds: float, until: threading.Event | None = None) -> None:
+    """Sleep ``seconds``, or less if the client hangs up meanwhile (nothing is left to answer) or ``until`` is set."""
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
-        if request.transport is None or request.transport.is_closing():
+        if request.transport is None or request.transport.is_closing() or (until is not None and until.is_set()):
             return
         await asyncio.sleep(min(left, 0.02))
 

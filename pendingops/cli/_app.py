@@ -18,6 +18,7 @@ from pendingops.cli.manifest import add_manifest_commands
 from pendingops.cli.plugin_options import add_option_argument
 from pendingops.cli.schedule import add_schedule_commands
 from pendingops.cli.serve import add_serve_commands
+from pendingops.cli.tasks import add_task_commands
 from pendingops.cli.workers import add_worker_commands
 from pendingops.db.urls import mask_password
 from pendingops.logs import FORMATS, LEVELS, configure
@@ -197,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_commands(commands)
     add_lifecycle_commands(commands, versions=versions, repos=repos, sync=sync)
     add_worker_commands(commands)
+    add_task_commands(commands)
     add_schedule_commands(commands)
     add_manifest_commands(commands)
     return parser
@@ -403,7 +405,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rollback": ("pendingops.cli.lifecycle", "cmd_rollback"),
     "retain": ("pendingops.cli.lifecycle", "cmd_retain"),
     "worker": ("pendingops.cli.workers", "cmd_worker"),
-    "tasks": ("pendingops.cli.workers", "cmd_tasks"),
+    "tasks": ("pendingops.cli.tasks", "cmd_tasks"),
     "schedule": ("pendingops.cli.schedule", "cmd_schedule"),
     "manifest": ("pendingops.cli.manifest", "cmd_manifest"),
 }

@@ -1,20 +1,19 @@
-"""``pendingops worker``, ``tasks [cancel ID]`` and ``sync ... --enqueue``: syncs run by worker processes."""
+"""``pendingops worker`` and ``sync ... --enqueue``: syncs run by worker processes (``tasks``: cli/tasks.py)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from dataclasses import asdict
 from typing import Any
 
 from pendingops.cli._types import port_number
 
 
 def add_worker_commands(commands: Any) -> None:
-    """Register ``worker`` and ``tasks``, and ``--enqueue`` on ``sync``."""
+    """Register ``worker``, and ``--enqueue`` on ``sync``."""
     commands.choices["sync"].add_argument(
-        "--enqueue", action="store_true", help="queue the sync for a worker (PostgreSQL) and print its task id"
+        "--enqueue", action="store_true", help="queue the sync for a worker (PostgreSQL) and print its task number"
     )
     worker = commands.add_parser("worker", help="run queued syncs (PostgreSQL); stops cleanly on SIGTERM")
     worker.add_argument("--concurrency", type=_count, default=1, help="syncs at once (default: 1)")
@@ -48,11 +47,6 @@ def add_worker_commands(commands: Any) -> None:
         metavar="SECONDS",
         help="how often schedules are checked, a divisor of 60 (default: 60)",
     )
-    tasks = commands.add_parser("tasks", help="list queued syncs: state, worker, version, error")
-    tasks.add_argument("--json", action="store_true")
-    actions = tasks.add_subparsers(dest="tasks_command", metavar="ACTION", parser_class=type(tasks))
-    cancel_parser = actions.add_parser("cancel", help="cancel a queued sync, or stop a running one")
-    cancel_parser.add_argument("id", type=_count, help="the task id (sync --enqueue prints it; tasks lists it)")
 
 
 def _count(text: str) -> int:
@@ -86,6 +80,7 @@ def cmd_enqueue(args: argparse.Namespace, settings: Any) -> int:
     from pendingops.sync.request import refuse_stored_password
     from pendingops.sync.run import bind
     from pendingops.workers.queue import enqueue, ensure_queue_schema, make_app, require_postgresql
+    from pendingops.workers.tasks import task_number
 
     require_postgresql(settings.db_url, "--enqueue")
     refuse_stored_password(args.url)  # before anything is written
@@ -99,9 +94,10 @@ def cmd_enqueue(args: argparse.Namespace, settings: Any) -> int:
             return await enqueue(app, request)
 
     job_id, new = asyncio.run(queue())
+    number = task_number(settings.db, job_id)
     if not new:
-        print(f"pendingops: a sync of {args.repo} is already queued: task {job_id}", file=sys.stderr)
-    print(job_id)
+        print(f"pendingops: a sync of {args.repo} is already queued: task {number}", file=sys.stderr)
+    print(json.dumps({"task": number}) if args.json else f"queued task {number}")
     return 0
 
 
@@ -138,48 +134,3 @@ def cmd_worker(args: argparse.Namespace, settings: Any) -> int:
             stop_metrics()
     print(f"worker {runtime.name}: stopped", flush=True)
     return 0
-
-
-def cmd_tasks(args: argparse.Namespace, settings: Any) -> int:
-    from pendingops.workers.queue import list_tasks, require_postgresql
-
-    require_postgresql(settings.db_url, "tasks")
-    if args.tasks_command == "cancel":
-        return _cancel(args.id, settings)
-    tasks = list_tasks(settings.db)
-    if args.json:
-        print(json.dumps([asdict(task) for task in tasks], indent=2, default=_iso))
-        return 0
-    print(f"{'id':>6} {'state':<10} {'repository':<20} {'version':>7} {'worker':<24} url")
-    for task in tasks:
-        version = "" if task.version is None else str(task.version)
-        print(f"{task.id:>6} {task.state:<10} {task.repository:<20} {version:>7} {task.worker or '':<24} {task.url}")
-        if task.error:
-            print(f"{'':>6} error: {task.error}")
-    return 0
-
-
-def _cancel(job_id: int, settings: Any) -> int:
-    import asyncio
-
-    from pendingops.workers.queue import cancel, list_tasks, make_app
-
-    found = list_tasks(settings.db, job_id)
-    if not found:
-        raise ValueError(f"no task {job_id}")
-    app = make_app(settings.db_url)
-
-    async def run() -> bool:
-        async with app.open_async():
-            return await cancel(app, job_id)
-
-    if not asyncio.run(run()):
-        print(f"task {job_id} is {found[0].state}: nothing to cancel")
-        return 1
-    state = "cancelled" if found[0].state == "queued" else "asked to stop (its version is discarded)"
-    print(f"task {job_id} {state}")
-    return 0
-
-
-def _iso(value: Any) -> str:
-    return value.isoformat()

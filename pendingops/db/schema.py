@@ -295,6 +295,14 @@ class SyncTask(Base):
     worker: Mapped[str | None] = mapped_column(String(255))
     version_number: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    #: the number users see: sync jobs only, in the order they were queued, no gaps
+    number: Mapped[int | None] = mapped_column(Integer)
+    #: the sync's latest progress, as its worker recorded it: units finished of units listed, bytes downloaded
+    units_done: Mapped[int | None] = mapped_column(Integer)
+    units_total: Mapped[int | None] = mapped_column(Integer)
+    bytes_done: Mapped[int | None] = mapped_column(BigInteger)
+    progress_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (UniqueConstraint("number", name="sync_task_number"),)
 
 
 class SyncSchedule(Base):

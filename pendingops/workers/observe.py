@@ -19,7 +19,7 @@ from procrastinate.exceptions import JobAborted
 from pendingops.context import SyncResult
 from pendingops.logs import log_fields
 from pendingops.pending import describe_error
-from pendingops.progress import ProgressSnapshot
+from pendingops.progress import ProgressListener, ProgressSnapshot
 from pendingops.remote import strip_credentials
 from pendingops.workers.metrics import record_sync
 
@@ -36,9 +36,13 @@ class SyncTaskReport:
     def __init__(self) -> None:
         self.result: SyncResult | None = None
         self.progress: ProgressSnapshot | None = None
+        #: who else hears of the progress (the task's progress record)
+        self.listeners: list[ProgressListener] = []
 
     def on_progress(self, snapshot: ProgressSnapshot) -> None:
         self.progress = snapshot
+        for listener in self.listeners:
+            listener(snapshot)
 
 
 @asynccontextmanager

@@ -29,6 +29,8 @@ from pendingops.pending import describe_error
 from pendingops.storage.base import ArtifactStorage
 from pendingops.sync import SyncRequest, run_sync
 from pendingops.workers.observe import SyncTaskReport, observed_sync
+from pendingops.workers.task_numbers import number_of
+from pendingops.workers.task_progress import recorded_progress
 
 SYNC_TASK = "pendingops.sync"
 _SCHEMA_LOCK_KEY = 0x70656E6471756575  # "pendqueu"
@@ -82,7 +84,10 @@ def make_app(db_url: str) -> App:
 
 
 async def _run_sync(context: Any, **arguments: Any) -> None:
-    async with observed_sync(context.job.id, arguments["repository"], arguments["url"]) as report:
+    db, job = context.additional_context["runtime"].db, context.job.id
+    number = await db.run(number_of, job, SYNC_TASK)  # the task's number, as users know it
+    observed = observed_sync(number, arguments["repository"], arguments["url"])
+    async with observed as report, recorded_progress(db, job, report):
         report.result = await _sync(context, report, **arguments)
 
 

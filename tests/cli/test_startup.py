@@ -37,7 +37,7 @@ def _run(*argv: str) -> dict[str, object]:
     return {"code": found["code"], "loaded": [name for name in found["loaded"] if name in _HEAVY]}
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["sync", "--help"], ["no-such-command"]])
+@pytest.mark.parametrize("argv", [["--help"], ["sync", "--help"], ["tasks", "wait", "--help"], ["no-such-command"]])
 def test_help_and_usage_errors_import_nothing_heavy(argv: list[str]) -> None:
     found = _run(*argv)
     assert found["loaded"] == []

@@ -55,12 +55,12 @@ def test_queued_syncs_run_on_a_worker_one_queued_per_repository(queue: Queue) ->
     with ServerThread(files) as server:
         first = queue.enqueue(server.manifest_url, "r", "--mirror")
         again = queue.run("sync", server.manifest_url, "--repo", "r", "--enqueue")
-        assert again.returncode == 0 and int(again.stdout) == first
+        assert again.returncode == 0 and again.stdout == f"queued task {first}\n"
         assert f"already queued: task {first}" in again.stderr
         other = queue.enqueue(server.manifest_url, "s")
         broken = queue.enqueue(server.base_url + "missing/PULP_MANIFEST", "t")
         listed = queue.tasks()
-        assert [(t["id"], t["repository"], t["state"]) for t in listed] == [
+        assert [(t["task"], t["repository"], t["state"]) for t in listed] == [
             (first, "r", "queued"),
             (other, "s", "queued"),
             (broken, "t", "queued"),

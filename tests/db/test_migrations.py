@@ -335,3 +335,23 @@ def test_core_0009_adds_the_private_destinations_flag_and_the_remotes_size_cap_a
         assert conn.execute(text("SELECT name FROM repository")).all() == [("r",)]
         assert conn.execute(text("SELECT name, url, policy FROM remote")).all() == [("m", "http://h/", "on_demand")]
     db.close()
+
+
+def test_core_0011_tasks_numbers_and_progress_columns_come_and_go(db_kind: str, tmp_path: Path) -> None:
+    db, _ = empty_database(db_kind, tmp_path)
+    migrate(db, "core_0010")
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO sync_task (job_id, worker) VALUES (7, 'w')"))
+    migrate(db, "core_0011")
+    with db.engine.begin() as conn:
+        assert conn.execute(text("SELECT job_id, number, units_done FROM sync_task")).all() == [(7, None, None)]
+        conn.execute(text("UPDATE sync_task SET number = 1, units_done = 3, bytes_done = 5000000000"))
+        conn.execute(text("INSERT INTO sync_task (job_id, number) VALUES (9, 2)"))
+    with pytest.raises(Exception, match=r"(?i)unique"), db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO sync_task (job_id, number) VALUES (10, 2)"))  # a number is given once
+    with migration_connection(db) as conn, conn.begin():
+        command.downgrade(alembic_config(conn, migration_branches()), "core_0010")
+    assert "number" not in column_names(db, "sync_task") and "progress_at" not in column_names(db, "sync_task")
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT job_id, worker FROM sync_task ORDER BY job_id")).all() == [(7, "w"), (9, None)]
+    db.close()

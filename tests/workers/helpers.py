@@ -36,7 +36,8 @@ class Queue:
     def enqueue(self, url: str, repo: str, *options: str) -> int:
         done = self.run("sync", url, "--repo", repo, "--enqueue", *options)
         assert done.returncode == 0, done.stderr
-        return int(done.stdout.strip())
+        assert done.stdout.startswith("queued task "), done.stdout
+        return int(done.stdout.removeprefix("queued task "))
 
     def tasks(self) -> list[dict[str, Any]]:
         done = self.run("tasks", "--json")
@@ -44,7 +45,7 @@ class Queue:
         return json.loads(done.stdout)
 
     def task(self, task_id: int) -> dict[str, Any]:
-        return next(task for task in self.tasks() if task["id"] == task_id)
+        return next(task for task in self.tasks() if task["task"] == task_id)
 
     def start_worker(self, *options: str) -> subprocess.Popen[str]:
         worker = subprocess.Popen(

@@ -74,7 +74,7 @@ def test_three_workers_on_s3_survive_one_killed_mid_sync(
         r0_requests = dict(servers["r0"].requests)
 
     listed = queue.tasks()
-    assert sorted(t["id"] for t in listed) == sorted(tasks.values())  # one task per sync, none added
+    assert sorted(t["task"] for t in listed) == sorted(tasks.values())  # one task per sync, none added
     assert all(t["version"] == 1 and t["error"] is None for t in listed)
     assert not queue.task(tasks["r0"])["worker"].endswith(f":{victim.pid}")  # another worker finished it
     # The retry fetched only what the dead worker had not stored.
