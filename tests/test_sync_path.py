@@ -4,14 +4,19 @@ deleted since fails and creates nothing; retention given or remembered applies o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from pendingops.db.database import Database
 from pendingops.db.schema import Repository
 from pendingops.maintenance.lifecycle import delete_repository
 from pendingops.sync import RepositoryGone, SyncRequest, run_sync
+from pendingops.sync.request import CredentialsInURL
 from pendingops.sync.run import bind
 from tests.conftest import version_numbers
 from tests.remote_server import RemoteServer
@@ -60,3 +65,35 @@ def test_retention_given_or_remembered_applies_on_every_run(db: Database, storag
 
     assert asyncio.run(scenario()) == [[], [0], [1], [2]]
     assert version_numbers(db, "r") == [3, 4]
+
+
+_texts = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCXYZ0123456789-._~", min_size=1, max_size=12)
+_requests = st.builds(
+    SyncRequest,
+    repository=_texts,
+    url=_texts.map(lambda path: f"https://example.org/{path}/"),
+    mirror=st.booleans(),
+    retain=st.none() | st.integers(min_value=1, max_value=50),
+    plugin_options=st.none() | st.dictionaries(_texts, _texts, max_size=3),
+    allow_private_destinations=st.none() | st.booleans(),
+    repository_id=st.none() | st.integers(min_value=1, max_value=10**9),
+    repository_created=st.none() | _texts,
+)
+
+
+@given(_requests)
+def test_a_request_survives_the_queue_and_an_older_releases_arguments_still_read(request: SyncRequest) -> None:
+    stored = json.loads(json.dumps(request.as_args()))  # what a job's arguments or a schedule keep
+    assert SyncRequest.from_args(stored) == request
+    older = {key: stored[key] for key in ("repository", "url", "plugin", "mirror", "force")}
+    assert SyncRequest.from_args({**older, "removed_in_a_later_release": 1}).retain is None
+
+
+@given(_requests, _texts, st.none() | _texts)
+def test_a_url_with_credentials_never_goes_into_the_queue(
+    request: SyncRequest, user: str, password: str | None
+) -> None:
+    userinfo = user if password is None else f"{user}:{password}"
+    with_credentials = dataclasses.replace(request, url=request.url.replace("https://", f"https://{userinfo}@"))
+    with pytest.raises(CredentialsInURL, match="netrc"):
+        with_credentials.as_args()
