@@ -258,16 +258,8 @@ class SyncContext:
             await self._abandon_if_possible(str(exc))
             raise
         self.progress.add("removed", removed)
-        self.result = SyncResult(
-            info,
-            bool(added or removed),
-            added,
-            removed,
-            self.failed_count,
-            self.failures,
-            self.filtered,
-            self.remote_unchanged,
-        )
+        self.result = SyncResult(info, bool(added or removed), added, removed, self.failed_count, self.failures,
+                                 self.filtered, self.remote_unchanged)
 
     async def _outcome_after_outage(self, outage: OutageTooLong) -> tuple[int, int, VersionInfo]:
         """The finish failed for good: what the database holds decides what is reported."""
@@ -307,15 +299,9 @@ class SyncContext:
         and the sync's locks are taken again if they went with the lost connection (what they guard
         is fenced by the version's own row). ``what`` names the step in messages.
         """
-        return await transact_retried(
-            self.db,
-            self._locks,
-            fn,
-            *args,
-            units=units,
-            what=what or fn.__name__.strip("_").replace("_", " "),
-            seconds=self.db_retry_seconds,
-        )
+        what = what or fn.__name__.strip("_").replace("_", " ")
+        return await transact_retried(self.db, self._locks, fn, *args, units=units, what=what,
+                                      seconds=self.db_retry_seconds)
 
     async def _recorded_outcome(self) -> tuple[int, int, VersionInfo] | None:
         """(added, removed, version) if this run was recorded as completed, None if it was not."""
