@@ -147,10 +147,11 @@ class SyncContext:
     def allow_shortcut(self, settings_digest: str, *, force: bool = False) -> None:
         """Let this sync end at once when the remote's index is unchanged (see ``index_unchanged``).
 
-        ``settings_digest`` fingerprints what shapes the version besides the index. With ``force``
-        the sync never ends early, but it still records what it read, so the next one can.
+        ``settings_digest`` fingerprints what shapes the version besides the index; the storage is
+        added to it. With ``force`` the sync never ends early, but it still records what it read, so
+        the next one can.
         """
-        self._record.allow_shortcut(settings_digest, force=force)
+        self._record.allow_shortcut(settings_digest, self.storage, force=force)
 
     async def index_unchanged(self, index_digest: str) -> bool:
         """Note the digest of the remote index the source read; True when the sync ends here.
@@ -189,6 +190,7 @@ class SyncContext:
         self.repository_id, self.remote_id, claim = await self.db.run(self._register)
         if claim.ownership is None:  # the storage's first use: its owner is recorded once the id is committed
             await asyncio.to_thread(settle_claim, self.storage, claim)
+            self._record.storage_claimed = True  # what the base version needs may be elsewhere
         self._locks = SyncLocks(self.db, self.repository_id)
         try:
             await self._locks.acquire(wait=self._wait_for_lock)
@@ -256,16 +258,8 @@ class SyncContext:
             await self._abandon_if_possible(str(exc))
             raise
         self.progress.add("removed", removed)
-        self.result = SyncResult(
-            info,
-            bool(added or removed),
-            added,
-            removed,
-            self.failed_count,
-            self.failures,
-            self.filtered,
-            self.remote_unchanged,
-        )
+        self.result = SyncResult(info, bool(added or removed), added, removed, self.failed_count, self.failures,
+                                 self.filtered, self.remote_unchanged)
 
     async def _outcome_after_outage(self, outage: OutageTooLong) -> tuple[int, int, VersionInfo]:
         """The finish failed for good: what the database holds decides what is reported."""
@@ -305,15 +299,9 @@ class SyncContext:
         and the sync's locks are taken again if they went with the lost connection (what they guard
         is fenced by the version's own row). ``what`` names the step in messages.
         """
-        return await transact_retried(
-            self.db,
-            self._locks,
-            fn,
-            *args,
-            units=units,
-            what=what or fn.__name__.strip("_").replace("_", " "),
-            seconds=self.db_retry_seconds,
-        )
+        what = what or fn.__name__.strip("_").replace("_", " ")
+        return await transact_retried(self.db, self._locks, fn, *args, units=units, what=what,
+                                      seconds=self.db_retry_seconds)
 
     async def _recorded_outcome(self) -> tuple[int, int, VersionInfo] | None:
         """(added, removed, version) if this run was recorded as completed, None if it was not."""
@@ -328,7 +316,8 @@ class SyncContext:
         except Exception as exc:
             if connection_lost(exc) is None:
                 raise
-            logger.warning("could not record the failed sync (%s); the next sync discards its version", exc)
+            # The failure itself is reported by the caller, in one line; this is its detail.
+            logger.debug("could not record the failed sync (%s); the next sync discards its version", exc)
 
     def _register(self, conn: Any) -> tuple[int, int, Claim]:
         claim = claim_in(conn, self.storage)  # another database's storage is refused, before anything is written
@@ -374,14 +363,17 @@ class SyncContext:
         if self.remote_unchanged:
             raise SyncFailed("this sync already ended: the remote is unchanged (a source kept going after index_read)")
         self._ran = True
+        ended = False
         try:
             await run_stream(self.flow, pipeline.pipe(associate()), self._unit_out)
+            ended = True
         except BaseException as exc:
             # Remembered, so the version cannot be finished however the caller handles this.
             self._run_error = self._run_error or exc
             raise
         finally:
-            self.filtered = self.flow.settle()
+            # Units an interruption or a failure cut off inside the pipeline were not dropped.
+            self.filtered = self.flow.settle(cut_off=not ended)
 
     def _unit_out(self, unit: PendingContent) -> SyncFailed | None:
         """A unit left the pipeline: a failed one is recorded, and ends the sync under the ``fail`` policy."""

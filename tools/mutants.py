@@ -1364,6 +1364,7 @@ MUTANTS: tuple[Mutant, ...] = (
         new="""    pass""",
         tests=("tests/serve/test_headers.py::test_every_answer_is_inert_stored_and_fetched_files_listings_and_errors",),
     ),
+    # -- the seams between features: the shortcut and the storage, outage output, interrupted counts ---
     Mutant(
         id="worker-skips-retention",
         guarantee="9 one path per job",
@@ -1568,6 +1569,101 @@ MUTANTS: tuple[Mutant, ...] = (
             "test_numbering_waits_for_a_numbering_in_progress_even_when_jobs_commit_out_of_order",
         ),
         databases="postgresql",
+    ),
+    Mutant(
+        id="shortcut-ignores-storage",
+        guarantee="1 the shortcut only when the storage holds the base version",
+        file="pendingops/run/record.py",
+        why="the storage is not in the fingerprint: a sync into another storage of this database ends at once",
+        old='        identity = f"{settings_digest}\\n{storage_identity(storage)}"',
+        new='        identity = f"{settings_digest}\\n"',
+        tests=("tests/test_shortcut_storage.py::test_a_storage_this_database_already_owns_is_part_of_the_fingerprint",),
+        databases="both",
+    ),
+    Mutant(
+        id="shortcut-on-first-claim",
+        guarantee="1 the shortcut only when the storage holds the base version",
+        file="pendingops/run/record.py",
+        why="a storage claimed for the first time (an emptied folder) lets the sync end at once: files missing",
+        old="""        if self.force or self.storage_claimed:""",
+        new="""        if self.force:""",
+        tests=("tests/test_shortcut_storage.py::test_a_storage_folder_emptied_and_claimed_again_runs_the_whole_sync",),
+        databases="both",
+    ),
+    Mutant(
+        id="outage-retries-chatter",
+        guarantee="an outage that outlasts the retry is one line",
+        file="pendingops/db/retry.py",
+        why="every retry of a lost connection writes a warning: a long outage is many lines before the one",
+        old="""            logger.debug("%s during %s; trying again in %.1f s", reason, what, wait)""",
+        new="""            logger.warning("%s during %s; trying again in %.1f s", reason, what, wait)""",
+        tests=("tests/test_outage_output.py::test_an_outage_longer_than_the_retry_is_one_line",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="outage-lock-release-noise",
+        guarantee="an outage that outlasts the retry is one line",
+        file="pendingops/run/outages.py",
+        why="a lock whose session the outage took is reported as a failed release, with its traceback",
+        old='logger.debug("could not release %s cleanly"',
+        new='logger.warning("could not release %s cleanly"',
+        tests=("tests/test_outage_output.py::test_an_outage_longer_than_the_retry_is_one_line",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="outage-unrecorded-failure-noise",
+        guarantee="an outage that outlasts the retry is one line",
+        file="pendingops/context.py",
+        why="the failure the database could not record is a second warning beside the one line",
+        old='logger.debug("could not record the failed sync',
+        new='logger.warning("could not record the failed sync',
+        tests=("tests/test_outage_output.py::test_an_outage_longer_than_the_retry_is_one_line",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="cut-off-counted-filtered",
+        guarantee="filtered counts only units a pipeline dropped",
+        file="pendingops/context.py",
+        why="the units an interruption cut off inside the pipeline are counted as filtered",
+        old="""            self.filtered = self.flow.settle(cut_off=not ended)""",
+        new="""            self.filtered = self.flow.settle()""",
+        tests=("tests/test_interrupted_counts.py::test_units_cut_off_by_an_interruption_are_not_counted_filtered",),
+        databases="both",
+    ),
+    Mutant(
+        id="cut-off-drops-forgotten",
+        guarantee="filtered counts only units a pipeline dropped",
+        file="pendingops/flow/control.py",
+        why="after an interruption not even the units a filter dropped are counted",
+        old="""        counted = self.collected if cut_off else dropped""",
+        new="""        counted = 0 if cut_off else dropped""",
+        tests=("tests/test_interrupted_counts.py::test_units_a_filter_dropped_before_the_interruption_still_count",),
+        databases="both",
+    ),)
+
+#: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in
+#: process and through the ``pendingops`` console script the CLI tests start.
+SELF_CHECKS: tuple[Mutant, ...] = (
+    Mutant(
+        id="self-check-in-process",
+        guarantee="the copy is imported",
+        file="pendingops/db/versions.py",
+        why="every version number is off by one",
+        old="""    number = base.number + 1""",
+        new="""    number = base.number + 2""",
+        tests=(T_DECL + "test_initial_sync_then_mirror_resync",),
+    ),
+    Mutant(
+        id="self-check-console-script",
+        guarantee="the copy is imported",
+        file="pendingops/plugins/__init__.py",
+        why="the console script lists no plugin",
+        old="""    broken: dict[str, str] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):""",
+        new="""    broken: dict[str, str] = {}
+    return {}, broken
+    for entry in entry_points(group=ENTRY_POINT_GROUP):""",
+        tests=("tests/cli/test_cli.py::test_plugins_lists_the_file_plugin",),
     ),
 )
 

@@ -63,6 +63,8 @@ async def retry_on_lost_connection(
             if waited >= seconds:
                 raise OutageTooLong(reason, what, waited) from exc
             wait = min(pause, seconds - waited)
-            logger.warning("%s during %s; trying again in %.1f s", reason, what, wait)
+            # Debug only: an outage the retry rides out costs a pause, and one it does not is
+            # reported once, by whoever gives up (one line, not one per attempt).
+            logger.debug("%s during %s; trying again in %.1f s", reason, what, wait)
             await asyncio.sleep(wait)
             pause = min(pause * 2, LONGEST_PAUSE)

@@ -11,7 +11,8 @@ declared, and its place and bytes come back through one of three doors:
   stock operator (``delay``, ``buffer_with_count`` waiting for more input). In a pipeline of our
   operators a unit is outside them only while it passes from one to the next, so the bound holds
   for everything our operators can see;
-- the stream ends: whatever entered and did not finish is counted as dropped, exactly.
+- the stream ends: whatever entered and did not finish is counted as dropped, exactly; unless the
+  stream was cut off (interrupted, failed), when what was still inside it is not counted at all.
 
 Garbage collection and stalls only decide *when* a place comes back; the counts come from the
 stream's end, never from their timing.
@@ -191,16 +192,21 @@ class Flow:
             self.given_back_at_stall += len(parked)
         self._watchdog = self.scheduler.loop.call_later(STALL_AFTER, self._check_stall)
 
-    def settle(self) -> int:
-        """The stream ended: close every account and return how many units were dropped, exactly."""
+    def settle(self, *, cut_off: bool = False) -> int:
+        """The stream ended: close every account and return how many units were dropped, exactly.
+
+        ``cut_off``: the stream did not run to its end (an interruption, a failure). The units still
+        in it were cut off, not dropped: only those noticed dropped while it ran count.
+        """
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
         dropped = self.entered - self.finished
+        counted = self.collected if cut_off else dropped
         for ticket in self._tickets.values():
             self._give_back(ticket, ticket())
         self._tickets.clear()
         self._outside.clear()
-        self.progress.add("filtered", dropped - self.collected)
+        self.progress.add("filtered", counted - self.collected)
         self.dropped = dropped
-        return dropped
+        return counted

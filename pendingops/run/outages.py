@@ -68,8 +68,8 @@ class SyncLocks:
             if lock.held:
                 try:
                     lock.release()
-                except Exception:  # the lock's connection is gone, and with it the lock
-                    logger.warning("could not release %s cleanly", type(lock).__name__, exc_info=True)
+                except Exception:  # the lock's connection is gone, and with it the lock: nothing to report
+                    logger.debug("could not release %s cleanly", type(lock).__name__, exc_info=True)
 
 
 async def transact_retried(

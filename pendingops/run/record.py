@@ -3,11 +3,15 @@ shortcut, which is decided from the previous run's record.
 
 A run that completed without problems records the digest of the remote index it read and of the
 settings it ran with; the next run that reads the same index with the same settings, the repository
-still at the version that run left, ends at once.
+still at the version that run left, ends at once. The storage is part of those settings: only a
+storage that holds what the base version needs may let a sync end at once, so another storage, or
+one this database claims for the first time (new, or emptied with its owner record), runs whole.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +21,7 @@ from pendingops.db import private_destinations
 from pendingops.db.schema import ProgressReport, SyncRun
 from pendingops.db.versions import VersionInfo, discard_version, finish_version, version_info
 from pendingops.run.current import Sync
+from pendingops.storage.base import ArtifactStorage
 
 
 class RunRecord:
@@ -29,28 +34,35 @@ class RunRecord:
         self.settings_digest: str | None = None
         self.index_digest: str | None = None
         self.force = False
+        #: the storage was claimed by this database for the first time by this sync
+        self.storage_claimed = False
         #: (state, index digest, settings digest, latest version) of the repository's previous run
         self.previous: tuple[Any, ...] | None = None
 
     # -- the remote-unchanged shortcut ----------------------------------------------------------
 
-    def allow_shortcut(self, settings_digest: str, *, force: bool = False) -> None:
-        """Let the sync end at once when the remote's index is unchanged (see ``index_unchanged``)."""
-        self.settings_digest = settings_digest
+    def allow_shortcut(self, settings_digest: str, storage: ArtifactStorage, *, force: bool = False) -> None:
+        """Let the sync end at once when the remote's index is unchanged (see ``index_unchanged``).
+
+        What is recorded is the fingerprint of ``settings_digest`` and of the storage's identity.
+        """
+        identity = f"{settings_digest}\n{storage_identity(storage)}"
+        self.settings_digest = hashlib.sha256(identity.encode()).hexdigest()
         self.force = force
 
     def index_unchanged(self, index_digest: str, base_number: int | None) -> bool:
         """Note the digest of the index the source read; True when the sync ends here.
 
         ``base_number`` is the version the new one builds on (None: no version started). It ends
-        when the shortcut is allowed without ``force`` and the previous run completed without
+        when the shortcut is allowed without ``force``, the storage was not claimed for the first
+        time by this sync (its files may be anywhere else), and the previous run completed without
         problems, read the same index with the same settings, and left the repository at the version
         that is still its latest. The previous run was read when this one was recorded: no statement.
         """
         if self.settings_digest is None or base_number is None:
             return False
         self.index_digest = index_digest
-        if self.force:
+        if self.force or self.storage_claimed:
             return False
         expected = ("completed", index_digest, self.settings_digest, base_number)
         self.remote_unchanged = self.previous == expected
@@ -158,3 +170,14 @@ class RunRecord:
             return None
         info = version_info(conn, repository, base_number if number is None else number)
         return (info.added, info.removed, info) if number is not None else (0, 0, info)
+
+
+def storage_identity(storage: ArtifactStorage) -> str:
+    """Where a storage keeps its files: an S3 storage's URL, a folder's real path, or its kind."""
+    url = getattr(storage, "url", None)
+    if isinstance(url, str):
+        return url
+    root = getattr(storage, "root", None)
+    if root is not None:
+        return os.path.realpath(root)
+    return f"{type(storage).__module__}.{type(storage).__qualname__}"
