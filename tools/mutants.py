@@ -73,6 +73,7 @@ T_DECL = "tests/test_declarative.py::"
 T_STOCK = "tests/operators/test_stock_operators.py::"
 T = "tests/plugins/deb/"
 T_DEB_SOURCE = T + "test_source.py::"
+T_RELEASE2 = "tests/db/test_plugin_release2.py::"
 T_DEB_PUBLISH = T + "test_publish.py::"
 T_OD = "tests/serve/test_on_demand.py::"
 
@@ -1363,6 +1364,58 @@ MUTANTS: tuple[Mutant, ...] = (
         old="""    response.headers.setdefault("Content-Security-Policy", SANDBOX)""",
         new="""    pass""",
         tests=("tests/serve/test_headers.py::test_every_answer_is_inert_stored_and_fetched_files_listings_and_errors",),
+    ),
+    Mutant(
+        id="fill-overwrites-stored-values",
+        guarantee="2 content is immutable (fill, never overwrite)",
+        file="pendingops/db/fill.py",
+        why="a resync overwrites a stored field with whatever the remote declares now",
+        old="""                sets[name] = func.coalesce(column, case(values, value=table.c.id))
+                wanted.append(and_(column.is_(None), table.c.id.in_(sorted(declaring))))  # type: ignore[type-var]""",
+        new="""                sets[name] = case(values, value=table.c.id, else_=column)
+                wanted.append(table.c.id.in_(sorted(declaring)))  # type: ignore[type-var]""",
+        also=(
+            (
+                """            for row in conn.execute(select(*query_columns).where(table.c.id.in_(chunk), any_null)):""",
+                """            for row in conn.execute(select(*query_columns).where(table.c.id.in_(chunk))):""",
+            ),
+            (
+                """                    if stored is None and unit.fields.get(c.name) is not None""",
+                """                    if unit.fields.get(c.name) is not None""",
+            ),
+        ),
+        tests=(T_RELEASE2 + "test_release_2_fills_its_new_column_for_stored_content_and_never_overwrites",),
+        databases="both",
+    ),
+    Mutant(
+        id="fill-never-done",
+        guarantee="a column added since content was saved is filled on resync",
+        file="pendingops/operators/_save.py",
+        why="stored units are linked and skipped: the new column stays NULL",
+        old="""    if unit.content_id is None or unit.unfilled:""",
+        new="""    if unit.content_id is None:""",
+        tests=(T_RELEASE2 + "test_release_2_fills_its_new_column_for_stored_content_and_never_overwrites",),
+    ),
+    Mutant(
+        id="drift-not-refused-on-open",
+        guarantee="8 drift is an error before it is a SQL error",
+        file="pendingops/db/migrations/check.py",
+        why="a model column no revision created passes the check; the first statement naming it fails",
+        old="""    drifts = missing_columns(conn, tables, branches)
+    if drifts:""",
+        new="""    drifts = missing_columns(conn, tables, branches)
+    if drifts and False:""",
+        tests=(T_RELEASE2 + "test_a_model_column_without_a_revision_is_drift_refused_in_one_line",),
+        databases="both",
+    ),
+    Mutant(
+        id="unknown-revision-internal-error",
+        guarantee="bad input is one line and exit 2",
+        file="pendingops/db/migrations/runner.py",
+        why="db downgrade to a revision no branch has prints an internal error, exit 1",
+        old="""    except (CommandError, RevisionError) as exc:""",
+        new="""    except (KeyError,) as exc:""",
+        tests=(T_RELEASE2 + "test_downgrade_to_an_unknown_revision_or_branch_is_one_line_exit_2",),
     ),
 )
 

@@ -137,6 +137,8 @@ def print_summary(
         print(f"  {result.failed_count} unit(s) failed and were skipped", file=out)
     if result.filtered:
         print(f"  filtered {result.filtered}: unit(s) an operator dropped, not declared", file=out)
+    if progress is not None and progress.stages["filled"].done:
+        print(f"  filled {progress.stages['filled'].done}: stored unit(s) given a field added since saved", file=out)
     if progress is not None:
         stages = progress.stages
         print(
