@@ -1376,8 +1376,8 @@ MUTANTS: tuple[Mutant, ...] = (
                 wanted.append(table.c.id.in_(sorted(declaring)))  # type: ignore[type-var]""",
         also=(
             (
-                """            for row in conn.execute(select(*query_columns).where(table.c.id.in_(chunk), any_null)):""",
-                """            for row in conn.execute(select(*query_columns).where(table.c.id.in_(chunk))):""",
+                """.where(table.c.id.in_(chunk), any_null)""",
+                """.where(table.c.id.in_(chunk))""",
             ),
             (
                 """                    if stored is None and unit.fields.get(c.name) is not None""",
