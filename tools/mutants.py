@@ -1417,6 +1417,46 @@ MUTANTS: tuple[Mutant, ...] = (
         new="""    except (KeyError,) as exc:""",
         tests=(T_RELEASE2 + "test_downgrade_to_an_unknown_revision_or_branch_is_one_line_exit_2",),
     ),
+    Mutant(
+        id="export-links-absolute",
+        guarantee="exports are servable as they are",
+        file="pendingops/maintenance/export.py",
+        why="an export's universe links to file:// URLs of the machine that wrote it",
+        old="""result.version, "./", stored_only=True)""",
+        new="""result.version, dest.absolute().as_uri() + "/", stored_only=True)""",
+        also=((""" replace(version, base_url="../" * len(folders) or "./")""", """ version"""),),
+        tests=("tests/maintenance/test_export_served.py",),
+    ),
+    Mutant(
+        id="units-latest-not-first",
+        guarantee="a published index lists the unit the latest version added",
+        file="pendingops/plugins/reading.py",
+        why="the oldest unit of an item is listed: an additive sync's replaced file is published as it was",
+        old="""        query = query.order_by(*keys, _rc.c.version_added.desc(), table.c.id.desc())""",
+        new="""        query = query.order_by(*keys, _rc.c.version_added, table.c.id)""",
+        tests=(
+            "tests/security/test_export_round_trip.py::"
+            "test_a_path_two_versions_gave_different_files_exports_the_latest_once_and_resyncs",
+        ),
+    ),
+    Mutant(
+        id="no-plugin-hint",
+        guarantee="bad input names the fix",
+        file="pendingops/plugins/guess.py",
+        why="a sync of a simple index without --plugin says only that it is no PULP_MANIFEST",
+        old="""        if name != used and callable(looks_like) and looks_like(head, url):""",
+        new="""        if False:""",
+        tests=("tests/cli/test_plugin_hint.py",),
+    ),
+    Mutant(
+        id="demo-installs-test-extras",
+        guarantee="make demo installs the runtime only",
+        file="Makefile",
+        why="the demo's venv gets pytest, moto, matplotlib...",
+        old="""	$(DEMO_BIN)/pip install --quiet -e .""",
+        new="""	$(DEMO_BIN)/pip install --quiet -e '.[test]'""",
+        tests=("tests/test_packaging.py::test_make_demo_installs_the_runtime_only_and_make_test_the_test_extras",),
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in

@@ -16,7 +16,8 @@ from pendingops.context import SyncResult
 from pendingops.db import private_destinations
 from pendingops.declarative import sync_remote
 from pendingops.loop import run as run_loop
-from pendingops.plugins import get_plugin
+from pendingops.pending import PendingInputError
+from pendingops.plugins import available_plugins, get_plugin
 from pendingops.plugins.options import options_for_sync, remember_options
 from pendingops.progress import ProgressSnapshot
 from pendingops.remote import RemoteConfig
@@ -49,23 +50,28 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
         options=options,
     )
     recorder = SnapshotRecorder(None if args.quiet or args.json else ProgressPrinter())
-    result = run_loop(
-        sync_remote(
-            plugin,
-            remote,
-            db=db,
-            storage=settings.storage,
-            repository=args.repo,
-            mirror=args.mirror,
-            on_error=args.on_error,
-            batch_size=args.batch_size,
-            db_retry_seconds=args.db_retry_seconds,
-            window=args.window,
-            on_progress=recorder,
-            progress_interval=0.2,
-            force=args.force,
+    try:
+        result = run_loop(
+            sync_remote(
+                plugin,
+                remote,
+                db=db,
+                storage=settings.storage,
+                repository=args.repo,
+                mirror=args.mirror,
+                on_error=args.on_error,
+                batch_size=args.batch_size,
+                db_retry_seconds=args.db_retry_seconds,
+                window=args.window,
+                on_progress=recorder,
+                progress_interval=0.2,
+                force=args.force,
+            )
         )
-    )
+    except PendingInputError as exc:  # a remote this plugin cannot read: name the --plugin it looks like
+        from pendingops.plugins.guess import with_plugin_hint
+
+        raise with_plugin_hint(exc, remote.url, available_plugins(), plugin.name) from None
     if given is not None:
         remember_options(db, args.repo, given)
     retired = after_sync(settings, args.repo, args.retain)

@@ -19,7 +19,7 @@ from pendingops import open_database
 from tests.conftest import POSTGRES_URL, require_postgres
 from tests.db.test_migrations import SCRIPT
 
-PLUGIN = '''
+PLUGIN = """
 import os
 from contextlib import asynccontextmanager
 
@@ -58,7 +58,7 @@ class GizmoPlugin:
 
     def pipeline(self):
         return None
-'''
+"""
 
 FIRST = '''"""Release 1: the gizmo table."""
 import sqlalchemy as sa
