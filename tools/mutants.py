@@ -1457,6 +1457,34 @@ MUTANTS: tuple[Mutant, ...] = (
         new="""	$(DEMO_BIN)/pip install --quiet -e '.[test]'""",
         tests=("tests/test_packaging.py::test_make_demo_installs_the_runtime_only_and_make_test_the_test_extras",),
     ),
+    Mutant(
+        id="one-versions",
+        guarantee="counts read as people say them",
+        file="pendingops/readable.py",
+        why="repos delete says '(1 versions)'",
+        old='''    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"''',
+        new='''    return f"{count} {noun}s"''',
+        tests=("tests/cli/test_papercuts_plugins.py::test_one_version_is_singular_when_a_repository_is_deleted",),
+    ),
+    Mutant(
+        id="verify-names-only-the-digest",
+        guarantee="verify names where a bad file is used",
+        file="pendingops/maintenance/artifact_uses.py",
+        why="verify names only the sha256 of a damaged file, not its repository and path",
+        old="""        .where(_artifact.c.sha256 == sha256, _rc.c.version_removed.is_(None))""",
+        new="""        .where(_artifact.c.sha256 == sha256, _rc.c.version_removed.is_(None), _rc.c.id < 0)""",
+        tests=("tests/cli/test_papercuts_plugins.py::test_verify_names_the_repository_and_path_of_a_bad_file",),
+    ),
+    Mutant(
+        id="schedule-list-hides-mirror",
+        guarantee="schedule list shows what each schedule syncs",
+        file="pendingops/workers/schedule.py",
+        why="schedule list shows every schedule as additive",
+        old="""                mirror=bool(options.get("mirror", False)),""",
+        new="""                mirror=False,""",
+        tests=("tests/cli/test_schedule.py::test_add_list_remove_and_bad_input",),
+        databases="postgresql",
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in
