@@ -1449,15 +1449,6 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=("tests/cli/test_plugin_hint.py",),
     ),
     Mutant(
-        id="demo-installs-test-extras",
-        guarantee="make demo installs the runtime only",
-        file="Makefile",
-        why="the demo's venv gets pytest, moto, matplotlib...",
-        old="""	$(DEMO_BIN)/pip install --quiet -e .""",
-        new="""	$(DEMO_BIN)/pip install --quiet -e '.[test]'""",
-        tests=("tests/test_packaging.py::test_make_demo_installs_the_runtime_only_and_make_test_the_test_extras",),
-    ),
-    Mutant(
         id="one-versions",
         guarantee="counts read as people say them",
         file="pendingops/readable.py",
