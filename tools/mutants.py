@@ -1449,6 +1449,16 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=("tests/cli/test_plugin_hint.py",),
     ),
     Mutant(
+        id="fill-per-unit-statement",
+        guarantee="6 cost follows the change (fill in batch statements)",
+        file="pendingops/db/fill.py",
+        why="filling a new column sends one UPDATE per stored unit",
+        old="""        for chunk in db.chunks(group, 1 + 3 * len(names)):""",
+        new="""        for chunk in ([unit] for unit in group):""",
+        tests=("tests/db/test_fill.py",),
+        databases="both",
+    ),
+    Mutant(
         id="one-versions",
         guarantee="counts read as people say them",
         file="pendingops/readable.py",
