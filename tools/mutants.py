@@ -1459,6 +1459,15 @@ MUTANTS: tuple[Mutant, ...] = (
         databases="both",
     ),
     Mutant(
+        id="testing-kit-misses-drift",
+        guarantee="a plugin's tests catch a forgotten revision",
+        file="pendingops/testing.py",
+        why="assert_migrations_match_models passes a model column no revision creates",
+        old="""            drifts = [d for d in compare(conn, branches) if d.owner == name]""",
+        new="""            drifts = [d for d in compare(conn, branches) if d.owner == name and d.column is None]""",
+        tests=(T_RELEASE2 + "test_the_testing_helper_finds_the_forgotten_revision",),
+    ),
+    Mutant(
         id="one-versions",
         guarantee="counts read as people say them",
         file="pendingops/readable.py",
