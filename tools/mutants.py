@@ -1468,6 +1468,15 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=(T_RELEASE2 + "test_the_testing_helper_finds_the_forgotten_revision",),
     ),
     Mutant(
+        id="rollback-origin-forgotten",
+        guarantee="versions says a version came from a rollback",
+        file="pendingops/db/lifecycle.py",
+        why="a rollback's version is listed like any sync's",
+        old="""content_count=count, rolled_back_to=target)""",
+        new="""content_count=count, rolled_back_to=None)""",
+        tests=("tests/cli/test_lifecycle.py::test_diff_rollback_and_version_removal",),
+    ),
+    Mutant(
         id="one-versions",
         guarantee="counts read as people say them",
         file="pendingops/readable.py",
