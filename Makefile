@@ -1,8 +1,11 @@
 # Two entry points: `make demo` (a sync of a demo repository on SQLite + local storage) and
-# `make test`. Each creates the virtual environment it needs on first use.
+# `make test`. Each creates the virtual environment it needs on first use: the demo's holds the
+# runtime dependencies only (no test extras), the tests' everything.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+DEMO_VENV ?= .venv-demo
+DEMO_BIN := $(DEMO_VENV)/bin
 
 .PHONY: demo test lint postgres bench mutants clean
 
@@ -12,8 +15,14 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-demo: $(BIN)/.installed
-	$(BIN)/pendingops demo
+$(DEMO_BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_BIN)/pip install --quiet --upgrade pip
+	$(DEMO_BIN)/pip install --quiet -e .
+	touch $@
+
+demo: $(DEMO_BIN)/.installed
+	$(DEMO_BIN)/pendingops demo
 
 # Starts the local PostgreSQL cluster when it is installed but not running (tests use it).
 postgres:
@@ -37,4 +46,4 @@ mutants: $(BIN)/.installed postgres
 	$(BIN)/python tools/mutants.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache
+	rm -rf $(VENV) $(DEMO_VENV) .pytest_cache .hypothesis .ruff_cache

@@ -112,6 +112,9 @@ class PendingContent:
     extra: dict[str, Any] = field(default_factory=dict)
     #: bytes of this unit's downloads counted against the sync's byte budget until it is done
     held_bytes: int = 0
+    #: stored content only: declared values of fields stored as NULL (columns added since it was
+    #: saved), which ``save`` fills; see ``pendingops.db.fill``
+    unfilled: dict[str, Any] = field(default_factory=dict)
     _digested_key: tuple[Any, ...] | None = field(default=None, repr=False)
     _digest: str | None = field(default=None, repr=False)
 

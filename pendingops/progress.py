@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 #: "linked" units whose content was already stored (by another repository or sync), "downloaded" files
 #: that came over the network (and their bytes), "adopted" files that needed fetching but were found in
 #: storage (left by an interrupted run), checked and kept with no transfer, "saved" content rows this
-#: sync wrote, "filtered" units an operator dropped. The "downloaded" total is the number of files found
+#: sync wrote, "filled" stored units given a field that was NULL (a column added since they were saved),
+#: "filtered" units an operator dropped. The "downloaded" total is the number of files found
 #: to need fetching so far, less those adopted (final once the source is read and every file fetched).
 STAGES = (
     "seen",
@@ -21,6 +22,7 @@ STAGES = (
     "downloaded",
     "adopted",
     "saved",
+    "filled",
     "associated",
     "removed",
     "failed",

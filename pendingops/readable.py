@@ -21,3 +21,8 @@ def human_seconds(seconds: float) -> str:
         return f"{seconds:.1f} s"
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes} min {secs:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def counted(count: int, noun: str) -> str:
+    """``count`` and ``noun``, plural unless it is one (``1 version``, ``3 versions``)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

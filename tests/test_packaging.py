@@ -50,3 +50,21 @@ def test_sdist_and_wheel_install_into_a_clean_venv_and_run_the_demo(tmp_path: Pa
     # the sdist builds and installs too (dependencies are already there)
     _run(bin_dir / "pip", "install", "--quiet", "--force-reinstall", "--no-deps", sdist, cwd=workdir)
     _assert_demo_works(bin_dir, workdir)
+
+
+def test_make_demo_installs_the_runtime_only_and_make_test_the_test_extras() -> None:
+    root = Path(__file__).resolve().parent.parent
+
+    def dry_run(target: str) -> list[str]:
+        done = subprocess.run(
+            ["make", "-n", "-B", target, "VENV=/nonexistent/v", "DEMO_VENV=/nonexistent/d"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return [line for line in done.stdout.splitlines() if " install " in line and "--upgrade pip" not in line]
+
+    assert dry_run("demo") == ["/nonexistent/d/bin/pip install --quiet -e ."]
+    assert dry_run("test") == ["/nonexistent/v/bin/pip install --quiet -e '.[test]'"]

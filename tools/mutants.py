@@ -75,6 +75,7 @@ T = "tests/plugins/deb/"
 T_DEB_SOURCE = T + "test_source.py::"
 T_DEB_PUBLISH = T + "test_publish.py::"
 T_OD = "tests/serve/test_on_demand.py::"
+T_RELEASE2 = "tests/db/test_plugin_release2.py::"
 
 MUTANTS: tuple[Mutant, ...] = (
     # -- 2: a declared digest is checked on every path that adopts bytes ----------------------------
@@ -1639,6 +1640,145 @@ MUTANTS: tuple[Mutant, ...] = (
         new="""        counted = 0 if cut_off else dropped""",
         tests=("tests/test_interrupted_counts.py::test_units_a_filter_dropped_before_the_interruption_still_count",),
         databases="both",
+    ),
+    Mutant(
+        id="fill-overwrites-stored-values",
+        guarantee="2 content is immutable (fill, never overwrite)",
+        file="pendingops/db/fill.py",
+        why="a resync overwrites a stored field with whatever the remote declares now",
+        old="""                sets[name] = func.coalesce(column, case(values, value=table.c.id))
+                wanted.append(and_(column.is_(None), table.c.id.in_(sorted(declaring))))  # type: ignore[type-var]""",
+        new="""                sets[name] = case(values, value=table.c.id, else_=column)
+                wanted.append(table.c.id.in_(sorted(declaring)))  # type: ignore[type-var]""",
+        also=(
+            (
+                """.where(table.c.id.in_(chunk), any_null)""",
+                """.where(table.c.id.in_(chunk))""",
+            ),
+            (
+                """                    if stored is None and unit.fields.get(c.name) is not None""",
+                """                    if unit.fields.get(c.name) is not None""",
+            ),
+        ),
+        tests=(T_RELEASE2 + "test_release_2_fills_its_new_column_for_stored_content_and_never_overwrites",),
+        databases="both",
+    ),
+    Mutant(
+        id="fill-never-done",
+        guarantee="a column added since content was saved is filled on resync",
+        file="pendingops/operators/_save.py",
+        why="stored units are linked and skipped: the new column stays NULL",
+        old="""    if unit.content_id is None or unit.unfilled:""",
+        new="""    if unit.content_id is None:""",
+        tests=(T_RELEASE2 + "test_release_2_fills_its_new_column_for_stored_content_and_never_overwrites",),
+    ),
+    Mutant(
+        id="drift-not-refused-on-open",
+        guarantee="8 drift is an error before it is a SQL error",
+        file="pendingops/db/migrations/check.py",
+        why="a model column no revision created passes the check; the first statement naming it fails",
+        old="""    drifts = missing_columns(conn, tables, branches)
+    if drifts:""",
+        new="""    drifts = missing_columns(conn, tables, branches)
+    if drifts and False:""",
+        tests=(T_RELEASE2 + "test_a_model_column_without_a_revision_is_drift_refused_in_one_line",),
+        databases="both",
+    ),
+    Mutant(
+        id="unknown-revision-internal-error",
+        guarantee="bad input is one line and exit 2",
+        file="pendingops/db/migrations/runner.py",
+        why="db downgrade to a revision no branch has prints an internal error, exit 1",
+        old="""    except (CommandError, RevisionError) as exc:""",
+        new="""    except (KeyError,) as exc:""",
+        tests=(T_RELEASE2 + "test_downgrade_to_an_unknown_revision_or_branch_is_one_line_exit_2",),
+    ),
+    Mutant(
+        id="export-links-absolute",
+        guarantee="exports are servable as they are",
+        file="pendingops/maintenance/export.py",
+        why="an export's universe links to file:// URLs of the machine that wrote it",
+        old="""result.version, "./", stored_only=True)""",
+        new="""result.version, dest.absolute().as_uri() + "/", stored_only=True)""",
+        also=((""" replace(version, base_url="../" * len(folders) or "./")""", """ version"""),),
+        tests=("tests/maintenance/test_export_served.py",),
+    ),
+    Mutant(
+        id="units-latest-not-first",
+        guarantee="a published index lists the unit the latest version added",
+        file="pendingops/plugins/reading.py",
+        why="the oldest unit of an item is listed: an additive sync's replaced file is published as it was",
+        old="""        query = query.order_by(*keys, _rc.c.version_added.desc(), table.c.id.desc())""",
+        new="""        query = query.order_by(*keys, _rc.c.version_added, table.c.id)""",
+        tests=(
+            "tests/security/test_export_round_trip.py::"
+            "test_a_path_two_versions_gave_different_files_exports_the_latest_once_and_resyncs",
+        ),
+    ),
+    Mutant(
+        id="no-plugin-hint",
+        guarantee="bad input names the fix",
+        file="pendingops/plugins/guess.py",
+        why="a sync of a simple index without --plugin says only that it is no PULP_MANIFEST",
+        old="""        if name != used and callable(looks_like) and looks_like(head, url):""",
+        new="""        if False:""",
+        tests=("tests/cli/test_plugin_hint.py",),
+    ),
+    Mutant(
+        id="fill-per-unit-statement",
+        guarantee="6 cost follows the change (fill in batch statements)",
+        file="pendingops/db/fill.py",
+        why="filling a new column sends one UPDATE per stored unit",
+        old="""        for chunk in db.chunks(group, 1 + 3 * len(names)):""",
+        new="""        for chunk in ([unit] for unit in group):""",
+        tests=("tests/db/test_fill.py",),
+        databases="both",
+    ),
+    Mutant(
+        id="testing-kit-misses-drift",
+        guarantee="a plugin's tests catch a forgotten revision",
+        file="pendingops/testing.py",
+        why="assert_migrations_match_models passes a model column no revision creates",
+        old="""            drifts = [d for d in compare(conn, branches) if d.owner == name]""",
+        new="""            drifts = [d for d in compare(conn, branches) if d.owner == name and d.column is None]""",
+        tests=(T_RELEASE2 + "test_the_testing_helper_finds_the_forgotten_revision",),
+    ),
+    Mutant(
+        id="rollback-origin-forgotten",
+        guarantee="versions says a version came from a rollback",
+        file="pendingops/db/lifecycle.py",
+        why="a rollback's version is listed like any sync's",
+        old="""content_count=count, rolled_back_to=target)""",
+        new="""content_count=count, rolled_back_to=None)""",
+        tests=("tests/cli/test_lifecycle.py::test_diff_rollback_and_version_removal",),
+    ),
+    Mutant(
+        id="one-versions",
+        guarantee="counts read as people say them",
+        file="pendingops/readable.py",
+        why="repos delete says '(1 versions)'",
+        old='''    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"''',
+        new='''    return f"{count} {noun}s"''',
+        tests=("tests/cli/test_papercuts_plugins.py::test_one_version_is_singular_when_a_repository_is_deleted",),
+    ),
+    Mutant(
+        id="verify-names-only-the-digest",
+        guarantee="verify names where a bad file is used",
+        file="pendingops/maintenance/artifact_uses.py",
+        why="verify names only the sha256 of a damaged file, not its repository and path",
+        old="""        .where(_artifact.c.sha256 == sha256, _rc.c.version_removed.is_(None))""",
+        new="""        .where(_artifact.c.sha256 == sha256, _rc.c.version_removed.is_(None), _rc.c.id < 0)""",
+        tests=("tests/cli/test_papercuts_plugins.py::test_verify_names_the_repository_and_path_of_a_bad_file",),
+    ),
+    Mutant(
+        id="schedule-list-hides-mirror",
+        guarantee="schedule list shows what each schedule syncs",
+        file="pendingops/workers/schedule.py",
+        why="schedule list shows every schedule as additive",
+        old="""                mirror=bool(options.get("mirror", False)),""",
+        new="""                mirror=False,""",
+        tests=("tests/cli/test_schedule.py::test_add_list_remove_and_bad_input",),
+        databases="postgresql",
     ),
 )
 

@@ -164,7 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     content.add_argument("repo", help="repository name")
     content.add_argument("--version", type=_non_negative, help="version number (default: latest)")
     content.add_argument("--json", action="store_true")
-    export = commands.add_parser("export", help="write a version's files and a PULP_MANIFEST under DEST")
+    export = commands.add_parser(
+        "export",
+        help="write a version's files under DEST with the index files its plugins publish "
+        "(PULP_MANIFEST, universe, simple/, dists/...), servable by any static web server",
+    )
     export.add_argument("repo", help="repository name")
     export.add_argument("dest", type=Path, help="the folder to write (created if needed)")
     export.add_argument("--version", type=_non_negative, help="version number (default: latest)")

@@ -47,13 +47,6 @@ def stage_rate(entry: StageProgress, stage: str, elapsed: float) -> str:
     return rate
 
 
-def stage_eta(entry: StageProgress, elapsed: float) -> str:
-    """Time left for a stage with a known total, at its average rate so far."""
-    if not entry.total or not entry.done or elapsed <= 0 or entry.done >= entry.total:
-        return ""
-    return f"ETA {human_seconds((entry.total - entry.done) * elapsed / entry.done)}"
-
-
 class _KnownTotalBar(BarColumn):
     """A bar only where the total is known; a count-only stage shows no bar rather than a guess."""
 
@@ -64,8 +57,9 @@ class _KnownTotalBar(BarColumn):
 class ProgressPrinter:
     """Receives snapshots; redraws a live panel on a terminal or logs a line every few seconds.
 
-    The panel has a row per stage: count / total where the total is known, a bar, the rate and an
-    ETA. The final snapshot is not logged in plain mode: the summary (or the error) says it all.
+    The panel has a row per stage: count / total where the total is known, a bar and the rate; the
+    elapsed row says how long the whole sync has left (one estimate, not one per stage). The final
+    snapshot is not logged in plain mode: the summary (or the error) says it all.
     """
 
     def __init__(self, stream: TextIO | None = None, *, log_every: float = 5.0) -> None:
@@ -117,7 +111,6 @@ class ProgressPrinter:
                 completed=entry.done,
                 count=count,
                 rate=stage_rate(entry, stage, snapshot.elapsed),
-                eta=stage_eta(entry, snapshot.elapsed),
             )
         eta = snapshot.eta_seconds()
         left = f"about {human_seconds(eta)} left" if eta is not None and not snapshot.finished else ""

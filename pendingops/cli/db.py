@@ -56,9 +56,11 @@ def _status(args: argparse.Namespace, db: Database) -> int:
     from pendingops.db.migrations.runner import status
 
     report = status(db)
+    # drift is refused by every command that opens the database: status says so with the same exit code
+    refused = 2 if report["drift"] else 0
     if args.json:
         print(json.dumps(report, indent=2))
-        return 0
+        return refused
     print(f"database: {report['database']}")
     print(f"{'branch':<12} {'current':<16} {'head':<16} state")
     for b in report["branches"]:
@@ -73,10 +75,13 @@ def _status(args: argparse.Namespace, db: Database) -> int:
         if b["state"] in ("behind", "unversioned"):
             for r in b["pending"]:
                 print(f"  pending {r['revision']}: {r['description']}")
+    for found in report["drift"]:
+        what = f"{found['table']}.{found['column']}" if found["column"] else f"table {found['table']}"
+        print(f"drift: {what} missing (branch {found['owner'] or 'none'}: no migration creates it)")
     for revision in report["unknown_revisions"]:
         print(f"unknown revision {revision}: from a newer pendingops or a plugin not installed")
     print("schema is up to date" if report["up_to_date"] else report["problem"])
-    return 0
+    return refused
 
 
 def _upgrade(args: argparse.Namespace, db: Database) -> int:

@@ -185,6 +185,7 @@ def _version_argument(text: str) -> int:
 
 def cmd_delete_repository(args: argparse.Namespace, settings: Any) -> int:
     from pendingops.maintenance import lifecycle
+    from pendingops.readable import counted
 
     (name,) = args.words
     found = lifecycle.describe_repository(settings.db, name)
@@ -196,8 +197,8 @@ def cmd_delete_repository(args: argparse.Namespace, settings: Any) -> int:
                 " --yes cancels and removes them with it"
             )
         if not sys.stdin.isatty():
-            raise ValueError(f"removing repository {name!r} ({found.versions} versions) needs --yes")
-        answer = input(f"remove repository {name!r} and its {found.versions} versions? [y/N] ")
+            raise ValueError(f"removing repository {name!r} ({counted(found.versions, 'version')}) needs --yes")
+        answer = input(f"remove repository {name!r} and its {counted(found.versions, 'version')}? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing removed")
             return 0
@@ -217,7 +218,8 @@ def cmd_delete_repository(args: argparse.Namespace, settings: Any) -> int:
             )
         )
     else:
-        print(f"removed repository '{name}' ({removed.versions} versions); 'pendingops orphans' frees its content")
+        shown = counted(removed.versions, "version")
+        print(f"removed repository '{name}' ({shown}); 'pendingops orphans' frees its content")
         if cancelled or unscheduled:
             print(f"  cancelled {cancelled} queued sync(s), removed {unscheduled} schedule(s)")
     return 0

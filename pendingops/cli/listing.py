@@ -50,6 +50,7 @@ def _list_versions(args: argparse.Namespace, settings: Settings) -> int:
                 "added": v.added,
                 "removed": v.removed,
                 "base": v.base_number,
+                "rolled_back_to": v.rolled_back_to,
                 **history_json(history.get(v.number)),
             }
             for v in versions
@@ -58,7 +59,9 @@ def _list_versions(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     print(f"{'version':>7} {'units':>8} {'added':>8} {'removed':>8}  {'created (UTC)':<19}  sync runs")
     for v in versions:
-        print(f"{v.number:>7} {v.content_count:>8} {v.added:>8} {v.removed:>8}  {history_text(history.get(v.number))}")
+        made = f"  (rollback to version {v.rolled_back_to})" if v.rolled_back_to is not None else ""
+        counts = f"{v.number:>7} {v.content_count:>8} {v.added:>8} {v.removed:>8}"
+        print(f"{counts}  {history_text(history.get(v.number))}{made}")
     return EXIT_OK
 
 

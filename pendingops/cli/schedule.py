@@ -87,9 +87,13 @@ def cmd_schedule(args: argparse.Namespace, settings: Any) -> int:
         if args.json:
             print(json.dumps([asdict(item) for item in found], indent=2, default=lambda v: v.isoformat()))
             return 0
-        print(f"{'name':<20} {'repository':<20} {'when':<16} {'next due (UTC)':<20} url")
+        print(f"{'name':<20} {'repository':<20} {'when':<16} {'next due (UTC)':<20} {'plugin':<10} {'mode':<9} url")
         for item in found:
             when = f"every {item.every}" if item.every else item.cron or ""
             next_due = item.next_due.strftime("%Y-%m-%d %H:%M:%S")
-            print(f"{item.name:<20} {item.repository:<20} {when:<16} {next_due:<20} {item.url}")
+            mode = "mirror" if item.mirror else "additive"
+            where = f"{item.name:<20} {item.repository:<20} {when:<16} {next_due:<20}"
+            print(f"{where} {item.plugin:<10} {mode:<9} {item.url}")
+            given = " ".join(f"{key}={value}" for key, value in sorted((item.plugin_options or {}).items()))
+            print(f"{'':<20} policy {item.policy}" + (f", options {given}" if given else ""))
     return 0

@@ -8,6 +8,7 @@ import sys
 from pendingops.cli._app import EXIT_FAILED, EXIT_OK, Settings
 from pendingops.cli._progress import human_bytes
 from pendingops.cli.repair import print_repair
+from pendingops.maintenance.artifact_uses import describe_uses
 from pendingops.maintenance.export import export_version
 from pendingops.maintenance.fetch_missing import fetch_missing, unfetched_files
 from pendingops.maintenance.orphans import remove_orphans
@@ -61,7 +62,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     for item in verify_storage(settings.db, settings.storage):
         if isinstance(item, StorageProblem):
             problems.append(item)
-            print(f"BAD {item.sha256} ({item.location}): {item.problem}")
+            print(f"BAD {item.sha256} ({item.location}): {item.problem}; {describe_uses(settings.db, item.sha256)}")
         else:
             checked = item
     print(f"checked {checked} artifacts: {len(problems)} problem(s)")

@@ -12,7 +12,8 @@ from pendingops.cli._request import sync_request
 from pendingops.cli.plugin_options import plugin_options
 from pendingops.context import SyncResult
 from pendingops.loop import run as run_loop
-from pendingops.plugins import get_plugin
+from pendingops.pending import PendingInputError
+from pendingops.plugins import available_plugins, get_plugin
 from pendingops.progress import ProgressSnapshot
 from pendingops.sync import run_sync
 
@@ -35,16 +36,21 @@ def cmd_sync(args: argparse.Namespace, settings: Any) -> int:
     )
     db = settings.open_db(args.db_retry_seconds)
     recorder = SnapshotRecorder(None if args.quiet or args.json else ProgressPrinter())
-    outcome = run_loop(
-        run_sync(
-            request,
-            db=db,
-            storage=settings.storage,
-            on_progress=recorder,
-            progress_interval=0.2,
-            announce=None if args.json else print,
+    try:
+        outcome = run_loop(
+            run_sync(
+                request,
+                db=db,
+                storage=settings.storage,
+                on_progress=recorder,
+                progress_interval=0.2,
+                announce=None if args.json else print,
+            )
         )
-    )
+    except PendingInputError as exc:  # a remote this plugin cannot read: name the --plugin it looks like
+        from pendingops.plugins.guess import with_plugin_hint
+
+        raise with_plugin_hint(exc, args.url, available_plugins(), args.plugin) from None
     result, retired = outcome.result, outcome.removed_versions
     if args.json:
         counts = transfer_counts(recorder.last)
@@ -114,6 +120,8 @@ def print_summary(
         print(f"  {result.failed_count} unit(s) failed and were skipped", file=out)
     if result.filtered:
         print(f"  filtered {result.filtered}: unit(s) an operator dropped, not declared", file=out)
+    if progress is not None and progress.stages["filled"].done:
+        print(f"  filled {progress.stages['filled'].done}: stored unit(s) given a field added since saved", file=out)
     if progress is not None:
         stages = progress.stages
         print(

@@ -121,7 +121,7 @@ def rollback_to(conn: Connection, repository_id: int, target: int) -> tuple[int,
     conn.execute(
         update(_version)
         .where(_version.c.id == version.id)
-        .values(complete=True, added_count=added, removed_count=removed, content_count=count)
+        .values(complete=True, added_count=added, removed_count=removed, content_count=count, rolled_back_to=target)
     )
     return version.number, added, removed
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, null, select
 
 from pendingops.db.database import Database
+from pendingops.db.fill import find_unfilled
 from pendingops.db.schema import OTHER_DIGESTS, Artifact, Content, ContentArtifact, RemoteArtifact, RepositoryContent
 from pendingops.pending import PendingArtifact, PendingContent
 
@@ -128,7 +129,8 @@ def query_existing_content(
 
     One statement per content type and chunk: content joined with its ContentArtifacts, their
     Artifacts and RemoteArtifacts, and the repository's current membership. A unit whose natural
-    key is stored with other artifacts or other bytes fails: stored content never changes.
+    key is stored with other artifacts or other bytes fails: stored content never changes. A stored
+    field that is NULL where the unit declares a value is noted for ``save`` to fill (``db/fill.py``).
     """
     by_key: dict[tuple[str, str], list[PendingContent]] = {}
     for unit in units:
@@ -149,6 +151,7 @@ def query_existing_content(
             problem = link_to_stored(unit, stored)
             if problem:
                 unit.fail(LOOKUP_STAGE, problem)
+    find_unfilled(conn, db, [unit for key in found for unit in by_key.get(key, ())])
 
 
 def link_to_stored(unit: PendingContent, stored: StoredContent) -> str | None:

@@ -180,6 +180,8 @@ class RepositoryVersion(Base):
     added_count: Mapped[int] = mapped_column(Integer, default=0)
     removed_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    #: the version a rollback copied the content of; NULL for a version a sync made
+    rolled_back_to: Mapped[int | None] = mapped_column(Integer)
     __table_args__ = (UniqueConstraint("repository_id", "number", name="repository_version_number"),)
 
 

@@ -49,6 +49,8 @@ class VersionInfo:
     added: int
     removed: int
     base_number: int | None
+    #: the version a rollback copied (None: a sync made it)
+    rolled_back_to: int | None = None
 
 
 @dataclass(slots=True)
@@ -275,7 +277,10 @@ def list_versions(conn: Connection, repository: str) -> list[VersionInfo]:
         select(_version).where(_version.c.repository_id == repo_id, _version.c.complete).order_by(_version.c.number)
     ).all()
     return [
-        VersionInfo(repository, r.number, r.content_count, r.added_count, r.removed_count, r.base_number) for r in rows
+        VersionInfo(
+            repository, r.number, r.content_count, r.added_count, r.removed_count, r.base_number, r.rolled_back_to
+        )
+        for r in rows
     ]
 
 

@@ -2,7 +2,8 @@
 
 The index files are the ones the plugins publish for the version (``published_files()``, as
 ``pendingops serve`` serves them): the file plugin's PULP_MANIFEST, the cookbook plugin's
-universe (its download URLs the exported tarballs' file:// URLs), listing only what was exported;
+universe (its download URLs relative to it), listing only what was exported, so DEST served by any
+static web server is a remote another pendingops syncs from;
 and the static form of their page folders (``published_pages()``: the python plugin's ``simple/``
 index, its links relative, so DEST served by any static web server is an index pip installs from).
 
@@ -30,7 +31,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -97,7 +98,8 @@ def export_version(
         repository_id = find_repository(conn, repository)
         published = publisher.for_version(conn, repository_id, result.version)
         pages = [p for p in publisher.pages_for_version(conn, repository_id, result.version) if p.static]
-    version = VersionRef(db, repository_id, result.version, dest.absolute().as_uri() + "/", stored_only=True)
+    # links in what the plugins publish are relative to the export's top folder: the tree is servable as it is
+    version = VersionRef(db, repository_id, result.version, "./", stored_only=True)
     # The plan lives in storage's temporary area, so nothing is written outside storage and DEST.
     temp_area = storage.new_temp_path().parent
     with tempfile.TemporaryDirectory(prefix=f"{os.getpid()}-", suffix=".work", dir=temp_area) as work:
@@ -139,8 +141,9 @@ def _write_published(root: int, name: str, index: PublishedFile, version: Versio
     *folders, base = name.split("/")
     folder = _open_folders(root, folders, name, create=True)
     assert folder is not None
+    here = replace(version, base_url="../" * len(folders) or "./")  # from the file's folder to the top
     try:
-        _write_new(folder, base, lambda out: out.writelines(index.generate(version)))
+        _write_new(folder, base, lambda out: out.writelines(index.generate(here)))
     finally:
         if folder != root:
             os.close(folder)

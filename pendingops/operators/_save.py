@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
+from pendingops.db.fill import fill_fields
 from pendingops.db.writes import save_units
 from pendingops.operators._stage import Operator, batch_stage
 from pendingops.pending import PendingContent
@@ -11,7 +12,7 @@ from pendingops.run.current import Sync
 
 
 def _needs_saving(ctx: Sync, unit: PendingContent) -> bool:
-    if unit.content_id is None:
+    if unit.content_id is None or unit.unfilled:
         return True
     return any(
         not a.remote_artifact_current
@@ -32,8 +33,10 @@ def _unsaveable(ctx: Sync, unit: PendingContent) -> str | None:
     return None
 
 
-def _save(conn: Connection, ctx: Sync, units: list[PendingContent]) -> set[int]:
-    return save_units(conn, ctx.db, ctx.storage, units, ctx.remote_id)
+def _save(conn: Connection, ctx: Sync, units: list[PendingContent]) -> tuple[set[int], set[int]]:
+    """Save the batch, then fill stored units' NULL fields it declares: the content ids created, and filled."""
+    created = save_units(conn, ctx.db, ctx.storage, units, ctx.remote_id)
+    return created, fill_fields(conn, ctx.db, units)
 
 
 async def _work(ctx: Sync, units: list[PendingContent]) -> None:
@@ -46,19 +49,22 @@ async def _work(ctx: Sync, units: list[PendingContent]) -> None:
             ready.append(unit)
     if ready:
         unlinked = [unit for unit in ready if unit.content_id is None]
-        created = await ctx.transact(_save, ctx, ready, units=ready, what="save")
+        created, filled = await ctx.transact(_save, ctx, ready, units=ready, what="save")
         # "saved" counts content rows written; a unit another sync saved meanwhile is linked to it
         written = sum(1 for unit in ready if not unit.failed and unit.content_id in created)
         linked = sum(1 for unit in unlinked if not unit.failed and unit.content_id not in created)
         ctx.progress.add("saved", written)
         if linked:
             ctx.progress.add("linked", linked)
+        if filled:
+            ctx.progress.add("filled", len(filled))
 
 
 def save() -> Operator:
     """Save every unit that needs it, a batch per transaction: a unit is saved whole or not at all.
 
     Inserts ignore rows another sync saved meanwhile and read them back, in a stable order, so
-    concurrent syncs of overlapping content neither fail nor duplicate rows.
+    concurrent syncs of overlapping content neither fail nor duplicate rows. Stored content whose
+    fields are NULL where the unit declares a value (a column added since) is filled, never overwritten.
     """
     return batch_stage(_needs_saving, _work, name="save")

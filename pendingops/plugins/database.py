@@ -7,8 +7,16 @@ content tables in ``Base.metadata``, so a new database gets them, created at hea
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pendingops.db import database
-from pendingops.db.migrations.branches import Branch, core_branch, migrations_folder, read_branch
+from pendingops.db.migrations.branches import (
+    Branch,
+    core_branch,
+    migrations_folder,
+    read_branch,
+    tables_of_module,
+)
 from pendingops.plugins import available_plugins
 
 
@@ -16,12 +24,21 @@ def migration_branches() -> list[Branch]:
     """The core's branch, then one per installed plugin that declares ``migrations``, by plugin name."""
     branches = [core_branch()]
     for name, plugin in sorted(available_plugins().items()):
-        spec = getattr(plugin, "migrations", None)
-        if spec is None:
-            continue
-        table = plugin.content_type.__table__.name  # type: ignore[attr-defined]
-        branches.append(read_branch(name, migrations_folder(spec), table))
+        branch = plugin_branch(name, plugin)
+        if branch is not None:
+            branches.append(branch)
     return branches
+
+
+def plugin_branch(name: str, plugin: object) -> Branch | None:
+    """The migration branch ``plugin`` ships (named ``name``), owning its content module's tables; None if none."""
+    spec = getattr(plugin, "migrations", None)
+    if spec is None:
+        return None
+    content_type = plugin.content_type  # type: ignore[attr-defined]
+    table = content_type.__table__.name
+    tables = tables_of_module(content_type.__module__) | {table}
+    return replace(read_branch(name, migrations_folder(spec), table), tables=tables)
 
 
 def open_database(url: str, *, create: bool = True) -> database.Database:

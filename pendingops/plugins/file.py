@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
-from sqlalchemy import BigInteger, String, Text, select
+from sqlalchemy import BigInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pendingops.db.schema import Content, ContentArtifact, RepositoryContent
-from pendingops.db.versions import membership_filter
+from pendingops.db.schema import Content
 from pendingops.paths import unsafe_path_reason
 from pendingops.pending import PendingArtifact, PendingContent, PendingInputError
 from pendingops.plugins.protocol import PublishedFile, Source, VersionRef, index_read
@@ -67,6 +66,8 @@ class ManifestError(PendingInputError):
     def __init__(self, message: str, line: int | None = None) -> None:
         super().__init__(message)
         self.line = line
+        #: the document's first bytes when it is no manifest at all (another plugin's index?)
+        self.document_head: bytes | None = None
 
 
 class ManifestEntry(NamedTuple):
@@ -120,6 +121,10 @@ def iter_manifest(path: Path) -> Iterator[ManifestEntry]:
                 yield entry
 
 
+#: what a failed manifest check keeps of the document, for naming the plugin it may belong to
+_HEAD_BYTES = 4096
+
+
 class HtmlNotManifest(ManifestError):
     """The URL gave an HTML page (a folder listing, a sign-in page) instead of a manifest."""
 
@@ -147,9 +152,13 @@ def check_manifest(path: Path, scratch: Path) -> int:
         return _count_unique(iter_manifest(path), scratch)
     except ManifestError as exc:
         with open(path, "rb") as handle:
-            head = handle.read(1024).lower()
-        if any(marker in head for marker in _HTML_MARKERS):
-            raise HtmlNotManifest(f"line {exc.line}: this is an HTML page, not a PULP_MANIFEST", exc.line) from None
+            head = handle.read(_HEAD_BYTES)
+        if any(marker in head.lower() for marker in _HTML_MARKERS):
+            page = HtmlNotManifest(f"line {exc.line}: this is an HTML page, not a PULP_MANIFEST", exc.line)
+            page.document_head = head
+            raise page from None
+        if exc.line == 1:  # not a manifest at all: maybe another plugin's index (the sync's error says which)
+            exc.document_head = head
         raise
 
 
@@ -245,10 +254,11 @@ class FilePlugin:
             await index_read(local)  # an unchanged manifest may end the sync here, unchecked
             try:
                 total = await asyncio.to_thread(check_manifest, local, scratch)
-            except HtmlNotManifest as exc:
-                raise ManifestError(f"bad manifest {url}: {exc}{_manifest_hint(url)}", exc.line) from None
             except ManifestError as exc:
-                raise ManifestError(f"bad manifest {url}: {exc}", exc.line) from None
+                hint = _manifest_hint(url) if isinstance(exc, HtmlNotManifest) else ""
+                named = ManifestError(f"bad manifest {url}: {exc}{hint}", exc.line)
+                named.document_head = exc.document_head
+                raise named from None
             scratch.unlink()
             yield Source(_units(url, local), total)
         finally:
@@ -267,32 +277,15 @@ def manifest_lines(version: VersionRef) -> Iterator[bytes]:
     """The PULP_MANIFEST of a version, a page of lines at a time, in path order.
 
     A path held by two files (an additive sync of a changed file) lists the one the latest version
-    added, once, as ``export`` writes it.
+    added, once, as ``export`` writes it. Paths are relative to the manifest: it is servable anywhere.
     """
-    files, rc = FileContent.__table__, RepositoryContent.__table__
-    query = (
-        select(files.c.relative_path, files.c.sha256, files.c.size)
-        .join(rc, rc.c.content_id == files.c.id)
-        .where(membership_filter(version.repository_id, version.number))
-        .order_by(files.c.relative_path, rc.c.version_added.desc(), files.c.id.desc())
-        .limit(_BATCH)
-    )
-    if version.stored_only:
-        ca = ContentArtifact.__table__
-        stored = select(ca.c.id).where(ca.c.content_id == files.c.id, ca.c.artifact_id.is_not(None))
-        query = query.where(stored.exists())
-    last: str | None = None
-    while True:
-        page = query if last is None else query.where(files.c.relative_path > last)
-        with version.db.engine.connect() as conn:
-            rows = conn.execution_options(isolation_level="AUTOCOMMIT").execute(page).all()
-        if not rows:
-            return
-        lines = []
-        for path, digest, size in rows:
-            if path != last:
-                lines.append(f"{path},{digest},{size}\n")
-                last = path
+    lines: list[str] = []
+    for row in version.units(FileContent, latest_per=("relative_path",)):
+        lines.append(f"{row.relative_path},{row.sha256},{row.size}\n")
+        if len(lines) >= _BATCH:
+            yield "".join(lines).encode()
+            lines = []
+    if lines:
         yield "".join(lines).encode()
 
 

@@ -30,7 +30,7 @@ from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequenc
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pendingops.db.database import Database
 from pendingops.db.schema import Content
@@ -38,7 +38,7 @@ from pendingops.pending import PendingContent
 from pendingops.remote import RemoteConfig
 
 if TYPE_CHECKING:  # only annotations: loading plugins (every command's schema check does) stays light
-    from sqlalchemy import Connection
+    from sqlalchemy import ColumnElement, Connection
 
     from pendingops.download.fetcher import Fetcher
     from pendingops.operators import Operator
@@ -95,15 +95,51 @@ class Plugin(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class VersionRef:
-    """The version a published file describes, and where its files can be fetched from."""
+    """The version a published file describes, and where its files can be fetched from.
+
+    Read it with ``units(ContentType)``. ``base_url`` is what a published file puts before a
+    relative path to link to a file of the version: the server's URL of the version's top folder
+    when served, a relative one (``./``, or ``../`` per folder the published file is below the top)
+    in an export, so the exported tree is servable as it is. ``stored_only`` is true in an export:
+    ``units`` then lists only units holding a stored file, the only ones the export copies.
+    """
 
     db: Database
     repository_id: int
     number: int
-    #: the URL of the version's top folder, ending in "/" (this server's, or a file:// URL for an export)
+    #: the URL of the version's top folder, ending in "/": absolute when served, relative in an export
     base_url: str
-    #: list only files whose bytes are stored (an export holds no others)
+    #: list only units whose files are stored (an export holds no others); ``units`` applies it
     stored_only: bool = False
+
+    def units(
+        self,
+        content_type: type[Content],
+        *,
+        latest_per: Sequence[str] | None = None,
+        where: Sequence[ColumnElement[bool]] = (),
+        columns: Sequence[Any] = (),
+    ) -> Iterator[Any]:
+        """The rows of ``content_type`` this version holds (its columns, ``version_added``, then ``columns``).
+
+        In natural-key order, read a page at a time (a blocking generator, as ``generate`` is).
+        ``latest_per``: one row per value of these columns, in their order, the unit the latest version
+        added (an additive sync may keep an item as it was and as changed). ``where``: more conditions
+        on the content type's columns (``artifact_stored`` and ``artifact_size`` in
+        ``pendingops.plugins.reading`` test its files). Honours ``stored_only``.
+        """
+        from pendingops.plugins.reading import version_units
+
+        return version_units(
+            self.db,
+            self.repository_id,
+            self.number,
+            self.stored_only,
+            content_type,
+            latest_per=latest_per,
+            where=where,
+            columns=columns,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,9 @@ class ScheduleInfo:
     last_due: datetime | None
     next_due: datetime
     plugin_options: dict[str, str] | None = None
+    plugin: str = "file"
+    mirror: bool = False
+    policy: str = "immediate"
 
 
 def parse_every(text: str) -> int:
@@ -127,6 +130,9 @@ def list_schedules(conn: Connection, now: datetime | None = None) -> list[Schedu
                 last_due=_aware(row.last_due) if row.last_due else None,
                 next_due=next_due(row.every_seconds, row.cron, created, now),
                 plugin_options=options.get("plugin_options"),
+                plugin=options.get("plugin", "file"),
+                mirror=bool(options.get("mirror", False)),
+                policy=options.get("policy", "immediate"),
             )
         )
     return found

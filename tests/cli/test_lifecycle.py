@@ -93,6 +93,9 @@ def test_diff_rollback_and_version_removal(cli: Cli, tmp_path: Path) -> None:
     listed = cli.run("versions", "r")
     assert listed.returncode == 0
     assert listed.stdout.splitlines()[0].split()[:4] == ["version", "units", "added", "removed"]
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
+    assert rows["4"].endswith("(rollback to version 1)") and "(rollback to" not in rows["3"]
+    assert [v["rolled_back_to"] for v in cli.json("versions", "r")] == [None, None, None, 1]
 
 
 def test_sync_retain_is_remembered_and_orphans_frees_what_it_dropped(cli: Cli, tmp_path: Path) -> None:

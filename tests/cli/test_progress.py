@@ -48,7 +48,7 @@ def _wait_for(socket: str, *needles: str, seconds: float = 120) -> str:
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 @pytest.mark.timeout(300)
-def test_the_live_panel_shows_counts_totals_bars_rates_and_eta(tmp_path: Path) -> None:
+def test_the_live_panel_shows_counts_totals_bars_rates_and_one_eta(tmp_path: Path) -> None:
     server = GatedServer(dict(FILES), held=HELD)
     socket = f"pendingops-test-{uuid.uuid4().hex[:8]}"
     with ServerThread(server=server):
@@ -59,10 +59,14 @@ def test_the_live_panel_shows_counts_totals_bars_rates_and_eta(tmp_path: Path) -
         subprocess.run(tmux, check=True)
         try:
             assert server.arrived.wait(120), "the sync never asked for the last file"
-            # every other file is stored: the download row counts 59 of 60, with a bar, rates and an ETA
-            screen = _wait_for(socket, "59 / 60", "units seen", "60 / 60")
+            # every other file is stored: the download row counts 59 of 60, with a bar and rates; the
+            # elapsed row gives the one estimate of the time left
+            screen = _wait_for(socket, "59 / 60", "units seen", "60 / 60", " left")
             (row,) = [line for line in screen.splitlines() if "downloaded" in line]
-            assert "59 / 60" in row and "MiB" in row and "/s" in row and "ETA" in row, row
+            assert "59 / 60" in row and "MiB" in row and "/s" in row, row
+            assert "ETA" not in screen and screen.count(" left") == 1, screen
+            (elapsed,) = [line for line in screen.splitlines() if "elapsed" in line]
+            assert "about " in elapsed and elapsed.endswith("left"), elapsed
             assert "━" in row, "a bar is drawn where the total is known"
             (seen,) = [line for line in screen.splitlines() if "units seen" in line]
             assert "60 / 60" in seen

@@ -44,8 +44,15 @@ def test_add_list_remove_and_bad_input(queue: Queue) -> None:
         ("often", "s", "6h", None, None),
     ]
     assert datetime.fromisoformat(listed[0]["next_due"]).strftime("%H:%M") == "03:00"
+    assert [(s["plugin"], s["mirror"], s["policy"]) for s in listed] == [
+        ("file", False, "immediate"),
+        ("file", True, "immediate"),
+    ]
     table = queue.run("schedule", "list")
     assert "every 6h" in table.stdout and "0 3 * * *" in table.stdout
+    rows = table.stdout.splitlines()
+    often = next(i for i, line in enumerate(rows) if line.startswith("often "))
+    assert rows[often].split()[-3:] == ["file", "mirror", url] and rows[often + 1].split() == ["policy", "immediate"]
     for args, message in [
         (("add", "often", url, "--repo", "s", "--every", "1h"), "a schedule named 'often' exists already"),
         (("add", "x", url, "--repo", "s", "--every", "soon"), "not a period"),
@@ -70,7 +77,9 @@ def test_plugin_options_are_checked_when_added_and_go_with_each_queued_sync(queu
     )
     assert added.returncode == 0, added.stderr
     listed = json.loads(queue.run("schedule", "list", "--json").stdout)
-    assert [(s["name"], s["plugin_options"]) for s in listed] == [("py", {"projects": "a,b"})]
+    assert [(s["name"], s["plugin_options"], s["plugin"]) for s in listed] == [("py", {"projects": "a,b"}, "python")]
+    table = queue.run("schedule", "list").stdout.splitlines()
+    assert table[2].split() == ["policy", "immediate,", "options", "projects=a,b"]
     python = ("--repo", "p", "--plugin", "python", "--every", "1h")
     bad = queue.run("schedule", "add", "x", url, *python, "--option", "colour=red")
     assert bad.returncode == 2 and "colour" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

@@ -27,12 +27,12 @@ from pendingops.plugins.cookbook import (
     CookbookPlugin,
     UniverseEntry,
     UniverseError,
-    _base_versions_of,
     cookbook_unit,
     metadata_url,
     parse_universe,
     universe_url,
 )
+from pendingops.plugins.cookbook.plugin import _base_versions_of
 from tests.conftest import TIGHT_LIMIT, count_rows
 from tests.plugins.cookbook_server import CookbookServer, CookbookVersion, Key, cookbook, make_tarball
 

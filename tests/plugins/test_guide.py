@@ -25,7 +25,11 @@ def site(tmp_path: Path) -> Path:
     root = tmp_path / "site"
     root.mkdir()
     blocks = _FILE_BLOCK.findall(GUIDE.read_text(encoding="utf-8"))
-    assert sorted(name for name, _ in blocks) == ["debpackages.py", "test_debpackages.py"]
+    assert sorted(name for name, _ in blocks) == [
+        "debpackages.py",
+        "test_debpackages.py",
+        "test_debpackages_properties.py",
+    ]
     for name, code in blocks:
         (root / name).write_text(code + "\n", encoding="utf-8")
     info = root / "debpackages-1.0.dist-info"
@@ -44,6 +48,13 @@ def _env(site: Path) -> dict[str, str]:
 
 def test_the_guides_own_tests_pass(site: Path) -> None:
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_debpackages.py"]
+    done = subprocess.run(command, cwd=site, env=_env(site), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
+
+
+def test_the_guides_property_test_passes_with_a_database_per_example(site: Path) -> None:
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_debpackages_properties.py"]
     done = subprocess.run(command, cwd=site, env=_env(site), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 passed" in done.stdout

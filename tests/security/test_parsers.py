@@ -20,8 +20,8 @@ import pytest
 
 from pendingops import Database, LocalStorage, RemoteConfig, SyncResult, sync_remote
 from pendingops.download.fetcher import Fetcher
-from pendingops.plugins import cookbook as cookbook_plugin
 from pendingops.plugins.cookbook import CookbookPlugin, iter_universe, read_metadata_json
+from pendingops.plugins.cookbook import tarball as cookbook_tarball
 from tests.cli.test_hostile_input import Env, assert_nothing_stored, assert_one_line_error, env  # noqa: F401
 from tests.plugins.cookbook_server import CookbookServer, CookbookVersion, cookbook, make_tarball
 from tests.server_thread import ServerThread
@@ -69,13 +69,13 @@ def _assert_only_bomb_failed(result: SyncResult, reason: str) -> None:
 
 
 def test_a_tarball_with_more_members_than_the_cap_fails_its_unit(db, storage, monkeypatch) -> None:
-    monkeypatch.setattr(cookbook_plugin, "MAX_TARBALL_MEMBERS", 100)
+    monkeypatch.setattr(cookbook_tarball, "MAX_TARBALL_MEMBERS", 100)
     tarball = _gzip(_tar({"bomb/metadata.json": METADATA}, empty_files=100))
     _assert_only_bomb_failed(_sync_bomb(db, storage, tarball), "more than 100 members")
 
 
 def test_a_tarball_inflating_past_the_cap_fails_its_unit(db, storage, monkeypatch) -> None:
-    monkeypatch.setattr(cookbook_plugin, "MAX_TARBALL_BYTES", 64 * 1024)
+    monkeypatch.setattr(cookbook_tarball, "MAX_TARBALL_BYTES", 64 * 1024)
     tarball = _gzip(_tar({"bomb/zeros": bytes(65 * 1024), "bomb/metadata.json": METADATA}))
     assert len(tarball) < 1024
     _assert_only_bomb_failed(_sync_bomb(db, storage, tarball), "more than 65536 bytes once decompressed")

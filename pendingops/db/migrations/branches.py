@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,8 @@ class Branch:
     #: a table whose presence in a database without a version row means "created before migrations"
     marker_table: str
     revisions: dict[str, Revision] = field(default_factory=dict)
+    #: the tables its models define (a drift report names the branch owning a table); empty: unknown
+    tables: frozenset[str] = frozenset()
 
     @property
     def base(self) -> str:
@@ -143,6 +145,18 @@ def migrations_folder(spec: str | Path) -> Path:
     return Path(next(iter(found.submodule_search_locations)))
 
 
+def tables_of_module(module: str) -> frozenset[str]:
+    """The tables of the models defined in ``module`` (a plugin's content module, the core's schema)."""
+    from pendingops.db.schema import Base
+
+    return frozenset(
+        str(m.local_table.name)
+        for m in Base.registry.mappers
+        if m.class_.__module__ == module and "__tablename__" in m.class_.__dict__
+    )
+
+
 def core_branch() -> Branch:
-    """The core's branch: the revision files of ``versions/``."""
-    return read_branch(CORE, CORE_VERSIONS, CORE_MARKER)
+    """The core's branch: the revision files of ``versions/``, owning the tables of ``db/schema.py``."""
+    branch = read_branch(CORE, CORE_VERSIONS, CORE_MARKER)
+    return replace(branch, tables=tables_of_module("pendingops.db.schema"))

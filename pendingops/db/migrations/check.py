@@ -163,8 +163,9 @@ def ensure_schema(engine: Engine, branches: Sequence[Branch]) -> None:
     branches = list(branches)
     with engine.connect() as conn:
         state = schema_state(conn, branches)
-    if state.up_to_date and set(Base.metadata.tables) <= state.tables:
-        return
+        if state.up_to_date and set(Base.metadata.tables) <= state.tables:
+            refuse_drift(conn, state.tables, branches)
+            return
     if not state.creatable:
         raise SchemaOutOfDate(state.problem())
     with engine.begin() as conn:
@@ -172,7 +173,18 @@ def ensure_schema(engine: Engine, branches: Sequence[Branch]) -> None:
         state = schema_state(conn, branches)  # another process may have created it meanwhile
         if not state.creatable:
             raise SchemaOutOfDate(state.problem())
+        existing = set(state.tables)
         create_at_head(conn, state)
+        refuse_drift(conn, existing, branches)
+
+
+def refuse_drift(conn: Connection, tables: set[str], branches: list[Branch]) -> None:
+    """Raise ``SchemaDrift`` when a model column is missing from one of ``tables`` (a revision was forgotten)."""
+    from pendingops.db.migrations.drift import SchemaDrift, missing_columns, problem
+
+    drifts = missing_columns(conn, tables, branches)
+    if drifts:
+        raise SchemaDrift(problem(drifts))
 
 
 def lock_schema(conn: Connection) -> None:

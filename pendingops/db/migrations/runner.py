@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 
 from pendingops.db.database import Database
 from pendingops.db.locks import StoreLock
+from pendingops.db.migrations import drift
 from pendingops.db.migrations.branches import Branch
 from pendingops.db.migrations.check import (
     SchemaOutOfDate,
@@ -83,6 +84,25 @@ def exclusive(db: Database, on_wait: Callable[[], None] | None = None) -> Iterat
         lock.release()
 
 
+class UnknownRevision(SchemaOutOfDate):
+    """A downgrade or upgrade target no installed branch has (bad input: exit 2)."""
+
+
+@contextmanager
+def _revision_named(target: str) -> Iterator[None]:
+    """Turn Alembic's complaint about ``target`` (no such revision or branch, too far back) into one line."""
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
+
+    try:
+        yield
+    except (CommandError, RevisionError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnknownRevision(
+            f"no revision {target!r} to go to ({reason}); 'pendingops db status' lists the branches and revisions"
+        ) from None
+
+
 def _revisions(state: SchemaState) -> dict[str, str | None]:
     return {b.branch.name: b.current if b.state != "unversioned" else None for b in state.branches}
 
@@ -109,7 +129,8 @@ def upgrade(db: Database, *, on_wait: Callable[[], None] | None = None) -> Outco
             record(conn, branches, {b.current for b in state.branches if b.state == "unversioned" and b.current})
             from alembic import command
 
-            command.upgrade(alembic_config(conn, branches), "heads")
+            with _revision_named("heads"):
+                command.upgrade(alembic_config(conn, branches), "heads")
             state = schema_state(conn, branches)
         if state.creatable:
             created = [b.branch.name for b in state.branches if b.state == "missing"]
@@ -129,7 +150,8 @@ def downgrade(db: Database, target: str) -> Outcome:
         if not state.versioned or any(b.state == "unversioned" for b in state.branches):
             raise SchemaOutOfDate(state.problem())
         before = _revisions(state)
-        command.downgrade(alembic_config(conn, branches), target)
+        with _revision_named(target):
+            command.downgrade(alembic_config(conn, branches), target)
         _check_foreign_keys(db, conn)
         after = _revisions(schema_state(conn, branches))
     return Outcome(before, after, [])
@@ -140,11 +162,15 @@ def status(db: Database) -> dict[str, Any]:
     branches = db.migration_branches()
     with db.engine.connect() as conn:
         state = schema_state(conn, branches)
+        # drift matters once every branch is at head (a pending revision may be the one adding the column)
+        drifts = drift.compare(conn, branches) if state.up_to_date else []
+    problem = state.problem() if not state.up_to_date else drift.problem(drifts) if drifts else None
     return {
         "database": db.engine.url.render_as_string(hide_password=True),
         "versioned": state.versioned,
-        "up_to_date": state.up_to_date,
-        "problem": None if state.up_to_date else state.problem(),
+        "up_to_date": state.up_to_date and not drifts,
+        "problem": problem,
+        "drift": [d.as_json() for d in drifts],
         "branches": [
             {
                 "name": b.branch.name,
@@ -159,4 +185,4 @@ def status(db: Database) -> dict[str, Any]:
     }
 
 
-__all__ = ["Outcome", "alembic_config", "downgrade", "status", "upgrade"]
+__all__ = ["Outcome", "UnknownRevision", "alembic_config", "downgrade", "status", "upgrade"]

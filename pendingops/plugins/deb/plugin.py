@@ -52,6 +52,14 @@ class DebPlugin:
             await asyncio.to_thread(check_key, key)  # our own indexes will need it: say so now
         yield await open_archive(remote, fetcher, workdir, self.limits)
 
+    @staticmethod
+    def looks_like(head: bytes, url: str) -> bool:
+        """Whether a document (its first bytes, its URL) looks like a Debian archive (a listing holding
+        ``dists/``, a Release file): named to a user who forgot ``--plugin deb``."""
+        text = head.lower()
+        release = any(text.startswith(field) or b"\n" + field in text for field in (b"suite:", b"codename:"))
+        return b'href="dists/' in text or release or "/dists/" in urlsplit(url).path
+
     def pipeline(self) -> list[Operator]:
         """The stock operators, then the suites' package lists recorded beside their saved units."""
         from pendingops import operators as ops

@@ -22,12 +22,12 @@ import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, distinct, func, select, tuple_
+from sqlalchemy import Connection, and_, distinct, func, select
 
 from pendingops.db.schema import Content, ContentArtifact, RepositoryContent, RepositoryVersion
 from pendingops.db.versions import membership_filter
@@ -232,39 +232,23 @@ def _build(version: VersionRef, suite: _Suite, created: datetime) -> _Published:
 
 def _packages_text(version: VersionRef, suite: _Suite, component: str, architecture: str) -> Iterator[bytes]:
     """The stanzas of the version's packages the suite's ``component``/``architecture`` indexes listed,
-    by name and version, a page at a time (one short connection each)."""
-    query = (
-        select(_package.c.id, _package.c.package, _package.c.version, _package.c.stanza)
-        .select_from(
-            _member.join(_content, _package_content())
-            .join(_package, _package.c.id == _content.c.id)
-            .join(_rc, _rc.c.content_id == _content.c.id)
-        )
+    in natural-key order (name, version, architecture, digest), a page at a time."""
+    listed = (
+        select(_content.c.id)
+        .select_from(_member.join(_content, _package_content()))
         .where(
             _member.c.release_id.in_(suite.ids),
             _member.c.component == component,
             _member.c.index_architecture == architecture,
-            membership_filter(version.repository_id, version.number),
         )
-        .order_by(_package.c.package, _package.c.version, _package.c.id)
-        .limit(_PAGE)
     )
-    if version.stored_only:
-        stored = select(_ca.c.id).where(_ca.c.content_id == _package.c.id, _ca.c.artifact_id.is_not(None))
-        query = query.where(stored.exists())
-    after: tuple[str, str, int] | None = None
-    order = tuple_(_package.c.package, _package.c.version, _package.c.id)
-    while True:
-        page = query if after is None else query.where(order > tuple_(*after))
-        with version.db.engine.connect() as conn:
-            rows = conn.execution_options(isolation_level="AUTOCOMMIT").execute(page).all()
-        if not rows:
-            return
-        parts = []
-        for row in rows:
-            if (row.package, row.version, row.id) != after:  # listed by two suite units: once
-                parts.append(row.stanza + "\n")
-                after = (row.package, row.version, row.id)
+    parts: list[str] = []
+    for row in version.units(DebPackage, where=[_package.c.id.in_(listed)]):
+        parts.append(row.stanza + "\n")
+        if len(parts) >= _PAGE:
+            yield "".join(parts).encode()
+            parts = []
+    if parts:
         yield "".join(parts).encode()
 
 
@@ -285,18 +269,17 @@ def _compressor() -> Any:
 # -- reading the version ---------------------------------------------------------------------------
 
 
-def _suites(conn: Connection, version: VersionRef) -> list[_Suite]:
-    query = (
-        select(_release, _rc.c.version_added)
-        .join(_rc, _rc.c.content_id == _release.c.id)
-        .where(membership_filter(version.repository_id, version.number))
-        .order_by(_release.c.suite, _rc.c.version_added.desc(), _release.c.id.desc())
-    )
+def _suites(version: VersionRef) -> list[_Suite]:
+    """The version's suites, each from its suite units newest first (the latest version added, then saved).
+
+    Every suite unit counts, its Release files stored or not: our own Release replaces them.
+    """
     by_name: dict[str, list[Any]] = {}
-    for row in conn.execute(query):
+    for row in replace(version, stored_only=False).units(DebRelease):
         by_name.setdefault(row.suite, []).append(row)
     suites = []
     for name, rows in by_name.items():
+        rows.sort(key=lambda row: (row.version_added, row.id), reverse=True)
         newest = rows[0]
         suites.append(
             _Suite(
@@ -319,7 +302,7 @@ def _suites_of(conn: Connection, version: VersionRef) -> tuple[list[_Suite], dat
         _version.c.repository_id == version.repository_id, _version.c.number == version.number
     )
     moment = conn.execute(query).scalar_one()
-    return _suites(conn, version), moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return _suites(version), moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _version_key(conn: Connection, repository_id: int, number: int) -> tuple[Any, ...]:

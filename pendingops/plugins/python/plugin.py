@@ -108,6 +108,18 @@ class PythonPlugin:
         options = PythonOptions.parse(remote.options)
         yield Source(_units(url, fetcher, options))
 
+    @staticmethod
+    def looks_like(head: bytes, url: str) -> bool:
+        """Whether a document (its first bytes, its URL) looks like a simple index: named to a user who forgot
+        ``--plugin python``."""
+        text = head.lower()
+        return (
+            b"pypi:repository-version" in text
+            or b"<title>simple index" in text
+            or (b'"meta"' in text and b'"projects"' in text)
+            or urlsplit(url).path.rstrip("/").endswith("/simple")
+        )
+
     def pipeline(self) -> list[Operator] | None:
         """The stock operators, and the metadata files read beside the downloads."""
         from pendingops import operators as ops

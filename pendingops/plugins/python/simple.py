@@ -19,15 +19,14 @@ from itertools import groupby
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Connection, func, select, true
+from sqlalchemy import true
 
-from pendingops.db.schema import Artifact, ContentArtifact, RemoteArtifact, RepositoryContent
-from pendingops.db.versions import membership_filter
 from pendingops.plugins import PageResponse, VersionRef
 from pendingops.plugins.python.content import PythonContent, file_path
 from pendingops.plugins.python.core_metadata import METADATA_SUFFIX
 from pendingops.plugins.python.distribution import sort_key
 from pendingops.plugins.python.index_page import normalize
+from pendingops.plugins.reading import artifact_size, artifact_stored
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
@@ -38,10 +37,6 @@ HTML_PAGE, JSON_PAGE = "index.html", "index.v1_json"
 _PAGE = 1000
 _HTML_HEAD = f'<!DOCTYPE html>\n<html><head><meta name="pypi:repository-version" content="{API_VERSION}">'
 _dist = PythonContent.__table__
-_rc = RepositoryContent.__table__
-_ca = ContentArtifact.__table__
-_artifact = Artifact.__table__
-_ra = RemoteArtifact.__table__
 
 
 def simple_page(version: VersionRef, path: str, accept: str) -> PageResponse | None:
@@ -52,8 +47,7 @@ def simple_page(version: VersionRef, path: str, accept: str) -> PageResponse | N
     if "/" in path:
         return None
     name = normalize(path)
-    with version.db.engine.connect() as conn:
-        rows = _files(conn.execution_options(isolation_level="AUTOCOMMIT"), version, name)
+    rows = _files(version, name)
     if not rows:
         return None
     body = _project_json(version.base_url, name, rows) if as_json else _project_html(version.base_url, name, rows)
@@ -79,55 +73,25 @@ def prefers_json(accept: str) -> bool:
     return best["json"] > best["html"]
 
 
-def _visible(query: Any, version: VersionRef) -> Any:
-    """``query`` (over distributions) limited to the version's members, and to the units whose
-    file is stored when the version is an export's."""
-    query = query.join(_rc, _rc.c.content_id == _dist.c.id).where(
-        membership_filter(version.repository_id, version.number)
-    )
-    return query.where(_stored(file=True).exists()) if version.stored_only else query
+def _is_metadata(path: Any) -> Any:
+    return path.endswith(METADATA_SUFFIX)
 
 
-def _stored(*, file: bool) -> Any:
-    """The unit's distribution file (``file``) or its metadata file, stored."""
-    is_metadata = _ca.c.relative_path.endswith(METADATA_SUFFIX)
-    return select(_ca.c.id).where(
-        _ca.c.content_id == _dist.c.id, _ca.c.artifact_id.is_not(None), ~is_metadata if file else is_metadata
-    )
+def _is_file(path: Any) -> Any:
+    return ~path.endswith(METADATA_SUFFIX)
 
 
-def _file_size() -> Any:
-    """The unit's distribution file's size: its stored artifact's, else what a remote declared (or NULL)."""
-    is_file = (_ca.c.content_id == _dist.c.id) & ~_ca.c.relative_path.endswith(METADATA_SUFFIX)
-    stored = select(_artifact.c.size).join(_ca, _ca.c.artifact_id == _artifact.c.id).where(is_file)
-    declared = select(func.max(_ra.c.size)).join(_ca, _ca.c.id == _ra.c.content_artifact_id).where(is_file)
-    return func.coalesce(stored.scalar_subquery(), declared.scalar_subquery())
+def _members(version: VersionRef, *where: Any) -> Iterator[Any]:
+    """The version's distributions (one per project and file name: the unit the latest version added),
+    with ``metadata_held`` and the file's ``size``; in an export, only those whose file is stored."""
+    stored_file = [artifact_stored(PythonContent, _is_file)] if version.stored_only else []
+    held = artifact_stored(PythonContent, _is_metadata) if version.stored_only else true()
+    columns = (held.label("metadata_held"), artifact_size(PythonContent, _is_file).label("size"))
+    return version.units(PythonContent, latest_per=("name", "filename"), where=[*where, *stored_file], columns=columns)
 
 
-def _members(version: VersionRef) -> Any:
-    metadata_held = _stored(file=False).exists() if version.stored_only else true()
-    query = select(_dist, _rc.c.version_added, metadata_held.label("metadata_held"), _file_size().label("size"))
-    return _visible(query, version)
-
-
-def _files(conn: Connection, version: VersionRef, name: str) -> list[Any]:
-    query = _members(version).where(_dist.c.name == name)
-    return _latest_per_file(conn.execute(_newest_first(query)))
-
-
-def _newest_first(query: Any) -> Any:
-    return query.order_by(_dist.c.name, _dist.c.filename, _rc.c.version_added.desc(), _dist.c.id.desc())
-
-
-def _latest_per_file(rows: Iterable[Any]) -> list[Any]:
-    """One row per file name, sorted newest first: the unit the latest version added (an additive
-    sync may keep a file both as it was and as yanked later)."""
-    found, seen = [], set()
-    for row in rows:
-        if row.filename not in seen:
-            seen.add(row.filename)
-            found.append(row)
-    return found
+def _files(version: VersionRef, name: str) -> list[Any]:
+    return list(_members(version, _dist.c.name == name))
 
 
 def _root(version: VersionRef, as_json: bool) -> Iterator[bytes]:
@@ -147,16 +111,15 @@ def _root(version: VersionRef, as_json: bool) -> Iterator[bytes]:
 
 
 def _name_pages(version: VersionRef) -> Iterator[list[str]]:
-    """The version's project names in order, a page at a time (one short connection each)."""
-    names = _visible(select(_dist.c.name), version).distinct().order_by(_dist.c.name).limit(_PAGE)
-    last: str | None = None
-    while True:
-        with version.db.engine.connect() as conn:
-            query = names if last is None else names.where(_dist.c.name > last)
-            page = list(conn.execution_options(isolation_level="AUTOCOMMIT").execute(query).scalars())
-        if not page:
-            return
-        last = page[-1]
+    """The version's project names in order, a page at a time."""
+    page: list[str] = []
+    stored_file = [artifact_stored(PythonContent, _is_file)] if version.stored_only else []
+    for row in version.units(PythonContent, latest_per=("name",), where=stored_file):
+        page.append(row.name)
+        if len(page) >= _PAGE:
+            yield page
+            page = []
+    if page:
         yield page
 
 
@@ -172,11 +135,8 @@ def static_pages(version: VersionRef) -> Iterator[tuple[str, Iterable[bytes]]]:
     yield HTML_PAGE, _root(version, as_json=False)
     yield JSON_PAGE, _root(version, as_json=True)
     for names in _name_pages(version):
-        query = _newest_first(_members(version).where(_dist.c.name.in_(names)))
-        with version.db.engine.connect() as conn:
-            rows = conn.execution_options(isolation_level="AUTOCOMMIT").execute(query).all()
-        for name, files in groupby(rows, key=lambda row: row.name):
-            latest = _latest_per_file(files)
+        for name, files in groupby(_members(version, _dist.c.name.in_(names)), key=lambda row: row.name):
+            latest = list(files)
             # from simple/{project}/, the version's top folder is two levels up
             yield f"{name}/{HTML_PAGE}", [_project_html("../../", name, latest)]
             yield f"{name}/{JSON_PAGE}", [_project_json("../../", name, latest)]
