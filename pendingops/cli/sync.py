@@ -60,6 +60,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             on_error=args.on_error,
             batch_size=args.batch_size,
             db_retry_seconds=args.db_retry_seconds,
+            storage_retry_seconds=args.storage_retry_seconds,
             window=args.window,
             on_progress=recorder,
             progress_interval=0.2,
