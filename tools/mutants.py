@@ -67,6 +67,7 @@ class Mutant:
 
 
 T_FETCHER = "tests/download/test_fetcher.py::"
+T_S3_OUT = "tests/storage/test_s3_outages.py::"
 T_FAULTS = "tests/download/test_faults.py::"
 T_CONTEXT = "tests/test_context.py::"
 T_DECL = "tests/test_declarative.py::"
@@ -1363,6 +1364,55 @@ MUTANTS: tuple[Mutant, ...] = (
         old="""    response.headers.setdefault("Content-Security-Policy", SANDBOX)""",
         new="""    pass""",
         tests=("tests/serve/test_headers.py::test_every_answer_is_inert_stored_and_fetched_files_listings_and_errors",),
+    ),
+    Mutant(
+        id="storage-outage-skips-units",
+        guarantee="1 no short version on a storage outage",
+        file="pendingops/storage/base.py",
+        why="an unreachable storage fails single units: under --on-error skip the sync makes a short version",
+        old="""SYNC_STOPPING = (StorageFull, StorageUnavailable)""",
+        new="""SYNC_STOPPING = (StorageFull,)""",
+        tests=(T_S3_OUT + "test_storage_down_for_good_ends_the_sync_in_one_line_and_no_short_version",),
+        databases="both",
+    ),
+    Mutant(
+        id="storage-outage-not-ridden-out",
+        guarantee="storage outages are ridden out",
+        file="pendingops/storage/outage.py",
+        why="a storage request that timed out or got 503 SlowDown fails at once instead of being retried",
+        old="""            remaining = clock.seconds - (now - start)""",
+        new="""            remaining = 0.0""",
+        tests=(
+            T_S3_OUT + "test_a_stall_longer_than_the_read_timeout_is_ridden_out",
+            T_S3_OUT + "test_a_burst_of_slow_down_answers_is_ridden_out",
+        ),
+    ),
+    Mutant(
+        id="s3-no-read-timeout",
+        guarantee="bounded time on storage calls",
+        file="pendingops/storage/s3.py",
+        why="the S3 read timeout is not set: a request on a connection that never answers waits for an hour",
+        old="""            read_timeout=self.read_timeout,""",
+        new="""            read_timeout=3600,""",
+        tests=(T_S3_OUT + "test_a_stall_longer_than_the_read_timeout_is_ridden_out",),
+    ),
+    Mutant(
+        id="s3-cleanup-masks-error",
+        guarantee="the first error wins",
+        file="pendingops/storage/s3.py",
+        why="the upload's cleanup (delete of its temporary key) fails too and its error replaces the upload's",
+        old="""            await self._quietly(exc, "delete_object", Key=temp_key)""",
+        new="""            await self._call("delete_object", Key=temp_key)""",
+        tests=(T_S3_OUT + "test_a_refused_upload_fails_with_the_upload_error_not_its_cleanup",),
+    ),
+    Mutant(
+        id="s3-named-by-its-object",
+        guarantee="messages name the storage",
+        file="pendingops/storage/s3.py",
+        why="an S3 storage is named <pendingops.storage.s3.S3Storage object at 0x...> in the ownership refusal",
+        old="""    def __str__(self) -> str:""",
+        new="""    def _unused_str(self) -> str:""",
+        tests=(T_S3_OUT + "test_the_ownership_refusal_names_the_bucket_and_prefix",),
     ),
 )
 

@@ -80,8 +80,10 @@ def test_a_stall_longer_than_the_read_timeout_is_ridden_out(
         faulty_s3.stall_after(20)
 
         def heal_once_a_request_timed_out() -> None:
-            faulty_s3.wait_for("dropped", 1)
-            faulty_s3.heal()
+            try:
+                faulty_s3.wait_for("dropped", 1)
+            finally:
+                faulty_s3.heal()  # whatever happened: a failed wait must not leave the sync stalled
 
         healer = _in_background(heal_once_a_request_timed_out)
         result = _sync(db, storage, files, on_error="skip", storage_retry_seconds=60)
