@@ -1414,6 +1414,27 @@ MUTANTS: tuple[Mutant, ...] = (
         new="""    def _unused_str(self) -> str:""",
         tests=(T_S3_OUT + "test_the_ownership_refusal_names_the_bucket_and_prefix",),
     ),
+    Mutant(
+        id="serve-storage-failure-is-500",
+        guarantee="serve: 503 before the first byte",
+        file="pendingops/serve/stored.py",
+        why="a file whose storage read fails is an internal error (500), not a 503 with Retry-After",
+        old="""        except OSError as exc:  # StorageError, StorageUnavailable, a cut connection""",
+        new="""        except ValueError as exc:""",
+        tests=("tests/serve/test_storage_outage.py::test_a_file_whose_storage_read_fails_gets_503_not_a_cut_200",),
+    ),
+    Mutant(
+        id="serve-storage-reads-queue",
+        guarantee="serve: a stalled storage holds up nothing else",
+        file="pendingops/serve/stored.py",
+        why="with every storage thread held by a stall, a further file request queues behind it",
+        old="""        return self._running >= self._threads""",
+        new="""        return False""",
+        tests=(
+            "tests/serve/test_storage_outage.py::"
+            "test_listings_index_files_and_health_answer_while_storage_reads_are_held",
+        ),
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in

@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -31,18 +29,6 @@ pytestmark = pytest.mark.s3
 
 def _files(count: int) -> dict[str, bytes]:
     return {f"dir/file-{i:03d}.txt": f"outage file {i}\n".encode() * (i + 1) for i in range(count)}
-
-
-@pytest.fixture
-def faulty_s3(s3_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
-    """A FaultProxy in front of the moto server, which the AWS settings now point at; timeouts of 1 s."""
-    port = urlsplit(s3_env).port
-    assert port is not None
-    with FaultProxy(port) as proxy:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{proxy.port}")
-        monkeypatch.setenv("PENDINGOPS_S3_CONNECT_TIMEOUT", "1")
-        monkeypatch.setenv("PENDINGOPS_S3_READ_TIMEOUT", "1")
-        yield proxy
 
 
 def _sync(db: Database, storage: S3Storage, files: dict[str, bytes], **options: object) -> object:
