@@ -1435,6 +1435,40 @@ MUTANTS: tuple[Mutant, ...] = (
             "test_listings_index_files_and_health_answer_while_storage_reads_are_held",
         ),
     ),
+    Mutant(
+        id="export-leaves-its-half",
+        guarantee="a failed export leaves DEST as it was",
+        file="pendingops/maintenance/export.py",
+        why="an export cut by a full destination or an unreadable stored file leaves what it wrote in DEST",
+        old="""            written.undo(root)""",
+        new="""            pass""",
+        tests=(
+            "tests/maintenance/test_storage_faults.py::test_a_full_destination_is_named_and_left_as_it_was",
+            "tests/maintenance/test_storage_faults.py::"
+            "test_a_stored_file_replaced_by_a_folder_fails_the_export_cleanly_and_repair_puts_it_back",
+        ),
+    ),
+    Mutant(
+        id="repair-stops-on-a-folder",
+        guarantee="verify --repair quarantines what it cannot repair",
+        file="pendingops/maintenance/repair.py",
+        why="a folder where a stored file belongs is left in place: the repair aborts or reports no quarantine",
+        old="""    aside = await asyncio.to_thread(_move_folder_aside, storage, row.location, sha256)""",
+        new="""    aside = None""",
+        tests=(
+            "tests/maintenance/test_storage_faults.py::"
+            "test_a_stored_file_replaced_by_a_folder_fails_the_export_cleanly_and_repair_puts_it_back",
+        ),
+    ),
+    Mutant(
+        id="storage-outage-is-bad-input",
+        guarantee="an outage is exit 1, not 2",
+        file="pendingops/cli/_app.py",
+        why="verify or export cut by a storage outage exits 2, as if the user's input were wrong",
+        old="""        return EXIT_FAILED  # an outage or a full disk, not bad input""",
+        new="""        return EXIT_USAGE""",
+        tests=("tests/maintenance/test_storage_faults.py::test_an_s3_outage_mid_run_is_exit_1_in_one_line",),
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in
