@@ -43,25 +43,28 @@ def test_listings_index_files_and_health_answer_while_storage_reads_are_held(
             aiohttp.ClientSession() as session,
         ):
             faulty_s3.stall()
-            held = [asyncio.create_task(_get(session, file_url(server, name))) for name in ("a.txt", "b.txt")]
-            await asyncio.to_thread(faulty_s3.wait_for, "held", 2)
+            try:
+                held = [asyncio.create_task(_get(session, file_url(server, name))) for name in ("a.txt", "b.txt")]
+                await asyncio.to_thread(faulty_s3.wait_for, "held", 2)
 
-            # (the wait_for only keeps a request queued behind the stall from hanging the test)
-            status, found, body = await asyncio.wait_for(_get(session, file_url(server, "c.txt")), 120)
-            assert (status, found.get("Retry-After")) == (503, "5"), body
-            listing = await _get(session, server.base_url + "r/latest/")
-            manifest = await _get(session, file_url(server, "PULP_MANIFEST"))
-            health = await _get(session, server.base_url + "-/health")
-            assert not any(task.done() for task in held)  # all of it answered while the reads were held
-            assert listing[0] == 200 and b"a.txt" in listing[2]
-            assert manifest[0] == 200 and b"a.txt" in manifest[2]
-            assert health[0] == 503 and json.loads(health[2])["database"] == "ok"
-            assert json.loads(health[2])["storage"] != "ok"
+                # (the wait_for only keeps a request queued behind the stall from hanging the test)
+                status, found, body = await asyncio.wait_for(_get(session, file_url(server, "c.txt")), 60)
+                assert (status, found.get("Retry-After")) == (503, "5"), body
+                listing = await _get(session, server.base_url + "r/latest/")
+                manifest = await _get(session, file_url(server, "PULP_MANIFEST"))
+                health = await _get(session, server.base_url + "-/health")
+                assert not any(task.done() for task in held)  # all of it answered while the reads were held
+                assert listing[0] == 200 and b"a.txt" in listing[2]
+                assert manifest[0] == 200 and b"a.txt" in manifest[2]
+                assert health[0] == 503 and json.loads(health[2])["database"] == "ok"
+                assert json.loads(health[2])["storage"] != "ok"
 
-            faulty_s3.heal()
-            for task, name in zip(held, ("a.txt", "b.txt"), strict=True):
-                status, _, body = await task
-                assert (status, body) == (200, FILES[name])
+                faulty_s3.heal()
+                for task, name in zip(held, ("a.txt", "b.txt"), strict=True):
+                    status, _, body = await task
+                    assert (status, body) == (200, FILES[name])
+            finally:
+                faulty_s3.heal()  # a failed check must not leave held reads for the close to wait out
 
     try:
         asyncio.run(scenario())
