@@ -1469,6 +1469,26 @@ MUTANTS: tuple[Mutant, ...] = (
         new="""        return EXIT_USAGE""",
         tests=("tests/maintenance/test_storage_faults.py::test_an_s3_outage_mid_run_is_exit_1_in_one_line",),
     ),
+    Mutant(
+        id="work-folder-cleanup-masks-error",
+        guarantee="the first error wins",
+        file="pendingops/storage/work_folder.py",
+        why="a plugin's cleanup in the work folder failing (read-only storage) replaces the error that caused it",
+        old="""            if isinstance(first, Exception):  # the error that made it clean up""",
+        new="""            if False:""",
+        tests=(
+            "tests/storage/test_read_only.py::test_a_cleanup_in_the_work_folder_never_masks_the_error_that_caused_it",
+        ),
+    ),
+    Mutant(
+        id="read-only-storage-raw-oserror",
+        guarantee="messages name the storage",
+        file="pendingops/storage/work_folder.py",
+        why="a storage turned read-only ends the sync with a bare 'Read-only file system: PULP_MANIFEST'",
+        old="""        if isinstance(exc, OSError) and _inside(exc.filename, path):""",
+        new="""        if False:""",
+        tests=("tests/storage/test_read_only.py::test_storage_read_only_at_the_end_of_a_sync_is_one_line_naming_it",),
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in
