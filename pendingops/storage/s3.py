@@ -140,7 +140,11 @@ class S3Storage:
 
     @property
     def retry_seconds(self) -> float:
-        """How long a request failing on an outage is tried again before ``StorageUnavailable``."""
+        """How long a request failing on an outage is tried again before ``StorageUnavailable``.
+
+        Setting it (a sync starting) starts the count afresh: each sync rides out an outage for its
+        own retry time, even one that began before it (a worker's next sync).
+        """
         return self._outage.seconds
 
     @retry_seconds.setter
@@ -148,6 +152,7 @@ class S3Storage:
         if seconds < 0:
             raise ValueError("retry_seconds must not be negative")
         self._outage.seconds = seconds
+        self._outage.answered()
 
     async def _connect(self, connections: int) -> Any:
         config = AioConfig(
