@@ -1489,6 +1489,18 @@ MUTANTS: tuple[Mutant, ...] = (
         new="""        if False:""",
         tests=("tests/storage/test_read_only.py::test_storage_read_only_at_the_end_of_a_sync_is_one_line_naming_it",),
     ),
+    Mutant(
+        id="s3-small-file-through-a-temp-key",
+        guarantee="cost follows the change (S3 requests)",
+        file="pendingops/storage/s3.py",
+        why="a small file goes through a temporary key, a HEAD, a copy and a delete: 5 requests, not 2",
+        old="""        if size <= self.part_size:""",
+        new="""        if False:""",
+        tests=(
+            "tests/storage/test_s3_requests.py::"
+            "test_a_small_file_is_stored_in_one_put_to_its_address_with_at_most_two_requests",
+        ),
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in

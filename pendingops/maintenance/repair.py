@@ -82,6 +82,8 @@ async def _repair_one(db: Database, storage: ArtifactStorage, sha256: str, retri
         return
     # A folder where the file belongs (local storage) is moved aside first, so the fetch can put it back.
     aside = await asyncio.to_thread(_move_folder_aside, storage, row.location, sha256)
+    if storage.local_path(row.location) is None:  # an object store keeps an object it is asked to store
+        await asyncio.to_thread(storage.delete, row.location)  # again: the damaged one goes first
     reasons = []
     allow_private = db.transact(private_destinations.for_artifact, row.id)
     for source in db.transact(_sources, row.id):

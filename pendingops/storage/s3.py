@@ -1,11 +1,13 @@
 """Artifacts in an S3-compatible bucket: ``s3://BUCKET/PREFIX``.
 
-A verified download is uploaded to a temporary key (in parts when large), the uploaded size is
-checked, then the object is copied server-side to its content address and the temporary key
-deleted: a key under ``PREFIX/artifacts/`` only ever holds a whole, verified artifact, whatever
-crashes. Temporary keys name their host and process, so ``remove_stale_temp_files`` removes those
-of dead processes of this host at once and those of any host once older than ``stale_after``
-(unfinished multipart uploads included).
+A verified download up to ``part_size`` is one PutObject to its content address, with its
+ChecksumSHA256 (the server refuses bytes that do not match) and ``If-None-Match: *`` (an object
+already there, the same bytes by its key, is kept): one request per stored file. A larger one is
+uploaded to a temporary key in parts, its size checked, then copied server-side to its content
+address and the temporary key deleted. Either way a key under ``PREFIX/artifacts/`` only ever
+holds a whole, verified artifact, whatever crashes. Temporary keys name their host and process, so
+``remove_stale_temp_files`` removes those of dead processes of this host at once and those of any
+host once older than ``stale_after`` (unfinished multipart uploads included).
 
 Endpoint, credentials and region come from the standard AWS settings (``AWS_ENDPOINT_URL``,
 ``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID``, ``AWS_DEFAULT_REGION``...). The client is aiobotocore's, on
@@ -318,14 +320,17 @@ class S3Storage:
     async def _put(self, temp_path: Path, sha256: str) -> str:
         location = self.location_for(sha256)
         size = os.stat(temp_path).st_size
+        if size <= self.part_size:
+            with open(temp_path, "rb") as source:
+                data = source.read()
+            with contextlib.suppress(_AlreadyThere):  # already stored: its key is its sha256
+                key = self.prefix + location
+                await self._call("put_object", Key=key, Body=data, ChecksumSHA256=_b64(sha256), IfNoneMatch="*")
+            temp_path.unlink(missing_ok=True)
+            return location
         temp_key = f"{self.prefix}{_TEMP}{self._host}/{os.getpid()}-{uuid.uuid4().hex}.part"
         try:
-            if size <= self.part_size:
-                with open(temp_path, "rb") as source:
-                    data = source.read()
-                await self._call("put_object", Key=temp_key, Body=data, ChecksumSHA256=_b64(sha256))
-            else:
-                await self._upload_parts(temp_path, temp_key, size)
+            await self._upload_parts(temp_path, temp_key, size)
             head = await self._call("head_object", Key=temp_key)
             if head["ContentLength"] != size:
                 raise StorageError(f"{self}: uploaded {head['ContentLength']} bytes of {size} for {sha256}")

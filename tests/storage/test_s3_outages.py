@@ -101,17 +101,19 @@ def test_a_burst_of_slow_down_answers_is_ridden_out(
 def test_a_refused_upload_fails_with_the_upload_error_not_its_cleanup(
     faulty_s3: FaultProxy, s3_url: str, tmp_path: Path
 ) -> None:
-    """The first error wins: the temporary key's delete in the upload's cleanup never masks it."""
-    storage = S3Storage(s3_url, tmp_path / "staging", retry_seconds=0.5)
+    """The first error wins: a large file's upload (in parts, through a temporary key) refused, the
+    cleanup of that key never masks the upload's own error."""
+    storage = S3Storage(s3_url, tmp_path / "staging", retry_seconds=0.5, part_size=5 * 1024 * 1024)
+    data = b"x" * (5 * 1024 * 1024 + 1)
     try:
         temp = storage.new_temp_path()
-        temp.write_bytes(b"never stored")
+        temp.write_bytes(data)
         faulty_s3.refuse()
         with pytest.raises(StorageUnavailable) as caught:
-            storage.put(temp, hashlib.sha256(b"never stored").hexdigest())
+            storage.put(temp, hashlib.sha256(data).hexdigest())
         message = str(caught.value)
         assert message.startswith(f"storage {s3_url} unreachable")
-        assert "put_object" in message and "delete_object" not in message
+        assert "create_multipart_upload" in message and "delete_object" not in message
     finally:
         faulty_s3.heal()
         storage.close()
