@@ -1501,6 +1501,15 @@ MUTANTS: tuple[Mutant, ...] = (
             "test_a_small_file_is_stored_in_one_put_to_its_address_with_at_most_two_requests",
         ),
     ),
+    Mutant(
+        id="s3-repair-keeps-damaged-object",
+        guarantee="verify --repair puts the recorded bytes back",
+        file="pendingops/maintenance/repair.py",
+        why="on S3 the damaged object stays: the conditional put of the fetched bytes keeps what is there",
+        old="""        await asyncio.to_thread(storage.delete, row.location)  # again: the damaged one goes first""",
+        new="""        pass""",
+        tests=("tests/maintenance/test_storage_faults.py::test_repair_on_s3_replaces_a_damaged_object",),
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in

@@ -17,10 +17,12 @@ from pendingops.maintenance.export import ExportFailed, export_version
 from pendingops.maintenance.repair import QUARANTINE, repair_artifacts
 from pendingops.maintenance.verify import StorageProblem, verify_storage
 from pendingops.plugins.file import FilePlugin
+from pendingops.storage.s3 import S3Storage
 from tests.cli.test_cli import Cli
 from tests.conftest import POSTGRES_URL, fresh_database
 from tests.cutting_proxy import FaultProxy
 from tests.remote_server import RemoteServer
+from tests.s3_server import client
 from tests.server_thread import ServerThread
 from tests.test_disk_full import small_disk  # noqa: F401 - the tmpfs fixture
 
@@ -120,3 +122,26 @@ def test_an_s3_outage_mid_run_is_exit_1_in_one_line(
     assert "internal error" not in done.stderr and "Traceback" not in done.stderr
     if command == "export":
         assert not dest.exists()
+
+
+@pytest.mark.s3
+def test_repair_on_s3_replaces_a_damaged_object(db: Database, s3_storage: S3Storage, s3_endpoint: str) -> None:
+    """A stored object is only ever written when absent (If-None-Match: *): repair removes a damaged
+    one before fetching it again, so the repaired object holds the recorded bytes."""
+    data = FILES["d/f03.txt"]
+    location = s3_storage.location_for(hashlib.sha256(data).hexdigest())
+
+    async def scenario() -> None:
+        async with RemoteServer(dict(FILES)) as server:
+            remote = RemoteConfig(url=server.manifest_url)
+            await sync_remote(FilePlugin(), remote, db=db, storage=s3_storage, repository="r")
+            client(s3_endpoint).put_object(Bucket=s3_storage.bucket, Key=s3_storage.prefix + location, Body=b"bad")
+            problems = [item for item in verify_storage(db, s3_storage) if isinstance(item, StorageProblem)]
+            assert [p.location for p in problems] == [location]
+            report = await asyncio.to_thread(repair_artifacts, db, s3_storage, problems)
+            assert len(report.repaired) == 1 and report.quarantined == []
+
+    asyncio.run(scenario())
+    with s3_storage.open(location) as handle:
+        assert handle.read() == data
+    assert [item for item in verify_storage(db, s3_storage) if isinstance(item, StorageProblem)] == []
