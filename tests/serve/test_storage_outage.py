@@ -38,6 +38,7 @@ def test_listings_index_files_and_health_answer_while_storage_reads_are_held(
 
     async def scenario() -> None:
         await sync_files(db, storage, FILES)
+        storage.retry_seconds = 0  # as `pendingops serve` has it
         async with (
             content_server(db, storage, db_threads=1, storage_threads=2) as server,
             aiohttp.ClientSession() as session,
@@ -80,6 +81,7 @@ def test_a_file_whose_storage_read_fails_gets_503_not_a_cut_200(
 
     async def scenario() -> None:
         await sync_files(db, storage, FILES)
+        storage.retry_seconds = 0  # as `pendingops serve` has it (the sync rode outages out for 30 s)
         async with content_server(db, storage) as server, aiohttp.ClientSession() as session:
             assert (await _get(session, file_url(server, "a.txt")))[::2] == (200, FILES["a.txt"])
             for fault in (faulty_s3.stall, faulty_s3.refuse):
