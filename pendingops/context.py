@@ -43,7 +43,7 @@ from pendingops.run.outages import SyncLocks, transact_retried
 from pendingops.run.outcome import ErrorPolicy, RemoteUnchanged, SyncFailed, SyncResult, UnitFailure
 from pendingops.run.record import RunRecord
 from pendingops.run.stream import run_stream
-from pendingops.storage.base import ArtifactStorage
+from pendingops.storage.base import ArtifactStorage, StorageUnavailable, set_retry_seconds
 from pendingops.storage.owner import Claim, claim_in, settle_claim
 
 __all__ = [
@@ -72,7 +72,9 @@ class SyncContext:
     storage for the rerun). ``window`` bounds how many units the source may be ahead of the end
     of the pipeline, ``max_pending_bytes`` how many downloaded bytes they may hold; ``batch_size``
     is the size of every database batch. A database step that loses its connection (a server
-    restart, a failover) is retried on a fresh one for ``db_retry_seconds``.
+    restart, a failover) is retried on a fresh one for ``db_retry_seconds``; a storage request that
+    meets an outage (no connection, a timeout, a 5xx answer) is retried for ``storage_retry_seconds``,
+    then the whole sync fails, whatever ``on_error`` says.
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class SyncContext:
         wait_for_lock: bool = True,
         max_pending_bytes: int = 2 * 1024**3,
         db_retry_seconds: float = 30.0,
+        storage_retry_seconds: float = 30.0,
     ) -> None:
         if on_error not in ("fail", "skip"):
             raise ValueError(f"on_error must be 'fail' or 'skip', not {on_error!r}")
@@ -100,6 +103,9 @@ class SyncContext:
             raise ValueError("batch_size and window must be at least 1")
         if db_retry_seconds < 0:
             raise ValueError("db_retry_seconds must not be negative")
+        if storage_retry_seconds < 0:
+            raise ValueError("storage_retry_seconds must not be negative")
+        set_retry_seconds(storage, storage_retry_seconds)
         self.db = db
         self.storage = storage
         self.remote = remote
@@ -173,6 +179,8 @@ class SyncContext:
             )
         except OutageTooLong as exc:
             raise SyncFailed(f"{exc}; no new version; rerun to continue") from None
+        except StorageUnavailable as exc:
+            raise SyncFailed(f"{exc}; no new version; rerun") from None
         if removed:
             logger.info("removed %d temporary file(s) left by an interrupted sync", removed)
         self._token = current.enter(self)

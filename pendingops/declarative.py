@@ -5,21 +5,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import AsyncIterable, Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 from reactivex import Observable
 
 from pendingops import operators as ops
-from pendingops.context import ErrorPolicy, RemoteUnchanged, SyncContext, SyncResult
+from pendingops.context import ErrorPolicy, RemoteUnchanged, SyncContext, SyncFailed, SyncResult
 from pendingops.db.database import Database
 from pendingops.pending import PendingContent
 from pendingops.plugins import Plugin
 from pendingops.remote import RemoteConfig
-from pendingops.storage.base import ArtifactStorage
+from pendingops.storage.base import ArtifactStorage, StorageUnavailable
+from pendingops.storage.work_folder import work_folder
 
 
 def default_pipeline() -> list[ops.Operator]:
@@ -85,15 +83,16 @@ async def sync_remote(
     async with SyncContext(db, storage, remote, repository, mirror=mirror, on_error=on_error, **options) as sync:
         if pipeline is None:
             sync.allow_shortcut(settings_digest(plugin, remote, mirror), force=force)
-        # The work folder lives in storage's temporary area: nothing is written outside storage.
-        temp_area = storage.new_temp_path().parent
-        with tempfile.TemporaryDirectory(prefix=f"{os.getpid()}-", suffix=".work", dir=temp_area) as workdir:
-            try:
-                async with plugin.open_source(remote, sync.fetcher, Path(workdir)) as source:
-                    await sync.run(sync.source(source.units, total=source.total).pipe(*steps))
-            except RemoteUnchanged:
-                if not sync.remote_unchanged:
-                    raise
+        try:
+            with work_folder(storage) as workdir:  # in storage's temporary area: nothing written outside
+                try:
+                    async with plugin.open_source(remote, sync.fetcher, workdir) as source:
+                        await sync.run(sync.source(source.units, total=source.total).pipe(*steps))
+                except RemoteUnchanged:
+                    if not sync.remote_unchanged:
+                        raise
+        except StorageUnavailable as exc:  # the work folder could not be made or removed (a read-only storage)
+            raise SyncFailed(f"{exc}; no new version; rerun") from None
     assert sync.result is not None
     return sync.result
 

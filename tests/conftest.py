@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -25,6 +26,7 @@ from pendingops.db.versions import find_repository, latest_version, list_version
 from pendingops.plugins import file as file_plugin  # registers the file content table before create_all
 from pendingops.storage.base import ArtifactStorage
 from pendingops.storage.s3 import S3Storage
+from tests.cutting_proxy import FaultProxy
 from tests.s3_server import AWS_ENV, moto_server, new_bucket
 
 #: the PostgreSQL server under test; each test session works in its own scratch database on it
@@ -148,6 +150,18 @@ def s3_storage(s3_url: str, tmp_path: Path) -> Iterator[S3Storage]:
     storage = S3Storage(s3_url, tmp_path / "staging", part_size=5 * 1024 * 1024)
     yield storage
     storage.close()
+
+
+@pytest.fixture
+def faulty_s3(s3_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    """A FaultProxy in front of the S3 test server, which the AWS settings now point at; timeouts of 1 s."""
+    port = urlsplit(s3_env).port
+    assert port is not None
+    with FaultProxy(port) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.setenv("PENDINGOPS_S3_CONNECT_TIMEOUT", "1")
+        monkeypatch.setenv("PENDINGOPS_S3_READ_TIMEOUT", "1")
+        yield proxy
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])

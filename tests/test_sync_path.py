@@ -78,6 +78,7 @@ _requests = st.builds(
     allow_private_destinations=st.none() | st.booleans(),
     repository_id=st.none() | st.integers(min_value=1, max_value=10**9),
     repository_created=st.none() | _texts,
+    storage_retry_seconds=st.none() | st.floats(min_value=0, max_value=3600),
 )
 
 

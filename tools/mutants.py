@@ -76,6 +76,7 @@ T_DEB_SOURCE = T + "test_source.py::"
 T_DEB_PUBLISH = T + "test_publish.py::"
 T_OD = "tests/serve/test_on_demand.py::"
 T_RELEASE2 = "tests/db/test_plugin_release2.py::"
+T_S3_OUT = "tests/storage/test_s3_outages.py::"
 
 MUTANTS: tuple[Mutant, ...] = (
     # -- 2: a declared digest is checked on every path that adopts bytes ----------------------------
@@ -1385,8 +1386,8 @@ MUTANTS: tuple[Mutant, ...] = (
         guarantee="9 one path per job",
         file="pendingops/cli/_request.py",
         why="sync --enqueue --retain K exits 0 but the queued request does not carry K",
-        old="""("retries", "max_file_size", "batch_size", "allow_private_destinations", "retain")""",
-        new="""("retries", "max_file_size", "batch_size", "allow_private_destinations")""",
+        old="""_destinations", "retain", "storage_retry_seconds")""",
+        new="""_destinations", "storage_retry_seconds")""",
         tests=("tests/workers/test_one_path.py::test_the_worker_applies_remembered_and_queued_retention",),
         databases="postgresql",
     ),
@@ -1779,6 +1780,151 @@ MUTANTS: tuple[Mutant, ...] = (
         new="""                mirror=False,""",
         tests=("tests/cli/test_schedule.py::test_add_list_remove_and_bad_input",),
         databases="postgresql",
+    ),
+    Mutant(
+        id="storage-outage-skips-units",
+        guarantee="1 no short version on a storage outage",
+        file="pendingops/storage/base.py",
+        why="an unreachable storage fails single units: under --on-error skip the sync makes a short version",
+        old="""SYNC_STOPPING = (StorageFull, StorageUnavailable)""",
+        new="""SYNC_STOPPING = (StorageFull,)""",
+        tests=(T_S3_OUT + "test_storage_down_for_good_ends_the_sync_in_one_line_and_no_short_version",),
+        databases="both",
+    ),
+    Mutant(
+        id="storage-outage-not-ridden-out",
+        guarantee="storage outages are ridden out",
+        file="pendingops/storage/outage.py",
+        why="a storage request that timed out or got 503 SlowDown fails at once instead of being retried",
+        old="""            remaining = clock.seconds - (now - start)""",
+        new="""            remaining = 0.0""",
+        tests=(
+            T_S3_OUT + "test_a_stall_longer_than_the_read_timeout_is_ridden_out",
+            T_S3_OUT + "test_a_burst_of_slow_down_answers_is_ridden_out",
+        ),
+    ),
+    Mutant(
+        id="s3-no-read-timeout",
+        guarantee="bounded time on storage calls",
+        file="pendingops/storage/s3.py",
+        why="the S3 read timeout is not set: a request on a connection that never answers waits for an hour",
+        old="""            read_timeout=self.read_timeout,""",
+        new="""            read_timeout=3600,""",
+        tests=(T_S3_OUT + "test_a_stall_longer_than_the_read_timeout_is_ridden_out",),
+    ),
+    Mutant(
+        id="s3-cleanup-masks-error",
+        guarantee="the first error wins",
+        file="pendingops/storage/s3.py",
+        why="the upload's cleanup (delete of its temporary key) fails too and its error replaces the upload's",
+        old="""            await self._quietly(exc, "delete_object", Key=temp_key)""",
+        new="""            await self._call("delete_object", Key=temp_key)""",
+        tests=(T_S3_OUT + "test_a_refused_upload_fails_with_the_upload_error_not_its_cleanup",),
+    ),
+    Mutant(
+        id="s3-named-by-its-object",
+        guarantee="messages name the storage",
+        file="pendingops/storage/s3.py",
+        why="an S3 storage is named <pendingops.storage.s3.S3Storage object at 0x...> in the ownership refusal",
+        old="""    def __str__(self) -> str:""",
+        new="""    def _unused_str(self) -> str:""",
+        tests=(T_S3_OUT + "test_the_ownership_refusal_names_the_bucket_and_prefix",),
+    ),
+    Mutant(
+        id="serve-storage-failure-is-500",
+        guarantee="serve: 503 before the first byte",
+        file="pendingops/serve/stored.py",
+        why="a file whose storage read fails is an internal error (500), not a 503 with Retry-After",
+        old="""        except OSError as exc:  # StorageError, StorageUnavailable, a cut connection""",
+        new="""        except ValueError as exc:""",
+        tests=("tests/serve/test_storage_outage.py::test_a_file_whose_storage_read_fails_gets_503_not_a_cut_200",),
+    ),
+    Mutant(
+        id="serve-storage-reads-queue",
+        guarantee="serve: a stalled storage holds up nothing else",
+        file="pendingops/serve/stored.py",
+        why="with every storage thread held by a stall, a further file request queues behind it",
+        old="""        return self._running >= self._threads""",
+        new="""        return False""",
+        tests=(
+            "tests/serve/test_storage_outage.py::"
+            "test_listings_index_files_and_health_answer_while_storage_reads_are_held",
+        ),
+    ),
+    Mutant(
+        id="export-leaves-its-half",
+        guarantee="a failed export leaves DEST as it was",
+        file="pendingops/maintenance/export.py",
+        why="an export cut by a full destination or an unreadable stored file leaves what it wrote in DEST",
+        old="""            written.undo(root)""",
+        new="""            pass""",
+        tests=(
+            "tests/maintenance/test_storage_faults.py::test_a_full_destination_is_named_and_left_as_it_was",
+            "tests/maintenance/test_storage_faults.py::"
+            "test_a_stored_file_replaced_by_a_folder_fails_the_export_cleanly_and_repair_puts_it_back",
+        ),
+    ),
+    Mutant(
+        id="repair-stops-on-a-folder",
+        guarantee="verify --repair quarantines what it cannot repair",
+        file="pendingops/maintenance/repair.py",
+        why="a folder where a stored file belongs is left in place: the repair aborts or reports no quarantine",
+        old="""    aside = await asyncio.to_thread(_move_folder_aside, storage, row.location, sha256)""",
+        new="""    aside = None""",
+        tests=(
+            "tests/maintenance/test_storage_faults.py::"
+            "test_a_stored_file_replaced_by_a_folder_fails_the_export_cleanly_and_repair_puts_it_back",
+        ),
+    ),
+    Mutant(
+        id="storage-outage-is-bad-input",
+        guarantee="an outage is exit 1, not 2",
+        file="pendingops/cli/_app.py",
+        why="verify or export cut by a storage outage exits 2, as if the user's input were wrong",
+        old="""        return EXIT_FAILED  # an outage or a full disk, not bad input""",
+        new="""        return EXIT_USAGE""",
+        tests=("tests/maintenance/test_storage_faults.py::test_an_s3_outage_mid_run_is_exit_1_in_one_line",),
+    ),
+    Mutant(
+        id="work-folder-cleanup-masks-error",
+        guarantee="the first error wins",
+        file="pendingops/storage/work_folder.py",
+        why="a plugin's cleanup in the work folder failing (read-only storage) replaces the error that caused it",
+        old="""            if isinstance(first, Exception):  # the error that made it clean up""",
+        new="""            if False:""",
+        tests=(
+            "tests/storage/test_read_only.py::test_a_cleanup_in_the_work_folder_never_masks_the_error_that_caused_it",
+        ),
+    ),
+    Mutant(
+        id="read-only-storage-raw-oserror",
+        guarantee="messages name the storage",
+        file="pendingops/storage/work_folder.py",
+        why="a storage turned read-only ends the sync with a bare 'Read-only file system: PULP_MANIFEST'",
+        old="""        if isinstance(exc, OSError) and _inside(exc.filename, path):""",
+        new="""        if False:""",
+        tests=("tests/storage/test_read_only.py::test_storage_read_only_at_the_end_of_a_sync_is_one_line_naming_it",),
+    ),
+    Mutant(
+        id="s3-small-file-through-a-temp-key",
+        guarantee="cost follows the change (S3 requests)",
+        file="pendingops/storage/s3.py",
+        why="a small file goes through a temporary key, a HEAD, a copy and a delete: 5 requests, not 2",
+        old="""        if size <= self.part_size:""",
+        new="""        if False:""",
+        tests=(
+            "tests/storage/test_s3_requests.py::"
+            "test_a_small_file_is_stored_in_one_put_to_its_address_with_at_most_two_requests",
+        ),
+    ),
+    Mutant(
+        id="s3-repair-keeps-damaged-object",
+        guarantee="verify --repair puts the recorded bytes back",
+        file="pendingops/maintenance/repair.py",
+        why="on S3 the damaged object stays: the conditional put of the fetched bytes keeps what is there",
+        old="""        await asyncio.to_thread(storage.delete, row.location)  # again: the damaged one goes first""",
+        new="""        pass""",
+        tests=("tests/maintenance/test_storage_faults.py::test_repair_on_s3_replaces_a_damaged_object",),
     ),
 )
 

@@ -143,6 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
         " before the sync fails (default: 30; 0: fail at once)",
     )
     sync.add_argument(
+        "--storage-retry-seconds",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a storage request that meets an outage (no connection, a timeout, a 5xx answer) is retried"
+        " before the sync fails (default: 30; 0: fail at once)",
+    )
+    sync.add_argument(
         "--window", type=_positive, default=5000, help="units the source may be ahead of the save (default: 5000)"
     )
     add_option_argument(sync)
@@ -354,6 +362,9 @@ def _explain(exc: Exception, command: str) -> int | None:
     if isinstance(exc, _loaded({"pendingops.download.fetcher": ("DownloadError",)})):
         print(f"pendingops: sync failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    if isinstance(exc, _loaded({"pendingops.storage.base": ("StorageUnavailable", "StorageFull")})):
+        print(f"pendingops: error: {exc}; {command} stopped; run it again", file=sys.stderr)
+        return EXIT_FAILED  # an outage or a full disk, not bad input
     if isinstance(exc, _loaded(_BAD_INPUT)):
         print(f"pendingops: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -126,6 +126,7 @@ def _serve(args: argparse.Namespace, settings: Any) -> int:
     from pendingops.serve.auth import BasicAuth, read_htpasswd
     from pendingops.serve.operating import Operating
     from pendingops.serve.run import serve_processes
+    from pendingops.storage.base import set_retry_seconds
 
     log = logging.getLogger("pendingops.serve")
     if args.htpasswd is not None:
@@ -142,6 +143,8 @@ def _serve(args: argparse.Namespace, settings: Any) -> int:
         if args.workers > 1:  # connections made before the fork belong to the process that made them
             settings.db.engine.dispose(close=False)
         auth = None if args.htpasswd is None else BasicAuth(args.htpasswd)
+        # A request is not held through a storage outage: it gets a 503 with Retry-After at once.
+        set_retry_seconds(settings.storage, 0.0)
         operating = Operating(settings.db, settings.storage, access_log=not args.no_access_log, auth=auth)
         return ContentServer(
             settings.db,

@@ -17,6 +17,10 @@ place: a symlink in DEST, planted before or during the export, is refused, never
 
 Files are copied (reflinked where the filesystem can), so editing an export cannot change
 storage; ``hardlink=True`` shares storage's inodes instead, faster but at that risk.
+
+An export that fails part way (a full destination, an unreadable stored file, a storage outage)
+removes what it wrote (files, then the folders it made, DEST too if it made it) and raises
+``ExportFailed`` naming DEST: DEST is left as it was, but for files it replaced.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from pendingops.paths import unsafe_path_reason
 from pendingops.plugins import PublishedFile, PublishedPage, VersionRef, available_plugins
 from pendingops.plugins.file import ManifestError, check_manifest
 from pendingops.plugins.published import Publisher
-from pendingops.storage.base import ArtifactStorage
+from pendingops.storage.base import ArtifactStorage, StorageError
 
 MANIFEST_NAME = "PULP_MANIFEST"
 #: the export's own temporary files start with this; no exported path may
@@ -57,6 +61,10 @@ _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 class ExportError(RuntimeError):
     """The export cannot be done safely; nothing outside DEST was touched."""
+
+
+class ExportFailed(OSError):
+    """Writing the export failed (no space, an unreadable stored file...); what it wrote was removed."""
 
 
 @dataclass(slots=True)
@@ -109,11 +117,13 @@ def export_version(
         _draft_manifest(plan, draft, result)
         _check_published_names(plan, published, result.version)
         _check_page_folders(plan, pages, result.version)
-        dest.mkdir(parents=True, exist_ok=True)
+        made_dest = not dest.exists()
         try:
+            dest.mkdir(parents=True, exist_ok=True)
             root = os.open(dest, _OPEN_DIR)
         except OSError as exc:
             raise ExportError(f"export destination {dest}: {exc.strerror}") from None
+        written = _Written()
         try:
             for relative_path, _ in _planned(plan):
                 _check_place(root, relative_path)
@@ -122,34 +132,69 @@ def export_version(
             for page in pages:
                 _check_place(root, f"{page.prefix}/index.html")
             for relative_path, location in _planned(plan):
-                if _place(root, relative_path, storage, location, hardlink):
+                written.doing, written.source = relative_path, f"{storage}/{location}"
+                if _place(root, relative_path, storage, location, hardlink, written):
                     result.linked += 1
                 else:
                     result.copied += 1
             for name, index in published.items():
-                _write_published(root, name, index, version)
+                written.doing, written.source = name, ""
+                _write_published(root, name, index, version, written)
                 result.published.append(name)
             for page in pages:
-                written = _write_pages(root, page, version)
-                result.published.append(f"{page.prefix}/ ({written} pages)")
+                written.doing, written.source = f"{page.prefix}/", ""
+                count = _write_pages(root, page, version, written)
+                result.published.append(f"{page.prefix}/ ({count} pages)")
+        except BaseException as exc:
+            written.undo(root)
+            if made_dest:
+                with suppress(OSError):
+                    dest.rmdir()
+            if isinstance(exc, OSError) and not isinstance(exc, ExportFailed | StorageError):
+                source = f" (from {written.source})" if written.source else ""
+                raise ExportFailed(
+                    f"export to {dest} failed at {written.doing!r}{source}: {exc.strerror or exc};"
+                    " what it wrote was removed"
+                ) from None
+            raise
         finally:
             os.close(root)
     return result
 
 
-def _write_published(root: int, name: str, index: PublishedFile, version: VersionRef) -> None:
+class _Written:
+    """What the export wrote under DEST (files, then folders it made), to remove if it fails."""
+
+    def __init__(self) -> None:
+        self.files: list[str] = []
+        self.folders: list[str] = []
+        #: the path being written and where its bytes come from, for the message
+        self.doing = ""
+        self.source = ""
+
+    def undo(self, root: int) -> None:
+        for path in reversed(self.files):
+            with suppress(OSError):
+                os.unlink(path, dir_fd=root)
+        for path in reversed(self.folders):  # deepest last made, first removed
+            with suppress(OSError):
+                os.rmdir(path, dir_fd=root)
+
+
+def _write_published(root: int, name: str, index: PublishedFile, version: VersionRef, written: _Written) -> None:
     *folders, base = name.split("/")
-    folder = _open_folders(root, folders, name, create=True)
+    folder = _open_folders(root, folders, name, create=True, made=written.folders)
     assert folder is not None
     here = replace(version, base_url="../" * len(folders) or "./")  # from the file's folder to the top
     try:
         _write_new(folder, base, lambda out: out.writelines(index.generate(here)))
+        written.files.append(name)
     finally:
         if folder != root:
             os.close(folder)
 
 
-def _write_pages(root: int, page: PublishedPage, version: VersionRef) -> int:
+def _write_pages(root: int, page: PublishedPage, version: VersionRef, written_out: _Written) -> int:
     """Write the static form of a plugin's page folder; how many files that made."""
     assert page.static is not None
     written = 0
@@ -158,10 +203,11 @@ def _write_pages(root: int, page: PublishedPage, version: VersionRef) -> int:
         if unsafe_path_reason(name):  # the plugin's own page names: a bug, never remote input
             raise ExportError(f"refusing to export page {name!r}: {unsafe_path_reason(name)}")
         *folders, base = name.split("/")
-        folder = _open_folders(root, folders, name, create=True)
+        folder = _open_folders(root, folders, name, create=True, made=written_out.folders)
         assert folder is not None
         try:
             _write_new(folder, base, lambda out, body=body: out.writelines(body))
+            written_out.files.append(name)
         finally:
             if folder != root:
                 os.close(folder)
@@ -284,15 +330,19 @@ def _check_place(root: int, relative_path: str) -> None:
             os.close(folder)
 
 
-def _place(root: int, relative_path: str, storage: ArtifactStorage, location: str, hardlink: bool) -> bool:
+def _place(
+    root: int, relative_path: str, storage: ArtifactStorage, location: str, hardlink: bool, written: _Written
+) -> bool:
     """Put the artifact at ``relative_path`` under ``root``; True if hard-linked, False if copied."""
     *folders, name = relative_path.split("/")
-    folder = _open_folders(root, folders, relative_path, create=True)
+    folder = _open_folders(root, folders, relative_path, create=True, made=written.folders)
     assert folder is not None
     try:
         _check_target(folder, name, relative_path)
         source = storage.local_path(location)
+        written.source = str(source) if source is not None else written.source
         if hardlink and source is not None and _link_new(source, folder, name):
+            written.files.append(relative_path)
             return True
         if source is not None:
             source_fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
@@ -303,23 +353,29 @@ def _place(root: int, relative_path: str, storage: ArtifactStorage, location: st
         else:
             with storage.open(location) as stream:
                 _write_new(folder, name, lambda out: shutil.copyfileobj(stream, out))
+        written.files.append(relative_path)
         return False
     finally:
         if folder != root:
             os.close(folder)
 
 
-def _open_folders(root: int, folders: list[str], relative_path: str, *, create: bool) -> int | None:
+def _open_folders(
+    root: int, folders: list[str], relative_path: str, *, create: bool, made: list[str] | None = None
+) -> int | None:
     """A descriptor of the folder ``folders`` names under ``root``, never through a symlink.
 
-    Missing folders are created when ``create``; otherwise None is returned for a missing one.
+    Missing folders are created when ``create`` (and their paths added to ``made``); otherwise None
+    is returned for a missing one.
     """
     current = root
     try:
-        for part in folders:
+        for depth, part in enumerate(folders, start=1):
             if create:
                 with suppress(FileExistsError):
                     os.mkdir(part, 0o755, dir_fd=current)
+                    if made is not None:
+                        made.append("/".join(folders[:depth]))
             try:
                 opened = os.open(part, _OPEN_DIR, dir_fd=current)
             except FileNotFoundError:

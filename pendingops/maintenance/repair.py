@@ -11,8 +11,10 @@ sync runs whole, even if its remote is unchanged).
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import Connection, delete, select, update
 
@@ -78,6 +80,10 @@ async def _repair_one(db: Database, storage: ArtifactStorage, sha256: str, retri
     if await asyncio.to_thread(check_artifact, storage, row.location, sha256, row.size) is None:
         report.repaired.append(sha256)  # fixed meanwhile
         return
+    # A folder where the file belongs (local storage) is moved aside first, so the fetch can put it back.
+    aside = await asyncio.to_thread(_move_folder_aside, storage, row.location, sha256)
+    if storage.local_path(row.location) is None:  # an object store keeps an object it is asked to store
+        await asyncio.to_thread(storage.delete, row.location)  # again: the damaged one goes first
     reasons = []
     allow_private = db.transact(private_destinations.for_artifact, row.id)
     for source in db.transact(_sources, row.id):
@@ -92,7 +98,7 @@ async def _repair_one(db: Database, storage: ArtifactStorage, sha256: str, retri
             continue
         report.repaired.append(sha256)
         return
-    moved_to = await asyncio.to_thread(_move_to_quarantine, storage, row.location, sha256)
+    moved_to = aside or await asyncio.to_thread(_move_to_quarantine, storage, row.location, sha256)
     db.transact(_unlink, row.id)
     reason = "; ".join(reasons) if reasons else "no remote lists it"
     report.quarantined.append(Quarantined(sha256, reason, moved_to))
@@ -123,9 +129,23 @@ def _move_to_quarantine(storage: ArtifactStorage, location: str, sha256: str) ->
     if path is None or root is None or not path.is_file():
         storage.delete(location)
         return None
+    return _quarantine(root, path, sha256)
+
+
+def _move_folder_aside(storage: ArtifactStorage, location: str, sha256: str) -> str | None:
+    """Quarantine a folder found where the artifact's file belongs; None when there is none."""
+    path, root = storage.local_path(location), getattr(storage, "root", None)
+    if path is None or root is None or path.is_symlink() or not path.is_dir():
+        return None
+    return _quarantine(root, path, sha256)
+
+
+def _quarantine(root: Path, path: Path, sha256: str) -> str:
     folder = root / QUARANTINE
     folder.mkdir(exist_ok=True)
     target = folder / sha256
+    if target.exists() or target.is_symlink():  # quarantined before: keep both
+        target = folder / f"{sha256}.{uuid.uuid4().hex[:8]}"
     path.replace(target)
     return str(target)
 

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from pendingops.operators._stage import Operator, batch_stage, per_unit_stage
 from pendingops.pending import PendingContent, describe_error
 from pendingops.run.current import Sync
+from pendingops.storage.base import SYNC_STOPPING
 
 UnitStep = Callable[[PendingContent], Awaitable[None]]
 BatchStep = Callable[[list[PendingContent]], Awaitable[None]]
@@ -46,6 +47,8 @@ def enrich_batch(
     async def work(ctx: Sync, units: list[PendingContent]) -> None:
         try:
             await fn(units)
+        except SYNC_STOPPING:
+            raise  # a full or unreachable storage stops the sync, whatever the policy
         except Exception as exc:
             reason = describe_error(exc)
             for unit in units:

@@ -27,7 +27,7 @@ from pendingops.operators._batches import Batcher
 from pendingops.pending import PendingContent, describe_error
 from pendingops.run.current import Sync, composing_context, context_for
 from pendingops.run.outcome import SyncFailed
-from pendingops.storage.base import StorageFull
+from pendingops.storage.base import SYNC_STOPPING
 
 Operator = Callable[[Observable[PendingContent]], Observable[PendingContent]]
 Wants = Callable[[Sync, PendingContent], bool]
@@ -144,7 +144,7 @@ def per_unit_stage(
 ) -> Operator:
     """An operator running ``work(ctx, unit)`` with at most ``concurrency(ctx)`` units at once.
 
-    An exception from ``work`` fails that unit only; a full storage fails the stream. The design
+    An exception from ``work`` fails that unit only; a full or unreachable storage fails the stream. The design
     card's shape for this is ``flat_map`` with a concurrency limit, i.e. ``merge(max_concurrent=n)``;
     it is a queue drained by at most ``n`` worker tasks because that measured cheaper: 20,000 units
     through three per-unit stages took 10.6 s of event-loop CPU with ``merge(max_concurrent=10)`` (an
@@ -166,7 +166,7 @@ def per_unit_stage(
                     unit = queue.popleft()
                     try:
                         await work(ctx, unit)
-                    except StorageFull:
+                    except SYNC_STOPPING:
                         raise  # every unit after it would fail too: the sync stops, whatever the policy
                     except Exception as exc:
                         unit.fail(stage, describe_error(exc))

@@ -16,6 +16,7 @@ from pendingops.db.database import connection_lost
 from pendingops.flow import Flow, LoopObserver
 from pendingops.pending import PendingContent, describe_error
 from pendingops.run.outcome import SyncFailed
+from pendingops.storage.base import StorageUnavailable
 
 
 async def run_stream(
@@ -40,6 +41,8 @@ async def run_stream(
             lost = connection_lost(exc)
             if isinstance(exc, SyncFailed):
                 failure = exc
+            elif isinstance(exc, StorageUnavailable):
+                failure = SyncFailed(f"{exc}; no new version; rerun")
             elif lost is not None:
                 failure = SyncFailed(f"{lost}; no new version; rerun to continue")
             else:

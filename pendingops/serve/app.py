@@ -52,6 +52,7 @@ from pendingops.serve.resolve import (
     repositories,
     version_numbers,
 )
+from pendingops.serve.stored import DEFAULT_STORAGE_THREADS, StorageReads, send_through_storage
 from pendingops.storage.base import ArtifactStorage
 
 T = TypeVar("T")
@@ -90,6 +91,8 @@ class ContentServer:
     with only its headers and ``X-Accel-Redirect: {accel_redirect}{location}``: a front nginx sends it.
     With ``repositories``, only those are served (the others are not found, nor listed). ``operating``
     holds the access log, metrics, health checks and authentication (by default: access log, no login).
+    A storage with no local path (S3) is read on ``storage_threads`` threads of its own, apart from the
+    ``db_threads`` of database reads (``stored.py``).
     Files not stored yet are fetched as ``OnDemand`` says: at most ``on_demand_concurrency`` at once
     (a request waits ``on_demand_wait`` seconds at most for its turn), and those up to
     ``verify_before_send`` bytes are checked whole before their first byte goes out.
@@ -102,6 +105,7 @@ class ContentServer:
         *,
         plugins: Iterable[object] | None = None,
         db_threads: int = 4,
+        storage_threads: int = DEFAULT_STORAGE_THREADS,
         remote_settings: Callable[[Source], RemoteConfig] | None = None,
         cooldown: float = DEFAULT_COOLDOWN,
         latest_ttl: float = 1.0,
@@ -122,6 +126,7 @@ class ContentServer:
         self.base_url = ""
         self.publisher = Publisher(available_plugins().values() if plugins is None else plugins)
         self._pool = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="pendingops-serve")
+        self._storage_reads = StorageReads(storage, storage_threads)
         self._published_names = self.publisher.names
         #: (repository, "latest" or number) -> the version and when it was read
         self._version_cache: dict[tuple[str, str], tuple[ServedVersion, float]] = {}
@@ -159,6 +164,7 @@ class ContentServer:
 
     async def _close(self, app: web.Application) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._storage_reads.close()
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(conn, *args)`` on a read connection, on the server's database threads."""
@@ -359,8 +365,8 @@ class ContentServer:
         if small is not None and not any(name in request.headers for name in _CONDITIONS):
             return web.Response(body=small.body, headers=small.headers)
         path = self.storage.local_path(found.location)
-        if path is None:  # an object store (S3): read through the storage
-            return await self._send_through_storage(request, version, found)
+        if path is None:  # an object store (S3): read through the storage, on its own threads
+            return await send_through_storage(request, self._storage_reads, version, found)
         if self.accel_redirect is not None:
             return _redirected(self.accel_redirect, found)
         try:
@@ -370,57 +376,6 @@ class ContentServer:
         if isinstance(read, _Small):
             self._small_files.add(key, read)
         return _send_stored(request, path, found, read)
-
-    async def _send_through_storage(
-        self, request: web.Request, version: ServedVersion, found: ServedFile
-    ) -> web.StreamResponse:
-        """A stored file of a storage with no local path, streamed from ``storage.open`` on worker threads.
-
-        The same headers, conditions and ranges as a local file; Last-Modified is the version's time.
-        """
-        assert found.location is not None and found.sha256 is not None and found.size is not None
-        etag, size = f'"{found.sha256}"', found.size
-        last_modified = version.created_at.replace(microsecond=0)
-        common = {hdrs.ETAG: etag, hdrs.ACCEPT_RANGES: "bytes"}
-        if not_modified(request.headers, etag, last_modified):
-            response = web.Response(status=304, headers=common)
-            response.last_modified = last_modified
-            return response
-        start, end, status = 0, size - 1, 200
-        headers = {**common, hdrs.CONTENT_TYPE: media_type(found.relative_path.rpartition("/")[2])}
-        if range_applies(request.headers, etag, last_modified):
-            try:
-                wanted = byte_range(request.headers.get(hdrs.RANGE), size)
-            except Unsatisfiable:
-                return web.Response(status=416, headers={**common, hdrs.CONTENT_RANGE: f"bytes */{size}"})
-            if wanted is not None:
-                (start, end), status = wanted, 206
-                headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{end}/{size}"
-        response = web.StreamResponse(status=status, headers=headers)
-        response.content_length = end - start + 1
-        response.last_modified = last_modified
-        await response.prepare(request)
-        if request.method != hdrs.METH_HEAD and end >= start:
-            reader = await self._run(self.storage.open, found.location)
-            try:
-                await self._copy(reader, response, start, end - start + 1)
-            finally:
-                await self._run(reader.close)
-        await response.write_eof()
-        return response
-
-    async def _copy(self, reader: Any, response: web.StreamResponse, skip: int, length: int) -> None:
-        while skip:  # the storage interface reads from the start; a range's head is read and dropped
-            chunk = await self._run(reader.read, min(_CHUNK, skip))
-            if not chunk:
-                raise ConnectionError("the stored object is shorter than its recorded size")
-            skip -= len(chunk)
-        while length:
-            chunk = await self._run(reader.read, min(_CHUNK, length))
-            if not chunk:  # the response cannot be completed: the client sees a cut connection
-                raise ConnectionError("the stored object is shorter than its recorded size")
-            await response.write(chunk)
-            length -= len(chunk)
 
     async def fetch_missing(
         self, request: web.Request, version: ServedVersion, found: ServedFile

@@ -30,8 +30,14 @@ class LoopThread:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
     async def call_detached(self, coro: Coroutine[Any, Any, T]) -> T:
-        """``call_async``, but cancelling the caller leaves ``coro`` running to its end (never cut half-way)."""
-        return await asyncio.shield(asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop)))
+        """``call_async``, but cancelling the caller leaves ``coro`` running to its end (never cut half-way).
+
+        Its outcome is retrieved even when no caller is left to await it, so a failure after the
+        caller went away is not reported as a "Future exception was never retrieved".
+        """
+        future = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+        future.add_done_callback(_retrieve)
+        return await asyncio.shield(future)
 
     def call_soon(self, function: Any, *args: Any) -> None:
         self.loop.call_soon_threadsafe(function, *args)
@@ -41,3 +47,8 @@ class LoopThread:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join()
         self.loop.close()
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

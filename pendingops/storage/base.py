@@ -20,6 +20,17 @@ class StorageFull(StorageError):
     """
 
 
+class StorageUnavailable(StorageError):
+    """The storage stayed unreachable (connection errors, timeouts, 5xx answers) for its whole retry time.
+
+    Like ``StorageFull`` it stops the whole sync, whatever the error policy: skipping the units it
+    could not store would make a short version. The message names the storage and the last failure.
+    """
+
+
+#: the errors that stop a whole sync, whatever its error policy
+SYNC_STOPPING = (StorageFull, StorageUnavailable)
+
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -28,6 +39,12 @@ def storage_full(exc: BaseException, folder: object) -> StorageFull | None:
     if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
         return StorageFull(f"no space left in {folder} ({exc.strerror}); no new version; free space and rerun")
     return None
+
+
+def set_retry_seconds(storage: ArtifactStorage, seconds: float) -> None:
+    """Ride out outages of ``storage`` for ``seconds`` (a no-op for a backend that has none to ride out)."""
+    if hasattr(storage, "retry_seconds"):
+        storage.retry_seconds = seconds
 
 
 def missing_locations(storage: ArtifactStorage, locations: Iterable[str]) -> set[str]:

@@ -40,6 +40,10 @@ class LocalStorage:
             raise StorageError(f"cannot use storage directory {self.root}: not writable")
         self._file_mode = stat.S_IMODE(os.stat(self.root).st_mode) & 0o644
 
+    def __str__(self) -> str:
+        """The folder: how every message names this storage."""
+        return str(self.root)
+
     def new_temp_path(self) -> Path:
         return self.root / _TEMP_DIR / f"{os.getpid()}-{uuid.uuid4().hex}.part"
 

@@ -1,21 +1,30 @@
 """Artifacts in an S3-compatible bucket: ``s3://BUCKET/PREFIX``.
 
-A verified download is uploaded to a temporary key (in parts when large), the uploaded size is
-checked, then the object is copied server-side to its content address and the temporary key
-deleted: a key under ``PREFIX/artifacts/`` only ever holds a whole, verified artifact, whatever
-crashes. Temporary keys name their host and process, so ``remove_stale_temp_files`` removes those
-of dead processes of this host at once and those of any host once older than ``stale_after``
-(unfinished multipart uploads included).
+A verified download up to ``part_size`` is one PutObject to its content address, with its
+ChecksumSHA256 (the server refuses bytes that do not match) and ``If-None-Match: *`` (an object
+already there, the same bytes by its key, is kept): one request per stored file. A larger one is
+uploaded to a temporary key in parts, its size checked, then copied server-side to its content
+address and the temporary key deleted. Either way a key under ``PREFIX/artifacts/`` only ever
+holds a whole, verified artifact, whatever crashes. Temporary keys name their host and process, so
+``remove_stale_temp_files`` removes those of dead processes of this host at once and those of any
+host once older than ``stale_after`` (unfinished multipart uploads included).
 
 Endpoint, credentials and region come from the standard AWS settings (``AWS_ENDPOINT_URL``,
 ``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID``, ``AWS_DEFAULT_REGION``...). The client is aiobotocore's, on
 an event loop of its own: blocking methods wait for it, ``*_async`` ones await it.
+
+Every request is bounded in time: connect and read timeouts (``PENDINGOPS_S3_CONNECT_TIMEOUT``,
+default 10 s, ``PENDINGOPS_S3_READ_TIMEOUT``, default 30 s). A request failing on a connection
+error, a timeout or a 5xx/SlowDown answer is tried again for ``retry_seconds`` (``outage.py``), then
+raises ``StorageUnavailable``; botocore's adaptive mode paces requests after throttling answers, and
+the retries are ours, so a stalled storage ends a call within the retry time plus one timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime
 import io
 import os
@@ -26,13 +35,16 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, IncompleteReadError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from pendingops.storage._loop_thread import LoopThread
-from pendingops.storage.base import StorageError
+from pendingops.storage.base import StorageError, StorageUnavailable
 from pendingops.storage.local import process_alive, remove_dead_writers_files
+from pendingops.storage.outage import OutageClock, Transient, ride_out
 
 _TEMP = "tmp/"
 _ARTIFACTS = "artifacts/"
@@ -44,6 +56,19 @@ _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 _MAX_COPY = 5 * 1024 * _MiB
 #: HEAD requests at once when a sync checks that the objects it links are there
 _HEADS_AT_ONCE = 32
+#: the environment variables setting the connect and read timeouts, with their defaults (seconds)
+CONNECT_TIMEOUT_ENV, READ_TIMEOUT_ENV = "PENDINGOPS_S3_CONNECT_TIMEOUT", "PENDINGOPS_S3_READ_TIMEOUT"
+_DEFAULT_TIMEOUTS = {CONNECT_TIMEOUT_ENV: 10.0, READ_TIMEOUT_ENV: 30.0}
+#: error codes of answers that a later attempt may not get (besides every 5xx status)
+_TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError"}
+_TRANSIENT_ERRORS = (
+    BotoConnectionError,
+    HTTPClientError,
+    IncompleteReadError,
+    aiohttp.ClientError,
+    TimeoutError,
+    ConnectionError,
+)
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -56,6 +81,21 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     if any(part in (".", "..") for part in parts):
         raise StorageError(f"bad S3 storage URL {url!r}: '.' or '..' in the prefix")
     return bucket, "".join(f"{part}/" for part in parts)
+
+
+def s3_timeouts() -> tuple[float, float]:
+    """The (connect, read) timeouts the environment sets; StorageError naming the variable if one is bad."""
+    found = []
+    for name, default in _DEFAULT_TIMEOUTS.items():
+        text = os.environ.get(name, "").strip()
+        try:
+            value = float(text) if text else default
+        except ValueError:
+            value = -1.0
+        if not 0 < value < float("inf"):
+            raise StorageError(f"{name} must be a positive number of seconds, not {text!r}")
+        found.append(value)
+    return found[0], found[1]
 
 
 def this_host() -> str:
@@ -74,9 +114,12 @@ class S3Storage:
         stale_after: float = 6 * 3600,
         part_size: int = 16 * _MiB,
         connections: int = 32,
+        retry_seconds: float = 30.0,
     ) -> None:
         self.url = url
         self.bucket, self.prefix = parse_s3_url(url)
+        self.connect_timeout, self.read_timeout = s3_timeouts()
+        self._outage = OutageClock(retry_seconds)
         self.temp_dir = Path(temp_dir).absolute()
         self.stale_after = stale_after
         self.part_size = max(part_size, 5 * _MiB)  # S3's smallest part but the last
@@ -93,25 +136,51 @@ class S3Storage:
             self.close()
             raise
 
+    def __str__(self) -> str:
+        """``s3://BUCKET/PREFIX``: how every message names this storage."""
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+    @property
+    def retry_seconds(self) -> float:
+        """How long a request failing on an outage is tried again before ``StorageUnavailable``.
+
+        Setting it (a sync starting) starts the count afresh: each sync rides out an outage for its
+        own retry time, even one that began before it (a worker's next sync).
+        """
+        return self._outage.seconds
+
+    @retry_seconds.setter
+    def retry_seconds(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("retry_seconds must not be negative")
+        self._outage.seconds = seconds
+        self._outage.answered()
+
     async def _connect(self, connections: int) -> Any:
-        context = get_session().create_client(
-            "s3", config=AioConfig(max_pool_connections=connections, retries={"mode": "standard"})
+        config = AioConfig(
+            max_pool_connections=connections,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            # One attempt per request: the retries are ride_out's, bounded by retry_seconds.
+            retries={"mode": "adaptive", "total_max_attempts": 1},
         )
+        context = get_session().create_client("s3", config=config)
         client = await context.__aenter__()
         self._exit = context.__aexit__
         try:
             await client.head_bucket(Bucket=self.bucket)
-        except (BotoCoreError, ClientError) as exc:
+        except Exception as exc:
             await self._exit(None, None, None)
             self._exit = None
-            raise StorageError(f"cannot use storage {self.url}: {_reason(exc)}") from None
+            kind = StorageUnavailable if _transient(exc) else StorageError
+            raise kind(f"cannot use storage {self}: {_reason(exc)}") from None
         return client
 
     def close(self) -> None:
-        """Let abandoned uploads clean up, then close the client and its thread (for good)."""
+        """Let abandoned uploads clean up (for at most the retry time and a timeout), then close for good."""
         if self._exit is not None:
             exit_, self._exit = self._exit, None
-            self._loop.call(_drain())
+            self._loop.call(_drain(self.retry_seconds + self.connect_timeout + self.read_timeout))
             self._loop.call(exit_(None, None, None))
         self._loop.stop()
 
@@ -139,7 +208,8 @@ class S3Storage:
 
     def open(self, location: str) -> BinaryIO:
         body = self._loop.call(self._get(self.prefix + location))
-        return io.BufferedReader(_ObjectReader(self._loop, body), buffer_size=_MiB)  # type: ignore[return-value]
+        reader = _ObjectReader(self._loop, body, f"{self}/{location}")
+        return io.BufferedReader(reader, buffer_size=_MiB)  # type: ignore[return-value]
 
     def local_path(self, location: str) -> Path | None:
         return None
@@ -196,16 +266,36 @@ class S3Storage:
     # -- on the client's loop -----------------------------------------------------------------------
 
     async def _call(self, operation: str, **params: Any) -> Any:
+        """One request, tried again while the storage is out (see ``outage.py``)."""
+        return await ride_out(lambda: self._call_once(operation, **params), self._outage, str(self))
+
+    async def _call_once(self, operation: str, **params: Any) -> Any:
+        where = f"s3://{self.bucket}/{params['Key']}" if "Key" in params else str(self)
         try:
             return await getattr(self._client, operation)(Bucket=self.bucket, **params)
         except ClientError as exc:
             if _code(exc) in _MISSING:
-                raise FileNotFoundError(f"{self.url}: {params.get('Key', '')} is missing") from None
+                raise FileNotFoundError(f"{where} is missing") from None
             if _code(exc) == "PreconditionFailed" and params.get("IfNoneMatch") == "*":
                 raise _AlreadyThere from None
-            raise StorageError(f"{self.url}: {operation} failed: {_reason(exc)}") from None
+            if _transient(exc):
+                raise Transient(f"{operation} of {where}: {_reason(exc)}") from None
+            raise StorageError(f"{where}: {operation} failed: {_reason(exc)}") from None
+        except _TRANSIENT_ERRORS as exc:
+            raise Transient(f"{operation} of {where}: {_reason(exc)}") from None
         except BotoCoreError as exc:
-            raise StorageError(f"{self.url}: {operation} failed: {_reason(exc)}") from None
+            raise StorageError(f"{where}: {operation} failed: {_reason(exc)}") from None
+
+    async def _quietly(self, error: BaseException, operation: str, **params: Any) -> None:
+        """A cleanup after ``error``, whose own failure must not mask it: the first error wins.
+
+        Skipped when ``error`` is an outage (or the cancellation of a call it held up): the cleanup
+        would only wait for it too. What is left behind, remove_stale_temp_files removes later.
+        """
+        if isinstance(error, StorageUnavailable) or not isinstance(error, Exception):
+            return
+        with contextlib.suppress(StorageError, FileNotFoundError):
+            await self._call(operation, **params)
 
     async def _exists(self, key: str) -> bool:
         try:
@@ -230,20 +320,25 @@ class S3Storage:
     async def _put(self, temp_path: Path, sha256: str) -> str:
         location = self.location_for(sha256)
         size = os.stat(temp_path).st_size
+        if size <= self.part_size:
+            with open(temp_path, "rb") as source:
+                data = source.read()
+            with contextlib.suppress(_AlreadyThere):  # already stored: its key is its sha256
+                key = self.prefix + location
+                await self._call("put_object", Key=key, Body=data, ChecksumSHA256=_b64(sha256), IfNoneMatch="*")
+            temp_path.unlink(missing_ok=True)
+            return location
         temp_key = f"{self.prefix}{_TEMP}{self._host}/{os.getpid()}-{uuid.uuid4().hex}.part"
         try:
-            if size <= self.part_size:
-                with open(temp_path, "rb") as source:
-                    data = source.read()
-                await self._call("put_object", Key=temp_key, Body=data, ChecksumSHA256=_b64(sha256))
-            else:
-                await self._upload_parts(temp_path, temp_key, size)
+            await self._upload_parts(temp_path, temp_key, size)
             head = await self._call("head_object", Key=temp_key)
             if head["ContentLength"] != size:
-                raise StorageError(f"{self.url}: uploaded {head['ContentLength']} bytes of {size} for {sha256}")
+                raise StorageError(f"{self}: uploaded {head['ContentLength']} bytes of {size} for {sha256}")
             await self._copy(temp_key, self.prefix + location, size, head["ETag"])
-        finally:
-            await self._call("delete_object", Key=temp_key)
+        except BaseException as exc:
+            await self._quietly(exc, "delete_object", Key=temp_key)
+            raise
+        await self._call("delete_object", Key=temp_key)
         temp_path.unlink(missing_ok=True)
         return location
 
@@ -258,8 +353,8 @@ class S3Storage:
                     answer = await self._call("upload_part", Key=key, UploadId=upload_id, PartNumber=number, Body=chunk)
                     parts.append({"PartNumber": number, "ETag": answer["ETag"]})
             await self._call("complete_multipart_upload", Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
-        except BaseException:
-            await self._call("abort_multipart_upload", Key=key, UploadId=upload_id)
+        except BaseException as exc:
+            await self._quietly(exc, "abort_multipart_upload", Key=key, UploadId=upload_id)
             raise
 
     async def _copy(self, source_key: str, key: str, size: int, etag: str) -> None:
@@ -284,8 +379,8 @@ class S3Storage:
                 )
                 parts.append({"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]})
             await self._call("complete_multipart_upload", Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
-        except BaseException:
-            await self._call("abort_multipart_upload", Key=key, UploadId=upload_id)
+        except BaseException as exc:
+            await self._quietly(exc, "abort_multipart_upload", Key=key, UploadId=upload_id)
             raise
 
     async def _page(self, prefix: str, token: str | None) -> dict[str, Any]:
@@ -336,15 +431,19 @@ async def _read_all(body: Any) -> bytes:
 class _ObjectReader(io.RawIOBase):
     """A blocking reader of an object's body, read on the storage's loop."""
 
-    def __init__(self, loop: LoopThread, body: Any) -> None:
+    def __init__(self, loop: LoopThread, body: Any, where: str) -> None:
         self._loop = loop
         self._body = body
+        self._where = where
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        data = self._loop.call(self._body.read(len(buffer)))
+        try:
+            data = self._loop.call(self._body.read(len(buffer)))
+        except _TRANSIENT_ERRORS as exc:
+            raise StorageUnavailable(f"storage {self._where}: reading failed ({_reason(exc)})") from None
         buffer[: len(data)] = data
         return len(data)
 
@@ -354,14 +453,28 @@ class _ObjectReader(io.RawIOBase):
         super().close()
 
 
-async def _drain() -> None:
-    """Wait for the loop's other tasks: a cancelled upload still deletes its temporary key."""
+async def _drain(longest: float) -> None:
+    """Wait (at most ``longest`` seconds) for the loop's other tasks: a cancelled upload still deletes its
+    temporary key. Those still running then (the storage is out) are cancelled; their keys are stale."""
     others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    if not others:
+        return
+    _, running = await asyncio.wait(others, timeout=longest)
+    for task in running:
+        task.cancel()
     await asyncio.gather(*others, return_exceptions=True)
 
 
 def _b64(sha256: str) -> str:
     return base64.b64encode(bytes.fromhex(sha256)).decode()
+
+
+def _transient(exc: BaseException) -> bool:
+    """True for a failure a later attempt may not meet: no connection, a timeout, a 5xx or SlowDown answer."""
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return int(status) >= 500 or _code(exc) in _TRANSIENT_CODES
+    return isinstance(exc, _TRANSIENT_ERRORS)
 
 
 def _code(exc: ClientError) -> str:

@@ -49,6 +49,8 @@ class SyncRequest:
     storage: str | None = None
     window: int | None = None
     db_retry_seconds: float | None = None
+    #: ``--storage-retry-seconds``; None: the default (30 s)
+    storage_retry_seconds: float | None = None
 
     def as_args(self) -> dict[str, Any]:
         """The request as JSON-ready job arguments; refused (``CredentialsInURL``) if the URL has credentials."""

@@ -83,7 +83,7 @@ async def run_sync(
         options=options,
     )
     extra: dict[str, object] = {}
-    for name in ("batch_size", "window", "db_retry_seconds"):
+    for name in ("batch_size", "window", "db_retry_seconds", "storage_retry_seconds"):
         if getattr(request, name) is not None:
             extra[name] = getattr(request, name)
     result = await sync_remote(
