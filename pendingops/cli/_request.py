@@ -20,7 +20,8 @@ def sync_request(args: argparse.Namespace, **more: Any) -> SyncRequest:
         "concurrency": args.concurrency,
         "force": args.force,
     }
-    carried = ("retries", "max_file_size", "batch_size", "allow_private_destinations", "retain", "storage_retry_seconds")
+    carried = ("retries", "max_file_size", "batch_size", "allow_private_destinations", "retain")
+    carried += ("storage_retry_seconds",)
     for name in carried:
         if getattr(args, name, None) is not None:
             given[name] = getattr(args, name)
