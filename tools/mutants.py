@@ -1178,10 +1178,10 @@ MUTANTS: tuple[Mutant, ...] = (
         guarantee="counters match the transfers made",
         file="pendingops/download/fetcher.py",
         why="a leftover file adopted from storage is reported as a transfer (a rerun looks as if it fetched all)",
-        old="""                if await self._adopt_stored(artifact):
-                    return False""",
-        new="""                if await self._adopt_stored(artifact):
-                    return True""",
+        old="""                    if await self._adopt_stored(artifact):
+                        return False""",
+        new="""                    if await self._adopt_stored(artifact):
+                        return True""",
         tests=("tests/operators/test_download.py::test_a_rerun_after_an_interruption_counts_stored_leftovers_as_adopted",),
     ),
     Mutant(
@@ -1363,6 +1363,36 @@ MUTANTS: tuple[Mutant, ...] = (
         old="""    response.headers.setdefault("Content-Security-Policy", SANDBOX)""",
         new="""    pass""",
         tests=("tests/serve/test_headers.py::test_every_answer_is_inert_stored_and_fetched_files_listings_and_errors",),
+    ),
+    Mutant(
+        id="batched-write-not-awaited",
+        guarantee="a file on disk before its row",
+        file="pendingops/operators/_save.py",
+        why="save inserts a batch's rows while its small files are still queued for their batched write",
+        old="""    await settle(units)  # every file the batch downloaded is in storage before a row points at it""",
+        new="""    pass""",
+        tests=("tests/operators/test_download.py::test_a_downloaded_file_is_in_storage_before_its_row",),
+    ),
+    Mutant(
+        id="batch-found-file-trusted",
+        guarantee="2 digests on every path",
+        file="pendingops/download/fetcher.py",
+        why="a leftover file dedup's batched existence check found is adopted on that word, never hashed",
+        old="""        digests = await asyncio.to_thread(_hash_stored, self.storage, location, artifact.digests)""",
+        new="""        if artifact.in_storage:
+            _record(artifact, artifact.size or 0, {"sha256": artifact.sha256, **artifact.digests})
+            return True
+        digests = await asyncio.to_thread(_hash_stored, self.storage, location, artifact.digests)""",
+        tests=("tests/operators/test_download.py::test_a_leftover_the_batch_found_is_checked_before_it_is_adopted",),
+    ),
+    Mutant(
+        id="leftovers-checked-per-file",
+        guarantee="nothing per file on the loop that can be batched",
+        file="pendingops/operators/_dedup.py",
+        why="dedup's batch does not say which files storage holds: every download looks at storage first",
+        old="""        artifact.in_storage = wanted[artifact.sha256] not in missing""",
+        new="""        pass""",
+        tests=("tests/operators/test_download.py::test_dedup_looks_for_leftover_files_in_one_batch_not_per_file",),
     ),
 )
 

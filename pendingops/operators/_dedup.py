@@ -31,8 +31,25 @@ def _lookup(conn: Connection, ctx: SyncContext, units: list[PendingContent], con
             lookups.query_existing_artifacts(conn, ctx.db, unlinked)
     if ctx.remote.policy == "immediate":  # on demand, nothing is downloaded now: a missing file is fetched later
         locations = lookups.artifact_locations(conn, ctx.db, {a.artifact_id for a in _linked(units)})
-        if locations:
-            _unlink_missing_files(ctx, units, locations)
+        _check_storage(ctx, units, locations)
+
+
+def _check_storage(ctx: SyncContext, units: list[PendingContent], locations: dict[int, str]) -> None:
+    """One batched look at storage: linked files that are missing, and leftovers of unlinked artifacts.
+
+    A file found for an artifact no row knows (left by an interrupted run) is only a candidate: the
+    download step hashes it before adopting it. Nothing is looked at file by file on the loop.
+    """
+    unknown = [a for u in units if not u.failed for a in u.artifacts if a.sha256 and not a.is_stored]
+    wanted = {a.sha256: ctx.storage.location_for(a.sha256) for a in unknown if a.sha256}
+    if not locations and not wanted:
+        return
+    missing = missing_locations(ctx.storage, {*locations.values(), *wanted.values()})
+    for artifact in unknown:
+        assert artifact.sha256 is not None
+        artifact.in_storage = wanted[artifact.sha256] not in missing
+    if locations and not missing.isdisjoint(locations.values()):
+        _unlink_missing_files(ctx, units, locations, missing)
 
 
 def _linked(units: list[PendingContent]) -> list[PendingArtifact]:
@@ -42,15 +59,15 @@ def _linked(units: list[PendingContent]) -> list[PendingArtifact]:
     ]
 
 
-def _unlink_missing_files(ctx: SyncContext, units: list[PendingContent], locations: dict[int, str]) -> None:
+def _unlink_missing_files(
+    ctx: SyncContext, units: list[PendingContent], locations: dict[int, str], missing: set[str]
+) -> None:
     """Artifacts whose stored file is gone are downloaded again: a missing file is never "present"."""
-    missing = missing_locations(ctx.storage, locations.values())
-    if not missing:
-        return
     gone = {artifact_id for artifact_id, location in locations.items() if location in missing}
     for artifact in _linked(units):
         if artifact.artifact_id in gone:
             artifact.artifact_id = None
+            artifact.in_storage = False
     ctx.missing_files += len(gone)
     logger.warning("%d stored file(s) missing from storage: fetching them again", len(gone))
 

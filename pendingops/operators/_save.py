@@ -6,6 +6,7 @@ from sqlalchemy import Connection
 
 from pendingops.context import SyncContext
 from pendingops.db.writes import save_units
+from pendingops.download._small_writes import settle
 from pendingops.operators._stage import Operator, batch_stage
 from pendingops.pending import PendingContent
 
@@ -37,6 +38,7 @@ def _save(conn: Connection, ctx: SyncContext, units: list[PendingContent]) -> se
 
 
 async def _work(ctx: SyncContext, units: list[PendingContent]) -> None:
+    await settle(units)  # every file the batch downloaded is in storage before a row points at it
     ready = []
     for unit in units:
         problem = _unsaveable(ctx, unit)
