@@ -1394,6 +1394,19 @@ MUTANTS: tuple[Mutant, ...] = (
         new="""        pass""",
         tests=("tests/operators/test_download.py::test_dedup_looks_for_leftover_files_in_one_batch_not_per_file",),
     ),
+    Mutant(
+        id="followers-wait-for-next-chunk",
+        guarantee="on_demand followers get what is written",
+        file="pendingops/download/_sink.py",
+        why="bytes that arrived while a batch was in flight wait for the next chunk: a stalled stream's followers starve",
+        old="""            if self._in_flight is None:
+                self._start()  # what came meanwhile, without waiting for the next chunk""",
+        new="""            pass""",
+        also=(("""        elif self._written is not None and self._in_flight is None:
+            self._start()""", """        elif False:
+            self._start()"""),),
+        tests=("tests/download/test_sink.py::test_what_is_written_is_reported_without_waiting_for_the_next_chunk",),
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in
