@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,3 +81,42 @@ class Progress:
     def snapshot(self, *, finished: bool = False) -> ProgressSnapshot:
         copied = {name: StageProgress(s.done, s.total, s.bytes) for name, s in self.stages.items()}
         return ProgressSnapshot(time.monotonic() - self.started, copied, finished)
+
+
+class ProgressReporter:
+    """Hands a listener a snapshot of ``progress`` every ``interval`` seconds, and a last one at the end.
+
+    A listener that raises is logged and called no more: a broken display must not stop the sync,
+    nor go unnoticed.
+    """
+
+    def __init__(self, progress: Progress, listener: ProgressListener | None, interval: float) -> None:
+        self._progress = progress
+        self._listener = listener
+        self._interval = interval
+        self._ticker: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the periodic reports on the running loop (nothing without a listener)."""
+        if self._listener is not None:
+            self._ticker = asyncio.create_task(self._tick())
+
+    def stop(self) -> None:
+        """Stop the periodic reports (the last one is ``report(finished=True)``)."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+
+    def report(self, *, finished: bool = False) -> None:
+        """Hand the listener a snapshot now."""
+        if self._listener is None:
+            return
+        try:
+            self._listener(self._progress.snapshot(finished=finished))
+        except Exception:
+            logging.getLogger("pendingops").exception("the on_progress callback failed; progress reports stop")
+            self._listener = None
+
+    async def _tick(self) -> None:
+        while self._listener is not None:
+            await asyncio.sleep(self._interval)
+            self.report()

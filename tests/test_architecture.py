@@ -23,8 +23,6 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 #: command line's sync and of the workers cuts them; empty this as they go (a cut one fails the test).
 CIRCLES_TO_CUT = frozenset(
     {
-        # the context appends associate() to every pipeline; operators find their context
-        ("pendingops/context.py", "pendingops/operators/_associate.py"),
         # cli/sync.py takes Settings and EXIT_OK from _app.py, which takes print_failures from it
         ("pendingops/cli/sync.py", "pendingops/cli/_app.py"),
         # the queue registers the schedule's tick; the schedule enqueues syncs

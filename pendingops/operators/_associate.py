@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
-from pendingops.context import SyncContext
 from pendingops.db.versions import associate_content, declare_content
 from pendingops.operators._stage import Operator, batch_stage
 from pendingops.pending import PendingContent
+from pendingops.run.current import Sync
 
 
-def _wants(ctx: SyncContext, unit: PendingContent) -> bool:
+def _wants(ctx: Sync, unit: PendingContent) -> bool:
     if unit.associated or unit.content_id is None:
         return False
     # A failed unit is never added, but in mirror mode one the base version had is kept.
     return not unit.failed or (ctx.mirror and unit.in_base)
 
 
-def _associate(conn: Connection, ctx: SyncContext, units: list[PendingContent]) -> int:
+def _associate(conn: Connection, ctx: Sync, units: list[PendingContent]) -> int:
     assert ctx.version is not None
     added = 0
     new = [u.content_id for u in units if not u.failed and not u.in_base]
@@ -28,7 +28,7 @@ def _associate(conn: Connection, ctx: SyncContext, units: list[PendingContent]) 
     return added
 
 
-async def _work(ctx: SyncContext, units: list[PendingContent]) -> None:
+async def _work(ctx: Sync, units: list[PendingContent]) -> None:
     added = await ctx.transact(_associate, ctx, units, what="adding content to the version")
     for unit in units:
         unit.associated = not unit.failed

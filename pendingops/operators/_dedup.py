@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import Connection
 
-from pendingops.context import SyncContext, logger
 from pendingops.db import lookups
 from pendingops.operators._stage import Operator, batch_stage
 from pendingops.pending import PendingArtifact, PendingContent
+from pendingops.run.current import Sync
 from pendingops.storage.base import missing_locations
 
+logger = logging.getLogger("pendingops")
 
-def _key_known_and_unsaved(ctx: SyncContext, unit: PendingContent) -> bool:
+
+def _key_known_and_unsaved(ctx: Sync, unit: PendingContent) -> bool:
     return unit.content_id is None and unit.natural_key() is not None
 
 
-def _artifact_unknown(ctx: SyncContext, unit: PendingContent) -> bool:
+def _artifact_unknown(ctx: Sync, unit: PendingContent) -> bool:
     return any(a.artifact_id is None and a.sha256 for a in unit.artifacts)
 
 
-def _lookup(conn: Connection, ctx: SyncContext, units: list[PendingContent], content: bool, artifacts: bool) -> None:
+def _lookup(conn: Connection, ctx: Sync, units: list[PendingContent], content: bool, artifacts: bool) -> None:
     """Link what is stored, except artifacts whose file is missing from storage (they are downloaded again)."""
     if content:
         keyed = [u for u in units if _key_known_and_unsaved(ctx, u)]
@@ -34,7 +38,7 @@ def _lookup(conn: Connection, ctx: SyncContext, units: list[PendingContent], con
         _check_storage(ctx, units, locations)
 
 
-def _check_storage(ctx: SyncContext, units: list[PendingContent], locations: dict[int, str]) -> None:
+def _check_storage(ctx: Sync, units: list[PendingContent], locations: dict[int, str]) -> None:
     """One batched look at storage: linked files that are missing, and leftovers of unlinked artifacts.
 
     A file found for an artifact no row knows (left by an interrupted run) is only a candidate: the
@@ -59,9 +63,7 @@ def _linked(units: list[PendingContent]) -> list[PendingArtifact]:
     ]
 
 
-def _unlink_missing_files(
-    ctx: SyncContext, units: list[PendingContent], locations: dict[int, str], missing: set[str]
-) -> None:
+def _unlink_missing_files(ctx: Sync, units: list[PendingContent], locations: dict[int, str], missing: set[str]) -> None:
     """Artifacts whose stored file is gone are downloaded again: a missing file is never "present"."""
     gone = {artifact_id for artifact_id, location in locations.items() if location in missing}
     for artifact in _linked(units):
@@ -72,17 +74,17 @@ def _unlink_missing_files(
     logger.warning("%d stored file(s) missing from storage: fetching them again", len(gone))
 
 
-def _count_present(ctx: SyncContext, units: list[PendingContent]) -> None:
+def _count_present(ctx: Sync, units: list[PendingContent]) -> None:
     present = sum(1 for u in units if u.in_base)
     if present:
         ctx.progress.add("present", present)
 
 
 def _lookup_stage(name: str, content: bool, artifacts: bool) -> Operator:
-    def wants(ctx: SyncContext, unit: PendingContent) -> bool:
+    def wants(ctx: Sync, unit: PendingContent) -> bool:
         return (content and _key_known_and_unsaved(ctx, unit)) or (artifacts and _artifact_unknown(ctx, unit))
 
-    async def work(ctx: SyncContext, units: list[PendingContent]) -> None:
+    async def work(ctx: Sync, units: list[PendingContent]) -> None:
         unlinked = [u for u in units if u.content_id is None]
         await ctx.transact(_lookup, ctx, units, content, artifacts, units=units, what=name)
         if content:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pendingops.context import SyncContext
 from pendingops.operators._stage import Operator, per_unit_stage
 from pendingops.pending import PendingContent
+from pendingops.run.current import Sync
 
 
-def _wants(ctx: SyncContext, unit: PendingContent) -> bool:
+def _wants(ctx: Sync, unit: PendingContent) -> bool:
     """Whether the unit has files to fetch; they are added to the download total (asked once per unit)."""
     if ctx.remote.policy != "immediate":
         return False
@@ -17,7 +17,7 @@ def _wants(ctx: SyncContext, unit: PendingContent) -> bool:
     return missing > 0
 
 
-async def _fetch_missing(ctx: SyncContext, unit: PendingContent) -> None:
+async def _fetch_missing(ctx: Sync, unit: PendingContent) -> None:
     # One transfer at a time per unit, so the stage's unit limit is also its transfer limit.
     for artifact in unit.artifacts:
         if not artifact.is_stored:

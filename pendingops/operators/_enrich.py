@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from pendingops.context import SyncContext
 from pendingops.operators._stage import Operator, batch_stage, per_unit_stage
 from pendingops.pending import PendingContent, describe_error
+from pendingops.run.current import Sync
 
 UnitStep = Callable[[PendingContent], Awaitable[None]]
 BatchStep = Callable[[list[PendingContent]], Awaitable[None]]
@@ -26,7 +26,7 @@ def enrich(fn: UnitStep, *, n: int = 10, when: Filter = _always, name: str = "en
     if n < 1:
         raise ValueError("enrich(n) needs n >= 1")
 
-    async def work(ctx: SyncContext, unit: PendingContent) -> None:
+    async def work(ctx: Sync, unit: PendingContent) -> None:
         await fn(unit)
 
     return per_unit_stage(name, lambda ctx, unit: when(unit), work, lambda ctx: n)
@@ -43,7 +43,7 @@ def enrich_batch(
     if size < 1 or n < 1:
         raise ValueError("enrich_batch needs size >= 1 and n >= 1")
 
-    async def work(ctx: SyncContext, units: list[PendingContent]) -> None:
+    async def work(ctx: Sync, units: list[PendingContent]) -> None:
         try:
             await fn(units)
         except Exception as exc:

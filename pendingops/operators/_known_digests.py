@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, and_, select
 
-from pendingops.context import SyncContext
 from pendingops.db.schema import Artifact, ContentArtifact, RemoteArtifact
 from pendingops.operators._stage import Operator, batch_stage
 from pendingops.pending import PendingArtifact, PendingContent
+from pendingops.run.current import Sync
 
 _ra = RemoteArtifact.__table__
 _ca = ContentArtifact.__table__
@@ -24,11 +24,11 @@ def _digest_unknown(artifact: PendingArtifact) -> bool:
     return artifact.sha256 is None and not artifact.is_stored
 
 
-def _wants(ctx: SyncContext, unit: PendingContent) -> bool:
+def _wants(ctx: Sync, unit: PendingContent) -> bool:
     return any(_digest_unknown(a) for a in unit.artifacts)
 
 
-def _known_by_url(conn: Connection, ctx: SyncContext, urls: list[str]) -> dict[str, set[tuple[str, int | None]]]:
+def _known_by_url(conn: Connection, ctx: Sync, urls: list[str]) -> dict[str, set[tuple[str, int | None]]]:
     """url -> every (sha256, size) this remote's RemoteArtifacts at that url lead to."""
     known: dict[str, set[tuple[str, int | None]]] = {}
     for chunk in ctx.db.chunks(urls, 1, other_params=1):  # remote_id
@@ -47,7 +47,7 @@ def _known_by_url(conn: Connection, ctx: SyncContext, urls: list[str]) -> dict[s
     return known
 
 
-def _fill(conn: Connection, ctx: SyncContext, units: list[PendingContent]) -> int:
+def _fill(conn: Connection, ctx: Sync, units: list[PendingContent]) -> int:
     wanted: dict[str, list[PendingArtifact]] = {}
     for unit in units:
         for artifact in unit.artifacts:
@@ -66,7 +66,7 @@ def _fill(conn: Connection, ctx: SyncContext, units: list[PendingContent]) -> in
     return filled
 
 
-async def _work(ctx: SyncContext, units: list[PendingContent]) -> None:
+async def _work(ctx: Sync, units: list[PendingContent]) -> None:
     filled = await ctx.transact(_fill, ctx, units, units=units, what="query_known_digests")
     if filled:
         ctx.progress.add("known_digests", filled)

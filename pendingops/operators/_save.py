@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
-from pendingops.context import SyncContext
 from pendingops.db.writes import save_units
 from pendingops.download._small_writes import settle
 from pendingops.operators._stage import Operator, batch_stage
 from pendingops.pending import PendingContent
+from pendingops.run.current import Sync
 
 
-def _needs_saving(ctx: SyncContext, unit: PendingContent) -> bool:
+def _needs_saving(ctx: Sync, unit: PendingContent) -> bool:
     if unit.content_id is None:
         return True
     return any(
@@ -22,7 +22,7 @@ def _needs_saving(ctx: SyncContext, unit: PendingContent) -> bool:
     )
 
 
-def _unsaveable(ctx: SyncContext, unit: PendingContent) -> str | None:
+def _unsaveable(ctx: Sync, unit: PendingContent) -> str | None:
     missing = [name for name in unit.content_type.natural_key if unit.fields.get(name) is None]
     if missing:
         return f"natural key field(s) {', '.join(missing)} still unknown at save"
@@ -33,11 +33,11 @@ def _unsaveable(ctx: SyncContext, unit: PendingContent) -> str | None:
     return None
 
 
-def _save(conn: Connection, ctx: SyncContext, units: list[PendingContent]) -> set[int]:
+def _save(conn: Connection, ctx: Sync, units: list[PendingContent]) -> set[int]:
     return save_units(conn, ctx.db, ctx.storage, units, ctx.remote_id)
 
 
-async def _work(ctx: SyncContext, units: list[PendingContent]) -> None:
+async def _work(ctx: Sync, units: list[PendingContent]) -> None:
     await settle(units)  # every file the batch downloaded is in storage before a row points at it
     ready = []
     for unit in units:

@@ -22,14 +22,15 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
-from pendingops.context import SyncContext, SyncFailed, composing_context, context_for
 from pendingops.flow import LoopObserver
 from pendingops.operators._batches import Batcher
 from pendingops.pending import PendingContent, describe_error
+from pendingops.run.current import Sync, composing_context, context_for
+from pendingops.run.outcome import SyncFailed
 from pendingops.storage.base import StorageFull
 
 Operator = Callable[[Observable[PendingContent]], Observable[PendingContent]]
-Wants = Callable[[SyncContext, PendingContent], bool]
+Wants = Callable[[Sync, PendingContent], bool]
 
 
 class _Emitter:
@@ -87,7 +88,7 @@ class _Handlers:
     dispose: Callable[[], None]
 
 
-def _stage_operator(name: str, build: Callable[[SyncContext, _Emitter], _Handlers]) -> Operator:
+def _stage_operator(name: str, build: Callable[[Sync, _Emitter], _Handlers]) -> Operator:
     """An operator named ``name`` whose handlers ``build`` makes at each subscription, on the loop."""
 
     def operator(source: Observable[PendingContent]) -> Observable[PendingContent]:
@@ -138,8 +139,8 @@ def _not_a_unit(name: str, value: Any) -> str:
 def per_unit_stage(
     stage: str,
     wants: Wants,
-    work: Callable[[SyncContext, PendingContent], Awaitable[None]],
-    concurrency: Callable[[SyncContext], int],
+    work: Callable[[Sync, PendingContent], Awaitable[None]],
+    concurrency: Callable[[Sync], int],
 ) -> Operator:
     """An operator running ``work(ctx, unit)`` with at most ``concurrency(ctx)`` units at once.
 
@@ -152,7 +153,7 @@ def per_unit_stage(
     when the queue is empty, so no task is created per unit and none waits idle.
     """
 
-    def build(ctx: SyncContext, emitter: _Emitter) -> _Handlers:
+    def build(ctx: Sync, emitter: _Emitter) -> _Handlers:
         flow = ctx.flow
         limit = concurrency(ctx)
         queue: deque[PendingContent] = deque()
@@ -197,9 +198,9 @@ def per_unit_stage(
 
 def batch_stage(
     wants: Wants,
-    work: Callable[[SyncContext, list[PendingContent]], Awaitable[None]],
+    work: Callable[[Sync, list[PendingContent]], Awaitable[None]],
     *,
-    size: Callable[[SyncContext], int] | None = None,
+    size: Callable[[Sync], int] | None = None,
     concurrency: int = 1,
     include_failed: bool = False,
     name: str = "batch",
@@ -216,7 +217,7 @@ def batch_stage(
     units, against 18 and 14 with these rules, past the target of 20.
     """
 
-    def build(ctx: SyncContext, emitter: _Emitter) -> _Handlers:
+    def build(ctx: Sync, emitter: _Emitter) -> _Handlers:
         flow = ctx.flow
         assert flow.scheduler is not None
         limit = asyncio.Semaphore(concurrency)
