@@ -1405,7 +1405,7 @@ MUTANTS: tuple[Mutant, ...] = (
         also=(("""        elif self._written is not None and self._in_flight is None:
             self._start()""", """        elif False:
             self._start()"""),),
-        tests=("tests/download/test_sink.py::test_what_is_written_is_reported_without_waiting_for_the_next_chunk",),
+        tests=("tests/download/test_sink.py::test_a_large_followed_streams_bytes_are_reported_without_waiting_for_the_next_chunk",),
     ),
 )
 

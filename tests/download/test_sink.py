@@ -140,3 +140,36 @@ def test_a_failed_write_of_a_followed_body_is_raised_to_the_reader(batch_bytes: 
     with pytest.raises(OSError, match="No space"):
         asyncio.run(pour())
     assert reported == []
+
+
+def test_a_large_followed_streams_bytes_are_reported_without_waiting_for_the_next_chunk() -> None:
+    """Past its first batch, a chunk that came while a batch was in flight, and one that came while
+    none was, are both written and reported with no further chunk and no finish."""
+
+    async def scenario() -> list[int]:
+        reported: list[int] = []
+        grew = asyncio.Event()
+
+        def written(n: int) -> None:
+            reported.append(n)
+            grew.set()
+
+        async def reported_up_to(n: int) -> None:
+            async with asyncio.timeout(30):  # bounds a failing run only
+                while not reported or reported[-1] < n:
+                    grew.clear()
+                    await grew.wait()
+
+        sink = BodySink(io.BytesIO(), [hashlib.sha256()], written=written, batch_bytes=8)
+        try:
+            await sink.add(b"123456789")  # a full batch: to the thread
+            await sink.add(b"ab")  # comes while that batch is in flight
+            await reported_up_to(11)
+            await sink.add(b"cd")  # comes while none is
+            await reported_up_to(13)
+        finally:
+            await sink.settle()
+        return reported
+
+    reported = asyncio.run(scenario())
+    assert reported == [9, 11, 13]
