@@ -1371,7 +1371,10 @@ MUTANTS: tuple[Mutant, ...] = (
         why="save inserts a batch's rows while its small files are still queued for their batched write",
         old="""    await settle(units)  # every file the batch downloaded is in storage before a row points at it""",
         new="""    pass""",
-        tests=("tests/operators/test_download.py::test_a_downloaded_file_is_in_storage_before_its_row",),
+        tests=(
+            "tests/operators/test_download.py::test_a_downloaded_file_is_in_storage_before_its_row",
+            "tests/test_disk_full.py::test_a_full_disk_under_batched_small_writes_fails_the_sync_and_no_row_points_at_a_missing_file",
+        ),
     ),
     Mutant(
         id="batch-found-file-trusted",
