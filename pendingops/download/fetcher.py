@@ -6,10 +6,8 @@ import asyncio
 import base64
 import datetime
 import hashlib
-import os
 import random
 import ssl
-import stat
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import aclosing
@@ -18,11 +16,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlsplit
-from urllib.request import getproxies_environment, proxy_bypass_environment, url2pathname
+from urllib.request import getproxies_environment, proxy_bypass_environment
 
 import aiohttp
 from yarl import URL
 
+from pendingops.download._file_urls import FileRefused, file_body, file_root
 from pendingops.download._sink import BodySink
 from pendingops.download._small_writes import SMALL_BODY, SmallWrites
 from pendingops.download.destinations import PrivateDestination, PublicResolver, check_literal
@@ -73,7 +72,7 @@ class Fetcher:
         self._sessions: dict[bool, aiohttp.ClientSession] = {}
         self._resolvers: list[PublicResolver] = []
         self._origin = origin(remote.url)
-        self._file_root = _file_root(remote.url) if self._origin[0] == "file" else None
+        self._file_root = file_root(remote.url) if self._origin[0] == "file" else None
         #: what only the remote's own origin is sent: its custom headers and its credentials
         self._own_headers = dict(remote.headers)
         if remote.username is not None:
@@ -340,12 +339,19 @@ class Fetcher:
             )
         loop = asyncio.get_running_loop()
         started, received = loop.time(), 0
-        body = _file_body(url, self._file_root) if scheme == "file" else self._http_body(url, accept)
+        body = self._file_body(url) if scheme == "file" else self._http_body(url, accept)
         async with aclosing(body) as chunks:
             async for chunk in chunks:
                 received += len(chunk)
                 self._check_rate(url, received, loop.time() - started)
                 yield chunk
+
+    async def _file_body(self, url: str) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in file_body(url, self._file_root, _CHUNK):
+                yield chunk
+        except FileRefused as exc:
+            raise DownloadError(f"{_shown(url)}: {exc}", retryable=False) from None
 
     def _check_rate(self, url: str, received: int, elapsed: float) -> None:
         remote = self.remote
@@ -456,41 +462,6 @@ class Fetcher:
         if remote.total_timeout is not None:
             return f"total_timeout={remote.total_timeout:g} s"
         return "timeout"
-
-
-def _file_root(url: str) -> str:
-    """The folder a ``file://`` remote may read under: the url's own folder, resolved."""
-    path = os.path.realpath(url2pathname(urlsplit(url).path))
-    return path if os.path.isdir(path) else os.path.dirname(path)
-
-
-async def _file_body(url: str, root: str | None) -> AsyncIterator[bytes]:
-    handle = await asyncio.to_thread(_open_local, url, root)
-    try:
-        while chunk := await asyncio.to_thread(handle.read, _CHUNK):
-            yield chunk
-    finally:
-        handle.close()
-
-
-def _open_local(url: str, root: str | None) -> BinaryIO:
-    """Open the regular file ``url`` names, if it lies under ``root`` once symlinks are resolved."""
-    parts = urlsplit(url)
-    if parts.netloc not in ("", "localhost"):
-        raise DownloadError(f"{_shown(url)}: refused: a file URL must not name a host", retryable=False)
-    path = os.path.realpath(url2pathname(parts.path))
-    if root is None or os.path.commonpath([root, path]) != root:
-        raise DownloadError(f"{_shown(url)}: refused: outside the remote's folder {root}", retryable=False)
-    try:
-        # Non-blocking, so a FIFO cannot hang the open; regular files ignore the flag.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise DownloadError(f"{_shown(url)}: {exc.strerror}", retryable=False) from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise DownloadError(f"{_shown(url)}: refused: not a regular file", retryable=False)
-    os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb")
 
 
 def _basic_auth(username: str, password: str) -> str:
