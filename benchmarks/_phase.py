@@ -111,7 +111,7 @@ async def run_sync(spec: dict[str, Any]) -> dict[str, Any]:
             remote,
             db=db,
             storage=storage,
-            repository="bench",
+            repository=spec.get("repository", "bench"),
             mirror=spec["mirror"],
             force=spec.get("force", False),
         )

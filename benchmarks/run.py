@@ -37,6 +37,8 @@ from _report import (
     RAW_INSERT,
     RAW_NEW,
     SHORTCUT,
+    SMALL,
+    SMALL_NOOP,
     Row,
     Target,
     large_targets,
@@ -56,6 +58,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 PHASE_SCRIPT = BENCH_DIR / "_phase.py"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/pendingops_bench"
 QUICK_FILES = 1000
+SMALL_FILES = 10  # the remote whose sync measures the fixed per-sync cost
+SMALL_MANIFEST = "small-PULP_MANIFEST"
 MIB = 1024 * 1024
 MILLION_TIME_LIMIT = 11.0  # the 1,000,000-unit sync may take at most 11x the 100,000-unit one
 
@@ -203,13 +207,16 @@ class Bench:
         force: bool = False,
         unchanged: bool = False,
         keep: bool = True,
+        manifest: str = MANIFEST,
+        repository: str = "bench",
     ) -> Row:
         """Run one sync; ``keep``: add its row to the table (else the caller picks which to add)."""
         spec = {
             "kind": "sync",
             "db": url,
             "storage": str(self.work / database / "storage"),
-            "url": self.manifest_url,
+            "url": self.server.base_url + manifest,
+            "repository": repository,
             "policy": policy,
             "concurrency": self.args.concurrency,
             "mirror": mirror,
@@ -294,7 +301,7 @@ def run_speed(bench: Bench, databases: Sequence[str]) -> list[Target]:
     n, size = bench.args.files, bench.args.size
     k = max(1, n // 10)
     print(f"Writing {n + 2 * k} files of {size} bytes...", flush=True)
-    entries = make_entries(bench.root, range(n + 2 * k), size)
+    entries = make_entries(bench.root, range(n + 2 * k + SMALL_FILES), size)
     # v1 is the initial state; v2 drops files 0..k-1 and adds n..n+k-1; v3 shifts by another k
     states = {
         name: [entries[i] for i in range(start, start + n)] for name, start in (("v1", 0), ("v2", k), ("v3", 2 * k))
@@ -318,6 +325,11 @@ def run_speed(bench: Bench, databases: Sequence[str]) -> list[Target]:
         bench.sync(MIRROR, database, url, n, mirror=True, expect=(k, k), raw=raw)
         bench.publish(states["v3"])
         bench.sync(ADDITIVE, database, url, n, mirror=False, expect=(k, 0), raw=raw)
+        # the fixed cost of a sync, whatever its size: a 10-file remote into a repository of its own
+        write_manifest(bench.root / SMALL_MANIFEST, [entries[i] for i in range(n + 2 * k, n + 2 * k + SMALL_FILES)])
+        small = {"manifest": SMALL_MANIFEST, "repository": "small", "mirror": True}
+        bench.sync(SMALL, database, url, SMALL_FILES, expect=(SMALL_FILES, 0), **small)
+        bench.sync(SMALL_NOOP, database, url, SMALL_FILES, expect=(0, 0), force=True, **small)
     return speed_targets(bench.rows, databases)
 
 

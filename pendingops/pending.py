@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -56,6 +57,11 @@ class PendingArtifact:
     stored_sha256: str | None = None
     stored_size: int | None = None
     stored_digests: dict[str, str] = field(default_factory=dict)
+    #: whether a file for ``sha256`` was in storage when dedup looked (None: nobody looked); one found is
+    #: still hashed before it is adopted
+    in_storage: bool | None = None
+    #: the write of a small downloaded body still on its way to storage; ``save`` waits for it
+    stored_write: asyncio.Future[None] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if "@" in self.url:  # credentials live in RemoteConfig, never in what is stored or shown

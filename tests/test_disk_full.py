@@ -60,3 +60,33 @@ def test_a_full_disk_fails_the_sync_and_the_rerun_fetches_only_what_is_missing(d
     assert version_numbers(db, "r") == [0, 1]
     assert version_content(db, "r") == file_set(FILES)
     assert_artifacts_intact(db, storage)
+
+
+#: 600 files of 8 KiB (4.7 MiB of data, more in blocks): small bodies, written in batches off the loop
+SMALL_FILES = {f"s{i:03}.bin": i.to_bytes(2, "big") * (4 * 1024) for i in range(600)}
+
+
+def test_a_full_disk_under_batched_small_writes_fails_the_sync_and_no_row_points_at_a_missing_file(db, small_disk):
+    """Small files are written in batches after their download; one that finds the disk full stops
+    the sync (no version, one line naming the folder), and every row written before points at a file."""
+    storage = LocalStorage(small_disk / "storage")
+
+    async def sync(server: RemoteServer):
+        remote = RemoteConfig(url=server.manifest_url, download_concurrency=4)
+        return await sync_remote(FilePlugin(), remote, db=db, storage=storage, repository="r", on_error="skip")
+
+    async def scenario() -> str:
+        async with RemoteServer(dict(SMALL_FILES)) as server:
+            with pytest.raises(SyncFailed) as failed:
+                await sync(server)
+            assert_artifacts_intact(db, storage)  # the rows saved before the disk filled point at whole files
+            subprocess.run(["mount", "-o", "remount,size=16M", str(small_disk)], check=True)
+            result = await sync(server)
+            assert result.failed_count == 0 and result.added == len(SMALL_FILES)
+            return str(failed.value)
+
+    message = asyncio.run(scenario())
+    assert "no space left" in message and str(small_disk / "storage") in message and "\n" not in message
+    assert version_numbers(db, "r") == [0, 1]
+    assert version_content(db, "r") == file_set(SMALL_FILES)
+    assert_artifacts_intact(db, storage)

@@ -1180,10 +1180,10 @@ MUTANTS: tuple[Mutant, ...] = (
         guarantee="counters match the transfers made",
         file="pendingops/download/fetcher.py",
         why="a leftover file adopted from storage is reported as a transfer (a rerun looks as if it fetched all)",
-        old="""                if await self._adopt_stored(artifact):
-                    return False""",
-        new="""                if await self._adopt_stored(artifact):
-                    return True""",
+        old="""                    if await self._adopt_stored(artifact):
+                        return False""",
+        new="""                    if await self._adopt_stored(artifact):
+                        return True""",
         tests=("tests/operators/test_download.py::test_a_rerun_after_an_interruption_counts_stored_leftovers_as_adopted",),
     ),
     Mutant(
@@ -1925,6 +1925,52 @@ MUTANTS: tuple[Mutant, ...] = (
         old="""        await asyncio.to_thread(storage.delete, row.location)  # again: the damaged one goes first""",
         new="""        pass""",
         tests=("tests/maintenance/test_storage_faults.py::test_repair_on_s3_replaces_a_damaged_object",),
+    ),
+    Mutant(
+        id="batched-write-not-awaited",
+        guarantee="a file on disk before its row",
+        file="pendingops/operators/_save.py",
+        why="save inserts a batch's rows while its small files are still queued for their batched write",
+        old="""    await settle(units)  # every file the batch downloaded is in storage before a row points at it""",
+        new="""    pass""",
+        tests=(
+            "tests/operators/test_download.py::test_a_downloaded_file_is_in_storage_before_its_row",
+            "tests/test_disk_full.py::test_a_full_disk_under_batched_small_writes_fails_the_sync_and_no_row_points_at_a_missing_file",
+        ),
+    ),
+    Mutant(
+        id="batch-found-file-trusted",
+        guarantee="2 digests on every path",
+        file="pendingops/download/fetcher.py",
+        why="a leftover file dedup's batched existence check found is adopted on that word, never hashed",
+        old="""        digests = await asyncio.to_thread(_hash_stored, self.storage, location, artifact.digests)""",
+        new="""        if artifact.in_storage:
+            _record(artifact, artifact.size or 0, {"sha256": artifact.sha256, **artifact.digests})
+            return True
+        digests = await asyncio.to_thread(_hash_stored, self.storage, location, artifact.digests)""",
+        tests=("tests/operators/test_download.py::test_a_leftover_the_batch_found_is_checked_before_it_is_adopted",),
+    ),
+    Mutant(
+        id="leftovers-checked-per-file",
+        guarantee="nothing per file on the loop that can be batched",
+        file="pendingops/operators/_dedup.py",
+        why="dedup's batch does not say which files storage holds: every download looks at storage first",
+        old="""        artifact.in_storage = wanted[artifact.sha256] not in missing""",
+        new="""        pass""",
+        tests=("tests/operators/test_download.py::test_dedup_looks_for_leftover_files_in_one_batch_not_per_file",),
+    ),
+    Mutant(
+        id="followers-wait-for-next-chunk",
+        guarantee="on_demand followers get what is written",
+        file="pendingops/download/_sink.py",
+        why="bytes that came while a batch was in flight wait for the next chunk: a stalled stream's followers starve",
+        old="""            if self._in_flight is None:
+                self._start()  # what came meanwhile, without waiting for the next chunk""",
+        new="""            pass""",
+        also=(("""        elif self._written is not None and self._in_flight is None:
+            self._start()""", """        elif False:
+            self._start()"""),),
+        tests=("tests/download/test_sink.py::test_a_large_followed_streams_bytes_are_reported_without_waiting_for_the_next_chunk",),
     ),
 )
 

@@ -6,10 +6,8 @@ import asyncio
 import base64
 import datetime
 import hashlib
-import os
 import random
 import ssl
-import stat
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import aclosing
@@ -18,13 +16,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlsplit
-from urllib.request import getproxies_environment, proxy_bypass_environment, url2pathname
+from urllib.request import getproxies_environment, proxy_bypass_environment
 
 import aiohttp
 from yarl import URL
 
 from pendingops.credentials import credentials_for
+from pendingops.download._file_urls import FileRefused, file_body, file_root
 from pendingops.download._sink import BodySink
+from pendingops.download._small_writes import SMALL_BODY, SmallWrites
 from pendingops.download.destinations import PrivateDestination, PublicResolver, check_literal
 from pendingops.pending import PendingArtifact, UnitError
 from pendingops.remote import DEFAULT_MAX_FILE_SIZE, RemoteConfig, origin, strip_credentials
@@ -37,6 +37,8 @@ _MAX_RETRY_AFTER = 60.0
 _REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 10
 _HTTP = ("http", "https")
+#: digests this fetcher wrote lately: a later fetch of one checks storage before fetching it again
+_RECENT_WRITES = 4096
 
 
 class DownloadError(UnitError):
@@ -71,7 +73,7 @@ class Fetcher:
         self._sessions: dict[bool, aiohttp.ClientSession] = {}
         self._resolvers: list[PublicResolver] = []
         self._origin = origin(remote.url)
-        self._file_root = _file_root(remote.url) if self._origin[0] == "file" else None
+        self._file_root = file_root(remote.url) if self._origin[0] == "file" else None
         #: what only the remote's own origin is sent: its custom headers and its credentials
         self._own_headers = dict(remote.headers)
         found = (remote.username, remote.password or "") if remote.username is not None else None
@@ -83,6 +85,9 @@ class Fetcher:
         self._env_proxies = {} if remote.proxy_url else getproxies_environment()
         self._digest_locks: dict[str, asyncio.Lock] = {}
         self._digest_users: Counter[str] = Counter()
+        write_many = getattr(storage, "put_bytes_many", None)
+        self._small = SmallWrites(write_many, getattr(storage, "root", storage)) if write_many else None
+        self._recent: dict[str, None] = {}  # insertion-ordered, at most _RECENT_WRITES
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -93,6 +98,8 @@ class Fetcher:
         await self.close()
 
     async def close(self) -> None:
+        if self._small is not None:
+            await self._small.drain()  # no thread may still write when the storage is closed
         sessions = list(self._sessions.values())
         self._sessions.clear()
         for session in sessions:
@@ -134,11 +141,15 @@ class Fetcher:
             context.load_cert_chain(client_cert, remote.client_key)
         return context
 
-    async def fetch(self, artifact: PendingArtifact) -> bool:
+    async def fetch(self, artifact: PendingArtifact, *, defer_write: bool = False) -> bool:
         """Store ``artifact``'s bytes, setting its ``stored_*`` fields; raise DownloadError if not.
 
         True when the bytes came over the network, False when a file already in storage (left by an
-        interrupted run, or fetched meanwhile for another unit) was checked and adopted.
+        interrupted run, or fetched meanwhile for another unit) was checked and adopted. Storage is
+        looked at first only when the artifact's ``in_storage`` does not say (a batch did not look)
+        or this fetcher wrote the same digest lately. With ``defer_write``, a small body's file may
+        still be on its way when this returns: ``artifact.stored_write`` must be awaited (see
+        ``_small_writes.settle``) before a row points at it.
         """
         limit = self.remote.max_file_size
         if limit is not None and artifact.size is not None and artifact.size > limit:
@@ -149,19 +160,23 @@ class Fetcher:
         digest = artifact.sha256
         if not digest:
             await self._with_retries(self._attempt, artifact)
-            return True
-        lock = self._digest_locks.setdefault(digest, asyncio.Lock())
-        self._digest_users[digest] += 1
-        try:
-            async with lock:
-                if await self._adopt_stored(artifact):
-                    return False
-                await self._with_retries(self._attempt, artifact)
-                return True
-        finally:
-            self._digest_users[digest] -= 1
-            if not self._digest_users[digest]:
-                del self._digest_users[digest], self._digest_locks[digest]
+        else:
+            lock = self._digest_locks.setdefault(digest, asyncio.Lock())
+            self._digest_users[digest] += 1
+            try:
+                async with lock:
+                    if await self._adopt_stored(artifact):
+                        return False
+                    await self._with_retries(self._attempt, artifact)
+            finally:
+                self._digest_users[digest] -= 1
+                if not self._digest_users[digest]:
+                    del self._digest_users[digest], self._digest_locks[digest]
+        write = artifact.stored_write
+        if write is not None and not defer_write:
+            artifact.stored_write = None
+            await write  # the caller writes rows as soon as this returns: the file must be there
+        return True
 
     async def fetch_file(self, url: str, dest: Path, *, max_size: int | None = None) -> int:
         """Download ``url`` to the local file ``dest`` (a manifest, an index); return its size."""
@@ -230,10 +245,17 @@ class Fetcher:
     async def _adopt_stored(self, artifact: PendingArtifact) -> bool:
         """Use a file already in storage (left by an interrupted run) when its bytes check out."""
         assert artifact.sha256 is not None
+        write = self._small.pending(artifact.sha256) if self._small is not None else None
+        if write is not None:
+            await asyncio.wait([write])  # written for another unit a moment ago: adopted once it is there
+        elif artifact.in_storage is False and artifact.sha256 not in self._recent:
+            return False  # a batch looked, found no file, and none was written since
         location = self.storage.location_for(artifact.sha256)
-        if not await self.storage.exists_async(location):
+        if artifact.in_storage is None and not await self.storage.exists_async(location):
             return False
         digests = await asyncio.to_thread(_hash_stored, self.storage, location, artifact.digests)
+        if digests is None:
+            return False
         size = digests.pop("_size")
         if digests["sha256"] != artifact.sha256 or (artifact.size is not None and size != artifact.size):
             return False
@@ -243,11 +265,14 @@ class Fetcher:
         return True
 
     async def _attempt(self, artifact: PendingArtifact) -> None:
-        temp = self.storage.new_temp_path()
         hashers = {"sha256": hashlib.sha256()}
         for name in artifact.digests:
             hashers.setdefault(name, hashlib.new(name))
         cap = artifact.size if artifact.size is not None else self.remote.max_file_size or DEFAULT_MAX_FILE_SIZE
+        if self._small is not None and artifact.size is not None and artifact.size <= SMALL_BODY:
+            await self._attempt_small(artifact, hashers, cap)
+            return
+        temp = self.storage.new_temp_path()
         try:
             with open(temp, "wb") as out:
                 size = await self._write_body(artifact.url, out, hashers.values(), cap, _too_large(artifact, cap))
@@ -260,6 +285,28 @@ class Fetcher:
             if full is not None:
                 raise full from None
             raise
+        _record(artifact, size, digests)
+
+    async def _attempt_small(self, artifact: PendingArtifact, hashers: dict[str, Any], cap: int) -> None:
+        """A body of a declared small size: kept in memory, hashed on the loop, queued for a batched write."""
+        assert self._small is not None
+        chunks: list[bytes] = []
+        size = 0
+        async with aclosing(self._body(artifact.url)) as body:
+            async for chunk in body:
+                size += len(chunk)
+                if size > cap:
+                    raise DownloadError(f"{_shown(artifact.url)}: {_too_large(artifact, cap)}", retryable=False)
+                chunks.append(chunk)
+        data = b"".join(chunks)
+        for hasher in hashers.values():
+            hasher.update(data)
+        digests = {name: hasher.hexdigest() for name, hasher in hashers.items()}
+        _verify(artifact, size, digests)
+        artifact.stored_write = self._small.put(digests["sha256"], data)
+        self._recent[digests["sha256"]] = None
+        if len(self._recent) > _RECENT_WRITES:
+            del self._recent[next(iter(self._recent))]
         _record(artifact, size, digests)
 
     async def _write_body(
@@ -296,12 +343,19 @@ class Fetcher:
             )
         loop = asyncio.get_running_loop()
         started, received = loop.time(), 0
-        body = _file_body(url, self._file_root) if scheme == "file" else self._http_body(url, accept)
+        body = self._file_body(url) if scheme == "file" else self._http_body(url, accept)
         async with aclosing(body) as chunks:
             async for chunk in chunks:
                 received += len(chunk)
                 self._check_rate(url, received, loop.time() - started)
                 yield chunk
+
+    async def _file_body(self, url: str) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in file_body(url, self._file_root, _CHUNK):
+                yield chunk
+        except FileRefused as exc:
+            raise DownloadError(f"{_shown(url)}: {exc}", retryable=False) from None
 
     def _check_rate(self, url: str, received: int, elapsed: float) -> None:
         remote = self.remote
@@ -414,41 +468,6 @@ class Fetcher:
         return "timeout"
 
 
-def _file_root(url: str) -> str:
-    """The folder a ``file://`` remote may read under: the url's own folder, resolved."""
-    path = os.path.realpath(url2pathname(urlsplit(url).path))
-    return path if os.path.isdir(path) else os.path.dirname(path)
-
-
-async def _file_body(url: str, root: str | None) -> AsyncIterator[bytes]:
-    handle = await asyncio.to_thread(_open_local, url, root)
-    try:
-        while chunk := await asyncio.to_thread(handle.read, _CHUNK):
-            yield chunk
-    finally:
-        handle.close()
-
-
-def _open_local(url: str, root: str | None) -> BinaryIO:
-    """Open the regular file ``url`` names, if it lies under ``root`` once symlinks are resolved."""
-    parts = urlsplit(url)
-    if parts.netloc not in ("", "localhost"):
-        raise DownloadError(f"{_shown(url)}: refused: a file URL must not name a host", retryable=False)
-    path = os.path.realpath(url2pathname(parts.path))
-    if root is None or os.path.commonpath([root, path]) != root:
-        raise DownloadError(f"{_shown(url)}: refused: outside the remote's folder {root}", retryable=False)
-    try:
-        # Non-blocking, so a FIFO cannot hang the open; regular files ignore the flag.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise DownloadError(f"{_shown(url)}: {exc.strerror}", retryable=False) from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise DownloadError(f"{_shown(url)}: refused: not a regular file", retryable=False)
-    os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb")
-
-
 def _basic_auth(username: str, password: str) -> str:
     credentials = f"{username}:{password}"
     try:
@@ -487,10 +506,15 @@ def _record(artifact: PendingArtifact, size: int, digests: dict[str, str]) -> No
     artifact.stored_digests = {k: v for k, v in digests.items() if k != "sha256"}
 
 
-def _hash_stored(storage: ArtifactStorage, location: str, wanted: dict[str, str]) -> dict[str, Any]:
+def _hash_stored(storage: ArtifactStorage, location: str, wanted: dict[str, str]) -> dict[str, Any] | None:
+    """Size and digests of the stored file at ``location``; None when there is none."""
     hashers = {"sha256": hashlib.sha256(), **{name: hashlib.new(name) for name in wanted}}
     size = 0
-    with storage.open(location) as handle:
+    try:
+        handle = storage.open(location)
+    except FileNotFoundError:
+        return None
+    with handle:
         while chunk := handle.read(_CHUNK):
             size += len(chunk)
             for hasher in hashers.values():

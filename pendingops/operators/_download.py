@@ -24,7 +24,7 @@ async def _fetch_missing(ctx: Sync, unit: PendingContent) -> None:
             expected = artifact.size or 0
             await ctx.byte_budget.reserve(expected)
             ctx.flow.hold(unit, expected)
-            transferred = await ctx.fetcher.fetch(artifact)
+            transferred = await ctx.fetcher.fetch(artifact, defer_write=True)  # save waits for the file
             unknown_size = (artifact.stored_size or 0) - expected
             if unknown_size > 0:
                 ctx.byte_budget.add(unknown_size)

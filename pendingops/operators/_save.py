@@ -6,6 +6,7 @@ from sqlalchemy import Connection
 
 from pendingops.db.fill import fill_fields
 from pendingops.db.writes import save_units
+from pendingops.download._small_writes import settle
 from pendingops.operators._stage import Operator, batch_stage
 from pendingops.pending import PendingContent
 from pendingops.run.current import Sync
@@ -40,6 +41,7 @@ def _save(conn: Connection, ctx: Sync, units: list[PendingContent]) -> tuple[set
 
 
 async def _work(ctx: Sync, units: list[PendingContent]) -> None:
+    await settle(units)  # every file the batch downloaded is in storage before a row points at it
     ready = []
     for unit in units:
         problem = _unsaveable(ctx, unit)

@@ -25,10 +25,10 @@ from typing import BinaryIO
 from aiohttp import hdrs, web
 
 from pendingops.db.remote_sources import Source
+from pendingops.download._sink import BodySink
 from pendingops.download.fetcher import DownloadError, Fetcher
 from pendingops.remote import RemoteConfig
 from pendingops.serve.conditional import media_type
-from pendingops.serve.digest_queue import DigestQueue
 from pendingops.serve.resolve import ServedFile
 from pendingops.storage.base import ArtifactStorage
 
@@ -87,16 +87,16 @@ async def run_transfer(
     try:
         try:
             async with Fetcher(settings, storage) as fetcher:
-                digests = DigestQueue(hashers, out, transfer.advance)
+                sink = BodySink(out, hashers.values(), written=transfer.advance)
                 try:
                     async for chunk in fetcher.stream(source.url):
                         size += len(chunk)
                         if size > cap:
                             raise _Refused(f"more than {cap} bytes ({_cap_reason(source, cap)})")
-                        await digests.put(chunk)
-                    await digests.finish()
+                        await sink.add(chunk)
+                    await sink.finish()
                 finally:  # the file is closed only once no thread writes to it
-                    await digests.close()
+                    await sink.settle()
         finally:
             out.close()
         computed = {name: hasher.hexdigest() for name, hasher in hashers.items()}

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import shutil
 import stat
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from pendingops.storage._dir_fds import DirFds
 from pendingops.storage.base import StorageError
 
 _TEMP_DIR = "tmp"
@@ -39,6 +42,9 @@ class LocalStorage:
         if not os.access(self.root / _TEMP_DIR, os.W_OK) or not os.access(self.root / _ARTIFACT_DIR, os.W_OK):
             raise StorageError(f"cannot use storage directory {self.root}: not writable")
         self._file_mode = stat.S_IMODE(os.stat(self.root).st_mode) & 0o644
+        self._dirs = DirFds(str(self.root))
+        self._temp_names = itertools.count()
+        self._temp_token = uuid.uuid4().hex[:12]
 
     def __str__(self) -> str:
         """The folder: how every message names this storage."""
@@ -63,6 +69,45 @@ class LocalStorage:
     async def put_async(self, temp_path: Path, sha256: str) -> str:
         # A rename: cheaper in place than a hop to a worker thread.
         return self.put(temp_path, sha256)
+
+    def put_bytes_many(self, items: Sequence[tuple[str, bytes]]) -> list[OSError | None]:
+        """Write each verified body of ``items`` (sha256, bytes) into place, as ``put`` would; one result per item.
+
+        For many small files at once, on a worker thread: each is created in the temporary folder,
+        written, given its mode and renamed into place through kept folder descriptors (no path walk).
+        A result is None when the file is in place, else the error that stopped it (nothing is left).
+        """
+        temp_fd = self._dirs.get(_TEMP_DIR)
+        prefix = f"{os.getpid()}-{self._temp_token}-"
+        results: list[OSError | None] = []
+        for sha256, body in items:
+            try:
+                self._put_bytes(temp_fd, f"{prefix}{next(self._temp_names)}.part", sha256, body)
+                results.append(None)
+            except OSError as exc:
+                results.append(exc)
+        return results
+
+    def _put_bytes(self, temp_fd: int, name: str, sha256: str, body: bytes) -> None:
+        shard = f"{_ARTIFACT_DIR}/{sha256[:2]}"
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=temp_fd)
+        try:
+            try:
+                view = memoryview(body)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fchmod(fd, self._file_mode)
+            finally:
+                os.close(fd)
+            try:
+                os.rename(name, sha256[2:], src_dir_fd=temp_fd, dst_dir_fd=self._dirs.get(shard))
+            except FileNotFoundError:  # the shard folder was removed under us: open it again, once
+                self._dirs.forget(shard)
+                os.rename(name, sha256[2:], src_dir_fd=temp_fd, dst_dir_fd=self._dirs.get(shard))
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=temp_fd)
+            raise
 
     def exists(self, location: str) -> bool:
         return (self.root / location).is_file()
@@ -118,7 +163,7 @@ class LocalStorage:
         return remove_dead_writers_files(self.root / _TEMP_DIR)
 
     def close(self) -> None:
-        pass
+        self._dirs.close()
 
 
 def remove_dead_writers_files(folder: Path) -> int:

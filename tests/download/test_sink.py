@@ -8,7 +8,7 @@ import io
 import threading
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pendingops.download._sink import BATCH_BYTES, BodySink
@@ -69,3 +69,107 @@ def test_a_failed_write_on_the_worker_thread_is_raised():
     with pytest.raises(OSError) as caught:
         asyncio.run(pour())
     assert caught.value.errno == 28
+
+
+async def _follow(chunks: list[bytes], batch_bytes: int) -> tuple[io.BytesIO, str, str, list[int]]:
+    hashers = {"sha256": hashlib.sha256(), "md5": hashlib.md5()}
+    out = io.BytesIO()
+    reported: list[int] = []
+    sink = BodySink(out, hashers.values(), written=reported.append, batch_bytes=batch_bytes)
+    try:
+        for chunk in chunks:
+            await sink.add(chunk)
+        await sink.finish()
+    finally:
+        await sink.settle()
+    return out, hashers["sha256"].hexdigest(), hashers["md5"].hexdigest(), reported
+
+
+@settings(max_examples=50, deadline=None)
+@given(chunks=st.lists(st.binary(max_size=5000), max_size=30), batch_bytes=st.sampled_from([1, 4096, BATCH_BYTES]))
+def test_followed_chunks_are_hashed_written_and_reported_in_order(chunks: list[bytes], batch_bytes: int) -> None:
+    """With followers, every byte is hashed and written in order, and what is written is reported in
+    growing steps up to the whole body, however the body is cut into batches."""
+    out, sha256, md5, reported = asyncio.run(_follow(chunks, batch_bytes))
+    whole = b"".join(chunks)
+    assert out.getvalue() == whole
+    assert (sha256, md5) == (hashlib.sha256(whole).hexdigest(), hashlib.md5(whole).hexdigest())
+    assert reported == sorted(reported) and reported[-1] == len(whole)
+
+
+@pytest.mark.parametrize("batch_bytes", [1, BATCH_BYTES])
+def test_what_is_written_is_reported_without_waiting_for_the_next_chunk(batch_bytes: int) -> None:
+    """A stalled stream's followers still get every byte already received, small body or large."""
+
+    async def scenario() -> None:
+        progress = asyncio.Event()
+        reported: list[int] = []
+
+        def written(n: int) -> None:
+            reported.append(n)
+            progress.set()
+
+        sink = BodySink(io.BytesIO(), [hashlib.sha256()], written=written, batch_bytes=batch_bytes)
+        try:
+            await sink.add(b"first")
+            await progress.wait()  # no second chunk, no finish
+            assert reported == [5]
+        finally:
+            await sink.settle()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("batch_bytes", [1, BATCH_BYTES])
+def test_a_failed_write_of_a_followed_body_is_raised_to_the_reader(batch_bytes: int) -> None:
+    class FullDisk(io.BytesIO):
+        def write(self, data: bytes, /) -> int:  # type: ignore[override]
+            raise OSError(28, "No space left on device")
+
+    reported: list[int] = []
+
+    async def pour() -> None:
+        sink = BodySink(FullDisk(), [hashlib.sha256()], written=reported.append, batch_bytes=batch_bytes)
+        try:
+            for _ in range(3):
+                await sink.add(b"x")
+            await sink.finish()
+        finally:
+            await sink.settle()
+
+    with pytest.raises(OSError, match="No space"):
+        asyncio.run(pour())
+    assert reported == []
+
+
+def test_a_large_followed_streams_bytes_are_reported_without_waiting_for_the_next_chunk() -> None:
+    """Past its first batch, a chunk that came while a batch was in flight, and one that came while
+    none was, are both written and reported with no further chunk and no finish."""
+
+    async def scenario() -> list[int]:
+        reported: list[int] = []
+        grew = asyncio.Event()
+
+        def written(n: int) -> None:
+            reported.append(n)
+            grew.set()
+
+        async def reported_up_to(n: int) -> None:
+            async with asyncio.timeout(30):  # bounds a failing run only
+                while not reported or reported[-1] < n:
+                    grew.clear()
+                    await grew.wait()
+
+        sink = BodySink(io.BytesIO(), [hashlib.sha256()], written=written, batch_bytes=8)
+        try:
+            await sink.add(b"123456789")  # a full batch: to the thread
+            await sink.add(b"ab")  # comes while that batch is in flight
+            await reported_up_to(11)
+            await sink.add(b"cd")  # comes while none is
+            await reported_up_to(13)
+        finally:
+            await sink.settle()
+        return reported
+
+    reported = asyncio.run(scenario())
+    assert reported == [9, 11, 13]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from pendingops import RemoteConfig, SyncFailed, declarative_version, sync_remote
 from pendingops import operators as ops
@@ -17,6 +19,8 @@ from pendingops.db.schema import Artifact, ContentArtifact, ProgressReport, Remo
 from pendingops.plugins.file import FilePlugin
 from pendingops.plugins.python import PythonPlugin
 from pendingops.progress import ProgressSnapshot
+from pendingops.storage.local import LocalStorage
+from pendingops.storage.owner import claim_storage
 from tests.conftest import count_rows, file_set, file_units, version_content
 from tests.plugins.python_index import index_files, sample_projects
 from tests.remote_server import Fault, RemoteServer
@@ -190,3 +194,102 @@ def test_a_rerun_after_an_interruption_counts_stored_leftovers_as_adopted(db, st
         rows = conn.execute(select(ProgressReport.stage, ProgressReport.done).where(ProgressReport.sync_run_id == run))
         recorded = dict(rows.all())
     assert (recorded["adopted"], recorded["downloaded"]) == (answered, artifacts - answered)
+
+
+class _GatedStorage(LocalStorage):
+    """Local storage whose first batched write waits until an artifact row is about to be inserted.
+
+    Code that inserts rows before its files are written releases the gate early, and the insert
+    sees a file still on its way; code that waits for its files waits here until the gate times
+    out (the timeout only bounds how long a correct run waits; it decides no outcome).
+    """
+
+    def __init__(self, root: Any) -> None:
+        super().__init__(root)
+        self.on_their_way: set[str] = set()
+        self.row_came = threading.Event()
+        self.rows_before_files: list[str] = []
+        self._first = True
+
+    def put_bytes_many(self, items):
+        self.on_their_way.update(sha256 for sha256, _ in items)
+        if self._first:
+            self._first = False
+            self.row_came.wait(timeout=5.0)
+        try:
+            return super().put_bytes_many(items)
+        finally:
+            self.on_their_way.difference_update(sha256 for sha256, _ in items)
+
+    def watch(self, db) -> None:
+        @event.listens_for(db.engine, "before_cursor_execute")
+        def _statement(conn, cursor, statement, parameters, context, executemany) -> None:
+            if statement.lstrip().upper().startswith("INSERT INTO ARTIFACT"):
+                if self.on_their_way:
+                    self.rows_before_files.append(statement)
+                self.row_came.set()
+
+
+def test_a_downloaded_file_is_in_storage_before_its_row(db, tmp_path) -> None:
+    """Small files are written in batches after their download returns; save waits for its batch's
+    writes before inserting rows, so a row never points at a file still on its way."""
+    storage = _GatedStorage(tmp_path / "gated")
+    storage.watch(db)
+    files = _files(3)
+    server = RemoteServer(files)
+    result = _sync(db, storage, server, files, pipeline=[ops.dedup(), ops.download(), ops.save()])
+    assert result.added == 3 and result.failed_count == 0
+    assert storage.rows_before_files == []
+    for data in files.values():
+        stored = storage.local_path(storage.location_for(hashlib.sha256(data).hexdigest()))
+        assert stored.read_bytes() == data
+
+
+class _CountingStorage(LocalStorage):
+    """Local storage that counts the one-file existence checks made on the event loop."""
+
+    def __init__(self, root: Any) -> None:
+        super().__init__(root)
+        self.single_checks = 0
+
+    async def exists_async(self, location: str) -> bool:
+        self.single_checks += 1
+        return await super().exists_async(location)
+
+
+def test_dedup_looks_for_leftover_files_in_one_batch_not_per_file(db, tmp_path) -> None:
+    """Whether a file is already in storage is asked once per dedup batch, off the loop: the download
+    step looks at storage itself only for a file the batch found (to check and adopt it)."""
+    storage = _CountingStorage(tmp_path / "counting")
+    files = _files(12)
+    leftover = next(iter(files.values()))
+    claim_storage(db, storage)  # the storage is this database's: what it holds is a leftover of its own
+    temp = storage.new_temp_path()
+    temp.write_bytes(leftover)
+    storage.put(temp, hashlib.sha256(leftover).hexdigest())
+    server = RemoteServer(files)
+    snapshots: list[ProgressSnapshot] = []
+    result = _sync(db, storage, server, files, on_progress=snapshots.append)
+    assert result.added == 12
+    assert storage.single_checks == 0
+    assert server.file_requests() == 11  # the leftover was adopted, not fetched again
+    assert snapshots[-1].done("adopted") == 1
+
+
+def test_a_leftover_the_batch_found_is_checked_before_it_is_adopted(db, storage) -> None:
+    """A file dedup's batch found in storage is only a candidate: one with other bytes (a bit flipped
+    on disk) is fetched again and replaced, never adopted on the batch's word."""
+    files = _files(4)
+    data = files["f002"]
+    sha256 = hashlib.sha256(data).hexdigest()
+    claim_storage(db, storage)
+    temp = storage.new_temp_path()
+    temp.write_bytes(bytes([data[0] ^ 1]) + data[1:])
+    storage.put(temp, sha256)
+    server = RemoteServer(files)
+    snapshots: list[ProgressSnapshot] = []
+    result = _sync(db, storage, server, files, on_progress=snapshots.append)
+    assert result.added == 4 and result.failed_count == 0
+    assert server.file_requests() == 4
+    assert snapshots[-1].done("adopted") == 0
+    assert storage.local_path(storage.location_for(sha256)).read_bytes() == data

@@ -92,3 +92,38 @@ def test_unusable_root_is_a_clear_error(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(StorageError, match="cannot use storage directory"):
         LocalStorage(blocker / "storage")
+
+
+def test_put_bytes_many_writes_each_body_into_place_as_put_does(storage):
+    """Small bodies written in one call: each at its digest location, with put's mode, nothing left in tmp;
+    a shard folder removed under the kept descriptors is opened again."""
+    bodies = [f"small body {i}".encode() for i in range(20)]
+    items = [(hashlib.sha256(body).hexdigest(), body) for body in bodies]
+    assert storage.put_bytes_many(items) == [None] * len(items)
+    reference = storage.local_path(storage.put(_write_temp(storage, b"by put"), hashlib.sha256(b"by put").hexdigest()))
+    for sha256, body in items:
+        path = storage.local_path(storage.location_for(sha256))
+        assert path.read_bytes() == body
+        assert path.stat().st_mode == reference.stat().st_mode
+    assert list((storage.root / "tmp").iterdir()) == []
+
+    sha256, body = items[0]
+    shard = storage.local_path(storage.location_for(sha256)).parent
+    for path in shard.iterdir():
+        path.unlink()
+    shard.rmdir()
+    assert storage.put_bytes_many([(sha256, body)]) == [None]
+    assert storage.local_path(storage.location_for(sha256)).read_bytes() == body
+    storage.close()
+
+
+def test_put_bytes_many_reports_a_failed_file_and_writes_the_others(storage):
+    """One body that cannot be written (its shard name is taken by a file) is reported, not raised,
+    and leaves no temporary file; the others of the call are written."""
+    good, bad = b"good body", b"bad body"
+    bad_sha = hashlib.sha256(bad).hexdigest()
+    (storage.root / "artifacts" / bad_sha[:2]).write_bytes(b"not a folder")
+    results = storage.put_bytes_many([(bad_sha, bad), (hashlib.sha256(good).hexdigest(), good)])
+    assert isinstance(results[0], OSError) and results[1] is None
+    assert storage.exists(storage.location_for(hashlib.sha256(good).hexdigest()))
+    assert list((storage.root / "tmp").iterdir()) == []
