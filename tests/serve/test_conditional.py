@@ -9,6 +9,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
 import aiohttp
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from yarl import URL
@@ -85,3 +86,61 @@ def test_a_condition_is_a_304_exactly_as_rfc_9110_orders_it(offset: int, tag: st
         headers["If-None-Match"] = tag
     expected = tag in (ETAG, "*") if tag is not None else offset >= 0
     assert not_modified(headers, ETAG, LAST_MODIFIED) is expected
+
+
+#: a file sent at once from memory, and one large enough for sendfile (or several storage reads)
+SIZES = pytest.mark.parametrize("repeat", [4, 1024], ids=["1 KiB, sent at once", "256 KiB, sendfile"])
+
+
+@SIZES
+def test_if_range_honours_the_range_only_for_this_very_file(db, any_storage, repeat) -> None:
+    """If-Range names the client's copy: its strong tag, or exactly its Last-Modified (RFC 9110 13.1.5).
+    Anything else (a later date, a weak tag, another tag, no date at all) sends the whole file."""
+    data = bytes(range(256)) * repeat
+    etag = f'"{hashlib.sha256(data).hexdigest()}"'
+
+    async def scenario() -> None:
+        await sync_files(db, any_storage, {"f.bin": data})
+        async with content_server(db, any_storage) as server, aiohttp.ClientSession() as session:
+            url = file_url(server, "f.bin")
+            _, headers, _ = await _status(session, url)
+            last_modified = parsedate_to_datetime(headers["Last-Modified"])
+
+            async def ranged(condition: str) -> tuple[int, bytes]:
+                status, _, body = await _status(session, url, Range="bytes=3-6", **{"If-Range": condition})
+                return status, body
+
+            assert await ranged(etag) == (206, data[3:7])
+            assert await ranged(_http_date(last_modified)) == (206, data[3:7])
+            for other in (
+                _http_date(last_modified + timedelta(hours=1)),  # a later date is not this file's
+                _http_date(last_modified - timedelta(hours=1)),
+                f"W/{etag}",  # If-Range compares strongly
+                '"another file"',
+                "not a date",
+            ):
+                assert await ranged(other) == (200, data), other
+
+    asyncio.run(scenario())
+
+
+@SIZES
+def test_a_304_carries_the_tag_and_no_body_for_get_and_head(db, any_storage, repeat) -> None:
+    """A condition met answers 304 with the ETag and Last-Modified, before any range is looked at."""
+    data = bytes(range(256)) * repeat
+    etag = f'"{hashlib.sha256(data).hexdigest()}"'
+
+    async def scenario() -> None:
+        await sync_files(db, any_storage, {"f.bin": data})
+        async with content_server(db, any_storage) as server, aiohttp.ClientSession() as session:
+            url = URL(file_url(server, "f.bin"), encoded=True)
+            _, first, _ = await _status(session, str(url))
+            for method in ("GET", "HEAD"):
+                conditions = {"If-None-Match": etag, "Range": f"bytes={len(data) + 10}-"}
+                async with session.request(method, url, headers=conditions) as response:
+                    assert response.status == 304, method
+                    assert response.headers["ETag"] == etag
+                    assert response.headers["Last-Modified"] == first["Last-Modified"]
+                    assert "Content-Range" not in response.headers and await response.read() == b""
+
+    asyncio.run(scenario())
