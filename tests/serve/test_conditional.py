@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from yarl import URL
 
-from pendingops.serve.conditional import not_modified
+from pendingops.serve.conditional import Unsatisfiable, byte_range, not_modified
 from tests.serve.served import content_server, file_url, sync_files
 
 DATA = b"a file whose copy a client may hold\n"
@@ -146,3 +146,41 @@ def test_a_304_carries_the_tag_and_no_body_for_get_and_head(db, any_storage, rep
                     assert "Content-Range" not in response.headers and await response.read() == b""
 
     asyncio.run(scenario())
+
+
+def _expected_range(spec: tuple[int | None, int | None] | None, several: bool, size: int) -> object:
+    """RFC 9110 14.1.2 for one range of a ``size``-byte file: (first, last), None (ignored) or "416"."""
+    if spec is None or several:
+        return None
+    first, last = spec
+    if first is None:
+        assert last is not None
+        return "416" if last == 0 or size == 0 else (max(0, size - last), size - 1)
+    if last is not None and last < first:
+        return None
+    if first >= size:
+        return "416"
+    return first, size - 1 if last is None else min(last, size - 1)
+
+
+bounds = st.one_of(st.none(), st.integers(min_value=0, max_value=400))
+
+
+@given(
+    size=st.integers(min_value=0, max_value=300),
+    spec=st.one_of(st.none(), st.tuples(bounds, bounds).filter(lambda s: s != (None, None))),
+    several=st.booleans(),
+)
+def test_a_range_is_resolved_against_the_file_as_rfc_9110_says(size: int, spec, several: bool) -> None:
+    """One range: clamped to the file, a 416 when it starts past it or is an empty suffix; several
+    ranges, or last before first, are ignored (the whole file)."""
+    headers = {}
+    if spec is not None:
+        one = f"{'' if spec[0] is None else spec[0]}-{'' if spec[1] is None else spec[1]}"
+        headers["Range"] = f"bytes={one},0-0" if several else f"bytes={one}"
+    request = make_mocked_request("GET", "/r/latest/f.bin", headers=headers)
+    try:
+        answer: object = byte_range(request, size)
+    except Unsatisfiable:
+        answer = "416"
+    assert answer == _expected_range(spec, several, size)
