@@ -680,8 +680,8 @@ MUTANTS: tuple[Mutant, ...] = (
         guarantee="ranges answered as RFC 9110 says",
         file="pendingops/serve/conditional.py",
         why="a range ending past the file is answered with the end asked for, not the file's",
-        old="""    return start, min(int(last), size - 1) if last else size - 1""",
-        new="""    return start, int(last) if last else size - 1""",
+        old="""    return start, size - 1 if stop is None else min(stop - 1, size - 1)""",
+        new="""    return start, size - 1 if stop is None else stop - 1""",
         tests=("tests/serve/test_app.py::test_head_conditional_requests_and_ranges",),
     ),
     # -- storage ownership and repair -----------------------------------------------------------------
@@ -759,8 +759,8 @@ MUTANTS: tuple[Mutant, ...] = (
         file="pendingops/serve/conditional.py",
         why="a non-matching If-None-Match falls through to If-Modified-Since: a client holding another file gets 304",
         old="""    if none_match is not None:
-        return etag_matches(none_match, etag)""",
-        new="""    if none_match is not None and etag_matches(none_match, etag):
+        return any(tag.value in (_ANY, etag[1:-1]) for tag in none_match)""",
+        new="""    if none_match is not None and any(tag.value in (_ANY, etag[1:-1]) for tag in none_match):
         return True""",
         tests=("tests/serve/test_conditional.py::test_if_none_match_wins_over_if_modified_since",),
     ),
@@ -1642,6 +1642,7 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=("tests/test_interrupted_counts.py::test_units_a_filter_dropped_before_the_interruption_still_count",),
         databases="both",
     ),
+    # -- serve: the conditions and ranges aiohttp's FileResponse lacks --------------------------------
     Mutant(
         id="fill-overwrites-stored-values",
         guarantee="2 content is immutable (fill, never overwrite)",
@@ -1971,6 +1972,63 @@ MUTANTS: tuple[Mutant, ...] = (
             self._start()""", """        elif False:
             self._start()"""),),
         tests=("tests/download/test_sink.py::test_a_large_followed_streams_bytes_are_reported_without_waiting_for_the_next_chunk",),
+    ),
+    Mutant(
+        id="serve-if-range-date-not-exact",
+        guarantee="conditions answered as RFC 9110 says",
+        file="pendingops/serve/conditional.py",
+        why="an If-Range date later than Last-Modified honours the range (FileResponse's own rule)",
+        old="""int(last_modified.timestamp()) == int(moment.timestamp())""",
+        new="""int(last_modified.timestamp()) <= int(moment.timestamp())""",
+        tests=("tests/serve/test_conditional.py::test_if_range_honours_the_range_only_for_this_very_file",),
+    ),
+    Mutant(
+        id="serve-if-range-tag-skipped",
+        guarantee="conditions answered as RFC 9110 says",
+        file="pendingops/serve/conditional.py",
+        why="an If-Range naming another file's tag still gets the range (FileResponse skips tags)",
+        old="""        return condition == etag""",
+        new="""        return True""",
+        tests=("tests/serve/test_conditional.py::test_if_range_honours_the_range_only_for_this_very_file",),
+    ),
+    Mutant(
+        id="serve-if-range-weak-tag",
+        guarantee="conditions answered as RFC 9110 says",
+        file="pendingops/serve/conditional.py",
+        why="If-Range compares weakly: a W/ tag of this file gets the range",
+        old="""    if condition.startswith('"'):""",
+        new="""    condition = condition.removeprefix("W/")
+    if condition.startswith('"'):""",
+        tests=("tests/serve/test_conditional.py::test_if_range_honours_the_range_only_for_this_very_file",),
+    ),
+    Mutant(
+        id="serve-if-none-match-strong",
+        guarantee="conditions answered as RFC 9110 says",
+        file="pendingops/serve/conditional.py",
+        why="If-None-Match compares strongly: a client holding the file under a W/ tag gets it again",
+        old="""        return any(tag.value in (_ANY, etag[1:-1]) for tag in none_match)""",
+        new="""        return any(tag.value in (_ANY, etag[1:-1]) and not tag.is_weak for tag in none_match)""",
+        tests=("tests/serve/test_app.py::test_head_conditional_requests_and_ranges",),
+    ),
+    Mutant(
+        id="serve-several-ranges-refused",
+        guarantee="ranges answered as RFC 9110 says",
+        file="pendingops/serve/conditional.py",
+        why="several ranges, or one that does not parse, are a 416 (FileResponse's rule) instead of the whole file",
+        old="""    except ValueError:  # several ranges, another unit, last before first, a number too long: ignored
+        return None""",
+        new="""    except ValueError:
+        raise Unsatisfiable from None""",
+        tests=("tests/serve/test_app.py::test_head_conditional_requests_and_ranges",),
+    ),
+    Mutant(
+        id="serve-empty-suffix-from-start",
+        guarantee="ranges answered as RFC 9110 says",
+        file="pendingops/serve/conditional.py",
+        why="an empty suffix (bytes=-0) is read as the whole file from byte 0, not a 416",
+        old="""    if start < 0 or (start == 0 and request.headers[hdrs.RANGE].partition("=")[2].startswith("-")):""",
+        new="""    if start < 0:""",
+        tests=("tests/serve/test_app.py::test_head_conditional_requests_and_ranges",),
     ),
 )
 

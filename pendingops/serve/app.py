@@ -468,14 +468,14 @@ def _send_stored(
         assert isinstance(read, os.stat_result)
         last_modified, size = datetime.fromtimestamp(int(read.st_mtime), UTC), read.st_size
     common = {hdrs.ETAG: etag, hdrs.ACCEPT_RANGES: "bytes"}
-    if not_modified(request.headers, etag, last_modified):
+    if not_modified(request, etag, last_modified):
         response = web.Response(status=304, headers=common)
         response.last_modified = last_modified
         return response
     wanted = None
-    if range_applies(request.headers, etag, last_modified):
+    if range_applies(request, etag, last_modified):
         try:
-            wanted = byte_range(request.headers.get(hdrs.RANGE), size)
+            wanted = byte_range(request, size)
         except Unsatisfiable:
             return web.Response(status=416, headers={**common, hdrs.CONTENT_RANGE: f"bytes */{size}"})
     content_type = media_type(found.relative_path.rpartition("/")[2])

@@ -1,103 +1,89 @@
-"""HTTP conditions and ranges for a stored file (RFC 9110), as pure functions of the headers.
+"""HTTP conditions and ranges for a stored artifact: only what aiohttp's FileResponse lacks.
 
-Only single byte ranges are served: a header asking for several, or one that does not parse, is
-ignored (the whole file is sent), as RFC 9110 allows. A range whose end lies past the file is
-clamped to it; a range starting at or past the end, or an empty suffix, is unsatisfiable (416).
+aiohttp parses the headers (``request.if_none_match``, ``if_modified_since``, ``if_range``,
+``http_range``) and this module uses those parsers. Its FileResponse also evaluates the conditions,
+but we cannot hand them to it:
+
+- its ETag is the file's mtime and size; ours is the artifact's sha256 (strong, the same on every
+  storage and after a restore), so every tag comparison is made here against ours;
+- it serves a local path only: a file sent from memory or read from an object store has no path,
+  and must answer the same conditions and ranges;
+- its If-Range knows dates only, compared as "not modified since": an entity tag there is skipped
+  (the range is sent anyway) and a later date honours the range. RFC 9110 13.1.5 honours it only
+  for this very file: its strong tag, or exactly its Last-Modified;
+- it answers several ranges, or one it cannot parse, with 416; we ignore such a header and send the
+  whole file (RFC 9110 14.2 allows it), and an empty suffix (``bytes=-0``), which its parser reads
+  as "from byte 0", is unsatisfiable here.
+
+So FileResponse only sends the bytes: serve/app.py hands it the request with these headers decided.
+A range whose end lies past the file is clamped to it; one starting at or past the end is a 416.
 """
 
 from __future__ import annotations
 
 import mimetypes
-import re
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 
-_RANGE = re.compile(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", re.IGNORECASE)
+from aiohttp import hdrs, web
+
 _ENCODED_TYPES = {"gzip": "application/gzip", "bzip2": "application/x-bzip2", "xz": "application/x-xz"}
-#: any longer number of bytes is not a range of a file we could hold
-_MAX_DIGITS = 19
+#: an If-None-Match naming any current file
+_ANY = "*"
 
 
 class Unsatisfiable(Exception):
     """The range lies wholly past the end of the file."""
 
 
-def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """The (first, last) byte positions a ``Range`` header asks of a ``size``-byte file.
+def byte_range(request: web.BaseRequest, size: int) -> tuple[int, int] | None:
+    """The (first, last) byte positions the request's ``Range`` asks of a ``size``-byte file.
 
     None means "send the whole file"; raises Unsatisfiable for a 416.
     """
-    if header is None:
+    try:
+        asked = request.http_range
+    except ValueError:  # several ranges, another unit, last before first, a number too long: ignored
         return None
-    match = _RANGE.fullmatch(header)
-    if match is None or len(match[1]) > _MAX_DIGITS or len(match[2]) > _MAX_DIGITS:
+    start, stop = asked.start, asked.stop
+    if start is None:
         return None
-    first, last = match[1], match[2]
-    if not first:
-        if not last:
-            return None
-        suffix = int(last)
-        if suffix == 0 or size == 0:
+    if start < 0 or (start == 0 and request.headers[hdrs.RANGE].partition("=")[2].startswith("-")):
+        if start == 0 or size == 0:  # "bytes=-0", or any suffix of an empty file
             raise Unsatisfiable
-        return max(0, size - suffix), size - 1
-    start = int(first)
-    if last and int(last) < start:
-        return None  # not a valid range: ignored
+        return max(0, size + start), size - 1
     if start >= size:
         raise Unsatisfiable
-    return start, min(int(last), size - 1) if last else size - 1
+    return start, size - 1 if stop is None else min(stop - 1, size - 1)
 
 
-def etag_matches(header: str, etag: str, *, weak: bool = True) -> bool:
-    """Whether an ``If-None-Match`` (weak comparison) or ``If-Match`` list names ``etag`` ("quoted")."""
-    if header.strip() == "*":
-        return True
-    for candidate in header.split(","):
-        candidate = candidate.strip()
-        if candidate.startswith("W/"):
-            if not weak:
-                continue
-            candidate = candidate[2:]
-        if candidate == etag:
-            return True
-    return False
+def not_modified(request: web.BaseRequest, etag: str, last_modified: datetime) -> bool:
+    """Whether a GET or HEAD gets a 304: If-None-Match, when sent, alone decides (RFC 9110 13.2.2).
 
-
-def http_date(header: str | None) -> datetime | None:
-    """An HTTP date header's value, or None when absent or malformed."""
-    if not header:
-        return None
-    try:
-        moment = parsedate_to_datetime(header)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return moment if moment.tzinfo else None
-
-
-def not_modified(headers: dict[str, str] | object, etag: str, last_modified: datetime) -> bool:
-    """Whether a GET or HEAD with these request headers gets a 304 (If-None-Match first, RFC 9110 13.2.2)."""
-    get = headers.get  # type: ignore[attr-defined]
-    none_match = get("If-None-Match")
+    ``etag`` is ours, quoted; the comparison is weak (``W/`` tags match too).
+    """
+    none_match = request.if_none_match
     if none_match is not None:
-        return etag_matches(none_match, etag)
-    since = http_date(get("If-Modified-Since"))
+        return any(tag.value in (_ANY, etag[1:-1]) for tag in none_match)
+    since = request.if_modified_since
     return since is not None and int(last_modified.timestamp()) <= since.timestamp()
 
 
-def range_applies(headers: dict[str, str] | object, etag: str, last_modified: datetime) -> bool:
+def range_applies(request: web.BaseRequest, etag: str, last_modified: datetime) -> bool:
     """Whether ``Range`` is honoured: no ``If-Range``, or one naming this very file (RFC 9110 13.1.5)."""
-    condition = headers.get("If-Range")  # type: ignore[attr-defined]
+    condition = request.headers.get(hdrs.IF_RANGE)
     if condition is None:
         return True
-    condition = condition.strip()
-    if condition.startswith('"'):
+    if condition.startswith('"'):  # a strong entity tag: aiohttp reads If-Range as a date only
         return condition == etag
-    moment = http_date(condition)
+    moment = request.if_range  # a weak tag or anything else that is not a date: None
     return moment is not None and int(last_modified.timestamp()) == int(moment.timestamp())
 
 
 def media_type(name: str) -> str:
-    """The Content-Type a file name suggests; a compressed file is that compressed type, never an encoding."""
+    """The Content-Type a file name suggests; a compressed file is that compressed type, never an encoding.
+
+    From the served name: FileResponse would guess from the stored file's path, which has none.
+    """
     guessed, encoding = mimetypes.guess_type(name, strict=False)
     if encoding:
         return _ENCODED_TYPES.get(encoding, "application/octet-stream")

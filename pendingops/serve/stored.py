@@ -70,15 +70,15 @@ async def send_through_storage(
     etag, size = f'"{found.sha256}"', found.size
     last_modified = version.created_at.replace(microsecond=0)
     common = {hdrs.ETAG: etag, hdrs.ACCEPT_RANGES: "bytes"}
-    if not_modified(request.headers, etag, last_modified):
+    if not_modified(request, etag, last_modified):
         response = web.Response(status=304, headers=common)
         response.last_modified = last_modified
         return response
     start, end, status = 0, size - 1, 200
     headers = {**common, hdrs.CONTENT_TYPE: media_type(found.relative_path.rpartition("/")[2])}
-    if range_applies(request.headers, etag, last_modified):
+    if range_applies(request, etag, last_modified):
         try:
-            wanted = byte_range(request.headers.get(hdrs.RANGE), size)
+            wanted = byte_range(request, size)
         except Unsatisfiable:
             return web.Response(status=416, headers={**common, hdrs.CONTENT_RANGE: f"bytes */{size}"})
         if wanted is not None:

@@ -9,11 +9,13 @@ from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
 import aiohttp
+import pytest
+from aiohttp.test_utils import make_mocked_request
 from hypothesis import given
 from hypothesis import strategies as st
 from yarl import URL
 
-from pendingops.serve.conditional import not_modified
+from pendingops.serve.conditional import Unsatisfiable, byte_range, not_modified
 from tests.serve.served import content_server, file_url, sync_files
 
 DATA = b"a file whose copy a client may hold\n"
@@ -84,4 +86,101 @@ def test_a_condition_is_a_304_exactly_as_rfc_9110_orders_it(offset: int, tag: st
     if tag is not None:
         headers["If-None-Match"] = tag
     expected = tag in (ETAG, "*") if tag is not None else offset >= 0
-    assert not_modified(headers, ETAG, LAST_MODIFIED) is expected
+    request = make_mocked_request("GET", "/r/latest/f.txt", headers=headers)  # only its headers are read
+    assert not_modified(request, ETAG, LAST_MODIFIED) is expected
+
+
+#: a file sent at once from memory, and one large enough for sendfile (or several storage reads)
+SIZES = pytest.mark.parametrize("repeat", [4, 1024], ids=["1 KiB, sent at once", "256 KiB, sendfile"])
+
+
+@SIZES
+def test_if_range_honours_the_range_only_for_this_very_file(db, any_storage, repeat) -> None:
+    """If-Range names the client's copy: its strong tag, or exactly its Last-Modified (RFC 9110 13.1.5).
+    Anything else (a later date, a weak tag, another tag, no date at all) sends the whole file."""
+    data = bytes(range(256)) * repeat
+    etag = f'"{hashlib.sha256(data).hexdigest()}"'
+
+    async def scenario() -> None:
+        await sync_files(db, any_storage, {"f.bin": data})
+        async with content_server(db, any_storage) as server, aiohttp.ClientSession() as session:
+            url = file_url(server, "f.bin")
+            _, headers, _ = await _status(session, url)
+            last_modified = parsedate_to_datetime(headers["Last-Modified"])
+
+            async def ranged(condition: str) -> tuple[int, bytes]:
+                status, _, body = await _status(session, url, Range="bytes=3-6", **{"If-Range": condition})
+                return status, body
+
+            assert await ranged(etag) == (206, data[3:7])
+            assert await ranged(_http_date(last_modified)) == (206, data[3:7])
+            for other in (
+                _http_date(last_modified + timedelta(hours=1)),  # a later date is not this file's
+                _http_date(last_modified - timedelta(hours=1)),
+                f"W/{etag}",  # If-Range compares strongly
+                '"another file"',
+                "not a date",
+            ):
+                assert await ranged(other) == (200, data), other
+
+    asyncio.run(scenario())
+
+
+@SIZES
+def test_a_304_carries_the_tag_and_no_body_for_get_and_head(db, any_storage, repeat) -> None:
+    """A condition met answers 304 with the ETag and Last-Modified, before any range is looked at."""
+    data = bytes(range(256)) * repeat
+    etag = f'"{hashlib.sha256(data).hexdigest()}"'
+
+    async def scenario() -> None:
+        await sync_files(db, any_storage, {"f.bin": data})
+        async with content_server(db, any_storage) as server, aiohttp.ClientSession() as session:
+            url = URL(file_url(server, "f.bin"), encoded=True)
+            _, first, _ = await _status(session, str(url))
+            for method in ("GET", "HEAD"):
+                conditions = {"If-None-Match": etag, "Range": f"bytes={len(data) + 10}-"}
+                async with session.request(method, url, headers=conditions) as response:
+                    assert response.status == 304, method
+                    assert response.headers["ETag"] == etag
+                    assert response.headers["Last-Modified"] == first["Last-Modified"]
+                    assert "Content-Range" not in response.headers and await response.read() == b""
+
+    asyncio.run(scenario())
+
+
+def _expected_range(spec: tuple[int | None, int | None] | None, several: bool, size: int) -> object:
+    """RFC 9110 14.1.2 for one range of a ``size``-byte file: (first, last), None (ignored) or "416"."""
+    if spec is None or several:
+        return None
+    first, last = spec
+    if first is None:
+        assert last is not None
+        return "416" if last == 0 or size == 0 else (max(0, size - last), size - 1)
+    if last is not None and last < first:
+        return None
+    if first >= size:
+        return "416"
+    return first, size - 1 if last is None else min(last, size - 1)
+
+
+bounds = st.one_of(st.none(), st.integers(min_value=0, max_value=400))
+
+
+@given(
+    size=st.integers(min_value=0, max_value=300),
+    spec=st.one_of(st.none(), st.tuples(bounds, bounds).filter(lambda s: s != (None, None))),
+    several=st.booleans(),
+)
+def test_a_range_is_resolved_against_the_file_as_rfc_9110_says(size: int, spec, several: bool) -> None:
+    """One range: clamped to the file, a 416 when it starts past it or is an empty suffix; several
+    ranges, or last before first, are ignored (the whole file)."""
+    headers = {}
+    if spec is not None:
+        one = f"{'' if spec[0] is None else spec[0]}-{'' if spec[1] is None else spec[1]}"
+        headers["Range"] = f"bytes={one},0-0" if several else f"bytes={one}"
+    request = make_mocked_request("GET", "/r/latest/f.bin", headers=headers)
+    try:
+        answer: object = byte_range(request, size)
+    except Unsatisfiable:
+        answer = "416"
+    assert answer == _expected_range(spec, several, size)
