@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from pendingops.download._small_writes import settle
 from pendingops.operators._stage import Operator, batch_stage, per_unit_stage
 from pendingops.pending import PendingContent, describe_error
 from pendingops.run.current import Sync
@@ -23,12 +24,16 @@ def enrich(fn: UnitStep, *, n: int = 10, when: Filter = _always, name: str = "en
 
     ``fn`` may change the unit's fields and artifacts. If it raises, that unit fails (reported
     under ``name``) and the others go on. It runs on the sync's event loop, beside the downloads.
+    The unit's downloaded files are in storage when ``fn`` runs (small bodies are written in
+    batches after their download: the step waits for the unit's writes first).
     """
     if n < 1:
         raise ValueError("enrich(n) needs n >= 1")
 
     async def work(ctx: Sync, unit: PendingContent) -> None:
-        await fn(unit)
+        await settle([unit])
+        if not unit.failed:
+            await fn(unit)
 
     return per_unit_stage(name, lambda ctx, unit: when(unit), work, lambda ctx: n)
 
@@ -39,12 +44,18 @@ def enrich_batch(
     """Run ``await fn(units)`` on batches of up to ``size`` units, at most ``n`` batches at once.
 
     For steps that need many units at once (one request for a whole batch). If ``fn`` raises, every
-    unit of that batch fails; ``fn`` can also fail single units with ``unit.fail(...)``.
+    unit of that batch fails; ``fn`` can also fail single units with ``unit.fail(...)``. The units'
+    downloaded files are in storage when ``fn`` runs; a unit whose file could not be written is
+    failed and left out.
     """
     if size < 1 or n < 1:
         raise ValueError("enrich_batch needs size >= 1 and n >= 1")
 
     async def work(ctx: Sync, units: list[PendingContent]) -> None:
+        await settle(units)
+        units = [unit for unit in units if not unit.failed]
+        if not units:
+            return
         try:
             await fn(units)
         except SYNC_STOPPING:
