@@ -2030,6 +2030,18 @@ MUTANTS: tuple[Mutant, ...] = (
         new="""    if start < 0:""",
         tests=("tests/serve/test_app.py::test_head_conditional_requests_and_ranges",),
     ),
+    # -- seams of the merge: a plugin step reads a file written in a batch -------------------------
+    Mutant(
+        id="enrich-before-the-write",
+        guarantee="a plugin's enrich step finds the unit's downloaded files in storage",
+        file="pendingops/operators/_enrich.py",
+        why="a small body is written after its download: an enrich step reading it finds no file",
+        old="""        await settle([unit])
+        if not unit.failed:
+            await fn(unit)""",
+        new="""        await fn(unit)""",
+        tests=("tests/plugins/test_guide.py::test_the_installed_plugin_is_listed_and_syncs_a_base_url",),
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in
