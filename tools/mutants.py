@@ -1972,6 +1972,33 @@ MUTANTS: tuple[Mutant, ...] = (
             self._start()"""),),
         tests=("tests/download/test_sink.py::test_a_large_followed_streams_bytes_are_reported_without_waiting_for_the_next_chunk",),
     ),
+    Mutant(
+        id="cookbook-export-without-metadata",
+        guarantee="a cookbook export, served statically, is synced by another pendingops",
+        file="pendingops/plugins/cookbook/plugin.py",
+        why="the export writes the universe only: a fresh pendingops asks each version's metadata and gets 404s",
+        old="""        return [metadata_pages()]""",
+        new="""        return []""",
+        tests=("tests/plugins/test_cookbook_export.py",),
+    ),
+    Mutant(
+        id="cookbook-metadata-link-absolute",
+        guarantee="a cookbook export, served statically, is synced by another pendingops",
+        file="pendingops/plugins/cookbook/pages.py",
+        why="the exported metadata document links its tarball from the wrong folder: not servable as it is",
+        old="""_TO_TOP = "../" * 5""",
+        new="""_TO_TOP = "../" * 4""",
+        tests=("tests/plugins/test_cookbook_export.py",),
+    ),
+    Mutant(
+        id="cookbook-metadata-loses-license",
+        guarantee="a cookbook export, served statically, is synced by another pendingops",
+        file="pendingops/plugins/cookbook/pages.py",
+        why="the published metadata document drops the license: the copy's units differ from the exported ones",
+        old=""""license": row.license,""",
+        new=""""license": None,""",
+        tests=("tests/plugins/test_cookbook_export.py",),
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in
