@@ -33,6 +33,7 @@ def _offered() -> dict[tuple[str, str], CookbookVersion]:
             cookbook("apt", "7.4.0"),
             cookbook("apt", "7.5.0", license="MIT", published_at="2025-06-07T08:09:10Z"),
             cookbook("nginx", "2.7.6", dependencies={"apt": ">= 7.0"}, license="GPL-3.0"),
+            cookbook("my_lib.x+y", "1.0", license="BSD-2-Clause"),  # quoted in URLs, as is in file names
         ]
     )
 
@@ -68,12 +69,12 @@ def test_a_cookbook_export_served_statically_is_synced_by_another_pendingops(
     async def scenario() -> dict[tuple[str, str], bytes]:
         async with CookbookServer(_offered()) as origin:
             first = await sync(origin, db, storage, repository="books")
-            assert first.version.content_count == 3 and not first.failures
+            assert first.version.content_count == 4 and not first.failures
             tarballs = {key: offered.tarball for key, offered in origin.cookbooks.items()}
         result = await asyncio.to_thread(
             export_version, db, storage, "books", dest, plugins=[FilePlugin(), CookbookPlugin()]
         )
-        assert result.published == ["universe", "api/ (3 pages)"]
+        assert result.published == ["universe", "api/ (4 pages)"]
         document = json.loads((dest / "api/v1/cookbooks/nginx/versions/2.7.6").read_bytes())
         assert document["file"] == "../../../../../nginx-2.7.6.tar.gz"  # from its folder to the export's top
         assert (dest / "api/v1/cookbooks/nginx/versions" / document["file"]).read_bytes() == tarballs[
@@ -83,7 +84,7 @@ def test_a_cookbook_export_served_statically_is_synced_by_another_pendingops(
             remote = RemoteConfig(url=static.base_url, retries=0)
             copied = await sync_remote(CookbookPlugin(), remote, db=other_db, storage=other_storage, repository="copy")
             asked = {path for path in static.requests if path != "universe"}
-        assert not copied.failures and copied.version.content_count == 3
+        assert not copied.failures and copied.version.content_count == 4
         # every tarball and every metadata document came from the static server, once each
         assert asked == {f"{name}-{version}.tar.gz" for name, version in tarballs} | {
             f"api/v1/cookbooks/{name}/versions/{version}" for name, version in tarballs
@@ -95,7 +96,8 @@ def test_a_cookbook_export_served_statically_is_synced_by_another_pendingops(
         tarballs = asyncio.run(scenario())
         copied = units(other_db, "copy")
         assert copied == units(db, "books")
-        assert {json.loads(unit[4]) for unit in copied} == {"Apache-2.0", "MIT", "GPL-3.0"}  # metadata read
+        licenses = {json.loads(unit[FIELDS.index("license")]) for unit in copied}
+        assert licenses == {"Apache-2.0", "MIT", "GPL-3.0", "BSD-2-Clause"}  # the metadata documents were read
         assert stored_bytes(other_storage, other_db, "copy") == tarballs
     finally:
         other_db.close()
@@ -114,7 +116,7 @@ def test_a_served_cookbook_version_is_synced_by_another_pendingops(
         async with content_server(db, storage, plugins=[CookbookPlugin()]) as server:
             remote = RemoteConfig(url=server.base_url + "books/latest/", retries=0)
             copied = await sync_remote(CookbookPlugin(), remote, db=other_db, storage=other_storage, repository="copy")
-        assert not copied.failures and copied.version.content_count == 3
+        assert not copied.failures and copied.version.content_count == 4
         return tarballs
 
     try:
