@@ -1999,6 +1999,15 @@ MUTANTS: tuple[Mutant, ...] = (
         new=""""license": None,""",
         tests=("tests/plugins/test_cookbook_export.py",),
     ),
+    Mutant(
+        id="cookbook-served-metadata-any-version",
+        guarantee="a cookbook version pendingops serve serves is synced by another pendingops",
+        file="pendingops/plugins/cookbook/pages.py",
+        why="serve answers every metadata request with the first cookbook version's document",
+        old="""    where = [table.c.name == found["name"], table.c.version == found["version"]]""",
+        new="""    where = []""",
+        tests=("tests/plugins/test_cookbook_export.py::test_a_served_cookbook_version_is_synced_by_another_pendingops",),
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in
