@@ -2042,6 +2042,42 @@ MUTANTS: tuple[Mutant, ...] = (
         new="""        await fn(unit)""",
         tests=("tests/plugins/test_guide.py::test_the_installed_plugin_is_listed_and_syncs_a_base_url",),
     ),
+    Mutant(
+        id="cookbook-export-without-metadata",
+        guarantee="a cookbook export, served statically, is synced by another pendingops",
+        file="pendingops/plugins/cookbook/plugin.py",
+        why="the export writes the universe only: a fresh pendingops asks each version's metadata and gets 404s",
+        old="""        return [metadata_pages()]""",
+        new="""        return []""",
+        tests=("tests/plugins/test_cookbook_export.py",),
+    ),
+    Mutant(
+        id="cookbook-metadata-link-absolute",
+        guarantee="a cookbook export, served statically, is synced by another pendingops",
+        file="pendingops/plugins/cookbook/pages.py",
+        why="the exported metadata document links its tarball from the wrong folder: not servable as it is",
+        old="""_TO_TOP = "../" * 5""",
+        new="""_TO_TOP = "../" * 4""",
+        tests=("tests/plugins/test_cookbook_export.py",),
+    ),
+    Mutant(
+        id="cookbook-metadata-loses-license",
+        guarantee="a cookbook export, served statically, is synced by another pendingops",
+        file="pendingops/plugins/cookbook/pages.py",
+        why="the published metadata document drops the license: the copy's units differ from the exported ones",
+        old=""""license": row.license,""",
+        new=""""license": None,""",
+        tests=("tests/plugins/test_cookbook_export.py",),
+    ),
+    Mutant(
+        id="cookbook-served-metadata-any-version",
+        guarantee="a cookbook version pendingops serve serves is synced by another pendingops",
+        file="pendingops/plugins/cookbook/pages.py",
+        why="serve answers every metadata request with the first cookbook version's document",
+        old="""    where = [table.c.name == found["name"], table.c.version == found["version"]]""",
+        new="""    where = []""",
+        tests=("tests/plugins/test_cookbook_export.py::test_a_served_cookbook_version_is_synced_by_another_pendingops",),
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in

@@ -60,7 +60,7 @@ def test_a_cookbook_export_served_statically_is_synced_into_another_repository(d
         result = await asyncio.to_thread(
             export_version, db, storage, "books", dest, plugins=[FilePlugin(), CookbookPlugin()]
         )
-        assert result.published == ["universe"]
+        assert result.published == ["universe", "api/ (3 pages)"]
         universe = json.loads((dest / "universe").read_bytes())
         urls = sorted(entry["download_url"] for versions in universe.values() for entry in versions.values())
         assert urls == ["./apt-7.4.0.tar.gz", "./apt-7.5.0.tar.gz", "./nginx-2.7.6.tar.gz"]

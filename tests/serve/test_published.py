@@ -49,7 +49,7 @@ def test_export_writes_the_plugins_index_through_the_same_hook(db, storage, tmp_
     tarballs = asyncio.run(scenario())
     dest = tmp_path / "out"
     result = export_version(db, storage, "books", dest, plugins=[FilePlugin(), CookbookPlugin()])
-    assert result.published == ["universe"] and not (dest / "PULP_MANIFEST").exists()
+    assert result.published == ["universe", "api/ (2 pages)"] and not (dest / "PULP_MANIFEST").exists()
     # download URLs are relative to the universe: read where it lies, they are the exported tarballs
     entries = parse_universe(json.loads((dest / "universe").read_bytes()), (dest / "universe").absolute().as_uri())
     for entry in entries:

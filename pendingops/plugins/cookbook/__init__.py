@@ -22,6 +22,9 @@ time, checked in full into an SQLite file (which also finds versions listed twic
 unit is emitted from that file, so memory does not grow with it; a tarball must be gzip, is read
 as a stream with a cap on members and bytes, and keeps no member in memory; text going into the
 database must be valid (no lone surrogate, no NUL).
+
+Each version is published as such a remote (``pendingops serve``, ``export``): its ``universe`` and,
+below ``api/``, every cookbook version's metadata document (``pages.py``), links relative in an export.
 """
 
 from pendingops.plugins.cookbook.content import (

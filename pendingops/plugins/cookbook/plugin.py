@@ -16,9 +16,10 @@ from pendingops.db.schema import RepositoryContent
 from pendingops.db.versions import declare_content
 from pendingops.pending import PendingArtifact, PendingContent, UnitError
 from pendingops.plugins.cookbook.content import CookbookContent, metadata_url, tarball_path, universe_url
+from pendingops.plugins.cookbook.pages import metadata_pages
 from pendingops.plugins.cookbook.tarball import MAX_METADATA_BYTES, _text, read_metadata_json
 from pendingops.plugins.cookbook.universe import MAX_UNIVERSE_BYTES, UniverseEntry, index_universe, indexed_entries
-from pendingops.plugins.protocol import PublishedFile, Source, VersionRef, index_read
+from pendingops.plugins.protocol import PublishedFile, PublishedPage, Source, VersionRef, index_read
 from pendingops.remote import RemoteConfig
 
 if TYPE_CHECKING:
@@ -248,6 +249,10 @@ class CookbookPlugin:
     def published_files(self) -> list[PublishedFile]:
         """Every version publishes a ``universe`` whose download URLs point at the version's own tarballs."""
         return [PublishedFile("universe", "application/json", universe_document)]
+
+    def published_pages(self) -> list[PublishedPage]:
+        """Every version publishes each cookbook version's metadata document below ``api/``."""
+        return [metadata_pages()]
 
 
 def universe_document(version: VersionRef) -> Iterator[bytes]:
