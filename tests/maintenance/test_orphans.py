@@ -38,14 +38,26 @@ def test_old_versions_content_is_not_an_orphan(db, storage) -> None:
 
 
 def test_content_of_a_failed_sync_is_removed_with_its_files(db, storage) -> None:
+    saved = threading.Event()  # f5's 404 is held until a batch of the failing sync is saved
+
+    def watch_saves() -> None:
+        while not saved.wait(0.05):
+            if _count(db, Content) > 0:
+                saved.set()
+
     async def run() -> None:
         files = {f"f{i}": bytes([i]) * 10 for i in range(6)}
-        async with RemoteServer(files, faults={"f5": Fault(status=404)}) as server:
+        async with RemoteServer(files, faults={"f5": Fault(status=404, stall=3600, until=saved)}) as server:
             remote = RemoteConfig(url=server.manifest_url, retries=0)
+            watcher = threading.Thread(target=watch_saves, daemon=True)
+            watcher.start()
             try:
                 await sync_remote(FilePlugin(), remote, db=db, storage=storage, repository="r", batch_size=2)
             except SyncFailed:
                 return
+            finally:
+                saved.set()
+                watcher.join()
             raise AssertionError("the sync should have failed")
 
     asyncio.run(run())
