@@ -38,6 +38,7 @@ from pendingops.pending import PendingContent, describe_error
 from pendingops.progress import Progress, ProgressListener, ProgressReporter
 from pendingops.remote import RemoteConfig
 from pendingops.run import current
+from pendingops.run.changes import refresh_after_sync, sync_changes
 from pendingops.run.current import composing_context, context_for, current_context
 from pendingops.run.outages import SyncLocks, transact_retried
 from pendingops.run.outcome import ErrorPolicy, RemoteUnchanged, SyncFailed, SyncResult, UnitFailure
@@ -126,6 +127,8 @@ class SyncContext:
         #: stored files found missing from storage (fetched again): a run that found any is no
         #: base for the remote-unchanged shortcut of the next one
         self.missing_files = 0
+        #: the plugin tables of the units that left the pipeline (their statistics may need a refresh)
+        self._content_tables: set[str] = set()
         #: this run's record, and the shortcut decided from the previous one
         self._record = RunRecord()
         self._reporter = ProgressReporter(self.progress, on_progress, progress_interval)
@@ -195,9 +198,7 @@ class SyncContext:
         try:
             await self._locks.acquire(wait=self._wait_for_lock)
             self.version = await self.db.run(begin_version, self.repository_id)
-            self._record.id = await self.db.run(
-                self._record.start, self.repository_id, self.remote_id, self.mirror
-            )
+            self._record.id = await self.db.run(self._record.start, self.repository_id, self.remote_id, self.mirror)
             return await asyncio.to_thread(self.storage.remove_stale_temp_files)
         except BaseException as exc:
             # Undo whatever was taken, even when cancelled (a deadline on the sync) half way.
@@ -242,6 +243,9 @@ class SyncContext:
         finally:
             self._release_locks()
             self._reporter.report(finished=True)
+        if self.result is not None:  # after the locks: analysing blocks no other sync
+            changes = sync_changes(self.progress, self._content_tables, self.result.added, self.result.removed)
+            await refresh_after_sync(self.db, changes)
 
     async def _complete_or_explain(self) -> None:
         """Finish the version, riding out a short database outage; report what the database stored."""
@@ -258,8 +262,16 @@ class SyncContext:
             await self._abandon_if_possible(str(exc))
             raise
         self.progress.add("removed", removed)
-        self.result = SyncResult(info, bool(added or removed), added, removed, self.failed_count, self.failures,
-                                 self.filtered, self.remote_unchanged)
+        self.result = SyncResult(
+            info,
+            bool(added or removed),
+            added,
+            removed,
+            self.failed_count,
+            self.failures,
+            self.filtered,
+            self.remote_unchanged,
+        )
 
     async def _outcome_after_outage(self, outage: OutageTooLong) -> tuple[int, int, VersionInfo]:
         """The finish failed for good: what the database holds decides what is reported."""
@@ -300,8 +312,9 @@ class SyncContext:
         is fenced by the version's own row). ``what`` names the step in messages.
         """
         what = what or fn.__name__.strip("_").replace("_", " ")
-        return await transact_retried(self.db, self._locks, fn, *args, units=units, what=what,
-                                      seconds=self.db_retry_seconds)
+        return await transact_retried(
+            self.db, self._locks, fn, *args, units=units, what=what, seconds=self.db_retry_seconds
+        )
 
     async def _recorded_outcome(self) -> tuple[int, int, VersionInfo] | None:
         """(added, removed, version) if this run was recorded as completed, None if it was not."""
@@ -378,6 +391,7 @@ class SyncContext:
     def _unit_out(self, unit: PendingContent) -> SyncFailed | None:
         """A unit left the pipeline: a failed one is recorded, and ends the sync under the ``fail`` policy."""
         if not unit.failed:
+            self._content_tables.add(unit.content_type.__tablename__)
             return None
         self.failed_count += 1
         self.progress.add("failed")

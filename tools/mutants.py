@@ -1640,6 +1640,73 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=("tests/test_interrupted_counts.py::test_units_a_filter_dropped_before_the_interruption_still_count",),
         databases="both",
     ),
+    # -- 6: planner statistics follow the data ----------------------------------------------------------
+    Mutant(
+        id="stats-share-ignored",
+        guarantee="6 cost follows the change (statistics)",
+        file="pendingops/db/statistics.py",
+        why="only a change larger than the whole table counts: statistics stay stale after a change of a third",
+        old="""    return changed >= STALE_ROWS or changed > STALE_SHARE * max(known, 0)""",
+        new="""    return changed >= STALE_ROWS or changed > max(known, 0)""",
+        tests=("tests/db/test_statistics.py::test_a_small_change_beside_fresh_statistics_analyses_nothing_a_large_one_does",),
+        databases="both",
+    ),
+    Mutant(
+        id="stats-not-refreshed-after-sync",
+        guarantee="6 cost follows the change (statistics)",
+        file="pendingops/context.py",
+        why="nothing analyses what a sync wrote: the next sync beside 150,000 units plans for an empty store",
+        old="""        if self.result is not None:  # after the locks: analysing blocks no other sync""",
+        new="""        if False:""",
+        tests=(
+            "tests/db/test_statistics.py::test_a_sync_beside_a_large_unanalysed_store_leaves_the_planner_knowing_it",
+            "tests/db/test_statistics.py::test_after_the_first_sync_a_lookup_beside_the_store_probes_by_key_and_membership_by_content",
+        ),
+        databases="both",
+    ),
+    Mutant(
+        id="stats-not-refreshed-after-rollback",
+        guarantee="6 cost follows the change (statistics)",
+        file="pendingops/maintenance/lifecycle.py",
+        why="a rollback that brought back hundreds of membership rows leaves their statistics as they were",
+        old="""    refresh_statistics(db, {"repository_content": done.added + done.removed})""",
+        new="""    pass""",
+        tests=("tests/db/test_statistics.py::test_a_rollback_and_retention_refresh_the_membership_statistics",),
+        databases="both",
+    ),
+    Mutant(
+        id="stats-retention-uncounted",
+        guarantee="6 cost follows the change (statistics)",
+        file="pendingops/maintenance/lifecycle.py",
+        why="retention counts no changed rows: the membership statistics still describe the removed versions",
+        old="""    changed.append(sql.membership_changes(conn, repo_id, numbers))""",
+        new="""    changed.append(0)""",
+        tests=("tests/db/test_statistics.py::test_a_rollback_and_retention_refresh_the_membership_statistics",),
+        databases="both",
+    ),
+    Mutant(
+        id="stats-not-refreshed-after-orphans",
+        guarantee="6 cost follows the change (statistics)",
+        file="pendingops/maintenance/orphans.py",
+        why="an orphan cleanup that removed most content leaves the planner believing it is still there",
+        old="""    refresh_statistics(db, gone | {"artifact": report.artifacts})""",
+        new="""    pass""",
+        tests=("tests/db/test_statistics.py::test_an_orphan_cleanup_refreshes_the_statistics_of_what_it_removed",),
+        databases="both",
+    ),
+    Mutant(
+        id="lookup-membership-by-repository",
+        guarantee="6 cost follows the change (statistics)",
+        file="pendingops/db/lookups.py",
+        why="the membership probe may use a (repository, ...) index: statistics that predate the repository"
+        " call it empty and every unit's probe walks all its rows",
+        old="""            _rc.c.repository_id + 0 == repository_id,""",
+        new="""            _rc.c.repository_id == repository_id,""",
+        tests=(
+            "tests/db/test_statistics.py::test_after_the_first_sync_a_lookup_beside_the_store_probes_by_key_and_membership_by_content",
+        ),
+        databases="both",
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in
