@@ -1695,6 +1695,30 @@ MUTANTS: tuple[Mutant, ...] = (
         databases="both",
     ),
     Mutant(
+        id="rollback-update-one-statement",
+        guarantee="6 cost follows the change (statistics)",
+        file="pendingops/db/lifecycle.py",
+        why="the rows of what came after are ended in one statement around the diff: a planner whose statistics"
+        " predate the repository probes all its current rows once per unit (quadratic)",
+        old="""_rc.c.content_id.in_(chunk), current)""",
+        new="""_rc.c.content_id.in_(_only_in(repository_id, latest, target).scalar_subquery()), current)""",
+        tests=(
+            "tests/db/test_skewed_plans.py::test_a_rollback_ends_the_rows_of_what_came_after_through_the_content_index",
+        ),
+        databases="both",
+    ),
+    Mutant(
+        id="join-adjacent-by-repository",
+        guarantee="6 cost follows the change (statistics)",
+        file="pendingops/db/lifecycle.py",
+        why="the later row of a unit is looked for through a repository index: skewed statistics walk the"
+        " whole repository for every row ending at the removed version",
+        old="""                starting.c.repository_id + 0 == ending.c.repository_id,""",
+        new="""                starting.c.repository_id == ending.c.repository_id,""",
+        tests=("tests/db/test_skewed_plans.py::test_removing_versions_joins_adjacent_rows_through_the_content_index",),
+        databases="both",
+    ),
+    Mutant(
         id="lookup-membership-by-repository",
         guarantee="6 cost follows the change (statistics)",
         file="pendingops/db/lookups.py",

@@ -192,9 +192,11 @@ def _join_adjacent(conn: Connection, repository_id: int, number: int) -> None:
         .join(
             starting,
             and_(
-                starting.c.repository_id == ending.c.repository_id,
+                # "+ 0": the later row is found through the content index (the unit's few rows), not by
+                # scanning the rows starting there, nor all of the repository's rows through a
+                # (repository, ...) index that statistics gathered before the repository grew call small
+                starting.c.repository_id + 0 == ending.c.repository_id,
                 starting.c.content_id == ending.c.content_id,
-                # "+ 0": found through the (repository, content) index, not by scanning rows starting there
                 starting.c.version_added + 0 == ending.c.version_removed,
             ),
         )
