@@ -1715,7 +1715,10 @@ MUTANTS: tuple[Mutant, ...] = (
         " whole repository for every row ending at the removed version",
         old="""                starting.c.repository_id + 0 == ending.c.repository_id,""",
         new="""                starting.c.repository_id == ending.c.repository_id,""",
-        tests=("tests/db/test_skewed_plans.py::test_removing_versions_joins_adjacent_rows_through_the_content_index",),
+        tests=(
+            "tests/db/test_skewed_plans.py::test_removing_versions_joins_adjacent_rows_through_the_content_index",
+            "tests/db/test_skewed_plans.py::test_with_statistics_that_predate_a_repository_the_join_of_adjacent_rows_stays_a_probe",
+        ),
         databases="both",
     ),
     Mutant(

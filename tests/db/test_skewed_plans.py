@@ -5,11 +5,12 @@ probe per unit is quadratic). Checked on the statements really executed, on both
 
 from __future__ import annotations
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from pendingops import LocalStorage
+from pendingops.db.statistics import refresh_statistics
 from pendingops.maintenance.lifecycle import apply_retention, rollback
-from tests.db.test_statistics import _sync
+from tests.db.test_statistics import _numbers, _sync
 
 #: the indexes led by the repository column
 _BY_REPOSITORY = ("repository_content_removed", "repository_content_added", "repository_content_lookup",
@@ -90,3 +91,33 @@ def test_the_history_is_real(db, tmp_path):
     _history(db, tmp_path)
     done = rollback(db, "r", 1)
     assert (done.added, done.removed) == (50, 20)
+
+
+def test_with_statistics_that_predate_a_repository_the_join_of_adjacent_rows_stays_a_probe(db, tmp_path):
+    """The statistics describe a 60-unit repository; then 20,000 of its units end and start again at
+    the version the join looks at (written without statistics). The join's plan, as executed by
+    retention, finds each later row through the content index, not by walking the repository."""
+    _history(db, tmp_path)
+    rollback(db, "r", 1)
+    joins = _executed(db, "AS starting", lambda: apply_retention(db, "r", 1))
+    refresh_statistics(db, {"repository_content": 10**6, "content": 10**6})
+    statement, parameters = joins[-1]
+    numbers = _numbers(db, 20_000)
+    with db.engine.begin() as conn:
+        repo = conn.execute(text("SELECT id FROM repository WHERE name = 'r'")).scalar_one()
+        conn.execute(
+            text(
+                "INSERT INTO content (id, content_type, key_digest, created_at) "
+                f"SELECT 100000 + x, 'file', 'k' || x, CURRENT_TIMESTAMP FROM ({numbers}) AS s"
+            )
+        )
+        for added, removed in (("1", "4"), ("4", "NULL")):
+            conn.execute(
+                text(
+                    "INSERT INTO repository_content (id, repository_id, content_id, version_added, version_removed) "
+                    f"SELECT {200000 if removed == 'NULL' else 100000} + x, {repo}, 100000 + x, {added}, {removed} "
+                    f"FROM ({numbers}) AS s"
+                )
+            )
+    plan = _plan(db, statement, parameters)
+    assert not [walk for walk in _walks_a_repository(plan) if "starting" in walk], plan
