@@ -6,8 +6,9 @@ tables that are empty or small in its statistics, and a batch's lookup beside 15
 costs what a scan of them costs. So every step that changes many rows at once (a sync, retention,
 a rollback, an orphan cleanup) hands the rows it changed per table to ``refresh_statistics``: a table
 whose change is more than a tenth of the rows its statistics know (or 10,000 rows) is analysed:
-``ANALYZE table`` on PostgreSQL, a bounded ``ANALYZE`` (``PRAGMA analysis_limit``) on SQLite, where
-``PRAGMA optimize`` also runs when a connection closes (``database.py``).
+``ANALYZE table`` on both databases (on SQLite read whole: statistics from a bounded read made the
+next sync slower), where ``PRAGMA optimize`` under ``PRAGMA analysis_limit`` also runs when a
+connection closes (``database.py``).
 """
 
 from __future__ import annotations
