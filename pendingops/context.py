@@ -198,7 +198,9 @@ class SyncContext:
         try:
             await self._locks.acquire(wait=self._wait_for_lock)
             self.version = await self.db.run(begin_version, self.repository_id)
-            self._record.id = await self.db.run(self._record.start, self.repository_id, self.remote_id, self.mirror)
+            self._record.id = await self.db.run(
+                self._record.start, self.repository_id, self.remote_id, self.mirror
+            )
             return await asyncio.to_thread(self.storage.remove_stale_temp_files)
         except BaseException as exc:
             # Undo whatever was taken, even when cancelled (a deadline on the sync) half way.
@@ -262,16 +264,8 @@ class SyncContext:
             await self._abandon_if_possible(str(exc))
             raise
         self.progress.add("removed", removed)
-        self.result = SyncResult(
-            info,
-            bool(added or removed),
-            added,
-            removed,
-            self.failed_count,
-            self.failures,
-            self.filtered,
-            self.remote_unchanged,
-        )
+        self.result = SyncResult(info, bool(added or removed), added, removed, self.failed_count, self.failures,
+                                 self.filtered, self.remote_unchanged)
 
     async def _outcome_after_outage(self, outage: OutageTooLong) -> tuple[int, int, VersionInfo]:
         """The finish failed for good: what the database holds decides what is reported."""
@@ -312,9 +306,8 @@ class SyncContext:
         is fenced by the version's own row). ``what`` names the step in messages.
         """
         what = what or fn.__name__.strip("_").replace("_", " ")
-        return await transact_retried(
-            self.db, self._locks, fn, *args, units=units, what=what, seconds=self.db_retry_seconds
-        )
+        return await transact_retried(self.db, self._locks, fn, *args, units=units, what=what,
+                                      seconds=self.db_retry_seconds)
 
     async def _recorded_outcome(self) -> tuple[int, int, VersionInfo] | None:
         """(added, removed, version) if this run was recorded as completed, None if it was not."""
