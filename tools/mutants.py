@@ -1722,6 +1722,16 @@ MUTANTS: tuple[Mutant, ...] = (
         databases="both",
     ),
     Mutant(
+        id="sqlite-no-optimize-on-close",
+        guarantee="6 cost follows the change (statistics)",
+        file="pendingops/db/database.py",
+        why="a SQLite connection closes without PRAGMA optimize: tables it queried keep no statistics",
+        old="""            dbapi_conn.execute("PRAGMA optimize")""",
+        new="""            pass""",
+        tests=("tests/db/test_statistics.py::test_a_sqlite_connection_that_closes_runs_pragma_optimize",),
+        databases="sqlite",
+    ),
+    Mutant(
         id="lookup-membership-by-repository",
         guarantee="6 cost follows the change (statistics)",
         file="pendingops/db/lookups.py",

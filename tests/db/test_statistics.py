@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import sqlite3
 
 from sqlalchemy import text
 
@@ -16,6 +17,7 @@ from pendingops.db.statistics import refresh_statistics
 from pendingops.maintenance.lifecycle import apply_retention, rollback
 from pendingops.maintenance.orphans import remove_orphans
 from pendingops.plugins import file as file_plugin
+from tests.conftest import fresh_database
 
 URL = "http://127.0.0.1:9/PULP_MANIFEST"  # on_demand: never contacted
 STORE = 150_000
@@ -183,3 +185,20 @@ def test_after_the_first_sync_a_lookup_beside_the_store_probes_by_key_and_member
         assert "content_type=? AND key_digest=?" in plan, plan
         assert "SEARCH repository_content USING INDEX repository_content_content (content_id=?)" in plan, plan
     assert 0.25 * STORE <= _estimated_file_units(db) <= 1.5 * (STORE + 50)
+
+
+def test_a_sqlite_connection_that_closes_runs_pragma_optimize(tmp_path):
+    """Statistics SQLite finds missing for what a connection queried are gathered when it closes."""
+    db = fresh_database("sqlite", tmp_path)
+    try:
+        _fill(db, 2000)
+        with db.engine.connect() as conn:  # a query through a prefix of the natural key's index
+            conn.execute(text("SELECT count(*) FROM content WHERE content_type = 'file'")).all()
+    finally:
+        db.close()
+    raw = sqlite3.connect(tmp_path / "pendingops.db")
+    try:
+        tables = {table for (table,) in raw.execute("SELECT tbl FROM sqlite_stat1")}
+    finally:
+        raw.close()
+    assert "content" in tables
