@@ -1732,6 +1732,18 @@ MUTANTS: tuple[Mutant, ...] = (
         databases="sqlite",
     ),
     Mutant(
+        id="sqlite-pool-keeps-old-statistics",
+        guarantee="6 cost follows the change (statistics)",
+        file="pendingops/db/statistics.py",
+        why="SQLite connections the pool kept from before a refresh never load its statistics",
+        old="""        db.engine.dispose()""",
+        new="""        pass""",
+        tests=(
+            "tests/db/test_statistics.py::test_after_a_refresh_sqlite_connections_of_the_pool_plan_with_the_new_statistics",
+        ),
+        databases="sqlite",
+    ),
+    Mutant(
         id="lookup-membership-by-repository",
         guarantee="6 cost follows the change (statistics)",
         file="pendingops/db/lookups.py",

@@ -40,6 +40,10 @@ def refresh_statistics(db: Database, changed: Mapping[str, int]) -> list[str]:
         stale = sorted(t for t, rows in wanted.items() if t in known and _is_stale(rows, known[t]))
         if stale:
             _analyse(conn, stale)
+    if stale and db.engine.dialect.name == "sqlite":
+        # A SQLite connection reads the statistics when it loads the schema, and ANALYZE does not make
+        # the others reload it: the pooled connections go, the next ones plan with what was gathered.
+        db.engine.dispose()
     return stale
 
 

@@ -202,3 +202,22 @@ def test_a_sqlite_connection_that_closes_runs_pragma_optimize(tmp_path):
     finally:
         raw.close()
     assert "content" in tables
+
+
+def test_after_a_refresh_sqlite_connections_of_the_pool_plan_with_the_new_statistics(tmp_path):
+    """SQLite loads statistics with the schema and ANALYZE does not make open connections reload it:
+    a connection the pool kept from before the refresh would plan as if there were none."""
+    db = fresh_database("sqlite", tmp_path)
+    query = "EXPLAIN QUERY PLAN SELECT id FROM content WHERE content_type = 'file' AND id > 1990"
+    try:
+        _fill(db, 2000)
+        engine = db.engine.execution_options(isolation_level="AUTOCOMMIT")  # reads: no write lock each
+        with engine.connect() as one, engine.connect() as other:  # both stay in the pool
+            before = str(one.exec_driver_sql(query).all()) + str(other.exec_driver_sql(query).all())
+        assert refresh_statistics(db, {"content": 2000}) == ["content"]  # on one of them
+        with engine.connect() as one, engine.connect() as other:
+            after = str(one.exec_driver_sql(query).all()) + str(other.exec_driver_sql(query).all())
+    finally:
+        db.close()
+    assert "content_type=?" in before  # without statistics: the type's index looks selective
+    assert "content_type=?" not in after, after  # with them: every unit is a file, the id range wins
