@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sqlalchemy import Connection, text
+from sqlalchemy.pool import StaticPool
 
 from pendingops.db.database import Database
 
@@ -40,9 +41,10 @@ def refresh_statistics(db: Database, changed: Mapping[str, int]) -> list[str]:
         stale = sorted(t for t, rows in wanted.items() if t in known and _is_stale(rows, known[t]))
         if stale:
             _analyse(conn, stale)
-    if stale and db.engine.dialect.name == "sqlite":
+    if stale and db.engine.dialect.name == "sqlite" and not isinstance(db.engine.pool, StaticPool):
         # A SQLite connection reads the statistics when it loads the schema, and ANALYZE does not make
         # the others reload it: the pooled connections go, the next ones plan with what was gathered.
+        # (An in-memory database is its one connection, which ran the ANALYZE: it stays.)
         db.engine.dispose()
     return stale
 
