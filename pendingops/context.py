@@ -38,6 +38,7 @@ from pendingops.pending import PendingContent, describe_error
 from pendingops.progress import Progress, ProgressListener, ProgressReporter
 from pendingops.remote import RemoteConfig
 from pendingops.run import current
+from pendingops.run.changes import refresh_after_sync, sync_changes
 from pendingops.run.current import composing_context, context_for, current_context
 from pendingops.run.outages import SyncLocks, transact_retried
 from pendingops.run.outcome import ErrorPolicy, RemoteUnchanged, SyncFailed, SyncResult, UnitFailure
@@ -132,6 +133,8 @@ class SyncContext:
         #: stored files found missing from storage (fetched again): a run that found any is no
         #: base for the remote-unchanged shortcut of the next one
         self.missing_files = 0
+        #: the plugin tables of the units that left the pipeline (their statistics may need a refresh)
+        self._content_tables: set[str] = set()
         #: this run's record, and the shortcut decided from the previous one
         self._record = RunRecord()
         self._reporter = ProgressReporter(self.progress, on_progress, progress_interval)
@@ -250,6 +253,9 @@ class SyncContext:
         finally:
             self._release_locks()
             self._reporter.report(finished=True)
+        if self.result is not None:  # after the locks: analysing blocks no other sync
+            changes = sync_changes(self.progress, self._content_tables, self.result.added, self.result.removed)
+            await refresh_after_sync(self.db, changes)
 
     async def _complete_or_explain(self) -> None:
         """Finish the version, riding out a short database outage; report what the database stored."""
@@ -386,6 +392,7 @@ class SyncContext:
     def _unit_out(self, unit: PendingContent) -> SyncFailed | None:
         """A unit left the pipeline: a failed one is recorded, and ends the sync under the ``fail`` policy."""
         if not unit.failed:
+            self._content_tables.add(unit.content_type.__tablename__)
             return None
         self.failed_count += 1
         self.progress.add("failed")

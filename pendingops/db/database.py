@@ -33,6 +33,8 @@ T = TypeVar("T")
 #: bound variables per statement we allow ourselves; SQLite >= 3.32 accepts 32766, PostgreSQL 65535
 _SQLITE_MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 _POSTGRES_MAX_PARAMS = 65535
+#: index entries SQLite's ANALYZE reads per index (``PRAGMA analysis_limit``): enough for the planner
+SQLITE_ANALYSIS_LIMIT = 1000
 
 
 class Database:
@@ -223,6 +225,15 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+
+    @event.listens_for(engine, "close")
+    def _optimize(dbapi_conn: Any, _record: Any) -> None:
+        # SQLite's own check of the statistics of the tables this connection used, bounded in time.
+        try:
+            dbapi_conn.execute(f"PRAGMA analysis_limit={SQLITE_ANALYSIS_LIMIT}")
+            dbapi_conn.execute("PRAGMA optimize")
+        except Exception:  # a closing connection owes nothing more: the next one may do it
+            pass
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:

@@ -63,14 +63,16 @@ def _changed_between(repository_id: int, low: int, high: int) -> Subquery:
 def _member(repository_id: int, number: int, content_id: object) -> object:
     """True where the content is in version ``number`` (one index probe per candidate).
 
-    The version bounds are compared as ``column + 0``: no index can serve them, so the probe uses
-    the (repository, content) index instead of scanning every row added up to ``number``, which
-    SQLite's planner prefers otherwise.
+    The version bounds and the repository are compared as ``column + 0``: no index can serve them,
+    so the probe is one of the content's few rows (its index) whatever the statistics say. Served by
+    a version index, it scans every row added up to ``number``, which SQLite's planner prefers; by a
+    (repository, version) index, every row of the repository, which PostgreSQL's picks when its
+    statistics were gathered before the repository grew.
     """
     rows = _rc.alias()
     probe = select(rows.c.id).where(
         rows.c.content_id == content_id,
-        rows.c.repository_id == repository_id,
+        rows.c.repository_id + 0 == repository_id,
         rows.c.version_added + 0 <= number,
         or_(rows.c.version_removed.is_(None), rows.c.version_removed + 0 > number),
     )
@@ -98,16 +100,21 @@ def diff_ids(conn: Connection, repository_id: int, a: int, b: int) -> DiffIds:
 def rollback_to(conn: Connection, repository_id: int, target: int) -> tuple[int, int, int]:
     """Create version latest+1 holding exactly version ``target``'s content; return (number, added, removed).
 
-    Two statements: end the rows of what came after ``target``, start rows for what left since.
+    End the rows of what came after ``target``, start rows for what left since. What came after is
+    read first (the diff, proportional to the change) and its current rows are ended by content id,
+    in chunks, with the repository compared as ``repository_id + 0``: each chunk is found through the
+    content index whatever the statistics say. As one statement, a planner whose statistics predate
+    the repository's growth walked all of its current rows (the ``(repository, version_removed)``
+    index) once per unit that came after: quadratic.
     """
     version = begin_version(conn, repository_id)
     latest = version.base_number
-    came_after = _only_in(repository_id, latest, target).scalar_subquery()
-    removed = conn.execute(
-        update(_rc)
-        .where(_rc.c.repository_id == repository_id, _rc.c.version_removed.is_(None), _rc.c.content_id.in_(came_after))
-        .values(version_removed=version.number)
-    ).rowcount
+    came_after = list(conn.execute(_only_in(repository_id, latest, target)).scalars())
+    removed = 0
+    current = and_(_rc.c.repository_id + 0 == repository_id, _rc.c.version_removed.is_(None))
+    for chunk in _chunks(came_after):
+        ending = update(_rc).where(_rc.c.content_id.in_(chunk), current).values(version_removed=version.number)
+        removed += conn.execute(ending).rowcount
     left = _only_in(repository_id, target, latest).subquery()
     added = conn.execute(
         insert(_rc).from_select(
@@ -124,6 +131,18 @@ def rollback_to(conn: Connection, repository_id: int, target: int) -> tuple[int,
         .values(complete=True, added_count=added, removed_count=removed, content_count=count, rolled_back_to=target)
     )
     return version.number, added, removed
+
+
+def membership_changes(conn: Connection, repository_id: int, numbers: Collection[int]) -> int:
+    """The membership rows removing ``numbers`` rewrites or deletes: those the versions added or removed."""
+    if not numbers:
+        return 0
+    total = conn.execute(
+        select(func.coalesce(func.sum(_version.c.added_count + _version.c.removed_count), 0)).where(
+            _version.c.repository_id == repository_id, _version.c.number.in_(list(numbers))
+        )
+    ).scalar_one()
+    return int(total)
 
 
 def delete_versions(conn: Connection, repository_id: int, numbers: Collection[int]) -> int:
@@ -173,9 +192,11 @@ def _join_adjacent(conn: Connection, repository_id: int, number: int) -> None:
         .join(
             starting,
             and_(
-                starting.c.repository_id == ending.c.repository_id,
+                # "+ 0": the later row is found through the content index (the unit's few rows), not by
+                # scanning the rows starting there, nor all of the repository's rows through a
+                # (repository, ...) index that statistics gathered before the repository grew call small
+                starting.c.repository_id + 0 == ending.c.repository_id,
                 starting.c.content_id == ending.c.content_id,
-                # "+ 0": found through the (repository, content) index, not by scanning rows starting there
                 starting.c.version_added + 0 == ending.c.version_removed,
             ),
         )
@@ -238,6 +259,7 @@ __all__ = [
     "delete_repository",
     "delete_versions",
     "diff_ids",
+    "membership_changes",
     "require_version",
     "retention",
     "rollback_to",

@@ -81,9 +81,12 @@ def _stored_query(remote_id: int, repository_id: int | None) -> Any:
     else:
         # A correlated probe of the membership index, not a join: without table statistics (a first
         # sync; a server without autovacuum) the planner expects a few members and joins all of them
-        # to every batch, so a lookup's cost grew with the repository instead of the batch.
+        # to every batch, so a lookup's cost grew with the repository instead of the batch. The
+        # repository is compared as ``repository_id + 0``: the probe goes through the content index
+        # (a unit's few rows), never through a (repository, ...) index that statistics gathered before
+        # this repository grew call nearly empty, which would scan all its rows for every unit.
         membership = select(_rc.c.id).where(
-            _rc.c.repository_id == repository_id,
+            _rc.c.repository_id + 0 == repository_id,
             _rc.c.content_id == _content.c.id,
             _rc.c.version_removed.is_(None),
         )

@@ -18,6 +18,7 @@ from pendingops.db import lifecycle as sql
 from pendingops.db.database import Database
 from pendingops.db.locks import RepositoryLock
 from pendingops.db.schema import RepositoryContent, RepositoryVersion
+from pendingops.db.statistics import refresh_statistics
 from pendingops.db.versions import VersionError, discard_incomplete_versions, find_repository, latest_version
 from pendingops.maintenance.listing import StoredUnit, content_types, load_units
 
@@ -135,7 +136,9 @@ def rollback(db: Database, repository: str, target: int) -> Rollback:
         number, added, removed = sql.rollback_to(conn, repo_id, target)
         return Rollback(repository, target, latest, number, added, removed)
 
-    return _locked(db, repository, work)
+    done = _locked(db, repository, work)
+    refresh_statistics(db, {"repository_content": done.added + done.removed})
+    return done
 
 
 def delete_version(db: Database, repository: str, number: int) -> None:
@@ -145,9 +148,11 @@ def delete_version(db: Database, repository: str, number: int) -> None:
         sql.require_version(conn, repo_id, repository, number)
         if number == latest_version(conn, repo_id):
             raise VersionError(f"version {number} is the latest of {repository!r} and cannot be removed")
-        sql.delete_versions(conn, repo_id, [number])
+        _remove_versions(conn, repo_id, [number], changed)
 
+    changed: list[int] = []
     _locked(db, repository, work)
+    refresh_statistics(db, {"repository_content": sum(changed), "repository_version": 1})
 
 
 def retain(db: Database, repository: str, keep: int) -> list[int]:
@@ -157,10 +162,13 @@ def retain(db: Database, repository: str, keep: int) -> list[int]:
 
     def work(conn: Connection, repo_id: int) -> list[int]:
         doomed = sql.versions_beyond(conn, repo_id, keep)
-        sql.delete_versions(conn, repo_id, doomed)
+        _remove_versions(conn, repo_id, doomed, changed)
         return doomed
 
-    return _locked(db, repository, work)
+    changed: list[int] = []
+    removed = _locked(db, repository, work)
+    refresh_statistics(db, {"repository_content": sum(changed), "repository_version": len(removed)})
+    return removed
 
 
 def apply_retention(db: Database, repository: str, keep: int | None = None) -> list[int]:
@@ -175,10 +183,19 @@ def apply_retention(db: Database, repository: str, keep: int | None = None) -> l
         if remembered is None:
             return []
         doomed = sql.versions_beyond(conn, repo_id, remembered)
-        sql.delete_versions(conn, repo_id, doomed)
+        _remove_versions(conn, repo_id, doomed, changed)
         return doomed
 
-    return _locked(db, repository, work)
+    changed: list[int] = []
+    removed = _locked(db, repository, work)
+    refresh_statistics(db, {"repository_content": sum(changed), "repository_version": len(removed)})
+    return removed
+
+
+def _remove_versions(conn: Connection, repo_id: int, numbers: list[int], changed: list[int]) -> None:
+    """Remove versions ``numbers``, noting in ``changed`` the membership rows that rewrites."""
+    changed.append(sql.membership_changes(conn, repo_id, numbers))
+    sql.delete_versions(conn, repo_id, numbers)
 
 
 @dataclass(frozen=True, slots=True)

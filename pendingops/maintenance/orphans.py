@@ -12,6 +12,7 @@ from pendingops.db.cleanups import record_cleanup_end, record_cleanup_start
 from pendingops.db.database import Database
 from pendingops.db.locks import StoreLock
 from pendingops.db.schema import Artifact, Content, ContentArtifact, RepositoryContent
+from pendingops.db.statistics import refresh_statistics
 from pendingops.storage.base import ArtifactStorage
 from pendingops.storage.owner import Ownership, claim_storage
 
@@ -56,7 +57,9 @@ def remove_orphans(db: Database, storage: ArtifactStorage, *, dry_run: bool = Fa
         report = _remove_orphans(lock, storage, ownership, dry_run)
         removed = {name: getattr(report, name) for name in ("content", "artifacts", "bytes", "stray_files")}
         lock.transact(record_cleanup_end, cleanup_id, removed)
-        return report
+    gone = {"content": report.content, "content_artifact": report.content, "remote_artifact": report.content}
+    refresh_statistics(db, gone | {"artifact": report.artifacts})
+    return report
 
 
 def _remove_orphans(lock: StoreLock, storage: ArtifactStorage, ownership: Ownership, dry_run: bool) -> OrphanReport:
