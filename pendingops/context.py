@@ -22,14 +22,7 @@ from reactivex import Observable
 
 from pendingops.db.database import Database, connection_lost
 from pendingops.db.retry import OutageTooLong, retry_on_lost_connection
-from pendingops.db.versions import (
-    NewVersion,
-    VersionInfo,
-    VersionLost,
-    begin_version,
-    ensure_remote,
-    ensure_repository,
-)
+from pendingops.db.versions import NewVersion, VersionInfo, VersionLost, begin_version, ensure_remote, ensure_repository
 from pendingops.download.fetcher import Fetcher
 from pendingops.flow import ByteBudget, Flow, Units, paced_source
 from pendingops.loop import uninterruptible
@@ -47,17 +40,8 @@ from pendingops.run.stream import run_stream
 from pendingops.storage.base import ArtifactStorage, StorageUnavailable, set_retry_seconds
 from pendingops.storage.owner import Claim, claim_in, settle_claim
 
-__all__ = [
-    "ErrorPolicy",
-    "RemoteUnchanged",
-    "SyncContext",
-    "SyncFailed",
-    "SyncResult",
-    "UnitFailure",
-    "composing_context",
-    "context_for",
-    "current_context",
-]
+__all__ = ["ErrorPolicy", "RemoteUnchanged", "SyncContext", "SyncFailed", "SyncResult", "UnitFailure"]
+__all__ += ["composing_context", "context_for", "current_context"]
 
 T = TypeVar("T")
 logger = logging.getLogger("pendingops")
