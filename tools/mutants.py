@@ -568,10 +568,10 @@ MUTANTS: tuple[Mutant, ...] = (
         guarantee="outages: a full disk stops the sync",
         file="pendingops/operators/_stage.py",
         why="a full storage fails one unit at a time, so a skip policy makes a version without them",
-        old="""                    except StorageFull:
-                        raise""",
-        new="""                    except StorageFull as exc:
-                        unit.fail(stage, describe_error(exc))""",
+        old="""                    except SYNC_STOPPING:
+                        raise  # every unit after it""",
+        new="""                    except SYNC_STOPPING as exc:
+                        unit.fail(stage, describe_error(exc))  # every unit after it""",
         tests=("tests/test_disk_full.py",),
     ),
     Mutant(
@@ -736,9 +736,9 @@ MUTANTS: tuple[Mutant, ...] = (
         guarantee="layers: db imports nothing above it",
         file="pendingops/db/migrations/branches.py",
         why="the database layer finds the installed plugins itself again (an import inside a function)",
-        old='''    """The core's branch: the revision files of ``versions/``."""
+        old='''    """The core's branch: the revision files of ``versions/``, owning the tables of ``db/schema.py``."""
 ''',
-        new='''    """The core's branch: the revision files of ``versions/``."""
+        new='''    """The core's branch: the revision files of ``versions/``, owning the tables of ``db/schema.py``."""
     from pendingops.plugins import available_plugins  # noqa: F401
 ''',
         tests=("tests/test_architecture.py::test_no_file_imports_a_floor_above_its_own",),
@@ -1084,10 +1084,10 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         id="deb-own-index-beyond-version",
         guarantee="10 a client gets only what a version holds",
-        file="pendingops/plugins/deb/publish.py",
+        file="pendingops/plugins/reading.py",
         why="our own index lists every stored package its suite listed, not only the version's",
-        old="""            membership_filter(version.repository_id, version.number),""",
-        new="""            True,""",
+        old="""        .where(membership_filter(repository_id, number), *where)""",
+        new="""        .where(*where)""",
         tests=(T_DEB_PUBLISH + "test_a_package_an_operator_dropped_is_not_listed_though_its_suite_lists_it",),
         databases="both",
     ),
