@@ -27,8 +27,10 @@ from tests.server_thread import ServerThread
 pytestmark = pytest.mark.s3
 
 
-def _files(count: int) -> dict[str, bytes]:
-    return {f"dir/file-{i:03d}.txt": f"outage file {i}\n".encode() * (i + 1) for i in range(count)}
+def _files(count: int, pad: int = 0) -> dict[str, bytes]:
+    """``count`` small files, each ``pad`` bytes longer: past 64 KiB a body is streamed into storage
+    as it downloads instead of being written in a batch after it."""
+    return {f"dir/file-{i:03d}.txt": f"outage file {i}\n".encode() * (i + 1) + b"." * pad for i in range(count)}
 
 
 def _sync(db: Database, storage: S3Storage, files: dict[str, bytes], **options: object) -> object:
@@ -130,13 +132,15 @@ def faulty_cli(
     return Cli(url, s3_url)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("pad", [0, 70_000], ids=["small-bodies", "streamed-bodies"])
 @pytest.mark.parametrize("fault", ["refuse", "stall"])
 def test_storage_down_for_good_ends_the_sync_in_one_line_and_no_short_version(
-    faulty_cli: Cli, faulty_s3: FaultProxy, s3_url: str, fault: str
+    faulty_cli: Cli, faulty_s3: FaultProxy, s3_url: str, fault: str, pad: int
 ) -> None:
     """Findings 2, 3, 5: S3 refuses (or stalls) for good mid-sync under --on-error skip: the process exits
-    with one line naming the storage, no version (not a short one), no traceback; the rerun completes."""
-    files = _files(40)
+    with one line naming the storage, no version (not a short one), no traceback; the rerun completes.
+    Both ways a body reaches storage: written in a batch after its download, or streamed as it comes."""
+    files = _files(40, pad)
     with ServerThread(files) as server:
         if fault == "refuse":
             faulty_s3.refuse_after(30)
