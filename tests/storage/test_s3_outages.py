@@ -21,7 +21,7 @@ from pendingops.storage.s3 import S3Storage, s3_timeouts
 from tests.cli.test_cli import Cli
 from tests.conftest import POSTGRES_URL, fresh_database
 from tests.cutting_proxy import FaultProxy
-from tests.remote_server import RemoteServer
+from tests.remote_server import Fault, RemoteServer
 from tests.server_thread import ServerThread
 
 pytestmark = pytest.mark.s3
@@ -139,16 +139,23 @@ def test_storage_down_for_good_ends_the_sync_in_one_line_and_no_short_version(
 ) -> None:
     """Findings 2, 3, 5: S3 refuses (or stalls) for good mid-sync under --on-error skip: the process exits
     with one line naming the storage, no version (not a short one), no traceback; the rerun completes.
-    Both ways a body reaches storage: written in a batch after its download, or streamed as it comes."""
+    Both ways a body reaches storage: written in a batch after its download, or streamed as it comes.
+    The last file is held by the remote until the end: only the storage outage can end the sync (a sync
+    that skipped units instead would wait for it, and the run would time out)."""
     files = _files(40, pad)
-    with ServerThread(files) as server:
+    held = threading.Event()
+    last = sorted(files)[-1]
+    with ServerThread(server=RemoteServer(dict(files), faults={last: Fault(stall=3600, until=held)})) as server:
         if fault == "refuse":
             faulty_s3.refuse_after(30)
         else:
             faulty_s3.stall_after(30)
-        done = faulty_cli.run(
-            "sync", server.manifest_url, "--repo", "r", "--quiet", "--on-error", "skip", "--storage-retry-seconds", "2"
-        )
+        try:
+            options = ("--repo", "r", "--quiet", "--on-error", "skip", "--storage-retry-seconds", "2")
+            done = faulty_cli.run("sync", server.manifest_url, *options)
+        finally:
+            held.set()
+        server.faults.pop(last)
         assert done.returncode == 1, (done.stdout, done.stderr)
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1, done.stderr
