@@ -105,11 +105,24 @@ def test_orphan_cleanup_waits_for_a_sync_that_found_orphans(db, storage) -> None
         # would be done by then, the found content deleted under the sync.
         await asyncio.to_thread(cleanup.join, 5)
 
+    saved = threading.Event()  # f5's 404 is held until a batch of the failing sync is saved
+
+    def watch_saves() -> None:
+        while not saved.wait(0.05):
+            if _count(db, Content) > 0:
+                saved.set()
+
     async def run() -> None:
-        async with RemoteServer(files, faults={"f5": Fault(status=404)}) as server:
+        async with RemoteServer(files, faults={"f5": Fault(status=404, stall=3600, until=saved)}) as server:
             remote = RemoteConfig(url=server.manifest_url, retries=0)
-            with pytest.raises(SyncFailed):
-                await sync_remote(FilePlugin(), remote, db=db, storage=storage, repository="r", batch_size=2)
+            watcher = threading.Thread(target=watch_saves, daemon=True)
+            watcher.start()
+            try:
+                with pytest.raises(SyncFailed):
+                    await sync_remote(FilePlugin(), remote, db=db, storage=storage, repository="r", batch_size=2)
+            finally:
+                saved.set()
+                watcher.join()
             assert _count(db, Content) > 0 and _count(db, Artifact) > 0
             server.faults = {}
             pipeline = [ops.dedup(), ops.enrich_batch(start_cleanup), ops.download(), ops.save()]
