@@ -97,6 +97,16 @@ def test_core_0010_scrubs_stored_credentials(db_kind: str, tmp_path: Path) -> No
 
 
 def test_core_0010_without_a_queue_table_on_postgresql(tmp_path: Path) -> None:
+    """No procrastinate_jobs table (the queue never used): the remotes are scrubbed all the same."""
     db, _ = empty_database("postgresql", tmp_path)
-    migrate(db, "core_0010")  # no procrastinate_jobs: nothing to scrub there
+    migrate(db, "core_0009")
+    with db.engine.begin() as conn:
+        assert conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar_one() is None
+        conn.execute(
+            text("INSERT INTO remote (id, name, url, policy) VALUES (1, 'r', :url, 'immediate')"),
+            {"url": f"http://alice:{SECRET}@h/M"},
+        )
+    migrate(db, "core_0010")
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT url FROM remote")).scalar_one() == "http://h/M"
     db.close()
