@@ -1793,6 +1793,16 @@ MUTANTS: tuple[Mutant, ...] = (
         databases="both",
     ),
     Mutant(
+        id="s3-waits-for-continue",
+        guarantee="every process ends: bounded time on every storage call",
+        file="pendingops/storage/s3.py",
+        why="a PutObject holds its body back for a 100 Continue a stalled S3 never sends: no timeout covers it",
+        old="""        client.meta.events.unregister("before-call.s3", add_expect_header)""",
+        new="""        pass""",
+        tests=(T_S3_OUT + "test_a_small_upload_to_a_storage_that_stalls_for_good_gives_up",),
+        databases="sqlite",
+    ),
+    Mutant(
         id="storage-outage-not-ridden-out",
         guarantee="storage outages are ridden out",
         file="pendingops/storage/outage.py",

@@ -40,6 +40,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, IncompleteReadError
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.handlers import add_expect_header
 
 from pendingops.storage._loop_thread import LoopThread
 from pendingops.storage.base import StorageError, StorageUnavailable
@@ -61,6 +62,8 @@ CONNECT_TIMEOUT_ENV, READ_TIMEOUT_ENV = "PENDINGOPS_S3_CONNECT_TIMEOUT", "PENDIN
 _DEFAULT_TIMEOUTS = {CONNECT_TIMEOUT_ENV: 10.0, READ_TIMEOUT_ENV: 30.0}
 #: error codes of answers that a later attempt may not get (besides every 5xx status)
 _TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError"}
+#: an upload slower than this is an outage: it bounds one request's time with its body's size
+_SLOWEST_UPLOAD = 64 * 1024  # bytes per second
 _TRANSIENT_ERRORS = (
     BotoConnectionError,
     HTTPClientError,
@@ -166,6 +169,9 @@ class S3Storage:
         )
         context = get_session().create_client("s3", config=config)
         client = await context.__aenter__()
+        # No "Expect: 100-continue": a request body held back until a continue that a stalled
+        # storage never sends is a wait no read timeout covers (the body is never sent).
+        client.meta.events.unregister("before-call.s3", add_expect_header)
         self._exit = context.__aexit__
         try:
             await client.head_bucket(Bucket=self.bucket)
@@ -271,8 +277,13 @@ class S3Storage:
 
     async def _call_once(self, operation: str, **params: Any) -> Any:
         where = f"s3://{self.bucket}/{params['Key']}" if "Key" in params else str(self)
+        body = params.get("Body", b"")
+        limit = self.connect_timeout + self.read_timeout + len(body) / _SLOWEST_UPLOAD
         try:
-            return await getattr(self._client, operation)(Bucket=self.bucket, **params)
+            # The timeouts bound each wait for the network; this bounds the whole request, so a
+            # storage that takes what is sent but never answers cannot hold a call for ever.
+            async with asyncio.timeout(limit):
+                return await getattr(self._client, operation)(Bucket=self.bucket, **params)
         except ClientError as exc:
             if _code(exc) in _MISSING:
                 raise FileNotFoundError(f"{where} is missing") from None

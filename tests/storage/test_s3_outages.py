@@ -121,6 +121,29 @@ def test_a_refused_upload_fails_with_the_upload_error_not_its_cleanup(
         storage.close()
 
 
+def test_a_small_upload_to_a_storage_that_stalls_for_good_gives_up(
+    faulty_s3: FaultProxy, s3_url: str, tmp_path: Path
+) -> None:
+    """A stalled S3 takes a small PutObject's request and never answers: the upload ends within the
+    retry time and a timeout (no body held back for a "100 Continue" that never comes)."""
+    storage = S3Storage(s3_url, tmp_path / "staging", retry_seconds=0.5)
+    data = b"small body\n" * 10
+    try:
+        temp = storage.new_temp_path()
+        temp.write_bytes(data)
+        faulty_s3.stall()
+        upload = _in_background(lambda: storage.put(temp, hashlib.sha256(data).hexdigest()))
+        upload.join(120)  # a hang detector, not a margin: the upload gives up after about 2.5 s
+        assert not upload.is_alive(), "the upload to a stalled storage never gave up"
+        [error] = upload.errors  # type: ignore[attr-defined]
+        assert isinstance(error, StorageUnavailable), error
+        assert str(error).startswith(f"storage {s3_url} unreachable")
+        assert faulty_s3.dropped >= 1  # the client gave up on a request the stall held
+    finally:
+        faulty_s3.heal()
+        storage.close()
+
+
 @pytest.fixture
 def faulty_cli(
     db_kind: str, tmp_path: Path, s3_url: str, faulty_s3: FaultProxy, monkeypatch: pytest.MonkeyPatch

@@ -21,10 +21,6 @@ from tests.workers.helpers import Queue, wait_for
 pytestmark = [pytest.mark.postgres, pytest.mark.s3]
 
 
-@pytest.mark.skip(
-    reason="known regression found at the merge of the storage, sync-path and batched-writes work: a worker's"
-    " sync whose S3 stalls for good does not end (the command line's does: tests/storage/test_s3_outages.py)"
-)
 def test_a_worker_ends_a_sync_whose_storage_stalls_and_stops_on_sigterm_during_one(
     s3_url: str, faulty_s3: FaultProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
