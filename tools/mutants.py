@@ -1793,12 +1793,14 @@ MUTANTS: tuple[Mutant, ...] = (
         databases="both",
     ),
     Mutant(
-        id="s3-waits-for-continue",
+        id="s3-request-unbounded",
         guarantee="every process ends: bounded time on every storage call",
         file="pendingops/storage/s3.py",
-        why="a PutObject holds its body back for a 100 Continue a stalled S3 never sends: no timeout covers it",
+        why="a PutObject holds its body back for a 100 Continue a stalled S3 never sends and nothing bounds"
+        " the request as a whole: the upload waits for ever (each of the two bounds alone ends it)",
         old="""        client.meta.events.unregister("before-call.s3", add_expect_header)""",
         new="""        pass""",
+        also=(("""            async with asyncio.timeout(limit):""", """            async with asyncio.timeout(None):"""),),
         tests=(T_S3_OUT + "test_a_small_upload_to_a_storage_that_stalls_for_good_gives_up",),
         databases="sqlite",
     ),
