@@ -110,7 +110,8 @@ class FaultProxy(_Proxy):
       ``stall_after(k)``: the same once ``k`` more requests went through. ``heal()`` lets held data on.
     - ``refuse()``: the port stops listening (connections are refused) and open connections are cut;
       ``refuse_after(k)`` likewise after ``k`` more requests.
-    - ``fail_next(n)``: the next ``n`` requests are answered ``503 SlowDown`` and their connection closed.
+    - ``fail_next(n)``: the next ``n`` requests are answered ``503 SlowDown`` and their connection closed;
+      ``fail_puts()``: every PUT from now on likewise (other requests go through).
 
     ``requests`` counts requests relayed, ``held`` requests held by a stall, ``dropped`` held
     connections their client gave up on (a read timeout): tests wait for those with ``wait_for``.
@@ -127,6 +128,7 @@ class FaultProxy(_Proxy):
         self._healed.set()
         self._refusing = False
         self._failing = 0
+        self._failing_puts = False
         self._trip: tuple[int, str] | None = None  # (requests count, "stall" or "refuse")
         self._writers: set[asyncio.StreamWriter] = set()
         self._relays: set[asyncio.Task[None]] = set()  # held here: the server keeps no reference
@@ -147,6 +149,9 @@ class FaultProxy(_Proxy):
 
     def fail_next(self, requests: int) -> None:
         self._on_loop(lambda: setattr(self, "_failing", requests))
+
+    def fail_puts(self) -> None:
+        self._on_loop(lambda: setattr(self, "_failing_puts", True))
 
     def heal(self) -> None:
         asyncio.run_coroutine_threadsafe(self._heal(), self._loop).result(30)
@@ -183,6 +188,7 @@ class FaultProxy(_Proxy):
     async def _heal(self) -> None:
         self._trip = None
         self._failing = 0
+        self._failing_puts = False
         self._healed.set()
         if self._refusing:
             self._refusing = False
@@ -224,8 +230,8 @@ class FaultProxy(_Proxy):
         async def upstream() -> None:
             while data := await client_reader.read(65536):
                 if data.startswith(_METHODS):
-                    if self._failing > 0:
-                        self._failing -= 1
+                    if self._failing > 0 or (self._failing_puts and data.startswith(b"PUT ")):
+                        self._failing = max(self._failing - 1, 0)
                         self._count("slowed")
                         body = b"" if data.startswith(b"HEAD ") else _SLOW_DOWN
                         client_writer.write(

@@ -1789,7 +1789,10 @@ MUTANTS: tuple[Mutant, ...] = (
         why="an unreachable storage fails single units: under --on-error skip the sync makes a short version",
         old="""SYNC_STOPPING = (StorageFull, StorageUnavailable)""",
         new="""SYNC_STOPPING = (StorageFull,)""",
-        tests=(T_S3_OUT + "test_storage_down_for_good_ends_the_sync_in_one_line_and_no_short_version",),
+        tests=(
+            T_S3_OUT + "test_storage_down_for_good_ends_the_sync_in_one_line_and_no_short_version",
+            T_S3_OUT + "test_uploads_failing_alone_stop_the_sync_rather_than_skip_units",
+        ),
         databases="both",
     ),
     Mutant(
@@ -1800,7 +1803,12 @@ MUTANTS: tuple[Mutant, ...] = (
         " the request as a whole: the upload waits for ever (each of the two bounds alone ends it)",
         old="""        client.meta.events.unregister("before-call.s3", add_expect_header)""",
         new="""        pass""",
-        also=(("""            async with asyncio.timeout(limit):""", """            async with asyncio.timeout(None):"""),),
+        also=(
+            (
+                """            async with asyncio.timeout(limit):""",
+                """            async with asyncio.timeout(None):""",
+            ),
+        ),
         tests=(T_S3_OUT + "test_a_small_upload_to_a_storage_that_stalls_for_good_gives_up",),
         databases="sqlite",
     ),

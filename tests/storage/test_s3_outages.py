@@ -193,6 +193,34 @@ def test_storage_down_for_good_ends_the_sync_in_one_line_and_no_short_version(
         assert "new version 1" in again.stdout and f"{len(files)} unit" in again.stdout, again.stdout
 
 
+@pytest.mark.parametrize("pad", [0, 70_000], ids=["small-bodies", "streamed-bodies"])
+def test_uploads_failing_alone_stop_the_sync_rather_than_skip_units(
+    faulty_cli: Cli, faulty_s3: FaultProxy, s3_url: str, pad: int
+) -> None:
+    """Finding 3 where only the uploads meet the outage (every PUT answered 503 SlowDown, existence checks
+    answered): under --on-error skip the sync still ends as a whole, in one line, with no new version.
+    The remote's last file is held until the end, so a sync that skipped the failed units would wait."""
+    with ServerThread(_files(3)) as first:
+        assert faulty_cli.run("sync", first.manifest_url, "--repo", "r", "--quiet").returncode == 0
+    files = _files(20, pad)
+    held = threading.Event()
+    last = sorted(files)[-1]
+    with ServerThread(server=RemoteServer(dict(files), faults={last: Fault(stall=3600, until=held)})) as server:
+        faulty_s3.fail_puts()
+        try:
+            options = ("--repo", "r", "--quiet", "--on-error", "skip", "--storage-retry-seconds", "1")
+            done = faulty_cli.run("sync", server.manifest_url, *options)
+        finally:
+            held.set()
+            faulty_s3.heal()
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    [line] = done.stderr.strip().splitlines()
+    assert f"storage {s3_url} unreachable" in line and "no new version; rerun" in line, line
+    assert faulty_s3.slowed >= 1
+    listed = faulty_cli.run("versions", "r")
+    assert "2" not in listed.stdout.split(), listed.stdout
+
+
 def test_the_ownership_refusal_names_the_bucket_and_prefix(db: Database, s3_storage: S3Storage, tmp_path: Path) -> None:
     """Issue 26 item 5: the S3 storage is named s3://bucket/prefix, not by its Python object."""
     claim_storage(db, s3_storage)
