@@ -2263,6 +2263,28 @@ MUTANTS: tuple[Mutant, ...] = (
         new="""    status = condition_status(request.clone(headers={}), etag, last_modified)""",
         tests=(T_412 + "[sqlite-s3-1 KiB, sent at once]",),
     ),
+    # -- the plain progress printer ---------------------------------------------------------------------
+    Mutant(
+        id="progress-plain-line-at-start",
+        guarantee="a quick failing sync prints only its error",
+        file="pendingops/cli/_progress.py",
+        why="the plain printer logs its first line at the first snapshot, before its interval has passed",
+        old="""        self._next_log = self._log_every""",
+        new="""        self._next_log = 0.0""",
+        tests=(
+            "tests/cli/test_progress.py::test_a_plain_line_comes_only_once_each_interval_of_the_sync_has_passed",
+            "tests/cli/test_progress.py::test_a_sync_failing_before_the_first_interval_prints_only_its_error[sqlite]",
+        ),
+    ),
+    Mutant(
+        id="progress-plain-line-every-snapshot",
+        guarantee="a quick failing sync prints only its error",
+        file="pendingops/cli/_progress.py",
+        why="once the first interval has passed, the plain printer logs every snapshot, not one per interval",
+        old="""            self._next_log = snapshot.elapsed + self._log_every""",
+        new="""            self._next_log = self._log_every""",
+        tests=("tests/cli/test_progress.py::test_a_plain_line_comes_only_once_each_interval_of_the_sync_has_passed",),
+    ),
 )
 
 #: Obvious mutants that are not in the list: killed only if the tests import the scratch copy, in
