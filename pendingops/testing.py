@@ -35,6 +35,7 @@ class ServedFolder:
 
     ``served.url`` is the folder's URL, ending in "/"; ``served.requests`` counts the paths asked for
     (relative to ``root``). Files may be added or changed while it serves: each request reads the disk.
+    ``start()`` and ``close()`` do what ``async with`` does, for a server started in another thread.
     """
 
     def __init__(self, root: Path | str) -> None:
@@ -43,7 +44,8 @@ class ServedFolder:
         self.requests: Counter[str] = Counter()
         self._runner: web.AppRunner | None = None
 
-    async def __aenter__(self) -> ServedFolder:
+    async def start(self) -> str:
+        """Start serving (on a free port); return ``url``. ``async with`` calls it."""
         app = web.Application()
         app.router.add_get("/{path:.*}", self._answer)
         self._runner = web.AppRunner(app, access_log=None)
@@ -52,14 +54,22 @@ class ServedFolder:
         await site.start()
         host, port = self._runner.addresses[0][:2]
         self.url = f"http://{host}:{port}/"
+        return self.url
+
+    async def close(self) -> None:
+        """Stop serving; ``async with`` calls it."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> ServedFolder:
+        await self.start()
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self.close()
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         path = request.match_info["path"]

@@ -75,6 +75,8 @@ T = "tests/plugins/deb/"
 T_DEB_SOURCE = T + "test_source.py::"
 T_DEB_PUBLISH = T + "test_publish.py::"
 T_OD = "tests/serve/test_on_demand.py::"
+T_COND = "tests/serve/test_conditional.py::"
+T_412 = T_COND + "test_if_match_and_if_unmodified_since_answer_412_in_rfc_9110_order"
 T_RELEASE2 = "tests/db/test_plugin_release2.py::"
 T_S3_OUT = "tests/storage/test_s3_outages.py::"
 
@@ -2212,6 +2214,96 @@ MUTANTS: tuple[Mutant, ...] = (
             "tests/db/test_statistics.py::test_after_the_first_sync_a_lookup_beside_the_store_probes_by_key_and_membership_by_content",
         ),
         databases="both",
+    ),
+    # -- If-Match and If-Unmodified-Since (RFC 9110 13.1.1, 13.1.4, 13.2.2) ------------------------------
+    Mutant(
+        id="serve-if-match-weak",
+        guarantee="conditions answered as RFC 9110 says",
+        file="pendingops/serve/conditional.py",
+        why="If-Match compares weakly: a W/ tag of this file passes the precondition",
+        old="""        return not any(not tag.is_weak and tag.value in (_ANY, etag[1:-1]) for tag in match)""",
+        new="""        return not any(tag.value in (_ANY, etag[1:-1]) for tag in match)""",
+        tests=(
+            T_COND + "test_the_conditions_decide_as_rfc_9110_s_table",
+            T_412 + "[sqlite-local-1 KiB, sent at once]",
+        ),
+    ),
+    Mutant(
+        id="serve-unmodified-since-despite-if-match",
+        guarantee="conditions answered as RFC 9110 says",
+        file="pendingops/serve/conditional.py",
+        why="a matching If-Match falls through to If-Unmodified-Since: an earlier date makes it a 412",
+        old="""    if match is not None:
+        return not any(not tag.is_weak and tag.value in (_ANY, etag[1:-1]) for tag in match)""",
+        new="""    if match is not None and not any(
+        not tag.is_weak and tag.value in (_ANY, etag[1:-1]) for tag in match
+    ):
+        return True""",
+        tests=(
+            T_COND + "test_the_conditions_decide_as_rfc_9110_s_table",
+            T_412 + "[sqlite-local-1 KiB, sent at once]",
+        ),
+    ),
+    Mutant(
+        id="serve-unmodified-since-inclusive",
+        guarantee="conditions answered as RFC 9110 says",
+        file="pendingops/serve/conditional.py",
+        why="If-Unmodified-Since at exactly Last-Modified is a 412: the file was not modified since",
+        old="""int(last_modified.timestamp()) > since.timestamp()""",
+        new="""int(last_modified.timestamp()) >= since.timestamp()""",
+        tests=(
+            T_COND + "test_the_conditions_decide_as_rfc_9110_s_table",
+            T_412 + "[sqlite-local-1 KiB, sent at once]",
+        ),
+    ),
+    Mutant(
+        id="serve-304-before-412",
+        guarantee="conditions answered as RFC 9110 says",
+        file="pendingops/serve/conditional.py",
+        why="If-None-Match is looked at before If-Match: a failed precondition is answered 304",
+        old="""    if precondition_failed(request, etag, last_modified):
+        return 412
+    if not_modified(request, etag, last_modified):
+        return 304""",
+        new="""    if not_modified(request, etag, last_modified):
+        return 304
+    if precondition_failed(request, etag, last_modified):
+        return 412""",
+        tests=(
+            T_COND + "test_the_conditions_decide_as_rfc_9110_s_table",
+            T_412 + "[sqlite-local-1 KiB, sent at once]",
+        ),
+    ),
+    Mutant(
+        id="serve-s3-ignores-preconditions",
+        guarantee="conditions answered as RFC 9110 says",
+        file="pendingops/serve/stored.py",
+        why="a file read through an object store skips If-Match and If-Unmodified-Since",
+        old="""    status = condition_status(request, etag, last_modified)""",
+        new="""    status = condition_status(request.clone(headers={}), etag, last_modified)""",
+        tests=(T_412 + "[sqlite-s3-1 KiB, sent at once]",),
+    ),
+    # -- the plain progress printer ---------------------------------------------------------------------
+    Mutant(
+        id="progress-plain-line-at-start",
+        guarantee="a quick failing sync prints only its error",
+        file="pendingops/cli/_progress.py",
+        why="the plain printer logs its first line at the first snapshot, before its interval has passed",
+        old="""        self._next_log = self._log_every""",
+        new="""        self._next_log = 0.0""",
+        tests=(
+            "tests/cli/test_progress.py::test_a_plain_line_comes_only_once_each_interval_of_the_sync_has_passed",
+            "tests/cli/test_progress.py::test_a_sync_failing_before_the_first_interval_prints_only_its_error[sqlite]",
+        ),
+    ),
+    Mutant(
+        id="progress-plain-line-every-snapshot",
+        guarantee="a quick failing sync prints only its error",
+        file="pendingops/cli/_progress.py",
+        why="once the first interval has passed, the plain printer logs every snapshot, not one per interval",
+        old="""            self._next_log = snapshot.elapsed + self._log_every""",
+        new="""            self._next_log = self._log_every""",
+        tests=("tests/cli/test_progress.py::test_a_plain_line_comes_only_once_each_interval_of_the_sync_has_passed",),
     ),
 )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -14,6 +13,8 @@ from rich.text import Text
 from pendingops.progress import ProgressSnapshot, StageProgress
 from pendingops.readable import human_bytes, human_seconds
 
+#: seconds of a sync between two plain progress lines (and before the first)
+_LOG_EVERY = 5.0
 _LABELS = (
     ("seen", "units seen"),
     ("present", "already present"),
@@ -58,23 +59,26 @@ class ProgressPrinter:
     """Receives snapshots; redraws a live panel on a terminal or logs a line every few seconds.
 
     The panel has a row per stage: count / total where the total is known, a bar and the rate; the
-    elapsed row says how long the whole sync has left (one estimate, not one per stage). The final
+    elapsed row says how long the whole sync has left (one estimate, not one per stage). In plain mode
+    a line is logged once ``log_every`` seconds of the sync have passed (by the snapshot's ``elapsed``),
+    never at its start, and no more often: a sync that fails sooner prints only its error. The final
     snapshot is not logged in plain mode: the summary (or the error) says it all.
     """
 
-    def __init__(self, stream: TextIO | None = None, *, log_every: float = 5.0) -> None:
+    def __init__(self, stream: TextIO | None = None, *, log_every: float | None = None) -> None:
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty()
-        self._log_every = log_every
-        self._last_log = 0.0
+        self._log_every = _LOG_EVERY if log_every is None else log_every
+        #: the sync's elapsed seconds at which the next plain line is due
+        self._next_log = self._log_every
         self._panel: Progress | None = None
         self._tasks: dict[str, Any] = {}
 
     def __call__(self, snapshot: ProgressSnapshot) -> None:
         if self.live:
             self._draw(snapshot)
-        elif not snapshot.finished and time.monotonic() - self._last_log >= self._log_every:
-            self._last_log = time.monotonic()
+        elif not snapshot.finished and snapshot.elapsed >= self._next_log:
+            self._next_log = snapshot.elapsed + self._log_every
             counts = " ".join(f"{stage}={snapshot.stages[stage].done}" for stage, _ in _LABELS)
             self.stream.write(f"progress t={snapshot.elapsed:.1f}s {counts}\n")
             self.stream.flush()

@@ -29,7 +29,13 @@ from pendingops.db.names import RESERVED
 from pendingops.plugins import PublishedFile, PublishedPage, VersionRef, available_plugins
 from pendingops.plugins.published import Publisher
 from pendingops.remote import RemoteConfig
-from pendingops.serve.conditional import Unsatisfiable, byte_range, media_type, not_modified, range_applies
+from pendingops.serve.conditional import (
+    Unsatisfiable,
+    byte_range,
+    condition_status,
+    media_type,
+    range_applies,
+)
 from pendingops.serve.headers import make_inert
 from pendingops.serve.listing import Entry, Listing
 from pendingops.serve.on_demand import (
@@ -468,8 +474,9 @@ def _send_stored(
         assert isinstance(read, os.stat_result)
         last_modified, size = datetime.fromtimestamp(int(read.st_mtime), UTC), read.st_size
     common = {hdrs.ETAG: etag, hdrs.ACCEPT_RANGES: "bytes"}
-    if not_modified(request, etag, last_modified):
-        response = web.Response(status=304, headers=common)
+    status = condition_status(request, etag, last_modified)
+    if status is not None:  # 412 or 304: the headers only
+        response = web.Response(status=status, headers=common)
         response.last_modified = last_modified
         return response
     wanted = None

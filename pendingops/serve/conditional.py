@@ -15,7 +15,9 @@ but we cannot hand them to it:
   whole file (RFC 9110 14.2 allows it), and an empty suffix (``bytes=-0``), which its parser reads
   as "from byte 0", is unsatisfiable here.
 
-So FileResponse only sends the bytes: serve/app.py hands it the request with these headers decided.
+So FileResponse only sends the bytes: serve/app.py hands it the request with these headers decided,
+in RFC 9110 13.2.2's order: If-Match (else If-Unmodified-Since) for a 412, then If-None-Match (else
+If-Modified-Since) for a 304, then If-Range and Range.
 A range whose end lies past the file is clamped to it; one starting at or past the end is a 416.
 """
 
@@ -27,7 +29,7 @@ from datetime import datetime
 from aiohttp import hdrs, web
 
 _ENCODED_TYPES = {"gzip": "application/gzip", "bzip2": "application/x-bzip2", "xz": "application/x-xz"}
-#: an If-None-Match naming any current file
+#: an If-Match or If-None-Match naming any current file
 _ANY = "*"
 
 
@@ -54,6 +56,33 @@ def byte_range(request: web.BaseRequest, size: int) -> tuple[int, int] | None:
     if start >= size:
         raise Unsatisfiable
     return start, size - 1 if stop is None else min(stop - 1, size - 1)
+
+
+def precondition_failed(request: web.BaseRequest, etag: str, last_modified: datetime) -> bool:
+    """Whether a GET or HEAD of this (existing) file gets a 412, asked before ``not_modified`` (RFC 9110 13.2.2).
+
+    If-Match, when sent, alone decides: it holds for ``*`` or our tag compared strongly (a ``W/`` tag
+    never matches). Without it, If-Unmodified-Since fails for a date before Last-Modified; a date
+    that cannot be parsed is ignored (13.1.4).
+    """
+    match = request.if_match
+    if match is not None:
+        return not any(not tag.is_weak and tag.value in (_ANY, etag[1:-1]) for tag in match)
+    since = request.if_unmodified_since
+    return since is not None and int(last_modified.timestamp()) > since.timestamp()
+
+
+def condition_status(request: web.BaseRequest, etag: str, last_modified: datetime) -> int | None:
+    """The status a GET or HEAD's conditions answer with: 412, 304, or None to send the file (or its range).
+
+    RFC 9110 13.2.2's order: the preconditions that fail (412) first, then those that find the
+    client's copy current (304); If-Range is looked at only after both (``range_applies``).
+    """
+    if precondition_failed(request, etag, last_modified):
+        return 412
+    if not_modified(request, etag, last_modified):
+        return 304
+    return None
 
 
 def not_modified(request: web.BaseRequest, etag: str, last_modified: datetime) -> bool:

@@ -18,7 +18,13 @@ from typing import Any, BinaryIO, TypeVar
 
 from aiohttp import hdrs, web
 
-from pendingops.serve.conditional import Unsatisfiable, byte_range, media_type, not_modified, range_applies
+from pendingops.serve.conditional import (
+    Unsatisfiable,
+    byte_range,
+    condition_status,
+    media_type,
+    range_applies,
+)
 from pendingops.serve.resolve import ServedFile, ServedVersion
 from pendingops.storage.base import ArtifactStorage
 
@@ -70,8 +76,9 @@ async def send_through_storage(
     etag, size = f'"{found.sha256}"', found.size
     last_modified = version.created_at.replace(microsecond=0)
     common = {hdrs.ETAG: etag, hdrs.ACCEPT_RANGES: "bytes"}
-    if not_modified(request, etag, last_modified):
-        response = web.Response(status=304, headers=common)
+    status = condition_status(request, etag, last_modified)
+    if status is not None:  # 412 or 304: the headers only
+        response = web.Response(status=status, headers=common)
         response.last_modified = last_modified
         return response
     start, end, status = 0, size - 1, 200

@@ -13,7 +13,7 @@ import asyncio
 import os
 import socket
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from procrastinate import App, PsycopgConnector, RetryStrategy
@@ -26,6 +26,7 @@ from pendingops.context import SyncResult
 from pendingops.db.database import Database, dialect_insert
 from pendingops.db.schema import SyncTask
 from pendingops.pending import describe_error
+from pendingops.remote import strip_credentials
 from pendingops.storage.base import ArtifactStorage
 from pendingops.sync import SyncRequest, run_sync
 from pendingops.workers.observe import SyncTaskReport, observed_sync
@@ -50,9 +51,19 @@ class QueueUnavailable(ValueError):
     """The queue cannot be used with this database (it needs PostgreSQL)."""
 
 
+#: the states a task ends in
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
 @dataclass(slots=True)
 class TaskInfo:
-    id: int
+    """One queued sync as ``tasks`` lists it; its fields, in order, are ``tasks --json``'s keys.
+
+    ``options`` is filled only for ``tasks show``; ``task`` is None until the job is numbered.
+    """
+
+    #: the number users know it by (``task_numbers.py``)
+    task: int | None
     repository: str
     url: str
     state: str
@@ -60,8 +71,18 @@ class TaskInfo:
     queued_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    #: seconds from the start to the end, or to now while it runs
+    elapsed_s: float | None
+    #: the version the sync made
     version: int | None
+    #: why it failed (or was cancelled), in one line
     error: str | None
+    #: units finished of units listed (None until the source says), bytes downloaded; None until recorded
+    units_done: int | None
+    units_total: int | None
+    downloaded_bytes: int | None
+    progress_at: datetime | None
+    options: dict[str, Any] | None = None
 
 
 def require_postgresql(db_url: str, what: str) -> None:
@@ -161,7 +182,8 @@ async def enqueue(app: App, request: SyncRequest) -> tuple[int, bool]:
 
 _LIST = text(
     """
-    SELECT j.id, j.args, j.status, t.worker, t.version_number, t.error,
+    SELECT j.id, j.args, j.status, t.worker, t.version_number, t.error, t.number,
+           t.units_done, t.units_total, t.bytes_done, t.progress_at,
            (SELECT min(e.at) FROM procrastinate_events e WHERE e.job_id = j.id AND e.type = 'deferred') AS queued_at,
            (SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id AND e.type = 'started') AS started_at,
            (SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id
@@ -174,30 +196,40 @@ _LIST = text(
 
 
 def list_tasks(db: Database, job_id: int | None = None) -> list[TaskInfo]:
-    """Every queued sync (or the one ``job_id`` names), oldest first."""
+    """Every queued sync (or the one ``job_id`` names), oldest first, with its progress record."""
     with db.engine.connect() as conn:
         if conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar() is None:
             return []
         rows = conn.execute(_LIST, {"task": SYNC_TASK, "id": job_id}).all()
-    tasks = []
-    for row in rows:
-        state = STATES.get(row.status, row.status)
-        finished = row.finished_at if state in ("succeeded", "failed", "cancelled") else None
-        tasks.append(
-            TaskInfo(
-                id=row.id,
-                repository=row.args.get("repository", ""),
-                url=row.args.get("url", ""),
-                state=state,
-                worker=row.worker,
-                queued_at=row.queued_at,
-                started_at=row.started_at,  # of the latest attempt; a re-queued task keeps it
-                finished_at=finished,
-                version=row.version_number,
-                error=row.error if state in ("failed", "cancelled") else None,
-            )
-        )
-    return tasks
+    now = datetime.now(UTC)
+    return [_task_info(row, now) for row in rows]
+
+
+def _task_info(row: Any, now: datetime) -> TaskInfo:
+    state = STATES.get(row.status, row.status)
+    finished = row.finished_at if state in FINISHED else None
+    started = row.started_at  # of the latest attempt; a re-queued task keeps it
+    end = finished if state in FINISHED else now
+    elapsed = None
+    if started is not None and end is not None and state != "queued":
+        elapsed = round(max(0.0, (end - started).total_seconds()), 3)
+    return TaskInfo(
+        task=row.number,
+        repository=row.args.get("repository", ""),
+        url=strip_credentials(row.args.get("url", "")),
+        state=state,
+        worker=row.worker,
+        queued_at=row.queued_at,
+        started_at=started,
+        finished_at=finished,
+        elapsed_s=elapsed,
+        version=row.version_number,
+        error=row.error if state in ("failed", "cancelled") else None,
+        units_done=row.units_done,
+        units_total=row.units_total,
+        downloaded_bytes=row.bytes_done,
+        progress_at=row.progress_at,
+    )
 
 
 async def cancel(app: App, job_id: int) -> bool:

@@ -8,18 +8,23 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from pendingops import LocalStorage
+from pendingops.cli import _progress as cli_progress
+from pendingops.cli import main
 from pendingops.cli._progress import ProgressPrinter
-from pendingops.progress import Progress
+from pendingops.progress import Progress, ProgressSnapshot
 from tests.cli import test_cli
 from tests.cli.test_cli import Cli
 from tests.maintenance.test_lifecycle import GatedServer
+from tests.remote_server import Fault, RemoteServer
 from tests.server_thread import ServerThread
 
 cli = test_cli.cli  # the fixture: a database (SQLite, PostgreSQL) and a storage folder
@@ -97,6 +102,44 @@ def test_off_a_terminal_progress_is_plain_log_lines(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("progress t=")
     assert "seen=2" in lines[0] and "downloaded=1" in lines[0] and "\x1b" not in lines[0]
     assert "adopted=0" in lines[0]
+
+
+def test_a_plain_line_comes_only_once_each_interval_of_the_sync_has_passed(tmp_path: Path) -> None:
+    """Never at the start: the first line once ``log_every`` seconds of the sync have passed (by the
+    snapshots' clock), the next one ``log_every`` seconds after it; the final snapshot is not logged."""
+    log = tmp_path / "log.txt"
+    start = Progress().snapshot()
+    with log.open("w") as stream:
+        printer = ProgressPrinter(stream, log_every=5)
+        for elapsed in (0.0, 0.2, 4.9, 5.0, 6.0, 9.9, 10.0, 10.1):
+            printer(replace(start, elapsed=elapsed))
+        printer(replace(start, elapsed=30.0, finished=True))
+    assert [line.split()[1] for line in log.read_text().splitlines()] == ["t=5.0s", "t=10.0s"]
+
+
+def test_a_sync_failing_before_the_first_interval_prints_only_its_error(
+    cli: Cli, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command line's plain printer has been handed a progress snapshot (the remote answers the
+    manifest only then, with a 500), yet the failed sync's stderr is its one error line."""
+    monkeypatch.setattr(cli_progress, "_LOG_EVERY", 3600.0)  # an interval no run of this test reaches
+    reported = threading.Event()
+    show = ProgressPrinter.__call__
+
+    def shown(printer: ProgressPrinter, snapshot: ProgressSnapshot) -> None:
+        show(printer, snapshot)
+        reported.set()
+
+    monkeypatch.setattr(ProgressPrinter, "__call__", shown)
+    held = Fault(status=500, stall=120, until=reported)  # the stall is only a backstop
+    server = RemoteServer({"a.bin": b"a"}, faults={"PULP_MANIFEST": held})
+    with ServerThread(server=server) as origin:
+        line = ["--db", cli.db_url, "--storage", str(cli.storage), "sync", origin.manifest_url]
+        code = main([*line, "--repo", "r", "--retries", "0"])
+    assert reported.is_set(), "the printer was never handed a snapshot before the sync failed"
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(lines) == 1, lines
+    assert lines[0].startswith("pendingops: sync failed: ") and "HTTP 500" in lines[0], lines
 
 
 def leave_in_storage(folder: Path, files: dict[str, bytes]) -> None:

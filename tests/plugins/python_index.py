@@ -1,5 +1,6 @@
 """Tiny wheels and sdists built by hand, laid out as a static PEP 503 index a RemoteServer serves;
-an index answering in PEP 691 JSON when asked for it; a plain static file server for a folder."""
+an index answering in PEP 691 JSON when asked for it; a plain static file server for a folder
+(``pendingops.testing.ServedFolder``)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,12 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from html import escape
-from pathlib import Path
 
 from aiohttp import web
 
 from pendingops.plugins.python.index_page import normalize
 from pendingops.plugins.python.simple import JSON_TYPE, prefers_json
-from tests.loopback import LoopbackServer
+from pendingops.testing import ServedFolder
 from tests.remote_server import RemoteServer
 
 
@@ -178,26 +178,9 @@ class NegotiatingIndex(RemoteServer):
         return await super()._handle(request)
 
 
-@dataclass
-class StaticFolder(LoopbackServer):
-    """Serves the files under ``root`` as a plain static web server does: a folder's URL answers
-    with its ``index.html``; ``requests`` counts the paths asked for."""
+class StaticFolder(ServedFolder):
+    """``pendingops.testing.ServedFolder`` under the names the loopback test servers use (``base_url``)."""
 
-    root: Path
-    requests: Counter[str] = field(default_factory=Counter)
-    _runner: web.AppRunner | None = None
-    base_url: str = ""
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        path = request.match_info["path"]
-        self.requests[path] += 1
-        target = (self.root / path).resolve()
-        if not target.is_relative_to(self.root.resolve()):
-            return web.Response(status=404)
-        if target.is_dir():
-            if not request.path.endswith("/"):
-                return web.Response(status=301, headers={"Location": request.path + "/"})
-            target = target / "index.html"
-        if not target.is_file():
-            return web.Response(status=404)
-        return web.FileResponse(target)
+    @property
+    def base_url(self) -> str:
+        return self.url

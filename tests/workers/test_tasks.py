@@ -45,6 +45,27 @@ def jobs() -> list[tuple[int, str]]:
         db.close()
 
 
+#: the keys of ``tasks show --json``, in order; ``tasks --json`` lists each task with all but ``options``
+RECORD_KEYS = [
+    "task",
+    "repository",
+    "url",
+    "state",
+    "worker",
+    "queued_at",
+    "started_at",
+    "finished_at",
+    "elapsed_s",
+    "version",
+    "error",
+    "units_done",
+    "units_total",
+    "downloaded_bytes",
+    "progress_at",
+    "options",
+]
+
+
 def test_only_syncs_are_numbered_and_without_gaps_across_schedule_ticks(queue: Queue) -> None:
     with ServerThread(big_files("r", 2)) as server:
         queue.start_worker("--schedule-tick", "1")
@@ -124,6 +145,7 @@ def test_wait_gives_the_outcome_and_show_the_whole_record(queue: Queue) -> None:
         failed = queue.run("tasks", "wait", str(bad))
         assert failed.returncode == 1 and failed.stdout.startswith(f"task {bad} failed: ") and "404" in failed.stdout
     record = json.loads(queue.run("tasks", "show", str(good), "--json").stdout)
+    assert list(record) == RECORD_KEYS and list(queue.task(good)) == RECORD_KEYS[:-1]  # users' scripts read them
     assert record["state"] == "succeeded" and record["version"] == 1 and record["error"] is None
     assert record["units_done"] == record["units_total"] == 3 and record["downloaded_bytes"] == 3 * SIZE
     assert record["queued_at"] <= record["started_at"] <= record["finished_at"] and record["elapsed_s"] >= 0
