@@ -59,7 +59,8 @@ class SyncContext:
     is the size of every database batch. A database step that loses its connection (a server
     restart, a failover) is retried on a fresh one for ``db_retry_seconds``; a storage request that
     meets an outage (no connection, a timeout, a 5xx answer) is retried for ``storage_retry_seconds``,
-    then the whole sync fails, whatever ``on_error`` says.
+    then the whole sync fails, whatever ``on_error`` says. ``repository_identity`` (a queued sync's):
+    the repository must still be that one when the sync registers, else ``RepositoryGone``.
     """
 
     def __init__(
@@ -81,6 +82,7 @@ class SyncContext:
         max_pending_bytes: int = 2 * 1024**3,
         db_retry_seconds: float = 30.0,
         storage_retry_seconds: float = 30.0,
+        repository_identity: tuple[int, str] | None = None,
     ) -> None:
         if on_error not in ("fail", "skip"):
             raise ValueError(f"on_error must be 'fail' or 'skip', not {on_error!r}")
@@ -95,6 +97,8 @@ class SyncContext:
         self.storage = storage
         self.remote = remote
         self.repository = repository
+        #: the (id, creation stamp) a queued sync was bound to: registering refuses any other repository
+        self.repository_identity = repository_identity
         self.mirror = mirror
         self.on_error = on_error
         self.batch_size = batch_size
@@ -319,7 +323,8 @@ class SyncContext:
 
     def _register(self, conn: Any) -> tuple[int, int, Claim]:
         claim = claim_in(conn, self.storage)  # another database's storage is refused, before anything is written
-        return ensure_repository(conn, self.repository), ensure_remote(conn, self.remote), claim
+        repository_id = ensure_repository(conn, self.repository, identity=self.repository_identity)
+        return repository_id, ensure_remote(conn, self.remote), claim
 
     @property
     def byte_budget(self) -> ByteBudget:

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from pendingops.db.database import Database
 from pendingops.db.schema import Repository
 from pendingops.maintenance.lifecycle import delete_repository
+from pendingops.plugins.options import options_for_sync
 from pendingops.sync import RepositoryGone, SyncRequest, run_sync
 from pendingops.sync.request import CredentialsInURL
 from pendingops.sync.run import bind
@@ -49,6 +50,31 @@ def test_a_request_bound_to_a_deleted_repository_fails_and_creates_nothing(db: D
     asyncio.run(scenario())
     assert _names(db) == ["r"] and version_numbers(db, "r") == [0, 1]
     assert server.file_requests() == 1  # the refused runs fetched nothing
+
+
+def test_a_repository_deleted_between_the_check_and_the_registration_is_not_created_again(
+    db: Database, storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = RemoteServer({"a": b"one\n"})
+    deleted = []
+
+    def delete_then_read_options(db_: Database, name: str, *args: object) -> dict[str, str]:
+        # run_sync reads the remembered options after its check and before the sync registers the
+        # repository: the deletion lands in that instant, in this order, every time.
+        deleted.append(delete_repository(db_, name).name)
+        return options_for_sync(db_, name, *args)
+
+    async def scenario() -> None:
+        async with server:
+            request = db.transact(bind, SyncRequest("r", server.manifest_url))
+            monkeypatch.setattr("pendingops.sync.run.options_for_sync", delete_then_read_options)
+            with pytest.raises(RepositoryGone, match="repository 'r' was deleted after this sync was queued"):
+                await run_sync(request, db=db, storage=storage)
+
+    asyncio.run(scenario())
+    assert deleted == ["r"]
+    assert _names(db) == []
+    assert not +server.requests  # nothing fetched, not even the manifest
 
 
 def test_retention_given_or_remembered_applies_on_every_run(db: Database, storage) -> None:

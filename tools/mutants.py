@@ -1478,7 +1478,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         id="bound-by-id-only",
         guarantee="deleting a repository is final for the queue",
-        file="pendingops/sync/run.py",
+        file="pendingops/db/versions.py",
         why="a queued sync is bound by id alone: on SQLite a new repository may get a deleted one's id",
         old="""    return None if row is None else (row.id, str(row.created_at))""",
         new="""    return None if row is None else (row.id, "")""",
@@ -2099,6 +2099,33 @@ MUTANTS: tuple[Mutant, ...] = (
         old="""    where = [table.c.name == found["name"], table.c.version == found["version"]]""",
         new="""    where = []""",
         tests=("tests/plugins/test_cookbook_export.py::test_a_served_cookbook_version_is_synced_by_another_pendingops",),
+    ),
+    Mutant(
+        id="registration-recreates-deleted-repository",
+        guarantee="deleting a repository is final for the queue",
+        file="pendingops/db/versions.py",
+        why="a queued sync registers its repository by name only: one deleted after run_sync's check is created again",
+        old="""    if identity is not None:
+        return require_repository(conn, name, identity)""",
+        new="""    pass""",
+        tests=(
+            "tests/test_sync_path.py::"
+            "test_a_repository_deleted_between_the_check_and_the_registration_is_not_created_again",
+        ),
+        databases="both",
+    ),
+    Mutant(
+        id="sqlite-checkpoints-every-batch",
+        guarantee="6 cost follows the change (statistics)",
+        file="pendingops/db/database.py",
+        why="SQLite's default checkpoint every 1000 WAL pages: beside a large store nearly every batch's commit "
+        "copies its scattered pages back and syncs the file (a sync beside 150,000 units ~1.5x the empty store's)",
+        old="""SQLITE_WAL_AUTOCHECKPOINT = 10_000""",
+        new="""SQLITE_WAL_AUTOCHECKPOINT = 1000""",
+        tests=(
+            "tests/db/test_statistics.py::test_sqlite_batches_beside_a_store_leave_their_pages_to_one_later_checkpoint",
+        ),
+        databases="sqlite",
     ),
     Mutant(
         id="stats-share-ignored",

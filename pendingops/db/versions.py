@@ -31,6 +31,10 @@ class VersionError(RuntimeError):
     """A repository or version does not exist, or cannot be built now."""
 
 
+class RepositoryGone(VersionError):
+    """A sync bound to a repository (a queued or scheduled one) that was deleted since: nothing is synced."""
+
+
 class VersionLost(VersionError):
     """The version being built is no longer this sync's: another sync discarded it or finished one.
 
@@ -63,13 +67,16 @@ class NewVersion:
     base_count: int
 
 
-def ensure_repository(conn: Connection, name: str) -> int:
+def ensure_repository(conn: Connection, name: str, *, identity: tuple[int, str] | None = None) -> int:
     """Return the repository's id, creating it with an empty complete version 0 if needed.
 
     Safe when another process creates the same repository at the same time. A reserved name is refused
-    (ReservedName).
+    (ReservedName). With ``identity`` (the id and creation stamp a queued sync was bound to) nothing is
+    created: the repository must still be that one, else ``RepositoryGone``, in the same transaction.
     """
     check_repository_name(name)
+    if identity is not None:
+        return require_repository(conn, name, identity)
     found = conn.execute(select(_repo.c.id).where(_repo.c.name == name)).scalar()
     if found is not None:
         return found
@@ -79,6 +86,22 @@ def ensure_repository(conn: Connection, name: str) -> int:
         return conn.execute(select(_repo.c.id).where(_repo.c.name == name)).scalar_one()
     conn.execute(insert(_version).values(repository_id=repo_id, number=0, complete=True, content_count=0))
     return repo_id
+
+
+def require_repository(conn: Connection, name: str, identity: tuple[int, str]) -> int:
+    """The id of repository ``name`` if it is still the one of ``identity`` (id, creation stamp), else
+    ``RepositoryGone``: SQLite may give a new repository the id of a deleted one, hence the stamp."""
+    if repository_identity(conn, name) != identity:
+        raise RepositoryGone(
+            f"repository {name!r} was deleted after this sync was queued; nothing was synced (queue it again)"
+        )
+    return identity[0]
+
+
+def repository_identity(conn: Connection, name: str) -> tuple[int, str] | None:
+    """A repository's id and creation stamp, or None when there is no repository ``name``."""
+    row = conn.execute(select(_repo.c.id, _repo.c.created_at).where(_repo.c.name == name)).first()
+    return None if row is None else (row.id, str(row.created_at))
 
 
 def find_repository(conn: Connection, name: str) -> int:

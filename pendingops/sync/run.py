@@ -12,13 +12,13 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from pendingops.context import SyncResult
 from pendingops.db import private_destinations
 from pendingops.db.database import Database
-from pendingops.db.schema import Repository
-from pendingops.db.versions import VersionError, ensure_repository
+from pendingops.db.versions import RepositoryGone as RepositoryGone  # raised here, by its old name too
+from pendingops.db.versions import ensure_repository, repository_identity, require_repository
 from pendingops.declarative import sync_remote
 from pendingops.maintenance.lifecycle import apply_retention
 from pendingops.plugins import get_plugin
@@ -27,10 +27,6 @@ from pendingops.progress import ProgressListener
 from pendingops.remote import RemoteConfig
 from pendingops.storage.base import ArtifactStorage
 from pendingops.sync.request import SyncRequest
-
-
-class RepositoryGone(VersionError):
-    """A queued or scheduled sync whose repository was deleted after it was queued: nothing is synced."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +79,10 @@ async def run_sync(
         options=options,
     )
     extra: dict[str, object] = {}
+    if request.repository_id is not None:
+        # Checked again where the sync registers its repository, in that transaction: a deletion
+        # since the check above makes it fail there, instead of creating the repository anew.
+        extra["repository_identity"] = _bound_identity(request)
     for name in ("batch_size", "window", "db_retry_seconds", "storage_retry_seconds"):
         if getattr(request, name) is not None:
             extra[name] = getattr(request, name)
@@ -106,12 +106,9 @@ async def run_sync(
 
 
 def check_repository(conn: Connection, request: SyncRequest) -> None:
-    """Fail with one line when the request's repository is not (any more) the one it was bound to."""
-    if _identity(conn, request.repository) != (request.repository_id, request.repository_created):
-        raise RepositoryGone(
-            f"repository {request.repository!r} was deleted after this sync was queued; nothing was synced"
-            " (queue it again)"
-        )
+    """Fail with one line (``RepositoryGone``) when the request's repository is not (any more) the one
+    it was bound to."""
+    require_repository(conn, request.repository, _bound_identity(request))
 
 
 def bind(conn: Connection, request: SyncRequest, *, register: bool = True) -> SyncRequest | None:
@@ -119,14 +116,13 @@ def bind(conn: Connection, request: SyncRequest, *, register: bool = True) -> Sy
     carries it. ``register``: the repository is created now if new; else None when there is none."""
     if register:
         ensure_repository(conn, request.repository)
-    found = _identity(conn, request.repository)
+    found = repository_identity(conn, request.repository)
     if found is None:
         return None
     return dataclasses.replace(request, repository_id=found[0], repository_created=found[1])
 
 
-def _identity(conn: Connection, name: str) -> tuple[int, str] | None:
-    """A repository's id and creation stamp: SQLite may give a new repository the id of a deleted one."""
-    table = Repository.__table__
-    row = conn.execute(select(table.c.id, table.c.created_at).where(table.c.name == name)).first()
-    return None if row is None else (row.id, str(row.created_at))
+def _bound_identity(request: SyncRequest) -> tuple[int, str]:
+    """The (id, creation stamp) a bound request carries."""
+    assert request.repository_id is not None
+    return request.repository_id, str(request.repository_created)

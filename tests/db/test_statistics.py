@@ -204,6 +204,33 @@ def test_a_sqlite_connection_that_closes_runs_pragma_optimize(tmp_path):
     assert "content" in tables
 
 
+def test_sqlite_batches_beside_a_store_leave_their_pages_to_one_later_checkpoint(tmp_path):
+    """Batches that each dirty pages all over a random-keyed index are not checkpointed one by one
+    (SQLite's default, every 1000 WAL pages, copied them back and synced the file at almost every
+    commit beside a large store): the WAL keeps them, and closing the database checkpoints it."""
+    db = fresh_database("sqlite", tmp_path)
+    wal = tmp_path / "pendingops.db-wal"
+    insert = text(
+        "INSERT INTO content (content_type, key_digest, created_at) SELECT 'file', lower(hex(randomblob(32))), "
+        f"CURRENT_TIMESTAMP FROM ({_numbers(db, 1000)}) AS s"
+    )
+    try:
+        _fill(db, 20_000)
+        outside = db.engine.execution_options(isolation_level="AUTOCOMMIT")  # no checkpoint inside a transaction
+        with outside.connect() as conn:  # the store's own writes are in the database file
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        for _batch in range(20):
+            with db.engine.begin() as conn:  # a batch's commit: at most a few hundred pages each
+                conn.execute(insert)
+        with outside.connect() as conn:
+            busy, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+    finally:
+        db.close()
+    # A checkpoint inside the batches would have restarted the WAL: fewer than 1000 frames plus a batch's.
+    assert busy == 0 and frames == copied and frames > 2000, (busy, frames, copied)
+    assert not wal.exists() or wal.stat().st_size == 0  # the last connection to close checkpointed the rest
+
+
 def test_after_a_refresh_sqlite_connections_of_the_pool_plan_with_the_new_statistics(tmp_path):
     """SQLite loads statistics with the schema and ANALYZE does not make open connections reload it:
     a connection the pool kept from before the refresh would plan as if there were none."""
