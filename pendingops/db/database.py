@@ -41,6 +41,9 @@ SQLITE_ANALYSIS_LIMIT = 1000
 #: synced the file: a sync beside 150,000 units spent more in those checkpoints than in its statements.
 #: Fewer, larger checkpoints copy a page that several batches changed once.
 SQLITE_WAL_AUTOCHECKPOINT = 10_000
+#: the size a checkpointed WAL file is cut back to (``PRAGMA journal_size_limit``): the larger
+#: checkpoint interval lets it grow to about 40 MB, which it need not keep on disk between syncs
+SQLITE_WAL_SIZE_LIMIT = 16 * 1024 * 1024
 
 
 class Database:
@@ -231,6 +234,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT}")
+            cursor.execute(f"PRAGMA journal_size_limit={SQLITE_WAL_SIZE_LIMIT}")
         cursor.close()
 
     @event.listens_for(engine, "close")

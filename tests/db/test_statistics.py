@@ -12,6 +12,7 @@ import sqlite3
 from sqlalchemy import text
 
 from pendingops import LocalStorage, RemoteConfig, declarative_version
+from pendingops.db.database import SQLITE_WAL_SIZE_LIMIT
 from pendingops.db.lookups import _stored_query
 from pendingops.db.statistics import refresh_statistics
 from pendingops.maintenance.lifecycle import apply_retention, rollback
@@ -229,6 +230,32 @@ def test_sqlite_batches_beside_a_store_leave_their_pages_to_one_later_checkpoint
     # A checkpoint inside the batches would have restarted the WAL: fewer than 1000 frames plus a batch's.
     assert busy == 0 and frames == copied and frames > 2000, (busy, frames, copied)
     assert not wal.exists() or wal.stat().st_size == 0  # the last connection to close checkpointed the rest
+
+
+def test_a_checkpointed_sqlite_wal_is_cut_back_to_its_size_limit(tmp_path):
+    """The WAL may grow past SQLITE_WAL_SIZE_LIMIT between checkpoints (they are rarer), but once one
+    has copied it back, the next write restarts it and the file shrinks to the limit."""
+    db = fresh_database("sqlite", tmp_path)
+    wal = tmp_path / "pendingops.db-wal"
+    rows = text(
+        "INSERT INTO content (content_type, key_digest, created_at) SELECT 'file', hex(randomblob(400)), "
+        f"CURRENT_TIMESTAMP FROM ({_numbers(db, 1000)}) AS s"
+    )
+    try:
+        for _batch in range(25):
+            with db.engine.begin() as conn:
+                conn.execute(rows)
+        grown = wal.stat().st_size
+        outside = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+        with outside.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(RESTART)")
+        with db.engine.begin() as conn:  # the write that starts the WAL again from its beginning
+            conn.execute(text("UPDATE content SET content_type = 'file' WHERE id = 1"))
+        kept = wal.stat().st_size
+    finally:
+        db.close()
+    assert grown > SQLITE_WAL_SIZE_LIMIT, grown
+    assert kept <= SQLITE_WAL_SIZE_LIMIT, kept
 
 
 def test_after_a_refresh_sqlite_connections_of_the_pool_plan_with_the_new_statistics(tmp_path):
