@@ -37,9 +37,12 @@ class OutageClock:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.began: float | None = None
+        #: a call gave up on the current outage (its StorageUnavailable was raised)
+        self.gave_up = False
 
     def answered(self) -> None:
         self.began = None
+        self.gave_up = False
 
     def failed(self, now: float) -> float:
         """Note a failure at ``now``; return when the outage began."""
@@ -62,6 +65,7 @@ async def ride_out(attempt: Callable[[], Awaitable[T]], clock: OutageClock, wher
             start = min(began, first_failure)
             remaining = clock.seconds - (now - start)
             if remaining <= 0:
+                clock.gave_up = True
                 raise StorageUnavailable(
                     f"storage {where} unreachable for {now - start:.0f} s ({exc.reason})"
                 ) from None

@@ -173,20 +173,33 @@ class S3Storage:
         # storage never sends is a wait no read timeout covers (the body is never sent).
         client.meta.events.unregister("before-call.s3", add_expect_header)
         self._exit = context.__aexit__
+
+        async def check_bucket() -> None:
+            try:
+                async with asyncio.timeout(self.connect_timeout + self.read_timeout):
+                    await client.head_bucket(Bucket=self.bucket)
+            except Exception as exc:
+                if _transient(exc):
+                    raise Transient(_reason(exc)) from None
+                raise StorageError(f"cannot use storage {self}: {_reason(exc)}") from None
+
         try:
-            await client.head_bucket(Bucket=self.bucket)
-        except Exception as exc:
+            # An outage at start-up is ridden out like one met later (retry_seconds), not a failure at once.
+            await ride_out(check_bucket, self._outage, str(self))
+        except BaseException:
             await self._exit(None, None, None)
             self._exit = None
-            kind = StorageUnavailable if _transient(exc) else StorageError
-            raise kind(f"cannot use storage {self}: {_reason(exc)}") from None
+            raise
         return client
 
     def close(self) -> None:
         """Let abandoned uploads clean up (for at most the retry time and a timeout), then close for good."""
         if self._exit is not None:
             exit_, self._exit = self._exit, None
-            self._loop.call(_drain(self.retry_seconds + self.connect_timeout + self.read_timeout))
+            # Once an outage outlasted the retry time, the abandoned uploads' cleanups are skipped
+            # (``_quietly``): waiting for them would only hold the process up.
+            longest = 0.0 if self._outage.gave_up else self.retry_seconds + self.connect_timeout + self.read_timeout
+            self._loop.call(_drain(longest))
             self._loop.call(exit_(None, None, None))
         self._loop.stop()
 

@@ -100,6 +100,21 @@ def test_a_burst_of_slow_down_answers_is_ridden_out(
         storage.close()
 
 
+def test_an_outage_met_by_the_start_up_check_is_ridden_out(faulty_s3: FaultProxy, s3_url: str, tmp_path: Path) -> None:
+    """The storage's first request (is the bucket there?) meets 503 SlowDown three times: it is tried
+    again like any later request, and the storage opens; past the retry time it fails in one line."""
+    faulty_s3.fail_next(3)
+    storage = S3Storage(s3_url, tmp_path / "staging", retry_seconds=60)
+    storage.close()
+    assert faulty_s3.slowed == 3
+    faulty_s3.refuse()
+    try:
+        with pytest.raises(StorageUnavailable, match=rf"^storage {s3_url} unreachable for \d+ s \("):
+            S3Storage(s3_url, tmp_path / "staging", retry_seconds=0.5)
+    finally:
+        faulty_s3.heal()
+
+
 def test_a_refused_upload_fails_with_the_upload_error_not_its_cleanup(
     faulty_s3: FaultProxy, s3_url: str, tmp_path: Path
 ) -> None:
