@@ -47,6 +47,7 @@ _declared = DeclaredContent.__table__
 Row = tuple[Any, ...]
 
 
+@functools.cache
 def other_fields(content_type: type[Content]) -> tuple[str, ...]:
     """The typed table's columns besides its natural key: a stored NULL one the unit declares is filled by save."""
     return tuple(name for name in content_type.field_names() if name not in content_type.natural_key)

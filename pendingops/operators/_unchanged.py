@@ -40,7 +40,7 @@ def _rows(units: list[PendingContent]) -> dict[type[Content], list[Row]]:
         key = tuple(map(fields.get, kind.natural_key))
         if None in key:
             continue
-        declared = tuple(0 if fields.get(name) is None else 1 for name in other_fields(kind))
+        declared = tuple(0 if fields.get(name) is None else 1 for name in other_fields(kind))  # cached per type
         artifact = unit.artifacts[0]
         rows.setdefault(kind, []).append(
             (index, *key, *declared, artifact.relative_path, artifact.url, artifact.sha256, artifact.size)
