@@ -2271,10 +2271,31 @@ MUTANTS: tuple[Mutant, ...] = (
         guarantee="mirror removes, additive keeps",
         file="pendingops/db/unchanged.py",
         why="the INSERT ... SELECT declares the unchanged units for another version than the one being built",
-        old="""        declared = select(literal(declare_in.id), typed.c.id)""",
-        new="""        declared = select(literal(declare_in.id - 1), typed.c.id)""",
+        old="""        declared = select(literal(declare_in.id), matches.c.content_id)""",
+        new="""        declared = select(literal(declare_in.id - 1), matches.c.content_id)""",
         tests=(T_UNCHANGED + "test_unchanged_units_are_declared_and_not_fetched_again",),
         databases="both",
+    ),
+    Mutant(
+        id="unchanged-temp-not-analysed",
+        guarantee="6 cost follows the change (statistics)",
+        file="pendingops/db/unchanged.py",
+        why="the loaded batch has no statistics: SQLite scans a whole store table per batch and probes the batch",
+        old="""    conn.exec_driver_sql(f"ANALYZE {temp.name}")""",
+        new="""    pass""",
+        tests=(T_UNCHANGED + "test_the_comparison_walks_the_batch_and_probes_the_store_by_index",),
+    ),
+    Mutant(
+        id="unchanged-joined-not-probed",
+        guarantee="6 cost follows the change (statistics)",
+        file="pendingops/db/unchanged.py",
+        why="PostgreSQL joins the batch to the store as it plans: a hash or merge join reads whole tables per batch",
+        old="""    if dialect == "postgresql":
+        probe""",
+        new="""    if False:
+        probe""",
+        tests=(T_UNCHANGED + "test_the_comparison_walks_the_batch_and_probes_the_store_by_index",),
+        databases="postgresql",
     ),
     Mutant(
         id="unchanged-skips-null-fields",

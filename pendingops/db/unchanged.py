@@ -1,7 +1,8 @@
 """The unchanged units of a resync, found and declared in SQL rather than one by one.
 
 A batch of declared units is loaded into a temporary table (``COPY`` on PostgreSQL, multi-row
-``INSERT`` on SQLite) indexed on the content type's natural-key columns, and one join with the
+``INSERT`` on SQLite; then analysed, so the planner walks it and probes the store's unique
+indexes, the natural key's first; an index of its own would never be used), and one join with the
 typed table, the repository's current membership, the ContentArtifact, this remote's
 RemoteArtifact and the stored Artifact finds the units that are already members with the same
 file, digest, size and url. In mirror mode one ``INSERT ... SELECT`` declares them in the version
@@ -19,7 +20,6 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
-    Index,
     Integer,
     MetaData,
     String,
@@ -30,6 +30,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
 )
 
 from pendingops.db.database import Database
@@ -69,14 +70,20 @@ def _temp_table(content_type: type[Content]) -> Table:
         Column("a_url", Text),
         Column("a_sha256", String(64)),
         Column("a_size", BigInteger),
-        Index(f"{name}_key", *(column.name for column in keys)),
         prefixes=["TEMPORARY"],
         postgresql_on_commit="DROP",
     )
 
 
-def _joined(temp: Table, content_type: type[Content], repository_id: int, remote_id: int, stored: bool) -> Any:
-    """The temp table joined to what the repository holds now, keeping only the unchanged units."""
+def _matches(
+    temp: Table, content_type: type[Content], repository_id: int, remote_id: int, stored: bool, dialect: str
+) -> Any:
+    """(idx, content_id, location) of the temp table's rows whose unit the repository holds unchanged.
+
+    On PostgreSQL each row probes the store in a LATERAL subquery (its natural key through the typed
+    table's unique index, then each row's few links): a join let the planner hash whole tables, a
+    cost that grew with the store instead of the batch. SQLite's planner walks the temp table first.
+    """
     typed = content_type.__table__  # type: ignore[attr-defined]
     other_ca = _ca.alias("other_ca")
     by_key = and_(*(typed.c[name] == temp.c[f"k_{name}"] for name in content_type.natural_key))
@@ -94,16 +101,23 @@ def _joined(temp: Table, content_type: type[Content], repository_id: int, remote
         _artifact.c.sha256 == temp.c.a_sha256,
         or_(temp.c.a_size.is_(None), _artifact.c.size == temp.c.a_size),
     )
-    joined = temp.join(typed, by_key).join(_rc, member).join(_ca, same_file).join(_ra, same_source)
-    # immediate: the file must be stored, with these bytes; otherwise it may still be to fetch
-    joined = joined.join(_artifact, same_bytes) if stored else joined.outerjoin(_artifact, same_bytes)
     only_file = ~exists().where(other_ca.c.content_id == typed.c.id, other_ca.c.id != _ca.c.id)
     conditions = [only_file]
     if not stored:
         conditions.append(or_(_ca.c.artifact_id.is_(None), _artifact.c.id.is_not(None)))
     for name in other_fields(content_type):
         conditions.append(or_(typed.c[name].is_not(None), temp.c[f"d_{name}"] == 0))
-    return joined, and_(*conditions), typed
+
+    def held(start: Any) -> Any:
+        joined = start.join(_rc, member).join(_ca, same_file).join(_ra, same_source)
+        # immediate: the file must be stored, with these bytes; otherwise it may still be to fetch
+        return joined.join(_artifact, same_bytes) if stored else joined.outerjoin(_artifact, same_bytes)
+
+    found = (typed.c.id.label("content_id"), _artifact.c.location)
+    if dialect == "postgresql":
+        probe = select(*found).select_from(held(typed)).where(by_key, *conditions).limit(1).lateral("probe")
+        return select(temp.c.idx, probe.c.content_id, probe.c.location).select_from(temp.join(probe, true()))
+    return select(temp.c.idx, *found).select_from(held(temp.join(typed, by_key))).where(*conditions)
 
 
 def _copy_value(value: Any) -> str:
@@ -125,12 +139,12 @@ def _load(conn: Connection, db: Database, temp: Table, rows: Sequence[Row]) -> N
             cursor.copy_expert(f"COPY {temp.name} FROM STDIN", io.StringIO(text))
         finally:
             cursor.close()
-        conn.exec_driver_sql(f"ANALYZE {temp.name}")  # the planner knows nothing of a new temp table
-        return
-    one = "(" + ",".join("?" * columns) + ")"
-    for chunk in db.chunks(rows, columns):
-        flat = [value for row in chunk for value in row]
-        conn.exec_driver_sql(f"INSERT INTO {temp.name} VALUES " + ",".join([one] * len(chunk)), tuple(flat))
+    else:
+        one = "(" + ",".join("?" * columns) + ")"
+        for chunk in db.chunks(rows, columns):
+            flat = [value for row in chunk for value in row]
+            conn.exec_driver_sql(f"INSERT INTO {temp.name} VALUES " + ",".join([one] * len(chunk)), tuple(flat))
+    conn.exec_driver_sql(f"ANALYZE {temp.name}")  # the planner knows nothing of a new temp table
 
 
 def find_unchanged(
@@ -155,11 +169,13 @@ def find_unchanged(
     temp = _temp_table(content_type)
     temp.create(conn)  # a failed transaction takes it away with its rollback, on both databases
     _load(conn, db, temp, rows)
-    joined, where, typed = _joined(temp, content_type, repository_id, remote_id, stored)
-    found = conn.execute(select(temp.c.idx, typed.c.id, _artifact.c.location).select_from(joined).where(where)).all()
+    matches = _matches(temp, content_type, repository_id, remote_id, stored, db.dialect).subquery("matches")
+    found = conn.execute(select(matches.c.idx, matches.c.content_id, matches.c.location)).all()
     if declare_in is not None and found:
         claim_version(conn, declare_in)
-        declared = select(literal(declare_in.id), typed.c.id).select_from(joined).where(where).distinct()
+        # (SQLite parses ON CONFLICT after INSERT ... SELECT only when the SELECT has a WHERE)
+        declared = select(literal(declare_in.id), matches.c.content_id).distinct()
+        declared = declared.where(matches.c.content_id.is_not(None))
         conn.execute(db.insert(_declared).from_select(["version_id", "content_id"], declared).on_conflict_do_nothing())
     if db.dialect != "postgresql":  # PostgreSQL drops it at commit (ON COMMIT DROP)
         temp.drop(conn)

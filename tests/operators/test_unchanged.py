@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from pendingops import RemoteConfig, declarative_version
+from pendingops.db import unchanged as unchanged_sql
 from pendingops.db.schema import Artifact, RemoteArtifact
+from pendingops.operators._unchanged import _rows
 from pendingops.plugins.file import FileContent
 from tests.conftest import count_statements, file_set, file_units, version_content
 from tests.remote_server import RemoteServer
@@ -254,3 +256,27 @@ def test_a_stored_null_field_the_unit_declares_is_filled_not_skipped(db, storage
     with db.engine.connect() as conn:
         sizes = dict(conn.execute(select(table.c.relative_path, table.c.size)).all())
     assert sizes == {path: len(data) for path, data in files.items()}
+
+
+def test_the_comparison_walks_the_batch_and_probes_the_store_by_index(db, storage):
+    """Its cost follows the batch, not the store: only the loaded batch is scanned, every table of the
+    store is probed through an index (a hash or merge join would read all of a table per batch)."""
+    files = _files(3000)
+    url = "http://127.0.0.1:9/PULP_MANIFEST"
+    _sync(db, storage, None, files, policy="on_demand", url=url)  # its statistics are refreshed after it
+    units = file_units(url, files)[-200:]
+    with db.engine.begin() as conn:
+        temp = unchanged_sql._temp_table(FileContent)
+        temp.create(conn)
+        unchanged_sql._load(conn, db, temp, _rows(units)[FileContent])
+        query = unchanged_sql._matches(temp, FileContent, 1, 1, True, db.dialect)
+        compiled = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+        prefix = "EXPLAIN QUERY PLAN " if db.dialect == "sqlite" else "EXPLAIN "
+        plan = "\n".join(str(row[-1]) for row in conn.exec_driver_sql(prefix + compiled))
+        conn.rollback()
+    if db.dialect == "sqlite":
+        scans = [line for line in plan.splitlines() if "SCAN" in line]
+        assert scans == ["SCAN unchanged_file_content"], plan
+    else:
+        assert "Seq Scan on unchanged_file_content" in plan, plan
+        assert plan.count("Seq Scan") == 1 and "Hash" not in plan and "Merge" not in plan, plan
