@@ -1,8 +1,9 @@
 """The unchanged units of a resync, found and declared in SQL rather than one by one.
 
 A batch of declared units is loaded into a temporary table (``COPY`` on PostgreSQL, multi-row
-``INSERT`` on SQLite; then analysed, so the planner walks it and probes the store's unique
-indexes, the natural key's first; an index of its own would never be used), and one join with the
+``INSERT`` on SQLite, then analysed there; PostgreSQL probes per row through LATERAL, where an
+ANALYZE per batch cost more than the probes), so the planner walks it and probes the store's
+unique indexes, the natural key's first (an index of its own would never be used), and one join with the
 typed table, the repository's current membership, the ContentArtifact, this remote's
 RemoteArtifact and the stored Artifact finds the units that are already members with the same
 file, digest, size and url. In mirror mode one ``INSERT ... SELECT`` declares them in the version
@@ -144,7 +145,7 @@ def _load(conn: Connection, db: Database, temp: Table, rows: Sequence[Row]) -> N
         for chunk in db.chunks(rows, columns):
             flat = [value for row in chunk for value in row]
             conn.exec_driver_sql(f"INSERT INTO {temp.name} VALUES " + ",".join([one] * len(chunk)), tuple(flat))
-    conn.exec_driver_sql(f"ANALYZE {temp.name}")  # the planner knows nothing of a new temp table
+        conn.exec_driver_sql(f"ANALYZE {temp.name}")  # SQLite's planner knows nothing of a new temp table
 
 
 def find_unchanged(
