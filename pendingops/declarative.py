@@ -21,8 +21,11 @@ from pendingops.storage.work_folder import work_folder
 
 
 def default_pipeline() -> list[ops.Operator]:
-    """dedup -> download -> save; association is appended by ``SyncContext.run``."""
-    return [ops.dedup(), ops.download(), ops.save()]
+    """unchanged -> dedup -> download -> save; association is appended by ``SyncContext.run``.
+
+    ``unchanged`` settles in SQL the units a resync finds as the repository holds them.
+    """
+    return [ops.unchanged(), ops.dedup(), ops.download(), ops.save()]
 
 
 async def declarative_version(

@@ -79,6 +79,7 @@ T_COND = "tests/serve/test_conditional.py::"
 T_412 = T_COND + "test_if_match_and_if_unmodified_since_answer_412_in_rfc_9110_order"
 T_RELEASE2 = "tests/db/test_plugin_release2.py::"
 T_S3_OUT = "tests/storage/test_s3_outages.py::"
+T_UNCHANGED = "tests/operators/test_unchanged.py::"
 
 MUTANTS: tuple[Mutant, ...] = (
     # -- 2: a declared digest is checked on every path that adopts bytes ----------------------------
@@ -2341,6 +2342,118 @@ MUTANTS: tuple[Mutant, ...] = (
         old="""            self._next_log = snapshot.elapsed + self._log_every""",
         new="""            self._next_log = self._log_every""",
         tests=("tests/cli/test_progress.py::test_a_plain_line_comes_only_once_each_interval_of_the_sync_has_passed",),
+    ),
+    # -- the resync's unchanged units, compared and declared in SQL -----------------------------------
+    Mutant(
+        id="unchanged-ignores-digest",
+        guarantee="2 digests on every path",
+        file="pendingops/db/unchanged.py",
+        why="a unit whose remote now declares another sha256 is taken as unchanged: its source row stays stale",
+        old="""        _ra.c.sha256 == temp.c.a_sha256,""",
+        new="""        True,""",
+        tests=(T_UNCHANGED + "test_a_changed_url_size_or_digest_goes_through_the_pipeline",),
+        databases="both",
+    ),
+    Mutant(
+        id="unchanged-ignores-url",
+        guarantee="unchanged units only skip the pipeline",
+        file="pendingops/db/unchanged.py",
+        why="a unit served from a new url is taken as unchanged: the on-demand source keeps the old url",
+        old="""        _ra.c.url == temp.c.a_url,""",
+        new="""        True,""",
+        tests=(T_UNCHANGED + "test_a_changed_url_size_or_digest_goes_through_the_pipeline",),
+        databases="both",
+    ),
+    Mutant(
+        id="unchanged-ignores-stored-bytes",
+        guarantee="2 digests on every path",
+        file="pendingops/db/unchanged.py",
+        why="a stored artifact whose size contradicts the remote is taken as unchanged instead of reported",
+        old="""        or_(temp.c.a_size.is_(None), _artifact.c.size == temp.c.a_size),""",
+        new="""        True,""",
+        tests=(T_UNCHANGED + "test_a_stored_artifact_of_other_bytes_is_not_unchanged",),
+        databases="both",
+    ),
+    Mutant(
+        id="unchanged-skips-missing-file-check",
+        guarantee="a file on disk before its row",
+        file="pendingops/operators/_unchanged.py",
+        why="an unchanged unit whose stored file was deleted is kept without it: the version serves a missing file",
+        old="""missing = await asyncio.to_thread(missing_locations, ctx.storage, locations)""",
+        new="""missing = set() if True else await asyncio.to_thread(missing_locations, ctx.storage, locations)""",
+        tests=(T_UNCHANGED + "test_a_unit_whose_stored_file_was_deleted_is_fetched_again",),
+    ),
+    Mutant(
+        id="unchanged-any-past-membership",
+        guarantee="mirror removes, additive keeps",
+        file="pendingops/db/unchanged.py",
+        why="content the repository held once (removed since) is taken as a member: it is never added back",
+        old="""_rc.c.version_removed.is_(None)""",
+        new="""True""",
+        tests=(
+            T_UNCHANGED + "test_a_unit_removed_earlier_or_held_by_another_repository_is_added_again",
+            T_UNCHANGED + "test_the_version_is_what_was_declared_whatever_the_shortcut_took",
+        ),
+        databases="both",
+    ),
+    Mutant(
+        id="unchanged-any-repository",
+        guarantee="mirror removes, additive keeps",
+        file="pendingops/db/unchanged.py",
+        why="content another repository holds is taken as this one's: a second repository never gets it",
+        old="""_rc.c.repository_id == repository_id, """,
+        new="""""",
+        tests=(T_UNCHANGED + "test_a_unit_removed_earlier_or_held_by_another_repository_is_added_again",),
+        databases="both",
+    ),
+    Mutant(
+        id="unchanged-not-declared-in-mirror",
+        guarantee="mirror removes, additive keeps",
+        file="pendingops/operators/_unchanged.py",
+        why="unchanged units are not declared in the new version: a mirror resync removes them all",
+        old="""    declare_in = ctx.version if ctx.mirror else None""",
+        new="""    declare_in = None""",
+        tests=(T_UNCHANGED + "test_unchanged_units_are_declared_and_not_fetched_again",),
+    ),
+    Mutant(
+        id="unchanged-declared-in-another-version",
+        guarantee="mirror removes, additive keeps",
+        file="pendingops/db/unchanged.py",
+        why="the INSERT ... SELECT declares the unchanged units for another version than the one being built",
+        old="""        declared = select(literal(declare_in.id), matches.c.content_id)""",
+        new="""        declared = select(literal(declare_in.id - 1), matches.c.content_id)""",
+        tests=(T_UNCHANGED + "test_unchanged_units_are_declared_and_not_fetched_again",),
+        databases="both",
+    ),
+    Mutant(
+        id="unchanged-temp-not-analysed",
+        guarantee="6 cost follows the change (statistics)",
+        file="pendingops/db/unchanged.py",
+        why="the loaded batch has no statistics: SQLite scans a whole store table per batch and probes the batch",
+        old="""    conn.exec_driver_sql(f"ANALYZE {temp.name}")""",
+        new="""    pass""",
+        tests=(T_UNCHANGED + "test_the_comparison_walks_the_batch_and_probes_the_store_by_index",),
+    ),
+    Mutant(
+        id="unchanged-joined-not-probed",
+        guarantee="6 cost follows the change (statistics)",
+        file="pendingops/db/unchanged.py",
+        why="PostgreSQL joins the batch to the store as it plans: a hash or merge join reads whole tables per batch",
+        old="""    if dialect == "postgresql":
+        probe""",
+        new="""    if False:
+        probe""",
+        tests=(T_UNCHANGED + "test_the_comparison_walks_the_batch_and_probes_the_store_by_index",),
+        databases="postgresql",
+    ),
+    Mutant(
+        id="unchanged-skips-null-fields",
+        guarantee="fill, never overwrite",
+        file="pendingops/db/unchanged.py",
+        why="stored content with a NULL field the unit declares is taken as unchanged: save never fills it",
+        old="""        conditions.append(or_(typed.c[name].is_not(None), temp.c[f"d_{name}"] == 0))""",
+        new="""        pass""",
+        tests=(T_UNCHANGED + "test_a_stored_null_field_the_unit_declares_is_filled_not_skipped",),
     ),
 )
 

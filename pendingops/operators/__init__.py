@@ -15,6 +15,7 @@ from pendingops.operators._enrich import enrich, enrich_batch
 from pendingops.operators._known_digests import query_known_digests
 from pendingops.operators._save import save
 from pendingops.operators._stage import Operator
+from pendingops.operators._unchanged import unchanged
 
 __all__ = [
     "Operator",
@@ -27,4 +28,5 @@ __all__ = [
     "query_existing_content",
     "query_known_digests",
     "save",
+    "unchanged",
 ]

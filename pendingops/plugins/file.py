@@ -44,6 +44,8 @@ MAX_FILE_SIZE = 2**53
 #: longer lines are refused unread: a 4096-byte path, a digest and a size fit with room to spare
 MAX_LINE_BYTES = 8192
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+#: the characters ``quote(path, safe="/")`` leaves as they are
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.~/-]*")
 _HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body")
 _BATCH = 1000
 
@@ -214,8 +216,11 @@ def _folders(path: str) -> Iterator[str]:
 def file_url(manifest_url: str, relative_path: str) -> str:
     """The URL of a file listed in the manifest at ``manifest_url``."""
     # A checked relative path, quoted, has no scheme, leading slash or dot segment: plain appending
-    # to the manifest's folder is what urljoin would give, without its cost per line.
-    return _folder_of(manifest_url) + quote(relative_path, safe="/")
+    # to the manifest's folder is what urljoin would give, without its cost per line. A path of
+    # characters quote() leaves alone (most are) is used as it is, without its cost either.
+    if _UNQUOTED.fullmatch(relative_path) is None:
+        relative_path = quote(relative_path, safe="/")
+    return _folder_of(manifest_url) + relative_path
 
 
 @functools.lru_cache(maxsize=16)

@@ -8,10 +8,10 @@ import os
 import tracemalloc
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
@@ -637,3 +637,10 @@ def test_a_folder_page_suggests_its_manifest(db, storage):
     assert slash.endswith(f"this is an HTML page, not a PULP_MANIFEST {hint}")
     assert no_slash.endswith(hint)
     assert manifest.endswith("this is an HTML page, not a PULP_MANIFEST")  # already its manifest: no hint
+
+
+@settings(max_examples=300, deadline=None)
+@given(path=st.text(alphabet=st.sampled_from("aZ09_.~/-% ?#é\u00a0+,;=@:&"), min_size=1, max_size=12))
+def test_a_files_url_is_its_path_quoted_whether_or_not_quoting_changes_it(path):
+    manifest = "http://example.test/repo/PULP_MANIFEST"
+    assert file_url(manifest, path) == "http://example.test/repo/" + quote(path, safe="/")

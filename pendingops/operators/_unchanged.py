@@ -1,0 +1,95 @@
+"""unchanged: a resync's units that the repository already holds as they are, settled in SQL.
+
+Placed at the head of a pipeline, it compares each batch with what the repository holds now, in
+one transaction (``pendingops.db.unchanged``), and passes on only the units that differ. The
+unchanged ones finish there: in mirror mode they are declared in the new version by one
+``INSERT ... SELECT``; in additive mode they are members already. Under the ``immediate`` policy
+their stored files are first looked for in storage, in one batch, and a unit whose file is
+missing goes on through the pipeline, which fetches it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import Connection
+
+from pendingops.db.schema import Content
+from pendingops.db.unchanged import Row, find_unchanged, other_fields
+from pendingops.operators._stage import Operator, batch_stage
+from pendingops.pending import PendingContent
+from pendingops.run.current import Sync
+from pendingops.storage.base import missing_locations
+
+
+def _wants(ctx: Sync, unit: PendingContent) -> bool:
+    version = ctx.version
+    if version is None or not version.base_count or unit.content_id is not None or len(unit.artifacts) != 1:
+        return False
+    artifact = unit.artifacts[0]
+    # Other digests than sha256 are checked by the artifact lookup: such units take the whole path.
+    return artifact.sha256 is not None and not artifact.digests and artifact.artifact_id is None
+
+
+def _rows(units: list[PendingContent]) -> dict[type[Content], list[Row]]:
+    """The temp table's rows, by content type; a unit whose natural key is incomplete has none."""
+    rows: dict[type[Content], list[Row]] = {}
+    for index, unit in enumerate(units):
+        kind = unit.content_type
+        fields = unit.fields
+        key = tuple(map(fields.get, kind.natural_key))
+        if None in key:
+            continue
+        declared = tuple(0 if fields.get(name) is None else 1 for name in other_fields(kind))  # cached per type
+        artifact = unit.artifacts[0]
+        rows.setdefault(kind, []).append(
+            (index, *key, *declared, artifact.relative_path, artifact.url, artifact.sha256, artifact.size)
+        )
+    return rows
+
+
+def _find(conn: Connection, ctx: Sync, rows: dict[type[Content], list[Row]]) -> list[tuple[int, int, str | None]]:
+    declare_in = ctx.version if ctx.mirror else None
+    stored = ctx.remote.policy == "immediate"
+    found: list[tuple[int, int, str | None]] = []
+    for kind, loaded in rows.items():
+        found += find_unchanged(
+            conn,
+            ctx.db,
+            kind,
+            loaded,
+            repository_id=ctx.repository_id,
+            remote_id=ctx.remote_id,
+            stored=stored,
+            declare_in=declare_in,
+        )
+    return found
+
+
+async def _work(ctx: Sync, units: list[PendingContent]) -> list[PendingContent]:
+    rows = _rows(units)
+    if not rows:
+        return units
+    found = await ctx.transact(_find, ctx, rows, what="finding unchanged units")
+    if not found:
+        return units
+    locations = {location for _, _, location in found if location is not None}
+    missing = await asyncio.to_thread(missing_locations, ctx.storage, locations) if locations else set()
+    unchanged = 0
+    for index, content_id, location in found:
+        if location in missing:
+            continue  # declared already in mirror mode, as dedup would; the pipeline fetches the file again
+        unit = units[index]
+        unit.content_id, unit.in_base, unit.associated = content_id, True, True
+        unchanged += 1
+    ctx.progress.add("present", unchanged)
+    return [unit for unit in units if not unit.associated]
+
+
+def unchanged() -> Operator:
+    """Finish, in SQL, the units the repository already holds unchanged; pass on the others.
+
+    Only when the repository has content (a resync). Put it first: a unit is compared as its
+    source declares it (natural key, its one artifact's relative path, url, sha256 and size).
+    """
+    return batch_stage(_wants, _work, name="unchanged")
