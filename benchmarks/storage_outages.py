@@ -10,10 +10,10 @@ removed from the environment the commands get.
 
 Each scenario gets a fresh bucket and a fresh database (SQLite: a file of its own; PostgreSQL: a private
 database created for the run on 127.0.0.1:5432, its schema emptied before each scenario, dropped at the
-end). For each it prints one row: the exit code, the seconds to exit, the last line of stderr (and how
-many lines it had), the complete version made (number and units) and whether ``verify`` passes
-afterwards, once the storage answers again. A command still running after ``--patience`` seconds is a
-hang: its Python stack is dumped with py-spy (when installed) and it is killed.
+end). For each it prints one row: the exit code, the seconds to exit (and to the last stderr line), the
+last line of stderr (and how many lines it had), the complete version made (number and units) and
+whether ``verify`` passes afterwards, once the storage answers again. A command still running after
+``--patience`` seconds is a hang: its Python stack is dumped with py-spy (when installed) and it is killed.
 
 Usage: ``python benchmarks/storage_outages.py [--db sqlite|postgresql] [--only 1,2,...]``.
 """
@@ -89,6 +89,8 @@ class Done:
     seconds: float
     out: str
     err: str
+    #: seconds from the start to the last non-blank stderr line (None: there was none)
+    last_at: float | None = None
 
     @property
     def err_lines(self) -> list[str]:
@@ -158,22 +160,34 @@ class Bench:
         helper = threading.Thread(target=during, args=(stop,), daemon=True) if during else None
         if helper:
             helper.start()
+        out: list[str] = []
+        err: list[tuple[float, str]] = []
+        readers = [
+            threading.Thread(target=_read, args=(process.stdout, lambda line: out.append(line)), daemon=True),
+            threading.Thread(
+                target=_read, args=(process.stderr, lambda line: err.append((time.monotonic() - started, line)))
+            ),
+        ]
+        for reader in readers:
+            reader.start()
         try:
-            out, err = process.communicate(timeout=self.args.patience)
-            code: int | None = process.returncode
+            code: int | None = process.wait(timeout=self.args.patience)
         except subprocess.TimeoutExpired:
             _dump(process.pid, self.args.patience)
             process.kill()
-            out, err = process.communicate()
+            process.wait()
             code = None
         took = time.monotonic() - started
+        for reader in readers:
+            reader.join()
         for timer in timers:
             timer.cancel()
         stop.set()
         if helper:
             helper.join()
         self.proxy.heal()
-        return Done(code, took, out, err)
+        last_at = max((at for at, line in err if line.strip()), default=None)
+        return Done(code, took, "".join(out), "".join(line for _, line in err), last_at)
 
     def version(self) -> str:
         done = subprocess.run(
@@ -209,6 +223,13 @@ def _last(text_: str) -> str:
     return lines[-1] if lines else ""
 
 
+def _read(stream: Any, keep: Callable[[str], None]) -> None:
+    """Pass each line of ``stream`` to ``keep`` until it ends."""
+    for line in stream:
+        keep(line)
+    stream.close()
+
+
 def _dump(pid: int, patience: float) -> None:
     """Print the hung process's Python stacks (py-spy), for the report."""
     print(f"\nHANG: pid {pid} still running after {patience:.0f} s", flush=True)
@@ -222,6 +243,8 @@ def _dump(pid: int, patience: float) -> None:
 def _fill(row: Row, done: Done) -> None:
     row.exit = "HANG (killed)" if done.code is None else str(done.code)
     row.seconds = f"{done.seconds:.1f}"
+    if done.last_at is not None:
+        row.seconds += f" (line at {done.last_at:.1f})"
     lines = done.err_lines
     row.last = lines[-1].strip() if lines else ""
     row.lines = str(len(lines))
@@ -418,7 +441,8 @@ def main() -> None:
         flush=True,
     )
     print(
-        "| scenario | expected | exit | s to exit | last stderr line | stderr lines | version | verify after | notes |"
+        "| scenario | expected | exit | s to exit (to the last stderr line) | last stderr line | stderr lines "
+        "| version | verify after | notes |"
     )
     print("|---|---|---|---|---|---|---|---|---|", flush=True)
     try:
