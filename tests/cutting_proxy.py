@@ -4,6 +4,7 @@ commit the server carried out, one in front of an S3 server that stalls, refuses
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from typing import Any, Self
 
@@ -90,7 +91,7 @@ class CuttingProxy(_Proxy):
 
         try:
             await asyncio.gather(upstream(), downstream())
-        except (ConnectionError, OSError):
+        except (ConnectionError, OSError, asyncio.CancelledError):  # cut, or the proxy stopping
             pass
         finally:
             client_writer.transport.abort()
@@ -215,6 +216,8 @@ class FaultProxy(_Proxy):
                     held += chunk
                     continue
                 reading.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reading  # let go of the reader before the relay reads from it again
                 return bytes(held)
         finally:
             healed.cancel()
