@@ -40,7 +40,7 @@ bench: $(BIN)/.installed postgres
 	$(BIN)/python benchmarks/run.py
 
 # The mutation check (minutes, not part of CI): the selected tests pass unmutated, then every
-# guarantee-mutant in tools/mutants.py must be killed by them.
+# guarantee-mutant in tools/mutant_catalogue/ must be killed by them (tools/mutants.py runs them).
 mutants: $(BIN)/.installed postgres
 	$(BIN)/python tools/mutants.py --baseline
 	$(BIN)/python tools/mutants.py
