@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import os
 import shutil
@@ -16,6 +17,8 @@ from pendingops.storage._dir_fds import DirFds
 from pendingops.storage.base import StorageError
 
 _TEMP_DIR = "tmp"
+# What opening an anonymous file answers where the filesystem (or kernel) has none
+_NO_ANONYMOUS_FILES = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL})
 _ARTIFACT_DIR = "artifacts"
 
 
@@ -45,6 +48,8 @@ class LocalStorage:
         self._dirs = DirFds(str(self.root))
         self._temp_names = itertools.count()
         self._temp_token = uuid.uuid4().hex[:12]
+        # linking an anonymous file by name needs /proc (without CAP_DAC_READ_SEARCH)
+        self._anonymous_files = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
 
     def __str__(self) -> str:
         """The folder: how every message names this storage."""
@@ -73,29 +78,60 @@ class LocalStorage:
     def put_bytes_many(self, items: Sequence[tuple[str, bytes]]) -> list[OSError | None]:
         """Write each verified body of ``items`` (sha256, bytes) into place, as ``put`` would; one result per item.
 
-        For many small files at once, on a worker thread: each is created in the temporary folder,
-        written, given its mode and renamed into place through kept folder descriptors (no path walk).
-        A result is None when the file is in place, else the error that stopped it (nothing is left).
+        For many small files at once, on a worker thread. Where the filesystem has anonymous files
+        (Linux's ``O_TMPFILE``), each body goes into an unnamed file in its shard folder, which is then
+        linked under its digest name: one folder touched per file, and a crash leaves nothing behind.
+        Elsewhere each is created in the temporary folder and renamed into place. Both work through kept
+        folder descriptors (no path walk). A result is None when the file is in place, else the error
+        that stopped it (nothing is left).
         """
-        temp_fd = self._dirs.get(_TEMP_DIR)
         prefix = f"{os.getpid()}-{self._temp_token}-"
         results: list[OSError | None] = []
         for sha256, body in items:
             try:
-                self._put_bytes(temp_fd, f"{prefix}{next(self._temp_names)}.part", sha256, body)
+                if not (self._anonymous_files and self._put_anonymous(sha256, body)):
+                    self._put_bytes(f"{prefix}{next(self._temp_names)}.part", sha256, body)
                 results.append(None)
             except OSError as exc:
                 results.append(exc)
         return results
 
-    def _put_bytes(self, temp_fd: int, name: str, sha256: str, body: bytes) -> None:
+    def _put_anonymous(self, sha256: str, body: bytes) -> bool:
+        """Write ``body`` as an unnamed file in its shard folder and link it under its digest name.
+
+        False when this must be done the other way: the filesystem has no anonymous files (then never
+        tried again), or a file of that name is there already (``put`` replaces it, a link cannot).
+        """
+        shard = f"{_ARTIFACT_DIR}/{sha256[:2]}"
+        try:
+            fd = os.open(".", os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC, 0o600, dir_fd=self._dirs.get(shard))
+        except (FileNotFoundError, PermissionError):
+            # the shard folder was removed under us (an unnamed file in it is refused): open it again, once
+            self._dirs.forget(shard)
+            fd = os.open(".", os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC, 0o600, dir_fd=self._dirs.get(shard))
+        except OSError as exc:
+            if exc.errno not in _NO_ANONYMOUS_FILES:
+                raise
+            self._anonymous_files = False
+            return False
+        try:
+            _write_all(fd, body)
+            os.fchmod(fd, self._file_mode)
+            try:
+                os.link(f"/proc/self/fd/{fd}", sha256[2:], dst_dir_fd=self._dirs.get(shard))
+            except FileExistsError:
+                return False
+        finally:
+            os.close(fd)  # an unlinked anonymous file is freed here
+        return True
+
+    def _put_bytes(self, name: str, sha256: str, body: bytes) -> None:
+        temp_fd = self._dirs.get(_TEMP_DIR)
         shard = f"{_ARTIFACT_DIR}/{sha256[:2]}"
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=temp_fd)
         try:
             try:
-                view = memoryview(body)
-                while view:
-                    view = view[os.write(fd, view) :]
+                _write_all(fd, body)
                 os.fchmod(fd, self._file_mode)
             finally:
                 os.close(fd)
@@ -194,3 +230,9 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _write_all(fd: int, body: bytes) -> None:
+    view = memoryview(body)
+    while view:
+        view = view[os.write(fd, view) :]

@@ -94,9 +94,22 @@ def test_unusable_root_is_a_clear_error(tmp_path):
         LocalStorage(blocker / "storage")
 
 
-def test_put_bytes_many_writes_each_body_into_place_as_put_does(storage):
+# Linux's anonymous files (O_TMPFILE) where the filesystem has them, else temporary files renamed into place
+_WRITE_PATHS = pytest.mark.parametrize("anonymous", [True, False], ids=["anonymous-files", "renamed-files"])
+
+
+def _on_write_path(storage: LocalStorage, anonymous: bool) -> LocalStorage:
+    if anonymous and not storage._anonymous_files:
+        pytest.skip("this filesystem has no anonymous files (O_TMPFILE)")
+    storage._anonymous_files = anonymous
+    return storage
+
+
+@_WRITE_PATHS
+def test_put_bytes_many_writes_each_body_into_place_as_put_does(storage, anonymous):
     """Small bodies written in one call: each at its digest location, with put's mode, nothing left in tmp;
     a shard folder removed under the kept descriptors is opened again."""
+    _on_write_path(storage, anonymous)
     bodies = [f"small body {i}".encode() for i in range(20)]
     items = [(hashlib.sha256(body).hexdigest(), body) for body in bodies]
     assert storage.put_bytes_many(items) == [None] * len(items)
@@ -117,9 +130,11 @@ def test_put_bytes_many_writes_each_body_into_place_as_put_does(storage):
     storage.close()
 
 
-def test_put_bytes_many_reports_a_failed_file_and_writes_the_others(storage):
+@_WRITE_PATHS
+def test_put_bytes_many_reports_a_failed_file_and_writes_the_others(storage, anonymous):
     """One body that cannot be written (its shard name is taken by a file) is reported, not raised,
     and leaves no temporary file; the others of the call are written."""
+    _on_write_path(storage, anonymous)
     good, bad = b"good body", b"bad body"
     bad_sha = hashlib.sha256(bad).hexdigest()
     (storage.root / "artifacts" / bad_sha[:2]).write_bytes(b"not a folder")
@@ -127,3 +142,41 @@ def test_put_bytes_many_reports_a_failed_file_and_writes_the_others(storage):
     assert isinstance(results[0], OSError) and results[1] is None
     assert storage.exists(storage.location_for(hashlib.sha256(good).hexdigest()))
     assert list((storage.root / "tmp").iterdir()) == []
+
+
+@_WRITE_PATHS
+def test_put_bytes_many_replaces_a_damaged_file_of_the_same_digest_as_put_does(storage, anonymous):
+    """A file already at the digest's location (damaged on disk, say: ``verify --repair`` writes it again)
+    is replaced whole by the verified body, on either write path; nothing is left in the shard or tmp."""
+    _on_write_path(storage, anonymous)
+    body = b"the verified body"
+    sha256 = hashlib.sha256(body).hexdigest()
+    final = storage.root / storage.location_for(sha256)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    final.write_bytes(b"damaged")
+
+    assert storage.put_bytes_many([(sha256, body)]) == [None]
+
+    assert final.read_bytes() == body
+    assert sorted(path.name for path in final.parent.iterdir()) == [sha256[2:]]
+    assert list((storage.root / "tmp").iterdir()) == []
+
+
+def test_small_files_are_written_as_anonymous_files_where_the_filesystem_has_them(storage):
+    """On Linux's local filesystems a small body never has a name in tmp: the file is created unnamed in
+    its shard folder and linked there, so a crash mid-write leaves nothing to clean up. The renamed-file
+    way is the fallback, and a filesystem without anonymous files switches to it for good."""
+    if not hasattr(os, "O_TMPFILE") or sys.platform != "linux":
+        pytest.skip("anonymous files (O_TMPFILE) are Linux's")
+    body = b"an anonymous body"
+    sha256 = hashlib.sha256(body).hexdigest()
+    temp_folder = os.open(storage.root / "tmp", os.O_RDONLY)
+    try:
+        before = os.fstat(temp_folder).st_mtime_ns
+        assert storage.put_bytes_many([(sha256, body)]) == [None]
+        # no entry was ever created in (or removed from) tmp
+        assert os.fstat(temp_folder).st_mtime_ns == before
+    finally:
+        os.close(temp_folder)
+    assert storage._anonymous_files
+    assert storage.local_path(storage.location_for(sha256)).read_bytes() == body
