@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._mutant import Mutant
-from ._test_paths import T_S3_OUT
+from ._test_paths import T_S3_OUT, T_UNCHANGED_S3
 
 MUTANTS: tuple[Mutant, ...] = (
     # -- storage ownership and repair -----------------------------------------------------------------
@@ -45,7 +45,18 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=(
             "tests/storage/test_s3.py::test_the_batched_missing_check_looks_under_the_prefix",
             "tests/storage/test_s3.py::test_a_second_repository_syncing_the_same_files_on_s3_finds_every_one_stored",
+            T_UNCHANGED_S3 + "test_a_resync_of_an_unchanged_remote_fetches_nothing_from_it",
         ),
+    ),
+    Mutant(
+        id="s3-missing-answers-keys",
+        guarantee="a file on disk before its row (S3)",
+        file="pendingops/storage/s3.py",
+        why="the batched missing-file check answers with keys (prefix included), not locations: a resync"
+        " keeps an unchanged unit whose object was deleted from the bucket, and the version lacks its file",
+        old="""return [location for location, gone in zip(""",
+        new="""return [self.prefix + location for location, gone in zip(""",
+        tests=(T_UNCHANGED_S3 + "test_a_unit_whose_object_was_deleted_from_the_bucket_is_fetched_again",),
     ),
     Mutant(
         id="storage-owner-race-unchecked",
