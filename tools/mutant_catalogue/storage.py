@@ -130,6 +130,18 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=(T_S3_OUT + "test_a_refused_upload_fails_with_the_upload_error_not_its_cleanup",),
     ),
     Mutant(
+        id="s3-no-credentials-ridden-out",
+        guarantee="messages name the storage",
+        file="pendingops/storage/s3.py",
+        why="every botocore error is taken for an outage: a storage with no credentials is ridden out for"
+        " the retry time, then called unreachable, instead of failing at once with its reason",
+        old="""        except BotoCoreError as exc:
+            raise StorageError(""",
+        new="""        except BotoCoreError as exc:
+            raise Transient(""",
+        tests=("tests/storage/test_s3.py::test_no_credentials_is_a_clear_storage_error_at_once",),
+    ),
+    Mutant(
         id="s3-named-by-its-object",
         guarantee="messages name the storage",
         file="pendingops/storage/s3.py",
