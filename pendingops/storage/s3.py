@@ -173,15 +173,19 @@ class S3Storage:
         # storage never sends is a wait no read timeout covers (the body is never sent).
         client.meta.events.unregister("before-call.s3", add_expect_header)
         self._exit = context.__aexit__
+        self._client = client  # _call_once's
 
         async def check_bucket() -> None:
             try:
-                async with asyncio.timeout(self.connect_timeout + self.read_timeout):
-                    await client.head_bucket(Bucket=self.bucket)
+                await self._call_once("head_bucket")
+            except Transient:
+                raise  # ridden out
+            except FileNotFoundError:
+                raise StorageError(f"cannot use storage {self}: no such bucket") from None
             except Exception as exc:
-                if _transient(exc):
-                    raise Transient(_reason(exc)) from None
-                raise StorageError(f"cannot use storage {self}: {_reason(exc)}") from None
+                # A bucket-level request's error begins with the storage's name: said once here.
+                detail = str(exc).removeprefix(f"{self}: ")
+                raise StorageError(f"cannot use storage {self}: {detail}") from None
 
         try:
             # An outage at start-up is ridden out like one met later (retry_seconds), not a failure at once.

@@ -114,6 +114,21 @@ def test_a_missing_bucket_is_a_clear_storage_error(s3_env: str, tmp_path: Path) 
         S3Storage("s3://no-such-bucket-here/x", tmp_path)
 
 
+def test_no_credentials_is_a_clear_storage_error_at_once(
+    s3_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No credentials at all is no outage: the start-up check fails at once, naming the storage,
+    instead of riding it out for the retry time and calling the storage unreachable."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # nor an instance to ask for them
+    for name in ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(StorageError) as caught:
+        S3Storage(s3_url, tmp_path, retry_seconds=5)
+    assert str(caught.value) == f"cannot use storage {s3_url}: head_bucket failed: Unable to locate credentials"
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [

@@ -14,3 +14,4 @@ T_412 = T_COND + "test_if_match_and_if_unmodified_since_answer_412_in_rfc_9110_o
 T_RELEASE2 = "tests/db/test_plugin_release2.py::"
 T_S3_OUT = "tests/storage/test_s3_outages.py::"
 T_UNCHANGED = "tests/operators/test_unchanged.py::"
+T_UNCHANGED_S3 = "tests/operators/test_unchanged_s3.py::"

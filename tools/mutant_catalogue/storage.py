@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._mutant import Mutant
-from ._test_paths import T_S3_OUT
+from ._test_paths import T_S3_OUT, T_UNCHANGED_S3
 
 MUTANTS: tuple[Mutant, ...] = (
     # -- storage ownership and repair -----------------------------------------------------------------
@@ -45,7 +45,18 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=(
             "tests/storage/test_s3.py::test_the_batched_missing_check_looks_under_the_prefix",
             "tests/storage/test_s3.py::test_a_second_repository_syncing_the_same_files_on_s3_finds_every_one_stored",
+            T_UNCHANGED_S3 + "test_a_resync_of_an_unchanged_remote_fetches_nothing_from_it",
         ),
+    ),
+    Mutant(
+        id="s3-missing-answers-keys",
+        guarantee="a file on disk before its row (S3)",
+        file="pendingops/storage/s3.py",
+        why="the batched missing-file check answers with keys (prefix included), not locations: a resync"
+        " keeps an unchanged unit whose object was deleted from the bucket, and the version lacks its file",
+        old="""return [location for location, gone in zip(""",
+        new="""return [self.prefix + location for location, gone in zip(""",
+        tests=(T_UNCHANGED_S3 + "test_a_unit_whose_object_was_deleted_from_the_bucket_is_fetched_again",),
     ),
     Mutant(
         id="storage-owner-race-unchecked",
@@ -117,6 +128,18 @@ MUTANTS: tuple[Mutant, ...] = (
         old="""            await self._quietly(exc, "delete_object", Key=temp_key)""",
         new="""            await self._call("delete_object", Key=temp_key)""",
         tests=(T_S3_OUT + "test_a_refused_upload_fails_with_the_upload_error_not_its_cleanup",),
+    ),
+    Mutant(
+        id="s3-no-credentials-ridden-out",
+        guarantee="messages name the storage",
+        file="pendingops/storage/s3.py",
+        why="every botocore error is taken for an outage: a storage with no credentials is ridden out for"
+        " the retry time, then called unreachable, instead of failing at once with its reason",
+        old="""        except BotoCoreError as exc:
+            raise StorageError(""",
+        new="""        except BotoCoreError as exc:
+            raise Transient(""",
+        tests=("tests/storage/test_s3.py::test_no_credentials_is_a_clear_storage_error_at_once",),
     ),
     Mutant(
         id="s3-named-by-its-object",
