@@ -25,6 +25,32 @@ MUTANTS: tuple[Mutant, ...] = (
         new="""        if False:""",
         tests=("tests/storage/test_owner.py::test_a_legacy_storage_with_files_is_refused_to_a_database_without_artifacts",),
     ),
+    # -- small bodies written as anonymous files ------------------------------------------------------
+    Mutant(
+        id="anonymous-file-keeps-damaged-file",
+        guarantee="digests checked on every path (a verified body replaces what is stored)",
+        file="pendingops/storage/local.py",
+        why="a file already at the digest's name (damaged on disk) is kept and the write reported done",
+        old="""            except FileExistsError:
+                return False""",
+        new="""            except FileExistsError:
+                return True""",
+        tests=(
+            "tests/storage/test_local.py::test_put_bytes_many_replaces_a_damaged_file_of_the_same_digest_as_put_does",
+        ),
+    ),
+    Mutant(
+        id="anonymous-file-mode-unset",
+        guarantee="a stored file is never more readable than the storage folder",
+        file="pendingops/storage/local.py",
+        why="an anonymous file keeps its creation mode instead of the storage's: put_bytes_many and put differ",
+        old="""            _write_all(fd, body)
+            os.fchmod(fd, self._file_mode)
+            try:""",
+        new="""            _write_all(fd, body)
+            try:""",
+        tests=("tests/storage/test_local.py::test_put_bytes_many_writes_each_body_into_place_as_put_does",),
+    ),
     # -- tests that catch plausible bugs, round 2: where two rules meet ---------------------------------
     Mutant(
         id="s3-marker-overwritten",
