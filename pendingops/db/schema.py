@@ -9,6 +9,7 @@ changes.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -29,6 +31,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 #: the digests an artifact may carry, each a column of ``artifact`` and ``remote_artifact``
 DIGEST_ALGORITHMS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
 OTHER_DIGESTS = tuple(name for name in DIGEST_ALGORITHMS if name != "sha256")
+
+
+@functools.cache
+def _own_columns(table: Table) -> tuple[str, ...]:
+    return tuple(c.name for c in table.columns if c.name != "id")
 
 
 def _now() -> datetime:
@@ -109,8 +116,8 @@ class Content(Base):
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
-        """The plugin table's own columns (everything but ``id``)."""
-        return tuple(c.name for c in cls.__table__.columns if c.name != "id")  # type: ignore[attr-defined]
+        """The plugin table's own columns (everything but ``id``); asked for every unit saved."""
+        return _own_columns(cls.__table__)  # type: ignore[attr-defined]
 
 
 class ContentArtifact(Base):
