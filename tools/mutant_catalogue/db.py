@@ -512,6 +512,9 @@ MUTANTS: tuple[Mutant, ...] = (
         why="stored content with a NULL field the unit declares is taken as unchanged: save never fills it",
         old="""        conditions.append(or_(typed.c[name].is_not(None), temp.c[f"d_{name}"] == 0))""",
         new="""        pass""",
-        tests=(T_UNCHANGED + "test_a_stored_null_field_the_unit_declares_is_filled_not_skipped",),
+        tests=(
+            T_UNCHANGED + "test_a_stored_null_field_the_unit_declares_is_filled_not_skipped",
+            "tests/plugins/test_python_resync.py::test_a_stored_null_field_the_index_now_gives_is_filled_on_resync",
+        ),
     ),
 )

@@ -186,6 +186,19 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
     ),
     Mutant(
+        id="python-resync-without-unchanged",
+        guarantee="6 cost follows the change (unchanged units settled in SQL)",
+        file="pendingops/plugins/python/plugin.py",
+        why="the python pipeline drops unchanged(): a resync of an unchanged index walks every file through dedup",
+        old="""            ops.unchanged(),
+            ops.dedup(),""",
+        new="""            ops.dedup(),""",
+        tests=(
+            "tests/plugins/test_python_resync.py::test_an_unchanged_index_is_settled_in_sql_and_no_dist_is_fetched_again",
+        ),
+        databases="both",
+    ),
+    Mutant(
         id="project-page-read-whole",
         guarantee="4 a remote's page costs bounded memory",
         file="pendingops/plugins/python/plugin.py",

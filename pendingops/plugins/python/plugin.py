@@ -121,10 +121,16 @@ class PythonPlugin:
         )
 
     def pipeline(self) -> list[Operator] | None:
-        """The stock operators, and the metadata files read beside the downloads."""
+        """The stock operators, and the metadata files read beside the downloads.
+
+        ``unchanged`` comes first: a resync settles in SQL the files the repository holds as the index
+        lists them. It takes only units with one artifact (no PEP 658 metadata file), which the
+        ``core_metadata`` step never reads; a unit with a metadata file takes the whole path as before.
+        """
         from pendingops import operators as ops
 
         return [
+            ops.unchanged(),
             ops.dedup(),
             ops.download(),
             ops.enrich(read_core_metadata, n=8, when=wants_metadata, name="core_metadata"),
