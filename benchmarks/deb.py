@@ -9,7 +9,8 @@ component ``main``, architecture ``amd64``; one Packages index (xz, gz and plain
 unsigned Release. Each package is a real .deb (an ar archive with control.tar.gz and data.tar.gz,
 about 600 bytes). Phases, per database: the raw download (a bare aiohttp GET of every .deb with the
 same concurrency, each hashed and written to a file; the fastest of ``--repeat``), the initial mirror
-sync, a forced no-op resync (every stanza read and every unit looked up) and the unchanged resync
+sync, a forced no-op resync (every stanza read, the packages settled in SQL by ``unchanged``, the
+suite unit looked up) and the unchanged resync
 (the Release files are the previous sync's: it ends once they are fetched).
 """
 

@@ -156,6 +156,9 @@ MUTANTS: tuple[Mutant, ...] = (
         why="unchanged units are not declared in the new version: a mirror resync removes them all",
         old="""    declare_in = ctx.version if ctx.mirror else None""",
         new="""    declare_in = None""",
-        tests=(T_UNCHANGED + "test_unchanged_units_are_declared_and_not_fetched_again",),
+        tests=(
+            T_UNCHANGED + "test_unchanged_units_are_declared_and_not_fetched_again",
+            "tests/plugins/deb/test_resync.py::test_a_changed_package_gets_a_suite_list_that_holds_the_unchanged_ones_too",
+        ),
     ),
 )

@@ -199,6 +199,17 @@ MUTANTS: tuple[Mutant, ...] = (
         databases="both",
     ),
     Mutant(
+        id="deb-resync-without-unchanged",
+        guarantee="6 cost follows the change (unchanged units settled in SQL)",
+        file="pendingops/plugins/deb/plugin.py",
+        why="the deb pipeline drops unchanged(): a resync of an unchanged archive walks every package through dedup",
+        old="""            ops.unchanged(),
+            ops.dedup(),""",
+        new="""            ops.dedup(),""",
+        tests=(T + "test_resync.py::test_an_unchanged_archive_is_settled_in_sql_and_no_deb_is_fetched_again",),
+        databases="both",
+    ),
+    Mutant(
         id="project-page-read-whole",
         guarantee="4 a remote's page costs bounded memory",
         file="pendingops/plugins/python/plugin.py",

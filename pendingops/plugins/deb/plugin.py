@@ -61,11 +61,20 @@ class DebPlugin:
         return b'href="dists/' in text or release or "/dists/" in urlsplit(url).path
 
     def pipeline(self) -> list[Operator]:
-        """The stock operators, then the suites' package lists recorded beside their saved units."""
+        """The stock operators, then the suites' package lists recorded beside their saved units.
+
+        ``unchanged`` comes first: a resync settles in SQL the packages the repository holds as the
+        indexes list them. What a suite lists is kept on its suite unit, by package key digest, from
+        the sync's catalog, which lists every package read, settled or not; so a package settled there
+        needs no step of its own. A suite unit holds its Release file and the indexes read, so it is
+        compared only when it holds one file, and then it lists no package; any other takes the whole
+        path to ``members``. A suite unit the repository holds had its members recorded before that.
+        """
         from pendingops import operators as ops
         from pendingops.plugins.deb.members import record_members, wants_members
 
         return [
+            ops.unchanged(),
             ops.dedup(),
             ops.download(),
             ops.save(),
