@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 
 import pytest
@@ -55,3 +56,34 @@ def test_run_returns_the_result_and_raises_the_error(monkeypatch):
     assert loop.run(answer()) == 42
     with pytest.raises(ValueError, match="boom"):
         loop.run(fail())
+
+
+async def _thresholds() -> tuple[int, ...]:
+    return gc.get_threshold()
+
+
+async def _fail_with_thresholds() -> None:
+    raise RuntimeError(gc.get_threshold())
+
+
+def test_run_collects_young_objects_less_often_and_puts_the_thresholds_back():
+    """Inside ``run`` the collector waits for 10,000 new objects (a sync makes a few per unit); the
+    process's own thresholds are back afterwards, after an error too, and higher ones are kept."""
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        assert loop.run(_thresholds()) == loop.SYNC_GC_THRESHOLDS
+        assert gc.get_threshold() == (700, 10, 10)
+        with pytest.raises(RuntimeError) as raised:
+            loop.run(_fail_with_thresholds())
+        assert raised.value.args[0] == loop.SYNC_GC_THRESHOLDS
+        assert gc.get_threshold() == (700, 10, 10)
+
+        gc.set_threshold(50_000, 5, 20)  # a process that asked for fewer collections keeps them
+        assert loop.run(_thresholds()) == (50_000, 10, 20)
+        assert gc.get_threshold() == (50_000, 5, 20)
+
+        gc.set_threshold(0)  # automatic collection turned off stays off
+        assert loop.run(_thresholds())[0] == 0
+    finally:
+        gc.set_threshold(*before)

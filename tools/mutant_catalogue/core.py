@@ -6,6 +6,27 @@ from ._mutant import Mutant
 from ._test_paths import T_CONTEXT, T_DECL, T_RELEASE2
 
 MUTANTS: tuple[Mutant, ...] = (
+    # -- the loop a sync runs on ----------------------------------------------------------------------
+    Mutant(
+        id="sync-gc-thresholds-not-restored",
+        guarantee="run leaves the process as it found it",
+        file="pendingops/loop.py",
+        why="the collector's thresholds a sync raised stay raised in the process after run returns",
+        old="""    finally:
+        gc.set_threshold(*before)""",
+        new="""    finally:
+        pass""",
+        tests=("tests/test_loop.py::test_run_collects_young_objects_less_often_and_puts_the_thresholds_back",),
+    ),
+    Mutant(
+        id="sync-gc-thresholds-lowered",
+        guarantee="run leaves the process as it found it",
+        file="pendingops/loop.py",
+        why="a process that asked for fewer collections gets the sync's lower thresholds",
+        old="""max(mine, theirs) for mine, theirs""",
+        new="""mine for mine, theirs""",
+        tests=("tests/test_loop.py::test_run_collects_young_objects_less_often_and_puts_the_thresholds_back",),
+    ),
     # -- 1: a version is visible if and only if its sync succeeded -----------------------------------
     Mutant(
         id="fail-policy-ignored",
