@@ -1,4 +1,4 @@
-"""Mutants of the modules at the top of pendingops/: context, declarative, paths, pending, readable, testing."""
+"""Mutants of the modules at the top of pendingops/: context, declarative, loop, paths, pending, readable, testing."""
 
 from __future__ import annotations
 
