@@ -12,10 +12,10 @@ import hashlib
 
 import pytest
 
-from pendingops import RemoteConfig, declarative_version
 from pendingops.progress import ProgressSnapshot
 from pendingops.storage.s3 import S3Storage
-from tests.conftest import count_statements, file_set, file_units, version_content
+from tests.conftest import count_statements, file_set, version_content
+from tests.operators.test_unchanged import _run
 from tests.remote_server import RemoteServer
 from tests.s3_server import client
 
@@ -24,19 +24,6 @@ pytestmark = pytest.mark.s3
 
 def _files(n: int) -> dict[str, bytes]:
     return {f"dir{i % 3}/file-{i:04}": f"s3 bytes of {i}\n".encode() * (i + 1) for i in range(n)}
-
-
-async def _run(db, storage, server, files, **options):
-    return await declarative_version(
-        file_units(server.manifest_url, files),
-        db=db,
-        storage=storage,
-        remote=RemoteConfig(url=server.manifest_url, retries=0),
-        repository="r",
-        mirror=True,
-        batch_wait=0.01,
-        **options,
-    )
 
 
 def _looked_up(statements: list[str]) -> int:
