@@ -109,6 +109,8 @@ class FaultProxy(_Proxy):
 
     - ``stall()``: whatever a client sends from now on is held, unanswered (the connection stays open);
       ``stall_after(k)``: the same once ``k`` more requests went through. ``heal()`` lets held data on.
+      ``stall(reading=False)``: a held request's connection is not even read from, as a server that
+      stopped reading: a body larger than the socket buffers cannot be sent whole.
     - ``refuse()``: the port stops listening (connections are refused) and open connections are cut;
       ``refuse_after(k)`` likewise after ``k`` more requests.
     - ``fail_next(n)``: the next ``n`` requests are answered ``503 SlowDown`` and their connection closed;
@@ -131,13 +133,14 @@ class FaultProxy(_Proxy):
         self._failing = 0
         self._failing_puts = False
         self._trip: tuple[int, str] | None = None  # (requests count, "stall" or "refuse")
+        self._reading_held = True  # a stall still reads (and keeps) what its held connections send
         self._writers: set[asyncio.StreamWriter] = set()
         self._relays: set[asyncio.Task[None]] = set()  # held here: the server keeps no reference
 
     # -- cues, from the test's thread ---------------------------------------------------------------
 
-    def stall(self) -> None:
-        self._on_loop(self._stall)
+    def stall(self, *, reading: bool = True) -> None:
+        self._on_loop(lambda: self._stall(reading))
 
     def stall_after(self, requests: int) -> None:
         self._on_loop(lambda: setattr(self, "_trip", (self.requests + requests, "stall")))
@@ -176,7 +179,8 @@ class FaultProxy(_Proxy):
             setattr(self, counter, getattr(self, counter) + 1)
             self._changed.notify_all()
 
-    def _stall(self) -> None:
+    def _stall(self, reading: bool = True) -> None:
+        self._reading_held = reading
         self._healed.clear()
 
     def _refuse(self) -> None:
@@ -205,6 +209,9 @@ class FaultProxy(_Proxy):
         """Keep what the client sends until healed (then return it all), or None when it hangs up first."""
         held = bytearray(data)
         healed = asyncio.ensure_future(self._healed.wait())
+        if not self._reading_held:
+            await healed
+            return bytes(held)
         try:
             while True:
                 reading = asyncio.ensure_future(reader.read(65536))

@@ -15,6 +15,7 @@ import pytest
 
 from pendingops import Database, RemoteConfig, sync_remote
 from pendingops.plugins.file import FilePlugin
+from pendingops.storage import s3 as s3_module
 from pendingops.storage.base import StorageError, StorageUnavailable
 from pendingops.storage.owner import StorageOwnedElsewhere, claim_storage
 from pendingops.storage.s3 import S3Storage, s3_timeouts
@@ -154,6 +155,32 @@ def test_a_small_upload_to_a_storage_that_stalls_for_good_gives_up(
         assert isinstance(error, StorageUnavailable), error
         assert str(error).startswith(f"storage {s3_url} unreachable")
         assert faulty_s3.dropped >= 1  # the client gave up on a request the stall held
+    finally:
+        faulty_s3.heal()
+        storage.close()
+
+
+def test_a_large_upload_to_a_storage_that_stops_reading_gives_up(
+    faulty_s3: FaultProxy, s3_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A storage that takes a request but stops reading its body: a body larger than the socket buffers is
+    never sent whole, and no read timeout runs while it is being sent. The request's whole-time bound
+    (connect + read timeouts + size at the slowest rate still an upload) ends it; the rate is raised
+    here so the bound is seconds, not the minutes 24 MiB at 64 KiB/s would take."""
+    monkeypatch.setattr(s3_module, "_SLOWEST_UPLOAD", 64 * 1024 * 1024)
+    storage = S3Storage(s3_url, tmp_path / "staging", retry_seconds=0.5, part_size=32 * 1024 * 1024)
+    data = b"large body\n" * (24 * 1024 * 1024 // 11)
+    try:
+        temp = storage.new_temp_path()
+        temp.write_bytes(data)
+        faulty_s3.stall(reading=False)
+        upload = _in_background(lambda: storage.put(temp, hashlib.sha256(data).hexdigest()))
+        upload.join(120)  # a hang detector, not a margin: the upload gives up after a few seconds
+        assert not upload.is_alive(), "the upload to a storage that stopped reading never gave up"
+        [error] = upload.errors  # type: ignore[attr-defined]
+        assert isinstance(error, StorageUnavailable), error
+        assert str(error).startswith(f"storage {s3_url} unreachable")
+        assert faulty_s3.held >= 1
     finally:
         faulty_s3.heal()
         storage.close()

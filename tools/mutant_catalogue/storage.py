@@ -121,6 +121,17 @@ MUTANTS: tuple[Mutant, ...] = (
                 """            async with asyncio.timeout(limit):""",
                 """            async with asyncio.timeout(None):""",
             ),
+    Mutant(
+        id="s3-request-time-unbounded",
+        guarantee="every process ends: bounded time on every storage call",
+        file="pendingops/storage/s3.py",
+        why="nothing bounds a request as a whole: a body larger than the socket buffers, sent to a storage"
+        " that stopped reading, waits for ever (no read timeout runs while a body is being sent)",
+        old="""            async with asyncio.timeout(limit):""",
+        new="""            async with asyncio.timeout(None):""",
+        tests=(T_S3_OUT + "test_a_large_upload_to_a_storage_that_stops_reading_gives_up",),
+        databases="sqlite",
+    ),
         ),
         tests=(T_S3_OUT + "test_a_small_upload_to_a_storage_that_stalls_for_good_gives_up",),
         databases="sqlite",
