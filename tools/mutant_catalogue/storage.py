@@ -121,6 +121,10 @@ MUTANTS: tuple[Mutant, ...] = (
                 """            async with asyncio.timeout(limit):""",
                 """            async with asyncio.timeout(None):""",
             ),
+        ),
+        tests=(T_S3_OUT + "test_a_small_upload_to_a_storage_that_stalls_for_good_gives_up",),
+        databases="sqlite",
+    ),
     Mutant(
         id="s3-request-time-unbounded",
         guarantee="every process ends: bounded time on every storage call",
@@ -130,10 +134,6 @@ MUTANTS: tuple[Mutant, ...] = (
         old="""            async with asyncio.timeout(limit):""",
         new="""            async with asyncio.timeout(None):""",
         tests=(T_S3_OUT + "test_a_large_upload_to_a_storage_that_stops_reading_gives_up",),
-        databases="sqlite",
-    ),
-        ),
-        tests=(T_S3_OUT + "test_a_small_upload_to_a_storage_that_stalls_for_good_gives_up",),
         databases="sqlite",
     ),
     Mutant(
