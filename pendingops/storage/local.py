@@ -9,13 +9,14 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from pendingops.storage._dir_fds import DirFds
 from pendingops.storage.base import StorageError
 
+T = TypeVar("T")
 _TEMP_DIR = "tmp"
 # What opening an anonymous file answers where the filesystem (or kernel) has none
 _NO_ANONYMOUS_FILES = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL})
@@ -103,12 +104,10 @@ class LocalStorage:
         tried again), or a file of that name is there already (``put`` replaces it, a link cannot).
         """
         shard = f"{_ARTIFACT_DIR}/{sha256[:2]}"
+        flags = os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC
         try:
-            fd = os.open(".", os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC, 0o600, dir_fd=self._dirs.get(shard))
-        except (FileNotFoundError, PermissionError):
-            # the shard folder was removed under us (an unnamed file in it is refused): open it again, once
-            self._dirs.forget(shard)
-            fd = os.open(".", os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC, 0o600, dir_fd=self._dirs.get(shard))
+            # an unnamed file in a shard folder removed under us is refused (EPERM), not ENOENT
+            fd, shard_fd = self._in_shard(shard, lambda d: (os.open(".", flags, 0o600, dir_fd=d), d), PermissionError)
         except OSError as exc:
             if exc.errno not in _NO_ANONYMOUS_FILES:
                 raise
@@ -118,7 +117,7 @@ class LocalStorage:
             _write_all(fd, body)
             os.fchmod(fd, self._file_mode)
             try:
-                os.link(f"/proc/self/fd/{fd}", sha256[2:], dst_dir_fd=self._dirs.get(shard))
+                os.link(f"/proc/self/fd/{fd}", sha256[2:], dst_dir_fd=shard_fd)
             except FileExistsError:
                 return False
         finally:
@@ -135,15 +134,20 @@ class LocalStorage:
                 os.fchmod(fd, self._file_mode)
             finally:
                 os.close(fd)
-            try:
-                os.rename(name, sha256[2:], src_dir_fd=temp_fd, dst_dir_fd=self._dirs.get(shard))
-            except FileNotFoundError:  # the shard folder was removed under us: open it again, once
-                self._dirs.forget(shard)
-                os.rename(name, sha256[2:], src_dir_fd=temp_fd, dst_dir_fd=self._dirs.get(shard))
+            self._in_shard(shard, lambda d: os.rename(name, sha256[2:], src_dir_fd=temp_fd, dst_dir_fd=d))
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(name, dir_fd=temp_fd)
             raise
+
+    def _in_shard(self, shard: str, action: Callable[[int], T], *gone: type[OSError]) -> T:
+        """``action(shard folder's descriptor)``; if the folder was removed under us (FileNotFoundError, or
+        ``gone``), it is opened (made) again and ``action`` tried once more."""
+        try:
+            return action(self._dirs.get(shard))
+        except (FileNotFoundError, *gone):
+            self._dirs.forget(shard)
+            return action(self._dirs.get(shard))
 
     def exists(self, location: str) -> bool:
         return (self.root / location).is_file()
