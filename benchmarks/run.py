@@ -21,7 +21,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -254,10 +254,15 @@ class Bench:
         print(f"  {phase}: {row.wall:.2f} s, peak RSS {row.rss_mib:.1f} MiB", flush=True)
         return row
 
-    def fastest(self, spec: dict[str, Any], repeat: int | None = None) -> dict[str, Any]:
-        """The fastest of ``repeat`` (default ``--repeat``) runs of a raw phase: the limit the machine allows."""
+    def fastest(
+        self, spec: dict[str, Any], repeat: int | None = None, each: Callable[[int], dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """The fastest of ``repeat`` (default ``--repeat``) runs of a raw phase: the limit the machine allows.
+
+        ``each(number)`` adds to the spec what differs from one run to the next."""
         runs = self.args.repeat if repeat is None else repeat
-        return min((run_phase(spec) for _ in range(runs)), key=lambda result: result["wall"])
+        specs = ({**spec, **(each(number) if each else {})} for number in range(runs))
+        return min((run_phase(one) for one in specs), key=lambda result: result["wall"])
 
     def download(
         self,
@@ -276,14 +281,12 @@ class Bench:
             "base_url": self.server.base_url,
             "concurrency": self.args.concurrency,
         }
-        runs = self.args.repeat if repeat is None else repeat
         try:
             # Each run creates its files anew, as a sync does: a run writing over the files of the run
             # before it would reuse their inodes and blocks, which a sync never can.
-            results = [run_phase({**spec, "dest": str(dest / f"run-{number}")}) for number in range(runs)]
+            result = self.fastest(spec, repeat, each=lambda number: {"dest": str(dest / f"run-{number}")})
         finally:
             shutil.rmtree(dest, ignore_errors=True)
-        result = min(results, key=lambda result: result["wall"])
         row = Row(phase, database, result["files"], result["wall"], result["peak_rss_mib"], None, result["stall"])
         row.raw = raw if raw is not None else row.wall
         row.cpu, row.stall_cpu = result["cpu"], result["stall_cpu"]
