@@ -149,6 +149,8 @@ def check_manifest(path: Path, scratch: Path) -> int:
     be written out as one tree). Paths are indexed in an SQLite file at ``scratch``, not in memory:
     memory stays flat (SQLite's page cache, a few MiB), the file takes about 1.5 times the
     manifest's size on disk, and a million lines take a few seconds (on a worker thread).
+    The checked entries stay in ``scratch`` (``read_checked`` pages through them): the manifest is
+    parsed once. The caller removes ``scratch``.
     """
     try:
         return _count_unique(iter_manifest(path), scratch)
@@ -168,14 +170,17 @@ def _count_unique(entries: Iterable[ManifestEntry], scratch: Path) -> int:
     with closing(sqlite3.connect(scratch)) as conn:
         conn.execute("PRAGMA journal_mode = OFF")
         conn.execute("PRAGMA synchronous = OFF")
-        conn.execute("CREATE TABLE entry (line INTEGER PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL)")
+        conn.execute(
+            "CREATE TABLE entry"
+            " (line INTEGER PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL)"
+        )
         # Every folder some path lies in, with the first line (and path) that puts something in it.
         conn.execute("CREATE TABLE folder (path TEXT PRIMARY KEY, line INTEGER NOT NULL, inner TEXT NOT NULL)")
         count = 0
         entries = iter(entries)
-        while batch := [(e.line, e.relative_path, e.sha256) for e in islice(entries, _BATCH)]:
-            conn.executemany("INSERT INTO entry VALUES (?, ?, ?)", batch)
-            folders = ((folder, line, path) for line, path, _ in batch for folder in _folders(path))
+        while batch := list(islice(entries, _BATCH)):
+            conn.executemany("INSERT INTO entry VALUES (?, ?, ?, ?)", batch)
+            folders = ((folder, line, path) for line, path, _, _ in batch for folder in _folders(path))
             conn.executemany("INSERT OR IGNORE INTO folder VALUES (?, ?, ?)", folders)
             count += len(batch)
         conn.execute("CREATE INDEX entry_path ON entry (path, line)")
@@ -187,6 +192,7 @@ def _count_unique(entries: Iterable[ManifestEntry], scratch: Path) -> int:
             "SELECT e.line, e.path, f.line, f.inner FROM entry e JOIN folder f ON f.path = e.path"
             " ORDER BY max(e.line, f.line) LIMIT 1"
         ).fetchone()
+        conn.commit()  # the entries stay for read_checked
     if repeat is not None:
         line, path, digest, first_line, first_digest = repeat
         if digest == first_digest:
@@ -203,6 +209,13 @@ def _count_unique(entries: Iterable[ManifestEntry], scratch: Path) -> int:
         problem = f"relative path {_show(path)} (line {line}) is also the folder of {_show(inner)} (line {folder_line})"
         raise ManifestError(f"line {where}: {problem}", where)
     return count
+
+
+def read_checked(scratch: Path, after: int = 0, limit: int = _BATCH) -> list[ManifestEntry]:
+    """Up to ``limit`` entries ``check_manifest`` recorded in ``scratch``, in line order, after line ``after``."""
+    with closing(sqlite3.connect(scratch)) as conn:
+        query = "SELECT line, path, sha256, size FROM entry WHERE line > ? ORDER BY line LIMIT ?"
+        return [ManifestEntry._make(row) for row in conn.execute(query, (after, limit))]
 
 
 def _folders(path: str) -> Iterator[str]:
@@ -246,7 +259,7 @@ class FilePlugin:
 
     @asynccontextmanager
     async def open_source(self, remote: RemoteConfig, fetcher: Fetcher, workdir: Path) -> AsyncIterator[Source]:
-        """Fetch the manifest into ``workdir``, check all of it, then stream its units.
+        """Fetch the manifest into ``workdir``, check all of it, then stream the units the check recorded.
 
         A ``file://`` remote is only read: the manifest is copied into ``workdir`` first.
         """
@@ -264,8 +277,7 @@ class FilePlugin:
                 named = ManifestError(f"bad manifest {url}: {exc}{hint}", exc.line)
                 named.document_head = exc.document_head
                 raise named from None
-            scratch.unlink()
-            yield Source(_units(url, local), total)
+            yield Source(_units(url, scratch), total)
         finally:
             local.unlink(missing_ok=True)
             scratch.unlink(missing_ok=True)
@@ -294,11 +306,15 @@ def manifest_lines(version: VersionRef) -> Iterator[bytes]:
         yield "".join(lines).encode()
 
 
-async def _units(url: str, manifest: Path) -> AsyncIterator[PendingContent]:
-    for count, entry in enumerate(iter_manifest(manifest), start=1):
-        yield file_unit(url, entry)
-        if count % 256 == 0:
-            await asyncio.sleep(0)  # let downloads and saves run while a long manifest is read
+async def _units(url: str, scratch: Path) -> AsyncIterator[PendingContent]:
+    """The units of the entries ``check_manifest`` recorded in ``scratch``: the manifest is not parsed again."""
+    last = 0
+    while page := await asyncio.to_thread(read_checked, scratch, last):
+        for count, entry in enumerate(page, start=1):
+            yield file_unit(url, entry)
+            if count % 256 == 0:
+                await asyncio.sleep(0)  # let downloads and saves run while a long manifest is read
+        last = page[-1].line
 
 
 def _show(text: str, limit: int = 80) -> str:

@@ -326,6 +326,36 @@ def test_on_demand_records_where_to_fetch_without_downloading(db, storage):
     assert all(unit.files[0].location is None for unit in units)
 
 
+def test_a_manifest_is_parsed_once_and_every_entry_across_pages_becomes_one_unit(db, storage, monkeypatch):
+    # More entries than one page of the check's record, with comments and blank lines between
+    # them, so pages start and end on lines that are not consecutive numbers.
+    entries = {f"pages/{i:05d}.bin": (sha(b"%d" % i), i) for i in range(2345)}
+    lines = []
+    for number, (path, (digest, size)) in enumerate(entries.items()):
+        lines.append(f"{path},{digest},{size}")
+        if number % 997 == 0:
+            lines += ["# a comment", ""]
+    parsed = []
+
+    def counting(raw: bytes, number: int) -> ManifestEntry | None:
+        parsed.append(number)
+        return parse_manifest_line(raw, number)
+
+    monkeypatch.setattr("pendingops.plugins.file.parse_manifest_line", counting)
+
+    async def scenario():
+        async with RemoteServer({}) as server:
+            server.manifest_override = "\n".join(lines).encode() + b"\n"
+            return await sync(server.manifest_url, db, storage, policy="on_demand")
+
+    result = asyncio.run(scenario())
+    assert sorted(parsed) == list(range(1, len(lines) + 1)), "each line is parsed exactly once"
+    assert (result.added, result.version.content_count) == (len(entries), len(entries))
+    units = iter_version_content(db, REPO)
+    declared = {u.fields["relative_path"]: (u.fields["sha256"], u.fields["size"]) for u in units}
+    assert declared == entries
+
+
 def test_empty_manifest_mirrors_to_an_empty_version(db, storage):
     async def scenario():
         async with RemoteServer(some_files(4)) as server:
