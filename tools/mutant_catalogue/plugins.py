@@ -16,6 +16,26 @@ MUTANTS: tuple[Mutant, ...] = (
         new="""        while raw := handle.readline():""",
         tests=("tests/plugins/test_file.py::test_an_endless_line_is_refused_after_reading_a_bounded_prefix",),
     ),
+    Mutant(
+        id="manifest-record-not-kept",
+        guarantee="one parse of the manifest",
+        file="pendingops/plugins/file.py",
+        why="the check's record of the entries is rolled back when it closes: the sync reads no units",
+        old="""        conn.commit()  # the entries stay for read_checked""",
+        new="""        pass""",
+        tests=("tests/plugins/test_file.py::test_initial_sync_stores_every_listed_file",),
+    ),
+    Mutant(
+        id="manifest-record-pages-overlap",
+        guarantee="one parse of the manifest",
+        file="pendingops/plugins/file.py",
+        why="each page of the checked entries starts again at the last entry of the page before: a unit twice",
+        old="""FROM entry WHERE line > ? ORDER BY line""",
+        new="""FROM entry WHERE line >= ? ORDER BY line""",
+        tests=(
+            "tests/plugins/test_file.py::test_a_manifest_is_parsed_once_and_every_entry_across_pages_becomes_one_unit",
+        ),
+    ),
     # -- deb: Debian archives (chain of trust, hostile indexes, verbatim or own dists/) ---------------
     Mutant(
         id="deb-index-unchecked",
