@@ -296,6 +296,16 @@ def count_statements(db: Database) -> Iterator[list[str]]:
         event.remove(db.engine, "before_cursor_execute", record)
 
 
+def declared_in_sql(statements: list[str]) -> bool:
+    """Whether units were declared by an ``INSERT ... SELECT`` (on PostgreSQL, a CTE of the comparison's statement)."""
+    return any("INSERT INTO declared_content" in s and " SELECT " in s and " VALUES " not in s for s in statements)
+
+
+def declared_one_by_one(statements: list[str]) -> int:
+    """Statements declaring units from bound values, one row each (the whole path's association)."""
+    return sum(1 for s in statements if s.startswith("INSERT INTO declared_content") and " VALUES " in s)
+
+
 def race(*calls: Callable[[], Any]) -> list[Any]:
     """Run each call in its own thread, all released at once; return results (or the exceptions raised)."""
     barrier = threading.Barrier(len(calls))

@@ -148,6 +148,13 @@ def _load(conn: Connection, db: Database, temp: Table, rows: Sequence[Row]) -> N
         conn.exec_driver_sql(f"ANALYZE {temp.name}")  # SQLite's planner knows nothing of a new temp table
 
 
+def _declare(db: Database, version: NewVersion, matches: Any) -> Any:
+    """INSERT ... SELECT declaring the content of ``matches`` in ``version`` (none twice)."""
+    # (SQLite parses ON CONFLICT after INSERT ... SELECT only when the SELECT has a WHERE)
+    declared = select(literal(version.id), matches.c.content_id).distinct().where(matches.c.content_id.is_not(None))
+    return db.insert(_declared).from_select(["version_id", "content_id"], declared).on_conflict_do_nothing()
+
+
 def find_unchanged(
     conn: Connection,
     db: Database,
@@ -170,14 +177,21 @@ def find_unchanged(
     temp = _temp_table(content_type)
     temp.create(conn)  # a failed transaction takes it away with its rollback, on both databases
     _load(conn, db, temp, rows)
-    matches = _matches(temp, content_type, repository_id, remote_id, stored, db.dialect).subquery("matches")
-    found = conn.execute(select(matches.c.idx, matches.c.content_id, matches.c.location)).all()
-    if declare_in is not None and found:
+    matching = _matches(temp, content_type, repository_id, remote_id, stored, db.dialect)
+    if declare_in is not None and db.dialect == "postgresql":
+        # One statement: the matches are found once and declared by a data-modifying CTE.
         claim_version(conn, declare_in)
-        # (SQLite parses ON CONFLICT after INSERT ... SELECT only when the SELECT has a WHERE)
-        declared = select(literal(declare_in.id), matches.c.content_id).distinct()
-        declared = declared.where(matches.c.content_id.is_not(None))
-        conn.execute(db.insert(_declared).from_select(["version_id", "content_id"], declared).on_conflict_do_nothing())
+        matches = matching.cte("matches")
+        query = select(matches.c.idx, matches.c.content_id, matches.c.location).add_cte(
+            _declare(db, declare_in, matches).cte("declared")
+        )
+        found = conn.execute(query).all()
+    else:
+        matches = matching.subquery("matches")
+        found = conn.execute(select(matches.c.idx, matches.c.content_id, matches.c.location)).all()
+        if declare_in is not None and found:
+            claim_version(conn, declare_in)
+            conn.execute(_declare(db, declare_in, matches))
     if db.dialect != "postgresql":  # PostgreSQL drops it at commit (ON COMMIT DROP)
         temp.drop(conn)
     return [(idx, content_id, location) for idx, content_id, location in found]

@@ -17,7 +17,7 @@ from pendingops import RemoteConfig, sync_remote
 from pendingops.db.schema import RepositoryContent
 from pendingops.db.versions import find_repository, latest_version, membership_filter
 from pendingops.plugins.python import PythonContent, PythonPlugin
-from tests.conftest import count_statements
+from tests.conftest import count_statements, declared_in_sql, declared_one_by_one
 from tests.plugins.python_index import Dist, NegotiatingIndex, index_files, sample_projects, sdist, wheel
 from tests.remote_server import RemoteServer
 
@@ -59,10 +59,6 @@ def looked_up(statements: list[str]) -> int:
     return sum(1 for statement in statements if "key_digest IN" in statement)
 
 
-def declared_one_by_one(statements: list[str]) -> int:
-    return sum(1 for s in statements if s.startswith("INSERT INTO declared_content") and " VALUES " in s)
-
-
 async def sync(db, storage, origin: RemoteServer, *, mirror: bool = True, **options: str) -> Any:
     remote = RemoteConfig(url=origin.base_url + "simple/", options=options)
     return await sync_remote(PythonPlugin(), remote, db=db, storage=storage, repository="py", mirror=mirror)
@@ -87,7 +83,7 @@ def test_an_unchanged_index_is_settled_in_sql_and_no_dist_is_fetched_again(db, s
     assert after == before and set(after) == names
     # every unit was settled by the comparison: none looked up or declared by the whole path
     assert looked_up(statements) == 0 and declared_one_by_one(statements) == 0
-    assert any(s.startswith("INSERT INTO declared_content") and " SELECT " in s for s in statements)
+    assert declared_in_sql(statements)
 
 
 def test_a_unit_with_a_metadata_file_takes_the_whole_path_and_keeps_what_was_read(db, storage) -> None:

@@ -18,7 +18,7 @@ from pendingops.plugins.deb import DebPlugin
 from pendingops.plugins.deb.content import DebPackage
 from pendingops.plugins.deb.publish import own_indexes, render, static
 from pendingops.plugins.deb.stanza import read_stanzas
-from tests.conftest import count_statements
+from tests.conftest import count_statements, declared_in_sql, declared_one_by_one
 from tests.plugins.deb.archive import HELLO, TOOL, WORLD, Archive, Deb, Signer, stable
 from tests.remote_server import RemoteServer
 from tests.server_thread import ServerThread
@@ -50,15 +50,6 @@ def listed(db: Database, number: int, index: str = "main/binary-amd64/Packages")
 
 def debs_fetched(origin: RemoteServer) -> dict[str, int]:
     return {path: count for path, count in origin.requests.items() if path.startswith("pool/")}
-
-
-def settled_in_sql(statements: list[str]) -> bool:
-    """Whether some units were declared by the comparison's one ``INSERT ... SELECT``."""
-    return any(s.startswith("INSERT INTO declared_content") and " SELECT " in s for s in statements)
-
-
-def declared_one_by_one(statements: list[str]) -> int:
-    return sum(1 for s in statements if s.startswith("INSERT INTO declared_content") and " VALUES " in s)
 
 
 async def _sync(db: Database, storage: LocalStorage, origin: RemoteServer, **kwargs: Any) -> Any:
@@ -94,7 +85,7 @@ def test_an_unchanged_archive_is_settled_in_sql_and_no_deb_is_fetched_again(
     assert listed(db, number) == ["hello 1.0", "tool 0.1", "world 2.0"]
     assert {path: b"".join(body) for path, body in static(ref(db, number))} == exported
     # the three packages were settled by the comparison; only the suite unit took the whole path
-    assert settled_in_sql(statements) and declared_one_by_one(statements) == 1
+    assert declared_in_sql(statements) and declared_one_by_one(statements) == 1
 
 
 def test_a_changed_package_gets_a_suite_list_that_holds_the_unchanged_ones_too(
@@ -107,7 +98,7 @@ def test_a_changed_package_gets_a_suite_list_that_holds_the_unchanged_ones_too(
     before, after = held(db, old), held(db, new)
     assert second.created and (second.added, second.removed) == (2, 2)  # tool and the suite unit, each replaced
     assert fetched_after == {**fetched, TOOL_02.filename(): 1}
-    assert settled_in_sql(statements)  # hello and world settled there, never reaching the members step
+    assert declared_in_sql(statements)  # hello and world settled there, never reaching the members step
     assert {name: after[name] for name in ("hello", "world")} == {name: before[name] for name in ("hello", "world")}
     assert after["tool"][1] == "0.2"
     assert listed(db, new) == ["hello 1.0", "tool 0.2", "world 2.0"]
@@ -120,7 +111,7 @@ def test_a_mirror_resync_removes_a_package_that_left(db: Database, storage: Loca
     new = second.version.number
     assert second.created and (second.added, second.removed) == (1, 2)  # the new suite unit; tool and the old one
     assert fetched_after == fetched
-    assert settled_in_sql(statements)
+    assert declared_in_sql(statements)
     assert {name: version for name, (_, version) in held(db, new).items()} == {"hello": "1.0", "world": "2.0"}
     assert listed(db, new) == ["hello 1.0", "world 2.0"]
     assert not ours(db, new)
