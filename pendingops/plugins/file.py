@@ -180,8 +180,11 @@ def _count_unique(entries: Iterable[ManifestEntry], scratch: Path) -> int:
         entries = iter(entries)
         while batch := list(islice(entries, _BATCH)):
             conn.executemany("INSERT INTO entry VALUES (?, ?, ?, ?)", batch)
-            folders = ((folder, line, path) for line, path, _, _ in batch for folder in _folders(path))
-            conn.executemany("INSERT OR IGNORE INTO folder VALUES (?, ?, ?)", folders)
+            folders: dict[str, tuple[str, int, str]] = {}  # each folder once per batch, with its first line
+            for line, path, _, _ in batch:
+                for folder in _folders(path):
+                    folders.setdefault(folder, (folder, line, path))
+            conn.executemany("INSERT OR IGNORE INTO folder VALUES (?, ?, ?)", folders.values())
             count += len(batch)
         conn.execute("CREATE INDEX entry_path ON entry (path, line)")
         repeat = conn.execute(

@@ -603,6 +603,15 @@ def test_duplicates_are_found_far_apart_and_the_first_repeat_is_named(tmp_path):
     assert check_manifest(manifest, tmp_path / "scratch3") == 3000
 
 
+def test_a_file_named_like_a_folder_names_the_first_line_that_put_something_in_that_folder(tmp_path):
+    # Both first lines put something in "a/b" (and "a"); the clash names the earlier of them.
+    manifest = tmp_path / "m"
+    manifest.write_text(f"a/b/x,{DIGEST},1\na/b/y,{DIGEST},1\na/b,{DIGEST},1\n")
+    problem = r"^line 3: relative path 'a/b' \(line 3\) is also the folder of 'a/b/x' \(line 1\)$"
+    with pytest.raises(ManifestError, match=problem):
+        check_manifest(manifest, tmp_path / "scratch")
+
+
 def test_checking_a_long_manifest_holds_neither_it_nor_its_paths_in_memory(tmp_path):
     manifest = tmp_path / "m"
     with open(manifest, "w") as out:
