@@ -26,6 +26,18 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=("tests/plugins/test_file.py::test_initial_sync_stores_every_listed_file",),
     ),
     Mutant(
+        id="manifest-folder-keeps-last-line",
+        guarantee="a clear error naming the problem",
+        file="pendingops/plugins/file.py",
+        why="a folder is recorded with the last line of a batch that puts something in it: the error names another",
+        old="""                    folders.setdefault(folder, (folder, line, path))""",
+        new="""                    folders[folder] = (folder, line, path)""",
+        tests=(
+            "tests/plugins/test_file.py::"
+            "test_a_file_named_like_a_folder_names_the_first_line_that_put_something_in_that_folder",
+        ),
+    ),
+    Mutant(
         id="manifest-record-pages-overlap",
         guarantee="one parse of the manifest",
         file="pendingops/plugins/file.py",
