@@ -1,13 +1,14 @@
 """The unchanged units of a resync, found and declared in SQL rather than one by one.
 
-A batch of declared units is loaded into a temporary table (``COPY`` on PostgreSQL, multi-row
-``INSERT`` on SQLite, then analysed there; PostgreSQL probes per row through LATERAL, where an
-ANALYZE per batch cost more than the probes), so the planner walks it and probes the store's
-unique indexes, the natural key's first (an index of its own would never be used), and one join with the
-typed table, the repository's current membership, the ContentArtifact, this remote's
-RemoteArtifact and the stored Artifact finds the units that are already members with the same
-file, digest, size and url. In mirror mode one ``INSERT ... SELECT`` declares them in the version
-being built. Only units with one artifact are compared; the others go through the pipeline.
+A batch of declared units is loaded into a temporary table, one row per declared artifact (``COPY``
+on PostgreSQL, multi-row ``INSERT`` on SQLite, then analysed there; PostgreSQL probes per row
+through LATERAL, where an ANALYZE per batch cost more than the probes), so the planner walks it and
+probes the store's unique indexes, the natural key's first (an index of its own would never be
+used), and one join with the typed table, the repository's current membership, the ContentArtifact,
+this remote's RemoteArtifact and the stored Artifact finds, per row, the member with the same file,
+digest, size and url. A unit is unchanged when every one of its rows found it and the content has
+no other ContentArtifact: a count over the unit's rows, in the same statement. In mirror mode one
+``INSERT ... SELECT`` declares them in the version being built.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    exists,
+    func,
     literal,
     or_,
     select,
@@ -44,8 +45,9 @@ _rc = RepositoryContent.__table__
 _artifact = Artifact.__table__
 _declared = DeclaredContent.__table__
 
-#: one loaded row: the unit's index in its batch, its natural-key values, one 0/1 per other field
-#: (declared or not), and its artifact's relative path, url, sha256 and size
+#: one loaded row, one per artifact of a unit: the unit's index in its batch, how many artifacts it
+#: declares, its natural-key values, one 0/1 per other field (declared or not), and this artifact's
+#: relative path, url, sha256 and size
 Row = tuple[Any, ...]
 
 
@@ -65,6 +67,7 @@ def _temp_table(content_type: type[Content]) -> Table:
         name,
         MetaData(),
         Column("idx", Integer, nullable=False),
+        Column("n", Integer, nullable=False),
         *keys,
         *declared,
         Column("a_path", Text),
@@ -79,14 +82,16 @@ def _temp_table(content_type: type[Content]) -> Table:
 def _matches(
     temp: Table, content_type: type[Content], repository_id: int, remote_id: int, stored: bool, dialect: str
 ) -> Any:
-    """(idx, content_id, location) of the temp table's rows whose unit the repository holds unchanged.
+    """(idx, content_id, location), one per artifact, of the loaded units the repository holds unchanged.
 
-    On PostgreSQL each row probes the store in a LATERAL subquery (its natural key through the typed
-    table's unique index, then each row's few links): a join let the planner hash whole tables, a
-    cost that grew with the store instead of the batch. SQLite's planner walks the temp table first.
+    Each row finds the member holding its artifact; the unit is unchanged when all of its ``n`` rows
+    did (a count over its rows) and the content has ``n`` ContentArtifacts, no other. On PostgreSQL
+    each row probes the store in a LATERAL subquery (its natural key through the typed table's
+    unique index, then the row's few links): a join let the planner hash whole tables, a cost that
+    grew with the store instead of the batch. SQLite's planner walks the temp table first.
     """
     typed = content_type.__table__  # type: ignore[attr-defined]
-    other_ca = _ca.alias("other_ca")
+    any_ca = _ca.alias("any_ca")
     by_key = and_(*(typed.c[name] == temp.c[f"k_{name}"] for name in content_type.natural_key))
     member = and_(_rc.c.repository_id == repository_id, _rc.c.content_id == typed.c.id, _rc.c.version_removed.is_(None))
     same_file = and_(_ca.c.content_id == typed.c.id, _ca.c.relative_path == temp.c.a_path)
@@ -102,8 +107,8 @@ def _matches(
         _artifact.c.sha256 == temp.c.a_sha256,
         or_(temp.c.a_size.is_(None), _artifact.c.size == temp.c.a_size),
     )
-    only_file = ~exists().where(other_ca.c.content_id == typed.c.id, other_ca.c.id != _ca.c.id)
-    conditions = [only_file]
+    files = select(func.count()).select_from(any_ca).where(any_ca.c.content_id == typed.c.id).scalar_subquery()
+    conditions = [files == temp.c.n]
     if not stored:
         conditions.append(or_(_ca.c.artifact_id.is_(None), _artifact.c.id.is_not(None)))
     for name in other_fields(content_type):
@@ -117,8 +122,11 @@ def _matches(
     found = (typed.c.id.label("content_id"), _artifact.c.location)
     if dialect == "postgresql":
         probe = select(*found).select_from(held(typed)).where(by_key, *conditions).limit(1).lateral("probe")
-        return select(temp.c.idx, probe.c.content_id, probe.c.location).select_from(temp.join(probe, true()))
-    return select(temp.c.idx, *found).select_from(held(temp.join(typed, by_key))).where(*conditions)
+        rows = select(temp.c.idx, temp.c.n, probe.c.content_id, probe.c.location).select_from(temp.join(probe, true()))
+    else:
+        rows = select(temp.c.idx, temp.c.n, *found).select_from(held(temp.join(typed, by_key))).where(*conditions)
+    rows = rows.add_columns(func.count().over(partition_by=temp.c.idx).label("matched")).subquery("per_artifact")
+    return select(rows.c.idx, rows.c.content_id, rows.c.location).where(rows.c.matched == rows.c.n)
 
 
 def _copy_value(value: Any) -> str:
@@ -168,11 +176,13 @@ def find_unchanged(
 ) -> list[tuple[int, int, str | None]]:
     """(index, content id, stored file's location) of each loaded row whose unit is unchanged.
 
-    Unchanged: the repository holds that content now, with one ContentArtifact at the same
-    relative path, this remote's RemoteArtifact with the same url, sha256 and size, no NULL field
-    the unit declares, and (``stored``) a stored Artifact with that sha256 and size. ``declare_in``
-    (mirror mode): they are declared in that version, in the same transaction. The caller checks
-    that the locations are in storage; a unit whose file is not goes through the pipeline.
+    A unit has one row per artifact, at distinct relative paths, so one triple per artifact comes back.
+    Unchanged: the repository holds that content now, with as many ContentArtifacts as the unit
+    declares, each declared artifact at the same relative path as one of them with this remote's
+    RemoteArtifact of the same url, sha256 and size and (``stored``) a stored Artifact with that
+    sha256 and size, and no NULL field the unit declares. ``declare_in`` (mirror mode): they are
+    declared in that version, in the same transaction. The caller checks that the locations are in
+    storage; a unit with a file that is not goes through the pipeline.
     """
     temp = _temp_table(content_type)
     temp.create(conn)  # a failed transaction takes it away with its rollback, on both databases

@@ -4,8 +4,9 @@ Placed at the head of a pipeline, it compares each batch with what the repositor
 one transaction (``pendingops.db.unchanged``), and passes on only the units that differ. The
 unchanged ones finish there: in mirror mode they are declared in the new version by one
 ``INSERT ... SELECT``; in additive mode they are members already. Under the ``immediate`` policy
-their stored files are first looked for in storage, in one batch, and a unit whose file is
-missing goes on through the pipeline, which fetches it again.
+their stored files are first looked for in storage, in one batch, and a unit with a file
+missing goes on through the pipeline, which fetches it again. Units with any number of artifacts
+are compared, each artifact as strictly as the others.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ from pendingops.storage.base import missing_locations
 
 def _wants(ctx: Sync, unit: PendingContent) -> bool:
     version = ctx.version
-    if version is None or not version.base_count or unit.content_id is not None or len(unit.artifacts) != 1:
+    artifacts = unit.artifacts
+    if version is None or not version.base_count or unit.content_id is not None or not artifacts:
         return False
-    artifact = unit.artifacts[0]
     # Other digests than sha256 are checked by the artifact lookup: such units take the whole path.
-    return artifact.sha256 is not None and not artifact.digests and artifact.artifact_id is None
+    if any(a.sha256 is None or a.digests or a.artifact_id is not None for a in artifacts):
+        return False
+    # two artifacts at one path: one ContentArtifact per path is held, so the whole path decides
+    return len(artifacts) == 1 or len({a.relative_path for a in artifacts}) == len(artifacts)
 
 
 def _rows(units: list[PendingContent]) -> dict[type[Content], list[Row]]:
@@ -41,9 +45,10 @@ def _rows(units: list[PendingContent]) -> dict[type[Content], list[Row]]:
         if None in key:
             continue
         declared = tuple(0 if fields.get(name) is None else 1 for name in other_fields(kind))  # cached per type
-        artifact = unit.artifacts[0]
-        rows.setdefault(kind, []).append(
-            (index, *key, *declared, artifact.relative_path, artifact.url, artifact.sha256, artifact.size)
+        count = len(unit.artifacts)
+        rows.setdefault(kind, []).extend(
+            (index, count, *key, *declared, artifact.relative_path, artifact.url, artifact.sha256, artifact.size)
+            for artifact in unit.artifacts
         )
     return rows
 
@@ -75,9 +80,15 @@ async def _work(ctx: Sync, units: list[PendingContent]) -> list[PendingContent]:
         return units
     locations = {location for _, _, location in found if location is not None}
     missing = await asyncio.to_thread(missing_locations, ctx.storage, locations) if locations else set()
-    unchanged = 0
+    # one row per artifact: a unit is settled only when none of its stored files is missing
+    whole: dict[int, bool] = {}
+    held: dict[int, int] = {}
     for index, content_id, location in found:
-        if location in missing:
+        held[index] = content_id
+        whole[index] = whole.get(index, True) and location not in missing
+    unchanged = 0
+    for index, content_id in held.items():
+        if not whole[index]:
             continue  # declared already in mirror mode, as dedup would; the pipeline fetches the file again
         unit = units[index]
         unit.content_id, unit.in_base, unit.associated = content_id, True, True
@@ -90,6 +101,6 @@ def unchanged() -> Operator:
     """Finish, in SQL, the units the repository already holds unchanged; pass on the others.
 
     Only when the repository has content (a resync). Put it first: a unit is compared as its
-    source declares it (natural key, its one artifact's relative path, url, sha256 and size).
+    source declares it (natural key, and each artifact's relative path, url, sha256 and size).
     """
     return batch_stage(_wants, _work, name="unchanged")

@@ -272,8 +272,11 @@ def test_the_comparison_walks_the_batch_and_probes_the_store_by_index(db, storag
         plan = "\n".join(str(row[-1]) for row in conn.exec_driver_sql(prefix + compiled))
         conn.rollback()
     if db.dialect == "sqlite":
-        scans = [line for line in plan.splitlines() if "SCAN" in line]
-        assert scans == ["SCAN unchanged_file_content"], plan
+        # the batch is scanned, then the rows it found (to count them per unit); no table of the store
+        scanned = {line.split()[1] for line in plan.splitlines() if line.startswith("SCAN ")}
+        assert "unchanged_file_content" in scanned, plan
+        store = {"file_content", "repository_content", "content_artifact", "any_ca", "remote_artifact", "artifact"}
+        assert not scanned & store, plan
         # a Bloom filter or an automatic index is built by reading a whole table, for every batch
         assert "BLOOM" not in plan and "AUTOMATIC" not in plan, plan
     else:
