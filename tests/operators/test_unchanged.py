@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from dataclasses import replace
+from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from pendingops import RemoteConfig, declarative_version
+from pendingops import operators as ops
 from pendingops.db import unchanged as unchanged_sql
-from pendingops.db.schema import Artifact, RemoteArtifact
+from pendingops.db.schema import Artifact, ContentArtifact, RemoteArtifact, RepositoryContent
+from pendingops.db.versions import find_repository, latest_version, membership_filter
 from pendingops.operators._unchanged import _rows
+from pendingops.pending import PendingArtifact, PendingContent
 from pendingops.plugins.file import FileContent
+from pendingops.plugins.python import PythonContent
 from tests.conftest import count_statements, declared_in_sql, declared_one_by_one, file_set, file_units, version_content
 from tests.remote_server import RemoteServer
 
@@ -26,13 +33,17 @@ def _files(n: int, tag: str = "") -> dict[str, bytes]:
     return {f"dir{i % 3}/file-{i:04}": f"{tag}bytes of {i}".encode() for i in range(n)}
 
 
-def _sync(db, storage, server, files, *, mirror=True, policy="immediate", url=None, repository="r", **options):
-    """Sync ``files`` as declared by ``server`` (its manifest names them); return the result."""
+def _sync(
+    db, storage, server, files, *, mirror=True, policy="immediate", url=None, repository="r", artifacts=None, **options
+):
+    """Sync ``files`` as declared by ``server`` (its manifest names them); return the result.
+
+    ``artifacts``: how many artifacts the unit of a path declares (1 when not given), see ``_with_artifacts``."""
 
     async def scenario():
         manifest = url or server.manifest_url
         return await declarative_version(
-            file_units(manifest, files),
+            _with_artifacts(file_units(manifest, files), artifacts or {}),
             db=db,
             storage=storage,
             remote=RemoteConfig(url=manifest, policy=policy, retries=0),
@@ -43,6 +54,19 @@ def _sync(db, storage, server, files, *, mirror=True, policy="immediate", url=No
         )
 
     return asyncio.run(scenario())
+
+
+def _with_artifacts(units: list[PendingContent], counts: dict[str, int]) -> list[PendingContent]:
+    """Give the unit of each path ``counts[path] - 1`` artifacts beside its file, with bytes of their own:
+    ``.extra1`` with no size (as a PEP 658 metadata file), ``.extra2`` with one."""
+    for unit in units:
+        path, first = unit.fields["relative_path"], unit.artifacts[0]
+        for n in range(1, counts.get(path, 1)):
+            data = f"{first.sha256} extra {n}".encode()
+            size = len(data) if n > 1 else None
+            digest = hashlib.sha256(data).hexdigest()
+            unit.artifacts.append(PendingArtifact(f"{first.url}.extra{n}", f"{path}.extra{n}", size, digest))
+    return units
 
 
 def _served(files):
@@ -207,18 +231,30 @@ manifests = st.dictionaries(
 )
 
 
+def _artifact_counts(*manifests: dict[str, bytes]) -> dict[str, int]:
+    """1 to 3 artifacts per unit, always as many for a path and its bytes: the store outlives an example,
+    and a unit stored with other files than it declares is a conflict."""
+    return {
+        path: 1 + hashlib.sha256(path.encode() + data).digest()[0] % 3 for m in manifests for path, data in m.items()
+    }
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(old=manifests, new=manifests, mirror=st.booleans())
 def test_the_version_is_what_was_declared_whatever_the_shortcut_took(db, storage, old, new, mirror):
-    """Random old and new manifests: mirror gives the new set, additive the union (a path listed
-    with new bytes is another unit, so both stay)."""
+    """Random old and new manifests of units with 1 to 3 artifacts: mirror gives the new set, additive
+    the union (a path listed with new bytes is another unit, so both stay)."""
     url = "http://127.0.0.1:9/PULP_MANIFEST"
     repository = f"p{abs(hash((tuple(sorted(old.items())), tuple(sorted(new.items())), mirror)))}"
     if old:
-        _sync(db, storage, None, old, policy="on_demand", url=url, repository=repository)
+        _sync(
+            db, storage, None, old, policy="on_demand", url=url, repository=repository, artifacts=_artifact_counts(old)
+        )
     before = version_content(db, repository) if old else set()
     if new or old:
-        _sync(db, storage, None, new, policy="on_demand", url=url, repository=repository, mirror=mirror)
+        options = {"policy": "on_demand", "url": url, "repository": repository, "artifacts": _artifact_counts(new)}
+        again = _sync(db, storage, None, new, mirror=mirror, **options)
+        assert again.failed_count == 0
     if not old and not new:
         return
     expected = file_set(new) if mirror else before | file_set(new)
@@ -252,6 +288,190 @@ def test_a_stored_null_field_the_unit_declares_is_filled_not_skipped(db, storage
     with db.engine.connect() as conn:
         sizes = dict(conn.execute(select(table.c.relative_path, table.c.size)).all())
     assert sizes == {path: len(data) for path, data in files.items()}
+
+
+# -- units with more than one artifact: a distribution and its PEP 658 metadata file ---------------
+
+#: a distribution's bytes and its metadata file's (None: the index offers none)
+Dists = dict[str, tuple[bytes, bytes | None]]
+
+
+def _dists(n: int, *, project: str = "pkg", metadata: bool = True) -> Dists:
+    """``n`` wheels of ``project``, each with a metadata file or none."""
+    return {
+        f"{project}_{i}-1.0-py3-none-any.whl": (
+            f"{project} {i}".encode(),
+            f"Summary: {i}\n".encode() if metadata else None,
+        )
+        for i in range(n)
+    }
+
+
+def _index(dists: Dists) -> dict[str, bytes]:
+    """What the server holds: each file, and each metadata file both next to it and under ``moved/``."""
+    files = {}
+    for name, (data, metadata) in dists.items():
+        files[f"files/{name}"] = data
+        if metadata is not None:
+            files[f"files/{name}.metadata"] = files[f"moved/{name}.metadata"] = metadata
+    return files
+
+
+def _python_units(server: RemoteServer, dists: Dists, moved: frozenset[str] = frozenset()) -> list[PendingContent]:
+    """The units the python plugin makes of ``dists``: the file (sha256, size), and its metadata file
+    (sha256, no size) when there is one, served from ``moved/`` for the names in ``moved``."""
+    units = []
+    for name, (data, metadata) in sorted(dists.items()):
+        digest, path = hashlib.sha256(data).hexdigest(), f"packages/{name}"
+        fields = {"filename": name, "sha256": digest, "name": "pkg", "version": "1.0", "packagetype": "bdist_wheel"}
+        fields |= {"yanked": False, "yanked_reason": ""}
+        artifacts = [PendingArtifact(f"{server.base_url}files/{name}", path, len(data), digest)]
+        if metadata is not None:
+            url = f"{server.base_url}{'moved' if name in moved else 'files'}/{name}.metadata"
+            artifacts.append(PendingArtifact(url, path + ".metadata", sha256=hashlib.sha256(metadata).hexdigest()))
+        units.append(PendingContent(PythonContent, fields, artifacts))
+    return units
+
+
+async def _python_sync(db, storage, server, dists, *, moved=frozenset(), units=None, passed=None, **options) -> Any:
+    """Sync ``dists`` (or ``units``) in mirror mode; the filenames of the units ``unchanged`` passed on go
+    to ``passed``."""
+
+    async def seen(unit: PendingContent) -> None:
+        if passed is not None:
+            passed.append(unit.fields["filename"])
+
+    return await declarative_version(
+        units or _python_units(server, dists, moved),
+        db=db,
+        storage=storage,
+        remote=RemoteConfig(url=server.base_url + "simple/", retries=0),
+        repository="py",
+        pipeline=[ops.unchanged(), ops.enrich(seen, name="seen"), ops.dedup(), ops.download(), ops.save()],
+        batch_wait=0.01,
+        **options,
+    )
+
+
+def _python_held(db) -> dict[str, tuple[int, int]]:
+    """filename -> (content id, its ContentArtifacts) of each unit in py's latest version."""
+    table, rc, ca = PythonContent.__table__, RepositoryContent.__table__, ContentArtifact.__table__
+    with db.engine.connect() as conn:
+        repo_id = find_repository(conn, "py")
+        files = select(ca.c.content_id, ca.c.id).subquery()
+        query = (
+            select(table.c.filename, table.c.id, files.c.id)
+            .join(rc, rc.c.content_id == table.c.id)
+            .join(files, files.c.content_id == table.c.id)
+            .where(membership_filter(repo_id, latest_version(conn, repo_id)))
+        )
+        held: dict[str, tuple[int, int]] = {}
+        for filename, content_id, _ in conn.execute(query):
+            held[filename] = (content_id, held.get(filename, (content_id, 0))[1] + 1)
+        return held
+
+
+def _fetched(server: RemoteServer) -> dict[str, int]:
+    return {path: count for path, count in server.requests.items() if path != "PULP_MANIFEST"}
+
+
+def test_a_resync_of_units_with_two_artifacts_settles_them_in_sql(db, storage):
+    """A distribution and its metadata file, beside distributions without one, in one batch: a no-op
+    resync finishes all of them in ``unchanged``, fetches nothing and makes no new version."""
+    dists = _dists(6) | _dists(3, project="plain", metadata=False) | {"other-1.0.tar.gz": (b"sdist", None)}
+    passed: list[str] = []
+
+    async def scenario():
+        async with RemoteServer(files=_index(dists)) as server:
+            first = await _python_sync(db, storage, server, dists)
+            fetched, before = _fetched(server), _python_held(db)
+            with count_statements(db) as statements:
+                again = await _python_sync(db, storage, server, dists, passed=passed)
+            return first, again, fetched, _fetched(server), before, statements
+
+    first, again, fetched, fetched_after, before, statements = asyncio.run(scenario())
+    assert (first.added, first.failed_count) == (10, 0) and sum(fetched.values()) == 6 * 2 + 3 + 1
+    assert sorted(count for _, count in before.values()) == [1] * 4 + [2] * 6
+    assert passed == []  # not one went on
+    assert (again.created, again.added, again.removed, again.failed_count) == (False, 0, 0, 0)
+    assert fetched_after == fetched
+    assert _python_held(db) == before
+    assert _looked_up(statements) == 0 and declared_one_by_one(statements) == 0
+
+
+CHANGES = ["url", "sha256", "metadata declared", "metadata dropped", "metadata file missing"]
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_one_difference_in_one_of_two_artifacts_takes_the_unit_through(db, storage, change):
+    """One unit of four differs from what the repository holds in one thing: it alone goes on, and
+    the whole path does with it what it does for any unit (a changed file of a stored content is a
+    conflict it reports; a file gone from storage is fetched again)."""
+    dists = _dists(4)
+    target = "pkg_1-1.0-py3-none-any.whl"
+    data, metadata = dists[target]
+    first, then, moved = dict(dists), dict(dists), frozenset()
+    if change == "url":
+        moved = frozenset({target})
+    elif change == "sha256":
+        then[target] = (data, b"Summary: rebuilt\n")
+    elif change == "metadata declared":
+        first[target] = (data, None)
+    elif change == "metadata dropped":
+        then[target] = (data, None)
+    passed: list[str] = []
+
+    async def scenario():
+        async with RemoteServer(files=_index(first)) as server:
+            await _python_sync(db, storage, server, first)
+            before = _python_held(db)
+            if change == "metadata file missing":
+                storage.delete(storage.location_for(hashlib.sha256(metadata).hexdigest()))
+            server.files = _index(then)
+            fetched = _fetched(server)
+            result = await _python_sync(db, storage, server, then, moved=moved, passed=passed, on_error="skip")
+            return result, before, fetched, _fetched(server)
+
+    result, before, fetched, fetched_after = asyncio.run(scenario())
+    assert passed == [target]
+    again = {path: count - fetched.get(path, 0) for path, count in fetched_after.items()}
+    again = {path: count for path, count in again.items() if count}
+    if change in ("url", "metadata file missing"):
+        assert result.failed_count == 0 and not result.created
+        assert _python_held(db) == before
+    if change == "url":
+        assert again == {}  # the stored file is the one the new url names
+        ra = RemoteArtifact.__table__
+        with db.engine.connect() as conn:
+            urls = set(conn.execute(select(ra.c.url).where(ra.c.url.like(f"%{target}.metadata"))).scalars())
+        assert {url.split("/")[-2] for url in urls} == {"moved"}
+    elif change == "metadata file missing":
+        assert again == {f"files/{target}.metadata": 1}
+        assert storage.exists(storage.location_for(hashlib.sha256(metadata).hexdigest()))
+    else:
+        # the stored content holds other files than declared: the lookup reports the conflict
+        assert result.failed_count == 1 and [target in f.unit for f in result.failures] == [True]
+
+
+def test_a_unit_with_two_artifacts_at_one_path_is_not_compared(db, storage):
+    """A unit declaring its file twice (the content holds it and a metadata file, two ContentArtifacts):
+    both rows would find the one ContentArtifact at that path, so such a unit is not compared; it goes
+    on, and the whole path finds it declares other files than held."""
+    dists = _dists(3)
+    target = "pkg_1-1.0-py3-none-any.whl"
+    passed: list[str] = []
+
+    async def scenario():
+        async with RemoteServer(files=_index(dists)) as server:
+            await _python_sync(db, storage, server, dists)
+            units = _python_units(server, dists)
+            twice = next(unit for unit in units if unit.fields["filename"] == target)
+            twice.artifacts[1] = replace(twice.artifacts[0])
+            return await _python_sync(db, storage, server, dists, units=units, passed=passed, on_error="skip")
+
+    result = asyncio.run(scenario())
+    assert passed == [target]
+    assert [target in f.unit for f in result.failures] == [True]
 
 
 def test_the_comparison_walks_the_batch_and_probes_the_store_by_index(db, storage):
