@@ -150,6 +150,15 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=(T_UNCHANGED + "test_a_unit_whose_stored_file_was_deleted_is_fetched_again",),
     ),
     Mutant(
+        id="unchanged-one-stored-file-is-enough",
+        guarantee="a file on disk before its row",
+        file="pendingops/operators/_unchanged.py",
+        why="a unit of two artifacts is kept when one of its stored files is there: the version serves the missing one",
+        old="""        whole[index] = whole.get(index, True) and location not in missing""",
+        new="""        whole[index] = whole.get(index, False) or location not in missing""",
+        tests=(T_UNCHANGED + "test_one_difference_in_one_of_two_artifacts_takes_the_unit_through",),
+    ),
+    Mutant(
         id="unchanged-not-declared-in-mirror",
         guarantee="mirror removes, additive keeps",
         file="pendingops/operators/_unchanged.py",
