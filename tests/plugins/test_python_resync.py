@@ -86,25 +86,27 @@ def test_an_unchanged_index_is_settled_in_sql_and_no_dist_is_fetched_again(db, s
     assert declared_in_sql(statements)
 
 
-def test_a_unit_with_a_metadata_file_takes_the_whole_path_and_keeps_what_was_read(db, storage) -> None:
-    """A unit with a PEP 658 file has two artifacts: the comparison leaves it to dedup, which finds it; its
-    metadata, read on the first sync, is neither lost nor fetched again."""
+def test_a_unit_with_a_metadata_file_is_settled_in_sql_and_keeps_what_was_read(db, storage) -> None:
+    """A unit with a PEP 658 file has two artifacts, both compared: an unchanged one is settled in SQL
+    like the others; its metadata, read on the first sync, is neither lost nor fetched again."""
     projects = sample_projects()
 
-    async def scenario() -> tuple[dict, dict, dict, dict, list[str]]:
+    async def scenario() -> tuple[Any, dict, dict, dict, dict, list[str]]:
         async with RemoteServer(index_files(projects)) as origin:
             await sync(db, storage, origin)
             fetched, before = files_fetched(origin), held(db)
             with count_statements(db) as statements:
-                await sync(db, storage, origin)
-            return fetched, files_fetched(origin), before, held(db), statements
+                again = await sync(db, storage, origin)
+            return again, fetched, files_fetched(origin), before, held(db), statements
 
-    fetched, fetched_after, before, after, statements = asyncio.run(scenario())
+    again, fetched, fetched_after, before, after, statements = asyncio.run(scenario())
+    assert sum(path.endswith(".metadata") for path in fetched) == 2  # alpha-pkg 2.0's and beta 1.1's
     assert fetched_after == fetched
+    assert (again.created, again.added, again.removed, again.failed_count) == (False, 0, 0, 0)
     assert after == before
     assert after["alpha_pkg-2.0-py3-none-any.whl"][3] == "alpha-pkg for tests"
     assert after["beta-1.1-py3-none-any.whl"][3] == "beta for tests"
-    assert looked_up(statements) >= 1  # the two units with a metadata file, looked up by dedup
+    assert looked_up(statements) == 0 and declared_one_by_one(statements) == 0
 
 
 def test_a_new_digest_a_new_yank_and_a_file_gone_are_all_picked_up(db, storage) -> None:

@@ -124,8 +124,8 @@ class PythonPlugin:
         """The stock operators, and the metadata files read beside the downloads.
 
         ``unchanged`` comes first: a resync settles in SQL the files the repository holds as the index
-        lists them. It takes only units with one artifact (no PEP 658 metadata file), which the
-        ``core_metadata`` step never reads; a unit with a metadata file takes the whole path as before.
+        lists them, a distribution with its PEP 658 metadata file too (both artifacts compared), whose
+        fields ``core_metadata`` read on the sync that saved it. The others take the whole path.
         """
         from pendingops import operators as ops
 
