@@ -347,6 +347,7 @@ async def _python_sync(db, storage, server, dists, *, moved=frozenset(), units=N
         storage=storage,
         remote=RemoteConfig(url=server.base_url + "simple/", retries=0),
         repository="py",
+        mirror=True,
         pipeline=[ops.unchanged(), ops.enrich(seen, name="seen"), ops.dedup(), ops.download(), ops.save()],
         batch_wait=0.01,
         **options,
@@ -397,6 +398,7 @@ def test_a_resync_of_units_with_two_artifacts_settles_them_in_sql(db, storage):
     assert fetched_after == fetched
     assert _python_held(db) == before
     assert _looked_up(statements) == 0 and declared_one_by_one(statements) == 0
+    assert declared_in_sql(statements)
 
 
 CHANGES = ["url", "sha256", "metadata declared", "metadata dropped", "metadata file missing"]

@@ -107,6 +107,7 @@ def test_a_unit_with_a_metadata_file_is_settled_in_sql_and_keeps_what_was_read(d
     assert after["alpha_pkg-2.0-py3-none-any.whl"][3] == "alpha-pkg for tests"
     assert after["beta-1.1-py3-none-any.whl"][3] == "beta for tests"
     assert looked_up(statements) == 0 and declared_one_by_one(statements) == 0
+    assert declared_in_sql(statements)
 
 
 def test_a_new_digest_a_new_yank_and_a_file_gone_are_all_picked_up(db, storage) -> None:

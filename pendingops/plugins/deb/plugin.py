@@ -66,9 +66,9 @@ class DebPlugin:
         ``unchanged`` comes first: a resync settles in SQL the packages the repository holds as the
         indexes list them. What a suite lists is kept on its suite unit, by package key digest, from
         the sync's catalog, which lists every package read, settled or not; so a package settled there
-        needs no step of its own. A suite unit holds its Release file and the indexes read, so it is
-        compared only when it holds one file, and then it lists no package; any other takes the whole
-        path to ``members``. A suite unit the repository holds had its members recorded before that.
+        needs no step of its own. A suite unit (its Release files and the indexes read) is compared
+        like a package, file by file: one the repository holds had its members recorded before any
+        version held it, and a new one takes the whole path to ``members``.
         """
         from pendingops import operators as ops
         from pendingops.plugins.deb.members import record_members, wants_members
