@@ -7,8 +7,9 @@ probes the store's unique indexes, the natural key's first (an index of its own 
 used), and one join with the typed table, the repository's current membership, the ContentArtifact,
 this remote's RemoteArtifact and the stored Artifact finds, per row, the member with the same file,
 digest, size and url. A unit is unchanged when every one of its rows found it and the content has
-no other ContentArtifact: a count over the unit's rows, in the same statement. In mirror mode one
-``INSERT ... SELECT`` declares them in the version being built.
+no other ContentArtifact: a count over the unit's rows, in the same statement (a batch whose units
+all have one artifact is spared it, and the sort it costs). In mirror mode one ``INSERT ... SELECT``
+declares them in the version being built.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    exists,
     func,
     literal,
     or_,
@@ -80,15 +82,23 @@ def _temp_table(content_type: type[Content]) -> Table:
 
 
 def _matches(
-    temp: Table, content_type: type[Content], repository_id: int, remote_id: int, stored: bool, dialect: str
+    temp: Table,
+    content_type: type[Content],
+    repository_id: int,
+    remote_id: int,
+    stored: bool,
+    dialect: str,
+    several: bool = True,
 ) -> Any:
     """(idx, content_id, location), one per artifact, of the loaded units the repository holds unchanged.
 
-    Each row finds the member holding its artifact; the unit is unchanged when all of its ``n`` rows
-    did (a count over its rows) and the content has ``n`` ContentArtifacts, no other. On PostgreSQL
-    each row probes the store in a LATERAL subquery (its natural key through the typed table's
-    unique index, then the row's few links): a join let the planner hash whole tables, a cost that
-    grew with the store instead of the batch. SQLite's planner walks the temp table first.
+    Each row finds the member holding its artifact. With ``several`` (some unit has more than one),
+    the unit is unchanged when all of its ``n`` rows did (a count over its rows, which sorts them) and
+    the content has ``n`` ContentArtifacts; without, a row found is its unit found and the content has
+    no other ContentArtifact (an anti join, cheaper than a count per row). On PostgreSQL each row
+    probes the store in a LATERAL subquery (its natural key through the typed table's unique index,
+    then the row's few links): a join let the planner hash whole tables, a cost that grew with the
+    store instead of the batch. SQLite's planner walks the temp table first.
     """
     typed = content_type.__table__  # type: ignore[attr-defined]
     any_ca = _ca.alias("any_ca")
@@ -107,8 +117,11 @@ def _matches(
         _artifact.c.sha256 == temp.c.a_sha256,
         or_(temp.c.a_size.is_(None), _artifact.c.size == temp.c.a_size),
     )
-    files = select(func.count()).select_from(any_ca).where(any_ca.c.content_id == typed.c.id).scalar_subquery()
-    conditions = [files == temp.c.n]
+    if several:
+        files = select(func.count()).select_from(any_ca).where(any_ca.c.content_id == typed.c.id).scalar_subquery()
+        conditions = [files == temp.c.n]
+    else:
+        conditions = [~exists().where(any_ca.c.content_id == typed.c.id, any_ca.c.id != _ca.c.id)]
     if not stored:
         conditions.append(or_(_ca.c.artifact_id.is_(None), _artifact.c.id.is_not(None)))
     for name in other_fields(content_type):
@@ -122,11 +135,16 @@ def _matches(
     found = (typed.c.id.label("content_id"), _artifact.c.location)
     if dialect == "postgresql":
         probe = select(*found).select_from(held(typed)).where(by_key, *conditions).limit(1).lateral("probe")
-        rows = select(temp.c.idx, temp.c.n, probe.c.content_id, probe.c.location).select_from(temp.join(probe, true()))
+        rows = select(temp.c.idx, probe.c.content_id, probe.c.location).select_from(temp.join(probe, true()))
     else:
-        rows = select(temp.c.idx, temp.c.n, *found).select_from(held(temp.join(typed, by_key))).where(*conditions)
-    rows = rows.add_columns(func.count().over(partition_by=temp.c.idx).label("matched")).subquery("per_artifact")
-    return select(rows.c.idx, rows.c.content_id, rows.c.location).where(rows.c.matched == rows.c.n)
+        rows = select(temp.c.idx, *found).select_from(held(temp.join(typed, by_key))).where(*conditions)
+    if not several:
+        return rows
+    rows = rows.add_columns(temp.c.n, func.count().over(partition_by=temp.c.idx).label("matched"))
+    per_artifact = rows.subquery("per_artifact")
+    return select(per_artifact.c.idx, per_artifact.c.content_id, per_artifact.c.location).where(
+        per_artifact.c.matched == per_artifact.c.n
+    )
 
 
 def _copy_value(value: Any) -> str:
@@ -187,7 +205,8 @@ def find_unchanged(
     temp = _temp_table(content_type)
     temp.create(conn)  # a failed transaction takes it away with its rollback, on both databases
     _load(conn, db, temp, rows)
-    matching = _matches(temp, content_type, repository_id, remote_id, stored, db.dialect)
+    several = any(row[1] > 1 for row in rows)
+    matching = _matches(temp, content_type, repository_id, remote_id, stored, db.dialect, several)
     if declare_in is not None and db.dialect == "postgresql":
         # One statement: the matches are found once and declared by a data-modifying CTE.
         claim_version(conn, declare_in)

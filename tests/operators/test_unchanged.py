@@ -455,6 +455,23 @@ def test_one_difference_in_one_of_two_artifacts_takes_the_unit_through(db, stora
         assert result.failed_count == 1 and [target in f.unit for f in result.failures] == [True]
 
 
+def test_units_that_all_declare_one_of_the_two_files_held_go_through(db, storage):
+    """Every unit of the batch declares its file alone (the batch of one-artifact units is compared
+    without a count) while the repository holds each with its metadata file too: none is unchanged."""
+    dists = _dists(3)
+    plain = {name: (data, None) for name, (data, _) in dists.items()}
+    passed: list[str] = []
+
+    async def scenario():
+        async with RemoteServer(files=_index(dists)) as server:
+            await _python_sync(db, storage, server, dists)
+            return await _python_sync(db, storage, server, plain, passed=passed, on_error="skip")
+
+    result = asyncio.run(scenario())
+    assert sorted(passed) == sorted(dists)
+    assert result.failed_count == 3  # the lookup reports each: stored content never changes
+
+
 def test_a_unit_with_two_artifacts_at_one_path_is_not_compared(db, storage):
     """A unit declaring its file twice (the content holds it and a metadata file, two ContentArtifacts):
     both rows would find the one ContentArtifact at that path, so such a unit is not compared; it goes
@@ -476,25 +493,27 @@ def test_a_unit_with_two_artifacts_at_one_path_is_not_compared(db, storage):
     assert [target in f.unit for f in result.failures] == [True]
 
 
-def test_the_comparison_walks_the_batch_and_probes_the_store_by_index(db, storage):
+@pytest.mark.parametrize("several", [False, True], ids=["one artifact", "two artifacts"])
+def test_the_comparison_walks_the_batch_and_probes_the_store_by_index(db, storage, several):
     """Its cost follows the batch, not the store: only the loaded batch is scanned, every table of the
     store is probed through an index (a hash or merge join, a Bloom filter, would read all of a table
-    per batch)."""
+    per batch). Both shapes: units of one artifact each, and units of two (their rows counted per unit)."""
     files = _files(3000)
     url = "http://127.0.0.1:9/PULP_MANIFEST"
-    _sync(db, storage, None, files, policy="on_demand", url=url)  # its statistics are refreshed after it
-    units = file_units(url, files)[-200:]
+    counts = dict.fromkeys(files, 2 if several else 1)
+    _sync(db, storage, None, files, policy="on_demand", url=url, artifacts=counts)  # its statistics are refreshed
+    units = _with_artifacts(file_units(url, files)[-200:], counts)
     with db.engine.begin() as conn:
         temp = unchanged_sql._temp_table(FileContent)
         temp.create(conn)
         unchanged_sql._load(conn, db, temp, _rows(units)[FileContent])
-        query = unchanged_sql._matches(temp, FileContent, 1, 1, True, db.dialect)
+        query = unchanged_sql._matches(temp, FileContent, 1, 1, True, db.dialect, several)
         compiled = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
         prefix = "EXPLAIN QUERY PLAN " if db.dialect == "sqlite" else "EXPLAIN "
         plan = "\n".join(str(row[-1]) for row in conn.exec_driver_sql(prefix + compiled))
         conn.rollback()
     if db.dialect == "sqlite":
-        # the batch is scanned, then the rows it found (to count them per unit); no table of the store
+        # the batch is scanned (then, with several artifacts, the rows it found); no table of the store
         scanned = {line.split()[1] for line in plan.splitlines() if line.startswith("SCAN ")}
         assert "unchanged_file_content" in scanned, plan
         store = {"file_content", "repository_content", "content_artifact", "any_ca", "remote_artifact", "artifact"}
