@@ -36,7 +36,7 @@ def _wants(ctx: Sync, unit: PendingContent) -> bool:
 
 
 def _rows(units: list[PendingContent]) -> dict[type[Content], list[Row]]:
-    """The temp table's rows, by content type; a unit whose natural key is incomplete has none."""
+    """The temp table's rows, by content type, one per artifact; a unit whose natural key is incomplete has none."""
     rows: dict[type[Content], list[Row]] = {}
     for index, unit in enumerate(units):
         kind = unit.content_type
