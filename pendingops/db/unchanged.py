@@ -8,8 +8,10 @@ used), and one join with the typed table, the repository's current membership, t
 this remote's RemoteArtifact and the stored Artifact finds, per row, the member with the same file,
 digest, size and url. A unit is unchanged when every one of its rows found it and the content has
 no other ContentArtifact: a count over the unit's rows, in the same statement (a batch whose units
-all have one artifact is spared it, and the sort it costs). In mirror mode one ``INSERT ... SELECT``
-declares them in the version being built.
+all have one artifact is spared it, and the sort it costs). In mirror mode they are declared in the
+version being built: on PostgreSQL by a data-modifying CTE of that same statement, so the matches are
+found once; on SQLite by one ``INSERT ... SELECT``. The temporary table is made once per connection
+and emptied by every transaction that fills it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.schema import CreateTable
 
 from pendingops.db.database import Database
 from pendingops.db.schema import Artifact, Content, ContentArtifact, DeclaredContent, RemoteArtifact, RepositoryContent
@@ -77,7 +80,7 @@ def _temp_table(content_type: type[Content]) -> Table:
         Column("a_sha256", String(64)),
         Column("a_size", BigInteger),
         prefixes=["TEMPORARY"],
-        postgresql_on_commit="DROP",
+        postgresql_on_commit="DELETE ROWS",
     )
 
 
@@ -203,7 +206,9 @@ def find_unchanged(
     storage; a unit with a file that is not goes through the pipeline.
     """
     temp = _temp_table(content_type)
-    temp.create(conn)  # a failed transaction takes it away with its rollback, on both databases
+    # Made once per connection and emptied by each transaction: no catalog rows made and removed per
+    # batch. A failed transaction takes its rows (and the table, if it made it) away with its rollback.
+    conn.execute(CreateTable(temp, if_not_exists=True))
     _load(conn, db, temp, rows)
     several = any(row[1] > 1 for row in rows)
     matching = _matches(temp, content_type, repository_id, remote_id, stored, db.dialect, several)
@@ -221,6 +226,6 @@ def find_unchanged(
         if declare_in is not None and found:
             claim_version(conn, declare_in)
             conn.execute(_declare(db, declare_in, matches))
-    if db.dialect != "postgresql":  # PostgreSQL drops it at commit (ON COMMIT DROP)
-        temp.drop(conn)
+    if db.dialect != "postgresql":  # PostgreSQL empties it at commit (ON COMMIT DELETE ROWS)
+        conn.execute(temp.delete())
     return [(idx, content_id, location) for idx, content_id, location in found]

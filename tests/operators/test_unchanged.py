@@ -166,6 +166,26 @@ def test_a_changed_url_size_or_digest_goes_through_the_pipeline(db, storage):
     )
 
 
+def test_a_batch_leaves_no_row_behind_for_the_next_comparison(db, storage):
+    # The comparison's table outlives its transaction (one per connection): the no-op resync's rows
+    # must be gone when the next resync compares, where the same indexes name other units.
+    files = _files(10)
+    changed = dict(files) | {"dir0/file-0003": b"new bytes\n"}
+
+    async def scenario():
+        async with _served(files) as server:
+            await _run(db, storage, server, files)
+            await _run(db, storage, server, files)
+            server.files.update(changed)
+            result = await _run(db, storage, server, changed)
+            return result, dict(server.requests)
+
+    result, requests = asyncio.run(scenario())
+    assert (result.added, result.removed) == (1, 1)
+    assert requests["dir0/file-0003"] == 2
+    assert version_content(db, "r") == file_set(changed)
+
+
 def test_a_stored_artifact_of_other_bytes_is_not_unchanged(db, storage):
     files = _files(6)
 
