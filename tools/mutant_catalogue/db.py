@@ -541,7 +541,10 @@ MUTANTS: tuple[Mutant, ...] = (
         why="a batch's rows stay in SQLite's comparison table: the next resync's units match rows of units before",
         old="""        conn.execute(temp.delete())""",
         new="""        pass""",
-        tests=(T_UNCHANGED + "test_a_batch_leaves_no_row_behind_for_the_next_comparison",),
+        tests=(
+            T_UNCHANGED + "test_a_batch_leaves_no_row_behind_for_the_next_comparison",
+            "tests/db/test_unchanged.py::test_the_comparison_table_is_empty_after_each_transaction_on_its_connection",
+        ),
     ),
     Mutant(
         id="unchanged-temp-rows-kept-postgresql",
@@ -550,7 +553,7 @@ MUTANTS: tuple[Mutant, ...] = (
         why="a batch's rows outlive its transaction on PostgreSQL: the next resync's units match rows of units before",
         old="""        postgresql_on_commit="DELETE ROWS",""",
         new="""        postgresql_on_commit="PRESERVE ROWS",""",
-        tests=(T_UNCHANGED + "test_a_batch_leaves_no_row_behind_for_the_next_comparison",),
+        tests=("tests/db/test_unchanged.py::test_the_comparison_table_is_empty_after_each_transaction_on_its_connection",),
         databases="postgresql",
     ),
     Mutant(
