@@ -296,14 +296,14 @@ def count_statements(db: Database) -> Iterator[list[str]]:
         event.remove(db.engine, "before_cursor_execute", record)
 
 
-def declared_in_sql(statements: list[str]) -> bool:
-    """Whether units were declared by an ``INSERT ... SELECT`` (on PostgreSQL, a CTE of the comparison's statement)."""
-    return any("INSERT INTO declared_content" in s and " SELECT " in s and " VALUES " not in s for s in statements)
+def compared_in_sql(statements: list[str]) -> bool:
+    """Whether a resync's comparison (``unchanged``) ran: it reads its table of the declared units."""
+    return any("FROM unchanged_" in s for s in statements)
 
 
-def declared_one_by_one(statements: list[str]) -> int:
-    """Statements declaring units from bound values, one row each (the whole path's association)."""
-    return sum(1 for s in statements if s.startswith("INSERT INTO declared_content") and " VALUES " in s)
+def key_lookups(statements: list[str]) -> int:
+    """Statements of the whole path's content lookup (dedup): none when the comparison settled every unit."""
+    return sum(1 for s in statements if "key_digest IN" in s)
 
 
 def race(*calls: Callable[[], Any]) -> list[Any]:

@@ -108,6 +108,21 @@ class Database:
             return []
         return list(conn.execute(stmt.returning(*returning), rows))
 
+    def insert_new(
+        self, conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """INSERT ``rows`` (tuples of ``columns``) into ``table``, skipping rows a unique index already holds.
+
+        Multi-row ``VALUES`` sent as the driver's own SQL, paged under the bound-variable limit: no
+        statement compiled per page size and nothing returned, for writes that need neither.
+        """
+        mark = "?" if self.dialect == "sqlite" else "%s"
+        one = "(" + ", ".join([mark] * len(columns)) + ")"
+        head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+        for chunk in self.chunks(rows, len(columns)):
+            flat = tuple(value for row in chunk for value in row)
+            conn.exec_driver_sql(head + ", ".join([one] * len(chunk)) + " ON CONFLICT DO NOTHING", flat)
+
     def transact(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(conn, *args, **kwargs)`` in a transaction on the calling thread."""
         with self.engine.begin() as conn:

@@ -10,7 +10,7 @@ digest, size and url. A unit is unchanged when every one of its rows found it an
 no other ContentArtifact: a count over the unit's rows, in the same statement (a batch whose units
 all have one artifact is spared it, and the sort it costs). In mirror mode they are declared in the
 version being built: on PostgreSQL by a data-modifying CTE of that same statement, so the matches are
-found once; on SQLite by one ``INSERT ... SELECT``. The temporary table is made once per connection
+found once; on SQLite from the ids found, by ``declare_content``. The temporary table is made once per connection
 and emptied by every transaction that fills it.
 """
 
@@ -42,7 +42,7 @@ from sqlalchemy.schema import CreateTable
 
 from pendingops.db.database import Database
 from pendingops.db.schema import Artifact, Content, ContentArtifact, DeclaredContent, RemoteArtifact, RepositoryContent
-from pendingops.db.versions import NewVersion, claim_version
+from pendingops.db.versions import NewVersion, claim_version, declare_content
 
 _ca = ContentArtifact.__table__
 _ra = RemoteArtifact.__table__
@@ -178,8 +178,7 @@ def _load(conn: Connection, db: Database, temp: Table, rows: Sequence[Row]) -> N
 
 
 def _declare(db: Database, version: NewVersion, matches: Any) -> Any:
-    """INSERT ... SELECT declaring the content of ``matches`` in ``version`` (none twice)."""
-    # (SQLite parses ON CONFLICT after INSERT ... SELECT only when the SELECT has a WHERE)
+    """The INSERT ... SELECT declaring the content of ``matches`` in ``version``, none twice (PostgreSQL's CTE)."""
     declared = select(literal(version.id), matches.c.content_id).distinct().where(matches.c.content_id.is_not(None))
     return db.insert(_declared).from_select(["version_id", "content_id"], declared).on_conflict_do_nothing()
 
@@ -223,9 +222,8 @@ def find_unchanged(
     else:
         matches = matching.subquery("matches")
         found = conn.execute(select(matches.c.idx, matches.c.content_id, matches.c.location)).all()
-        if declare_in is not None and found:
-            claim_version(conn, declare_in)
-            conn.execute(_declare(db, declare_in, matches))
+        if declare_in is not None and found:  # by the ids found: the match is not run again
+            declare_content(conn, db, declare_in, [content_id for _, content_id, _ in found if content_id is not None])
     if db.dialect != "postgresql":  # PostgreSQL empties it at commit (ON COMMIT DELETE ROWS)
         conn.execute(temp.delete())
     return [(idx, content_id, location) for idx, content_id, location in found]

@@ -225,8 +225,8 @@ def associate_content(
 def declare_content(conn: Connection, db: Database, version: NewVersion, content_ids: Sequence[int]) -> None:
     """Record content the source declared, so a mirror finish keeps it."""
     claim_version(conn, version)
-    rows = [{"version_id": version.id, "content_id": cid} for cid in sorted(set(content_ids))]
-    db.insert_rows(conn, db.insert(_declared).on_conflict_do_nothing(), rows, _declared.c.content_id)
+    rows = [(version.id, content_id) for content_id in sorted(set(content_ids))]
+    db.insert_new(conn, _declared, ("version_id", "content_id"), rows)
 
 
 def finish_version(conn: Connection, repository_id: int, version: NewVersion, *, mirror: bool) -> tuple[int, int]:

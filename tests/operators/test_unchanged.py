@@ -25,7 +25,7 @@ from pendingops.operators._unchanged import _rows
 from pendingops.pending import PendingArtifact, PendingContent
 from pendingops.plugins.file import FileContent
 from pendingops.plugins.python import PythonContent
-from tests.conftest import count_statements, declared_in_sql, declared_one_by_one, file_set, file_units, version_content
+from tests.conftest import compared_in_sql, count_statements, file_set, file_units, key_lookups, version_content
 from tests.remote_server import RemoteServer
 
 
@@ -73,11 +73,6 @@ def _served(files):
     return RemoteServer(files=dict(files))
 
 
-def _looked_up(statements: list[str]) -> int:
-    """Statements of the whole path's content lookup (dedup): none when every unit was unchanged."""
-    return sum(1 for statement in statements if "key_digest IN" in statement)
-
-
 def test_unchanged_units_are_declared_and_not_fetched_again(db, storage):
     files = _files(30)
 
@@ -90,8 +85,8 @@ def test_unchanged_units_are_declared_and_not_fetched_again(db, storage):
             return first, fetched, again, server.file_requests(), statements
 
     first, fetched, again, fetched_after, statements = asyncio.run(scenario())
-    assert _looked_up(statements) == 0 and declared_one_by_one(statements) == 0
-    assert declared_in_sql(statements)
+    assert key_lookups(statements) == 0
+    assert compared_in_sql(statements)
     assert first.added == 30 and fetched == 30
     assert (again.added, again.removed, again.created, again.filtered) == (0, 0, False, 0)
     assert fetched_after == fetched  # nothing fetched again
@@ -150,7 +145,7 @@ def test_a_changed_url_size_or_digest_goes_through_the_pipeline(db, storage):
 
     result, statements = asyncio.run(scenario())
     assert not result.created
-    assert _looked_up(statements) == 1  # the three changed units, in one batch
+    assert key_lookups(statements) == 1  # the three changed units, in one batch
     ra = RemoteArtifact.__table__
     with db.engine.connect() as conn:
         rows = {
@@ -231,7 +226,7 @@ def test_on_demand_resync_declares_unchanged_units_in_sql(db, storage):
         again = _sync(db, storage, None, dict(list(files.items())[:10]), policy="on_demand", url=url)
     assert (first.added, again.added, again.removed) == (12, 0, 2)
     assert version_content(db, "r") == file_set(dict(list(files.items())[:10]))
-    assert _looked_up(statements) == 0 and declared_one_by_one(statements) == 0
+    assert key_lookups(statements) == 0
 
 
 def test_a_resync_of_a_thousand_unchanged_units_takes_a_handful_of_statements(db, storage):
@@ -241,7 +236,7 @@ def test_a_resync_of_a_thousand_unchanged_units_takes_a_handful_of_statements(db
     with count_statements(db) as statements:
         again = _sync(db, storage, None, files, policy="on_demand", url=url, batch_size=1000)
     assert not again.created
-    assert _looked_up(statements) == 0 and declared_one_by_one(statements) == 0
+    assert key_lookups(statements) == 0
     # lock, version, run record and finish included; the comparison itself is a few per batch
     assert len(statements) <= 40, statements
 
@@ -417,8 +412,8 @@ def test_a_resync_of_units_with_two_artifacts_settles_them_in_sql(db, storage):
     assert (again.created, again.added, again.removed, again.failed_count) == (False, 0, 0, 0)
     assert fetched_after == fetched
     assert _python_held(db) == before
-    assert _looked_up(statements) == 0 and declared_one_by_one(statements) == 0
-    assert declared_in_sql(statements)
+    assert key_lookups(statements) == 0
+    assert compared_in_sql(statements)
 
 
 CHANGES = ["url", "sha256", "metadata declared", "metadata dropped", "metadata file missing"]

@@ -14,7 +14,7 @@ import pytest
 
 from pendingops.progress import ProgressSnapshot
 from pendingops.storage.s3 import S3Storage
-from tests.conftest import count_statements, file_set, version_content
+from tests.conftest import count_statements, file_set, key_lookups, version_content
 from tests.operators.test_unchanged import _run
 from tests.remote_server import RemoteServer
 from tests.s3_server import client
@@ -24,11 +24,6 @@ pytestmark = pytest.mark.s3
 
 def _files(n: int) -> dict[str, bytes]:
     return {f"dir{i % 3}/file-{i:04}": f"s3 bytes of {i}\n".encode() * (i + 1) for i in range(n)}
-
-
-def _looked_up(statements: list[str]) -> int:
-    """Statements of the whole path's content lookup (dedup): none when every unit was unchanged."""
-    return sum(1 for statement in statements if "key_digest IN" in statement)
 
 
 def _object(s3_env: str, storage: S3Storage, data: bytes) -> bytes | None:
@@ -60,7 +55,7 @@ def test_a_resync_of_an_unchanged_remote_fetches_nothing_from_it(db, s3_env, s3_
     assert (first.added, fetched) == (12, 12)
     assert (again.added, again.removed, again.failed_count, again.created) == (0, 0, 0, False)
     assert fetched_after == fetched  # not one GET more from the remote
-    assert snapshots[-1].done("present") == 12 and _looked_up(statements) == 0  # all settled as unchanged
+    assert snapshots[-1].done("present") == 12 and key_lookups(statements) == 0  # all settled as unchanged
     assert version_content(db, "r") == file_set(files)
     assert all(_object(s3_env, s3_storage, data) == data for data in files.values())
 

@@ -17,7 +17,7 @@ from pendingops import RemoteConfig, sync_remote
 from pendingops.db.schema import RepositoryContent
 from pendingops.db.versions import find_repository, latest_version, membership_filter
 from pendingops.plugins.python import PythonContent, PythonPlugin
-from tests.conftest import count_statements, declared_in_sql, declared_one_by_one
+from tests.conftest import compared_in_sql, count_statements, key_lookups
 from tests.plugins.python_index import Dist, NegotiatingIndex, index_files, sample_projects, sdist, wheel
 from tests.remote_server import RemoteServer
 
@@ -54,11 +54,6 @@ def files_fetched(origin: RemoteServer) -> dict[str, int]:
     return {path: count for path, count in origin.requests.items() if path.startswith("files/")}
 
 
-def looked_up(statements: list[str]) -> int:
-    """Statements of the whole path's content lookup (dedup): none when every unit was unchanged."""
-    return sum(1 for statement in statements if "key_digest IN" in statement)
-
-
 async def sync(db, storage, origin: RemoteServer, *, mirror: bool = True, **options: str) -> Any:
     remote = RemoteConfig(url=origin.base_url + "simple/", options=options)
     return await sync_remote(PythonPlugin(), remote, db=db, storage=storage, repository="py", mirror=mirror)
@@ -82,8 +77,8 @@ def test_an_unchanged_index_is_settled_in_sql_and_no_dist_is_fetched_again(db, s
     assert (again.created, again.added, again.removed, again.failed_count) == (False, 0, 0, 0)
     assert after == before and set(after) == names
     # every unit was settled by the comparison: none looked up or declared by the whole path
-    assert looked_up(statements) == 0 and declared_one_by_one(statements) == 0
-    assert declared_in_sql(statements)
+    assert key_lookups(statements) == 0
+    assert compared_in_sql(statements)
 
 
 def test_a_unit_with_a_metadata_file_is_settled_in_sql_and_keeps_what_was_read(db, storage) -> None:
@@ -106,8 +101,8 @@ def test_a_unit_with_a_metadata_file_is_settled_in_sql_and_keeps_what_was_read(d
     assert after == before
     assert after["alpha_pkg-2.0-py3-none-any.whl"][3] == "alpha-pkg for tests"
     assert after["beta-1.1-py3-none-any.whl"][3] == "beta for tests"
-    assert looked_up(statements) == 0 and declared_one_by_one(statements) == 0
-    assert declared_in_sql(statements)
+    assert key_lookups(statements) == 0
+    assert compared_in_sql(statements)
 
 
 def test_a_new_digest_a_new_yank_and_a_file_gone_are_all_picked_up(db, storage) -> None:

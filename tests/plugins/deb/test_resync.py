@@ -18,7 +18,7 @@ from pendingops.plugins.deb import DebPlugin
 from pendingops.plugins.deb.content import DebPackage
 from pendingops.plugins.deb.publish import own_indexes, render, static
 from pendingops.plugins.deb.stanza import read_stanzas
-from tests.conftest import count_statements, declared_in_sql, declared_one_by_one
+from tests.conftest import compared_in_sql, count_statements, key_lookups
 from tests.plugins.deb.archive import HELLO, TOOL, WORLD, Archive, Deb, Signer, stable
 from tests.remote_server import RemoteServer
 from tests.server_thread import ServerThread
@@ -85,7 +85,7 @@ def test_an_unchanged_archive_is_settled_in_sql_and_no_deb_is_fetched_again(
     assert listed(db, number) == ["hello 1.0", "tool 0.1", "world 2.0"]
     assert {path: b"".join(body) for path, body in static(ref(db, number))} == exported
     # the three packages and the suite unit (its Release files and indexes) were settled by the comparison
-    assert declared_in_sql(statements) and declared_one_by_one(statements) == 0
+    assert compared_in_sql(statements) and key_lookups(statements) == 0
 
 
 def test_a_changed_package_gets_a_suite_list_that_holds_the_unchanged_ones_too(
@@ -98,7 +98,7 @@ def test_a_changed_package_gets_a_suite_list_that_holds_the_unchanged_ones_too(
     before, after = held(db, old), held(db, new)
     assert second.created and (second.added, second.removed) == (2, 2)  # tool and the suite unit, each replaced
     assert fetched_after == {**fetched, TOOL_02.filename(): 1}
-    assert declared_in_sql(statements)  # hello and world settled there, never reaching the members step
+    assert compared_in_sql(statements)  # hello and world settled there, never reaching the members step
     assert {name: after[name] for name in ("hello", "world")} == {name: before[name] for name in ("hello", "world")}
     assert after["tool"][1] == "0.2"
     assert listed(db, new) == ["hello 1.0", "tool 0.2", "world 2.0"]
@@ -111,7 +111,7 @@ def test_a_mirror_resync_removes_a_package_that_left(db: Database, storage: Loca
     new = second.version.number
     assert second.created and (second.added, second.removed) == (1, 2)  # the new suite unit; tool and the old one
     assert fetched_after == fetched
-    assert declared_in_sql(statements)
+    assert compared_in_sql(statements)
     assert {name: version for name, (_, version) in held(db, new).items()} == {"hello": "1.0", "world": "2.0"}
     assert listed(db, new) == ["hello 1.0", "world 2.0"]
     assert not ours(db, new)
