@@ -61,11 +61,13 @@ def resync(
     db: Database, storage: LocalStorage, first: Archive, second: Archive, **kwargs: Any
 ) -> tuple[Any, Any, dict[str, int], dict[str, int], list[str]]:
     """Sync ``first``, then ``second`` from the same server; both results, the .deb requests after each,
-    and the statements of the second sync."""
-    with ServerThread(first.files()) as origin:
+    and the statements of the second sync. The same archive twice is served byte for byte: signing it
+    again would give new signatures (they carry the second they were made in), a changed suite."""
+    served = first.files()
+    with ServerThread(served) as origin:
         before = asyncio.run(_sync(db, storage, origin, mirror=True))
         fetched = debs_fetched(origin)
-        origin.files = second.files()
+        origin.files = served if second is first else second.files()
         with count_statements(db) as statements:
             after = asyncio.run(_sync(db, storage, origin, mirror=True, **kwargs))
         return before, after, fetched, debs_fetched(origin), statements
