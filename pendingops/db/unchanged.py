@@ -10,8 +10,8 @@ digest, size and url. A unit is unchanged when every one of its rows found it an
 no other ContentArtifact: a count over the unit's rows, in the same statement (a batch whose units
 all have one artifact is spared it, and the sort it costs). In mirror mode they are declared in the
 version being built: on PostgreSQL by a data-modifying CTE of that same statement, so the matches are
-found once; on SQLite from the ids found, by ``declare_content``. The temporary table is made once per connection
-and emptied by every transaction that fills it.
+found once; on SQLite from the ids found, by ``declare_content``. The temporary table is made once
+per connection and emptied by every transaction that fills it.
 """
 
 from __future__ import annotations

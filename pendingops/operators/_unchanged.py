@@ -2,8 +2,8 @@
 
 Placed at the head of a pipeline, it compares each batch with what the repository holds now, in
 one transaction (``pendingops.db.unchanged``), and passes on only the units that differ. The
-unchanged ones finish there: in mirror mode they are declared in the new version by one
-``INSERT ... SELECT``; in additive mode they are members already. Under the ``immediate`` policy
+unchanged ones finish there: in mirror mode they are declared in the new version in that same
+transaction; in additive mode they are members already. Under the ``immediate`` policy
 their stored files are first looked for in storage, in one batch, and a unit with a file
 missing goes on through the pipeline, which fetches it again. Units with any number of artifacts
 are compared, each artifact as strictly as the others.
@@ -81,14 +81,11 @@ async def _work(ctx: Sync, units: list[PendingContent]) -> list[PendingContent]:
     locations = {location for _, _, location in found if location is not None}
     missing = await asyncio.to_thread(missing_locations, ctx.storage, locations) if locations else set()
     # one row per artifact: a unit is settled only when none of its stored files is missing
-    whole: dict[int, bool] = {}
-    held: dict[int, int] = {}
-    for index, content_id, location in found:
-        held[index] = content_id
-        whole[index] = whole.get(index, True) and location not in missing
+    held = {index: content_id for index, content_id, _ in found}
+    lacking = {index for index, _, location in found if location in missing}
     unchanged = 0
     for index, content_id in held.items():
-        if not whole[index]:
+        if index in lacking:
             continue  # declared already in mirror mode, as dedup would; the pipeline fetches the file again
         unit = units[index]
         unit.content_id, unit.in_base, unit.associated = content_id, True, True

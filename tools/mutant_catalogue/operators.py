@@ -154,8 +154,11 @@ MUTANTS: tuple[Mutant, ...] = (
         guarantee="a file on disk before its row",
         file="pendingops/operators/_unchanged.py",
         why="a unit of two artifacts is kept when one of its stored files is there: the version serves the missing one",
-        old="""        whole[index] = whole.get(index, True) and location not in missing""",
-        new="""        whole[index] = whole.get(index, False) or location not in missing""",
+        old="""    lacking = {index for index, _, location in found if location in missing}""",
+        new=(
+            "    lacking = {index for index, _, location in found if location in missing}"
+            " - {i for i, _, place in found if place not in missing}"
+        ),
         tests=(T_UNCHANGED + "test_one_difference_in_one_of_two_artifacts_takes_the_unit_through",),
     ),
     Mutant(
